@@ -1,0 +1,100 @@
+"""Graph and identity-platform error types and their wire shapes."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+
+class GraphError(Exception):
+    """An error answered in Microsoft Graph's envelope.
+
+    ``code`` and ``message`` go to the client; ``reason`` is a simulator-only note kept in the request log
+    (for example which permission was missing), never sent over the wire.
+    """
+
+    def __init__(self, status: int, code: str, message: str, *, headers: dict | None = None,
+                 details: list | None = None, reason: str | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.details = details
+        self.reason = reason
+
+
+def bad_request(message: str, code: str = "badRequest", **kwargs) -> GraphError:
+    return GraphError(400, code, message, **kwargs)
+
+
+def odata_bad_request(message: str, **kwargs) -> GraphError:
+    """Errors raised by the OData layer (JSON, property names, query syntax) use Pascal case."""
+    return GraphError(400, "BadRequest", message, **kwargs)
+
+
+def not_found(message: str, code: str = "itemNotFound") -> GraphError:
+    return GraphError(404, code, message)
+
+
+def user_not_found(user_ref: str) -> GraphError:
+    return GraphError(404, "Request_ResourceNotFound",
+                      f"Resource '{user_ref}' does not exist or one of its queried reference-property objects are not present.")
+
+
+def conflict(message: str) -> GraphError:
+    return GraphError(409, "conflict", message)
+
+
+def access_denied(reason: str, *, directory: bool = False) -> GraphError:
+    if directory:
+        return GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", reason=reason)
+    return GraphError(403, "accessDenied", "Request Authorization failed", reason=reason)
+
+
+def unauthenticated(message: str, reason: str | None = None) -> GraphError:
+    return GraphError(401, "InvalidAuthenticationToken", message,
+                      headers={"WWW-Authenticate": 'Bearer realm="", authorization_uri="", client_id="00000003-0000-0000-c000-000000000000"'},
+                      reason=reason)
+
+
+def graph_date(now: datetime.datetime | None = None) -> str:
+    """Graph's ``innerError.date`` format: ISO 8601 without fraction or zone."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def envelope(error: GraphError, request_id: str, client_request_id: str | None) -> dict:
+    inner = {"date": graph_date(), "request-id": request_id, "client-request-id": client_request_id or request_id}
+    body: dict = {"code": error.code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    body["innerError"] = inner
+    return {"error": body}
+
+
+class IdentityError(Exception):
+    """An OAuth 2.0 error from the token endpoint, in Entra's ``AADSTS`` shape."""
+
+    def __init__(self, status: int, error: str, aadsts: int, description: str) -> None:
+        super().__init__(f"{error}: AADSTS{aadsts}: {description}")
+        self.status = status
+        self.error = error
+        self.aadsts = aadsts
+        self.description = description
+
+    def body(self, trace_id: str | None = None, correlation_id: str | None = None) -> dict:
+        trace_id = trace_id or str(uuid.uuid4())
+        correlation_id = correlation_id or str(uuid.uuid4())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        description = (f"AADSTS{self.aadsts}: {self.description} Trace ID: {trace_id} Correlation ID: {correlation_id} "
+                       f"Timestamp: {now.strftime('%Y-%m-%d %H:%M:%SZ')}")
+        return {
+            "error": self.error,
+            "error_description": description,
+            "error_codes": [self.aadsts],
+            "timestamp": now.strftime("%Y-%m-%d %H:%M:%SZ"),
+            "trace_id": trace_id,
+            "correlation_id": correlation_id,
+            "error_uri": f"https://login.microsoftonline.com/error?code={self.aadsts}",
+        }

@@ -1,0 +1,265 @@
+"""Fault injection and Graph's throttling quotas.
+
+A rule matches requests (path regex, method, kind, client id), optionally with a probability, after skipping the
+first ``skip`` matches and for the next ``count`` matches only. Its action is one of:
+
+* ``{"type": "status", "status": 429|500|503|504|..., "retry_after": 2 | 2.5 | "2" | null, "retry_after_format":
+  "seconds"|"http-date"}``: answer with that status in Graph's envelope;
+* ``{"type": "reset"}``: drop the connection without a response;
+* ``{"type": "latency", "ms": N, "jitter_ms": M}``: delay the response.
+
+``"commit": true`` on an action processes the request first (the write takes effect) and then applies the fault:
+``{"type": "reset", "commit": true}`` is "commit then drop"; a latency with ``commit`` delays an already committed
+response (a client time-out after a write). ``{"type": "commit_then_drop"}`` is accepted as shorthand.
+
+Quotas are token buckets per application: ``write_quota`` (default 3,000 writes per 150 s, Graph's identity
+write limit per app and tenant) and ``read_rate`` (default 3,500 reads per 10 s). When a bucket is empty the
+request is answered 429 with an integer ``Retry-After`` and Graph's throttle headers.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTION_TYPES = ("status", "reset", "latency")
+DEFAULT_WRITE_QUOTA = {"requests": 3000, "per_seconds": 150.0}
+DEFAULT_READ_RATE = {"requests": 3500, "per_seconds": 10.0}
+
+
+class FaultConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Rule:
+    name: str
+    action: dict
+    path: re.Pattern | None = None
+    method: str | None = None
+    kind: str | None = None
+    client_id: str | None = None
+    probability: float = 1.0
+    count: int | None = None
+    skip: int = 0
+    matched: int = 0
+    applied: int = 0
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "action": self.action,
+                "match": {"path": self.path.pattern if self.path else None, "method": self.method, "kind": self.kind,
+                          "client_id": self.client_id},
+                "probability": self.probability, "count": self.count, "skip": self.skip, "matched": self.matched,
+                "applied": self.applied}
+
+
+@dataclass
+class Decision:
+    """What to do with one request."""
+
+    delay_before: float = 0.0
+    delay_after: float = 0.0
+    action: dict | None = None  # a status or reset action
+    commit: bool = False  # process the request before applying ``action``
+    rules: list[str] = field(default_factory=list)
+
+
+class TokenBucket:
+    def __init__(self, capacity: float, per_seconds: float) -> None:
+        self.capacity = float(capacity)
+        self.rate = float(capacity) / float(per_seconds)
+        self.tokens = float(capacity)
+        self.updated = time.monotonic()
+
+    def take(self) -> float:
+        """Take one token; returns 0 on success, else the seconds until one is available."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+def _quota(spec: Any, default: dict, name: str) -> dict | None:
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return dict(default)
+    if not isinstance(spec, dict):
+        raise FaultConfigError(f"{name} must be a mapping with 'requests' and 'per_seconds', or false")
+    if spec.get("enabled") is False:
+        return None
+    out = {"requests": int(spec.get("requests", default["requests"])),
+           "per_seconds": float(spec.get("per_seconds", default["per_seconds"]))}
+    if out["requests"] < 1 or out["per_seconds"] <= 0:
+        raise FaultConfigError(f"{name}: requests must be >= 1 and per_seconds > 0")
+    return out
+
+
+def parse_quota_arg(text: str) -> dict | None:
+    """``N/S`` (N requests per S seconds), or ``off``."""
+    if text == "off":
+        return None
+    match = re.fullmatch(r"(\d+)/(\d+(?:\.\d+)?)", text)
+    if not match:
+        raise FaultConfigError(f"quota '{text}' must look like 3000/150 or be 'off'")
+    return {"requests": int(match.group(1)), "per_seconds": float(match.group(2))}
+
+
+def _rule(spec: dict, index: int) -> Rule:
+    if not isinstance(spec, dict):
+        raise FaultConfigError(f"rules[{index}] must be a mapping")
+    action = dict(spec.get("action") or {})
+    if action.get("type") == "commit_then_drop":
+        action = {"type": "reset", "commit": True}
+    if action.get("type") not in ACTION_TYPES:
+        raise FaultConfigError(f"rules[{index}].action.type must be one of {', '.join(ACTION_TYPES)} or commit_then_drop")
+    if action["type"] == "status":
+        status = action.get("status")
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            raise FaultConfigError(f"rules[{index}].action.status must be an HTTP error status")
+        if action.get("retry_after_format", "seconds") not in ("seconds", "http-date"):
+            raise FaultConfigError(f"rules[{index}].action.retry_after_format must be seconds or http-date")
+    if action["type"] == "latency" and not isinstance(action.get("ms"), (int, float)):
+        raise FaultConfigError(f"rules[{index}].action.ms is required for latency")
+    match = spec.get("match") or {}
+    try:
+        path = re.compile(match["path"]) if match.get("path") else None
+    except re.error as exc:
+        raise FaultConfigError(f"rules[{index}].match.path: {exc}") from exc
+    probability = float(spec.get("probability", 1.0))
+    if not 0.0 <= probability <= 1.0:
+        raise FaultConfigError(f"rules[{index}].probability must be within 0..1")
+    count = spec.get("count")
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise FaultConfigError(f"rules[{index}].count must be a positive integer")
+    return Rule(name=str(spec.get("name") or f"rule{index}"), action=action, path=path,
+                method=(match.get("method") or "").upper() or None, kind=match.get("kind"),
+                client_id=(match.get("client_id") or "").lower() or None, probability=probability, count=count,
+                skip=int(spec.get("skip", 0)))
+
+
+class FaultEngine:
+    def __init__(self, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._initial: dict = {}
+        self.rules: list[Rule] = []
+        self.latency: dict = {"ms": 0, "jitter_ms": 0}
+        self.write_quota: dict | None = dict(DEFAULT_WRITE_QUOTA)
+        self.read_rate: dict | None = dict(DEFAULT_READ_RATE)
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def set_initial(self, spec: dict) -> None:
+        """The start-up configuration, restored by :meth:`reset`."""
+        self.configure(spec)
+        self._initial = spec
+
+    def reset(self) -> None:
+        with self._lock:
+            self.rules = []
+            self.latency = {"ms": 0, "jitter_ms": 0}
+            self.write_quota = dict(DEFAULT_WRITE_QUOTA)
+            self.read_rate = dict(DEFAULT_READ_RATE)
+            self._buckets.clear()
+        self.configure(self._initial)
+
+    def configure(self, spec: dict) -> None:
+        """Apply a fault specification. ``rules`` replace the current rules unless ``"append": true``."""
+        if not isinstance(spec, dict):
+            raise FaultConfigError("the fault specification must be a JSON object")
+        rules = [_rule(r, i) for i, r in enumerate(spec.get("rules") or [])]
+        latency = spec.get("latency")
+        if latency is not None and (not isinstance(latency, dict) or not isinstance(latency.get("ms", 0), (int, float))):
+            raise FaultConfigError("latency must be a mapping like {\"ms\": 50, \"jitter_ms\": 10}")
+        write_quota = _quota(spec["write_quota"], DEFAULT_WRITE_QUOTA, "write_quota") if "write_quota" in spec else ...
+        read_rate = _quota(spec["read_rate"], DEFAULT_READ_RATE, "read_rate") if "read_rate" in spec else ...
+        if "seed" in spec:
+            self._rng.seed(spec["seed"])
+        with self._lock:
+            if "rules" in spec:
+                self.rules = (self.rules + rules) if spec.get("append") else rules
+            if latency is not None:
+                self.latency = {"ms": float(latency.get("ms", 0)), "jitter_ms": float(latency.get("jitter_ms", 0))}
+            if write_quota is not ...:
+                self.write_quota = write_quota
+                self._buckets = {k: v for k, v in self._buckets.items() if k[0] != "write"}
+            if read_rate is not ...:
+                self.read_rate = read_rate
+                self._buckets = {k: v for k, v in self._buckets.items() if k[0] != "read"}
+
+    def state(self) -> dict:
+        with self._lock:
+            return {"rules": [r.to_json() for r in self.rules], "latency": dict(self.latency),
+                    "write_quota": self.write_quota, "read_rate": self.read_rate}
+
+    def _jitter(self, ms: float, jitter_ms: float) -> float:
+        return max(0.0, ms + (self._rng.uniform(-jitter_ms, jitter_ms) if jitter_ms else 0.0)) / 1000.0
+
+    def decide(self, *, method: str, path: str, kind: str, client_id: str | None) -> Decision:
+        decision = Decision()
+        with self._lock:
+            decision.delay_before = self._jitter(self.latency["ms"], self.latency["jitter_ms"])
+            for rule in self.rules:
+                if rule.count is not None and rule.applied >= rule.count:
+                    continue
+                if rule.method and rule.method != method or rule.kind and rule.kind != kind:
+                    continue
+                if rule.client_id and rule.client_id != (client_id or ""):
+                    continue
+                if rule.path and not rule.path.search(path):
+                    continue
+                rule.matched += 1
+                if rule.matched <= rule.skip:
+                    continue
+                if rule.probability < 1.0 and self._rng.random() >= rule.probability:
+                    continue
+                action = rule.action
+                if action["type"] == "latency":
+                    rule.applied += 1
+                    delay = self._jitter(action["ms"], action.get("jitter_ms", 0))
+                    if action.get("commit"):
+                        decision.delay_after += delay
+                    else:
+                        decision.delay_before += delay
+                    decision.rules.append(rule.name)
+                    continue
+                if decision.action is None:
+                    rule.applied += 1
+                    decision.action = action
+                    decision.commit = bool(action.get("commit"))
+                    decision.rules.append(rule.name)
+        return decision
+
+    def throttle(self, client_id: str, write: bool) -> float:
+        """Charge the app's bucket; returns 0, or the seconds to wait when the quota is exhausted."""
+        quota = self.write_quota if write else self.read_rate
+        if quota is None:
+            return 0.0
+        key = ("write" if write else "read", client_id)
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(quota["requests"], quota["per_seconds"])
+            return bucket.take()
+
+
+def retry_after_header(action: dict) -> str | None:
+    value = action.get("retry_after", 1 if action.get("status") == 429 else None)
+    if value is None:
+        return None
+    if action.get("retry_after_format") == "http-date":
+        return email.utils.formatdate(time.time() + float(value), usegmt=True)
+    return str(value)
+
+
+def quota_retry_after(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))

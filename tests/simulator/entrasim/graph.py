@@ -1,0 +1,474 @@
+"""Microsoft Graph beta: the hardware OATH inventory, user methods, users and the authentication method policy.
+
+``GraphApi.handle`` takes one already-authenticated request (path segments percent-decoded one by one) and
+returns ``(status, json_body_or_None, headers)`` or raises :class:`GraphError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import odata, permissions as perm
+from .errors import GraphError, bad_request, conflict, not_found, odata_bad_request
+from .identity import Principal
+from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, Token, User
+
+DEVICE_TYPE = "microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"
+METHOD_TYPE = "microsoft.graph.hardwareOathAuthenticationMethod"
+USER_TYPE = "microsoft.graph.user"
+POLICY_TYPE = "microsoft.graph.hardwareOathAuthenticationMethodConfiguration"
+DEVICES_PATH = ("directory", "authenticationMethodDevices", "hardwareOathDevices")
+POLICY_PATH = ("policies", "authenticationMethodsPolicy", "authenticationMethodConfigurations", "hardwareOath")
+
+DEVICE_PROPERTIES = {
+    "id": odata.Property("id"),
+    "displayName": odata.Property("displayName"),
+    "serialNumber": odata.Property("serialNumber"),
+    "manufacturer": odata.Property("manufacturer"),
+    "model": odata.Property("model"),
+    "status": odata.Property("status", "enum:available,assigned,activated,failedActivation,unknownFutureValue"),
+    "hashFunction": odata.Property("hashFunction", "enum:hmacsha1,hmacsha256,unknownFutureValue"),
+    "timeIntervalInSeconds": odata.Property("timeIntervalInSeconds", "int"),
+    "assignedTo/id": odata.Property("assignedTo/id"),
+    "assignedTo/displayName": odata.Property("assignedTo/displayName"),
+    "secretKey": odata.Property("secretKey", filterable=False),
+    "lastUsedDateTime": odata.Property("lastUsedDateTime", filterable=False),
+}
+DEVICE_SELECT = {"id", "displayName", "serialNumber", "manufacturer", "model", "secretKey", "timeIntervalInSeconds",
+                 "status", "lastUsedDateTime", "hashFunction", "assignedTo"}
+DEVICE_WRITABLE = {"serialNumber", "manufacturer", "model", "secretKey", "timeIntervalInSeconds", "hashFunction",
+                   "displayName"}
+DEVICE_UPDATABLE = {"manufacturer", "model", "timeIntervalInSeconds", "hashFunction", "displayName"}
+DEVICE_READ_ONLY = {"id", "status", "assignedTo", "lastUsedDateTime"}
+METHOD_PROPERTIES = {"id": odata.Property("id"), "device/serialNumber": odata.Property("device/serialNumber"),
+                     "device/status": odata.Property("device/status")}
+METHOD_SELECT = {"id", "createdDateTime", "lastUsedDateTime", "device"}
+USER_PROPERTIES = {"id": odata.Property("id"), "userPrincipalName": odata.Property("userPrincipalName"),
+                   "displayName": odata.Property("displayName"), "userType": odata.Property("userType")}
+USER_SELECT = {"id", "userPrincipalName", "displayName", "userType", "accountEnabled"}
+
+
+@dataclass
+class Request:
+    method: str
+    segments: list[str]
+    query: dict
+    headers: dict  # lower-case names
+    body: bytes
+    principal: Principal
+    version: str = "beta"
+    extra: dict = field(default_factory=dict)
+
+
+Response = tuple[int, Any, dict]
+
+
+def parse_json_body(request: Request, required: bool = True) -> dict:
+    if not request.body.strip():
+        if required:
+            raise odata_bad_request("Empty Payload. JSON content expected.")
+        return {}
+    content_type = request.headers.get("content-type", "")
+    if "application/json" not in content_type.lower():
+        raise GraphError(415, "UnsupportedMediaType", f"The content type '{content_type}' is not supported; use application/json.")
+    try:
+        body = json.loads(request.body)
+    except ValueError as exc:
+        raise odata_bad_request("Unable to read JSON request payload. Please ensure Content-Type header is set and "
+                                "payload is of valid JSON format.") from exc
+    if not isinstance(body, dict):
+        raise odata_bad_request("Unable to read JSON request payload: the payload must be a JSON object.")
+    return body
+
+
+def check_properties(body: dict, allowed: set[str], type_name: str, read_only: frozenset | set = frozenset()) -> None:
+    """Reject unknown properties (as OData does) and non-null read-only ones; ``@odata.*`` annotations pass."""
+    for key, value in body.items():
+        if key.startswith("@odata.") or key.startswith("@"):
+            continue
+        if key in read_only:
+            if value is not None:
+                raise odata_bad_request(f"The property '{key}' is read-only and cannot be set.")
+            continue
+        if key not in allowed:
+            raise odata_bad_request(f"The property '{key}' does not exist on type '{type_name}'. Make sure to only use "
+                                    "property names that are defined by the type or mark the type as open type.")
+
+
+def _reference_id(value: Any, name: str) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"]:
+        raise bad_request(f"The property '{name}' must be an object with an 'id'.")
+    check_properties(value, {"id", "displayName"}, f"microsoft.graph.{'identity' if name == 'assignTo' else 'entity'}")
+    return value["id"]
+
+
+class GraphApi:
+    def __init__(self, tenant: Tenant, *, page_size: int = 100, bulk_max_items: int = 100) -> None:
+        self.tenant = tenant
+        self.page_size = page_size
+        self.bulk_max_items = bulk_max_items
+        self.base_url = ""
+
+    def url(self, path: str, version: str = "beta") -> str:
+        return f"{self.base_url}/{version}/{path}"
+
+    # ------------------------------------------------------------------ routing
+    def handle(self, request: Request) -> Response:
+        segs = request.segments
+        if request.version != "beta" and segs[:1] != ["users"] and segs[:1] != ["me"]:
+            raise odata_bad_request(f"Resource not found for the segment '{segs[0] if segs else ''}'.")
+        with self.tenant.lock:
+            if tuple(segs[:3]) == DEVICES_PATH:
+                return self._devices(request, segs[3:])
+            if tuple(segs[:4]) == POLICY_PATH and len(segs) == 4:
+                return self._policy(request)
+            if segs[:1] == ["users"] and len(segs) >= 2:
+                return self._user_routes(request, self._resolve_user(segs[1]), segs[2:])
+            if segs == ["users"]:
+                return self._list_users(request)
+            if segs[:1] == ["me"]:
+                if not request.principal.delegated:
+                    raise odata_bad_request("/me request is only valid with delegated authentication flow.")
+                return self._user_routes(request, request.principal.user, segs[1:])
+        raise self._unknown_segment(segs)
+
+    @staticmethod
+    def _unknown_segment(segs: list[str]) -> GraphError:
+        return odata_bad_request(f"Resource not found for the segment '{segs[-1] if segs else ''}'.")
+
+    @staticmethod
+    def _method_not_allowed() -> GraphError:
+        return GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+
+    def _resolve_user(self, ref: str) -> User:
+        return self.tenant.require_user(ref)
+
+    def _user_routes(self, request: Request, user: User, rest: list[str]) -> Response:
+        if not rest:
+            return self._get_user(request, user)
+        if rest[:2] == ["authentication", "hardwareOathMethods"] and request.version == "beta":
+            return self._methods(request, user, rest[2:])
+        raise self._unknown_segment(rest)
+
+    # ------------------------------------------------------------------ users
+    def _get_user(self, request: Request, user: User) -> Response:
+        if request.method != "GET":
+            raise self._method_not_allowed()
+        perm.authorize(request.principal, perm.USERS_READ, user)
+        odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+        fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
+        body = {"@odata.context": self.url("$metadata#users/$entity", request.version),
+                **odata.apply_select(self.tenant.user_json(user), fields)}
+        return 200, body, {}
+
+    def _list_users(self, request: Request) -> Response:
+        if request.method != "GET":
+            raise self._method_not_allowed()
+        perm.authorize(request.principal, perm.USERS_READ)
+        odata.check_options(request.query)
+        users = [self.tenant.user_json(u) for u in self.tenant.users.values()]
+        if "$filter" in request.query:
+            clauses = odata.FilterParser(request.query["$filter"], USER_PROPERTIES, USER_TYPE).parse()
+            users = [u for u in users if all(c.matches(u) for c in clauses)]
+        fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
+        page, next_query = odata.paginate(users, lambda u: u["id"], request.query, self.page_size)
+        body: dict = {"@odata.context": self.url("$metadata#users", request.version),
+                      "value": [odata.apply_select(u, fields) for u in page]}
+        if next_query:
+            body["@odata.nextLink"] = self.url("users?" + odata.build_query_string(next_query), request.version)
+        return 200, body, {}
+
+    # ------------------------------------------------------------------ inventory
+    def _devices(self, request: Request, rest: list[str]) -> Response:
+        if not rest:
+            if request.method == "GET":
+                return self._list_devices(request)
+            if request.method == "POST":
+                return self._create_device(request)
+            if request.method == "PATCH":
+                return self._bulk_devices(request)
+            raise self._method_not_allowed()
+        if len(rest) == 1:
+            if request.method not in ("GET", "PATCH", "DELETE"):
+                raise self._method_not_allowed()
+            perm.authorize(request.principal, perm.DEVICES_READ if request.method == "GET" else perm.DEVICES_WRITE)
+            token = self.tenant.require_token(rest[0])
+            if request.method == "GET":
+                odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+                fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
+                body = {"@odata.context": self.url("$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"),
+                        **odata.apply_select(self.tenant.device_json(token), fields)}
+                return 200, body, {}
+            if request.method == "PATCH":
+                body = parse_json_body(request)
+                if "secretKey" in body:
+                    raise bad_request("The secretKey of a hardware OATH token can't be updated; delete and recreate the token.")
+                if "serialNumber" in body:
+                    raise bad_request("The serialNumber of a hardware OATH token can't be updated.")
+                check_properties(body, DEVICE_UPDATABLE, DEVICE_TYPE, DEVICE_READ_ONLY)
+                self.tenant.update_device(token, self.tenant.validate_device_fields(body, creating=False))
+                return 204, None, {}
+            self.tenant.delete_device(token)
+            return 204, None, {}
+        raise self._unknown_segment(rest)
+
+    def _list_devices(self, request: Request) -> Response:
+        perm.authorize(request.principal, perm.DEVICES_READ)
+        odata.check_options(request.query)
+        clauses = []
+        if "$filter" in request.query:
+            clauses = odata.FilterParser(request.query["$filter"], DEVICE_PROPERTIES, DEVICE_TYPE).parse()
+        fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
+        tokens = list(self.tenant.tokens.values())
+        if clauses:
+            pairs = [(t, self.tenant.device_json(t)) for t in tokens]
+            tokens = [t for t, j in pairs if all(c.matches(j) for c in clauses)]
+        page, next_query = odata.paginate(tokens, lambda t: t.order, request.query, self.page_size)
+        context = "$metadata#directory/authenticationMethodDevices/hardwareOathDevices"
+        if fields:
+            context += "(" + ",".join(fields) + ")"
+        body: dict = {"@odata.context": self.url(context),
+                      "value": [odata.apply_select(self.tenant.device_json(t), fields) for t in page]}
+        if next_query:
+            body["@odata.nextLink"] = self.url("/".join(DEVICES_PATH) + "?" + odata.build_query_string(next_query))
+        return 200, body, {}
+
+    def _assign_target(self, request: Request, value: Any) -> User | None:
+        """Resolve ``assignTo`` of a create, enforcing the extra permission it needs."""
+        if value is None:
+            return None
+        user_id = _reference_id(value, "assignTo")
+        if not GUID_RE.match(user_id):
+            raise bad_request(f"assignTo.id must be a user object id (GUID), not '{user_id}'.")
+        user = self.tenant.users.get(user_id.lower())
+        if user is None:
+            raise bad_request(f"The user '{user_id}' in assignTo was not found.")
+        try:
+            perm.authorize(request.principal, perm.METHODS_WRITE, user)
+        except GraphError:
+            if self.tenant.create_assign_without_permission == "ignore":
+                return None  # reported by a third party: the token is created, assignTo silently dropped
+            raise
+        return user
+
+    def _create_device(self, request: Request) -> Response:
+        perm.authorize(request.principal, perm.DEVICES_WRITE)
+        body = parse_json_body(request)
+        check_properties(body, DEVICE_WRITABLE | {"assignTo"}, DEVICE_TYPE, DEVICE_READ_ONLY)
+        fields = self.tenant.validate_device_fields(body, creating=True)
+        user = self._assign_target(request, body.get("assignTo"))
+        token = self.tenant.create_device(fields, user)
+        out = {"@odata.context": self.url("$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"),
+               **self.tenant.device_json(token)}
+        return 201, out, {"Location": self.url("/".join(DEVICES_PATH) + "/" + token.id)}
+
+    def _bulk_devices(self, request: Request) -> Response:
+        """``PATCH`` with ``@context: #$delta``: create (no id) or update (id) many tokens; all or nothing."""
+        perm.authorize(request.principal, perm.DEVICES_WRITE)
+        body = parse_json_body(request)
+        if body.get("@context") != "#$delta" and body.get("@odata.context") != "#$delta":
+            raise bad_request("A PATCH on the hardwareOathDevices collection must be a delta payload with "
+                              "\"@context\": \"#$delta\".")
+        items = body.get("value")
+        if not isinstance(items, list) or not items:
+            raise bad_request("The delta payload must carry a non-empty 'value' array.")
+        if len(items) > self.bulk_max_items:
+            raise bad_request(f"A delta payload can carry at most {self.bulk_max_items} hardware OATH tokens.")
+        plans, details = [], []
+        serials: set[str] = set()
+        added: dict[str, int] = {}
+        for index, item in enumerate(items):
+            content_id = str(item.get("@contentId", index + 1)) if isinstance(item, dict) else str(index + 1)
+            try:
+                plans.append(self._plan_bulk_item(request, item, serials, added) + (content_id,))
+            except GraphError as exc:
+                details.append({"code": exc.code, "message": exc.message, "target": content_id})
+        if details:
+            raise bad_request(f"{len(details)} of {len(items)} hardware OATH tokens in the delta payload are invalid; "
+                              "nothing was changed.", details=details)
+        out = []
+        for token, fields, user, content_id in plans:
+            if token is None:
+                token = self.tenant.create_device(fields, user)
+            else:
+                self.tenant.update_device(token, fields)
+            out.append({"@contentId": content_id, **self.tenant.device_json(token)})
+        return 200, {"@context": "#$delta", "value": out}, {}
+
+    def _plan_bulk_item(self, request: Request, item: Any, serials: set[str], added: dict[str, int]) -> tuple:
+        if not isinstance(item, dict):
+            raise bad_request("Each delta item must be a JSON object.")
+        if "@removed" in item:
+            raise bad_request("Removing tokens through a delta payload is not supported; DELETE each token.")
+        if item.get("id"):
+            token = self.tenant.require_token(str(item["id"]))
+            if "secretKey" in item or "serialNumber" in item:
+                raise bad_request("The secretKey and serialNumber of an existing hardware OATH token can't be updated.")
+            check_properties({k: v for k, v in item.items() if k != "id"}, DEVICE_UPDATABLE, DEVICE_TYPE, DEVICE_READ_ONLY)
+            if token.assigned_to is not None:
+                raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
+                                  "unassign it before updating it.")
+            return token, self.tenant.validate_device_fields(item, creating=False), None
+        check_properties(item, DEVICE_WRITABLE | {"assignTo"}, DEVICE_TYPE, DEVICE_READ_ONLY)
+        fields = self.tenant.validate_device_fields(item, creating=True)
+        serial = fields["serialNumber"].lower()
+        if serial in serials or self.tenant.find_token_by_serial(serial):
+            raise conflict(f"A hardware OATH token with serial number '{fields['serialNumber']}' already exists.")
+        serials.add(serial)
+        user = self._assign_target(request, item.get("assignTo"))
+        if user is not None:
+            if user.is_guest:
+                raise bad_request(f"Hardware OATH tokens can't be assigned to guest users ({user.user_principal_name}).")
+            added[user.id] = added.get(user.id, 0) + 1
+            if len(self.tenant.methods_of(user.id)) + added[user.id] > MAX_METHODS_PER_USER:
+                raise bad_request(f"The user {user.user_principal_name} already has the maximum of "
+                                  f"{MAX_METHODS_PER_USER} hardware OATH tokens.")
+        return None, fields, user
+
+    # ------------------------------------------------------------------ user methods
+    def _methods(self, request: Request, user: User, rest: list[str]) -> Response:
+        principal = request.principal
+        if not rest:
+            if request.method == "GET":
+                perm.authorize(principal, perm.METHODS_READ, user)
+                return self._list_methods(request, user)
+            if request.method == "POST":
+                perm.authorize(principal, perm.METHODS_WRITE, user)
+                body = parse_json_body(request)
+                check_properties(body, {"device"}, METHOD_TYPE, {"id", "createdDateTime", "lastUsedDateTime"})
+                token = self.tenant.require_token(_reference_id(body.get("device"), "device"))
+                self.tenant.assign(token, user)
+                return 201, {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
+                             "@odata.type": "#" + METHOD_TYPE, "id": token.id,
+                             "createdDateTime": self.tenant.method_json(token)["createdDateTime"]}, {}
+            raise self._method_not_allowed()
+        action = rest[0]
+        if action in ("assignAndActivate", "assignAndActivateBySerialNumber") and len(rest) == 1:
+            if request.method != "POST":
+                raise self._method_not_allowed()
+            perm.authorize(principal, perm.METHODS_WRITE, user)
+            body = parse_json_body(request)
+            if action == "assignAndActivate":
+                check_properties(body, {"device", "verificationCode", "displayName"}, "microsoft.graph.assignAndActivatePostRequestBody")
+                token = self.tenant.require_token(_reference_id(body.get("device"), "device"))
+            else:
+                check_properties(body, {"serialNumber", "verificationCode", "displayName"},
+                                 "microsoft.graph.assignAndActivateBySerialNumberPostRequestBody")
+                serial = body.get("serialNumber")
+                if not isinstance(serial, str) or not serial:
+                    raise bad_request("The property 'serialNumber' is required.")
+                token = self.tenant.find_token_by_serial(serial)
+                if token is None:
+                    raise not_found(f"No hardware OATH token with serial number '{serial}' was found.")
+            self._require_code(body)
+            self.tenant.assign_and_activate(token, user, body["verificationCode"], self._display_name(body))
+            return 204, None, {}
+        if len(rest) > 2 or (len(rest) == 2 and rest[1] not in ("activate", "deactivate")):
+            raise self._unknown_segment(rest)
+        allowed = ("GET", "DELETE") if len(rest) == 1 else ("POST",)
+        if request.method not in allowed:
+            raise self._method_not_allowed()
+        perm.authorize(principal, perm.METHODS_READ if request.method == "GET" else perm.METHODS_WRITE, user)
+        token = self.tenant.require_method(user, rest[0])
+        if len(rest) == 1:
+            if request.method == "GET":
+                odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+                fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
+                return 200, {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
+                             **odata.apply_select(self.tenant.method_json(token), fields)}, {}
+            self.tenant.unassign(token)
+            return 204, None, {}
+        if rest[1] == "deactivate":
+            if request.body.strip():
+                check_properties(parse_json_body(request), set(), "microsoft.graph.deactivatePostRequestBody")
+            self.tenant.deactivate(token)
+            return 204, None, {}
+        body = parse_json_body(request)
+        check_properties(body, {"verificationCode", "displayName"}, "microsoft.graph.activatePostRequestBody")
+        self._require_code(body)
+        self.tenant.activate(token, body["verificationCode"], self._display_name(body))
+        return 204, None, {}
+
+    @staticmethod
+    def _require_code(body: dict) -> None:
+        if body.get("verificationCode") is None:
+            raise bad_request("The property 'verificationCode' is required.")
+
+    @staticmethod
+    def _display_name(body: dict) -> str | None:
+        name = body.get("displayName")
+        if name is not None and not isinstance(name, str):
+            raise bad_request("The property 'displayName' must be a string.")
+        return name
+
+    def _list_methods(self, request: Request, user: User) -> Response:
+        odata.check_options(request.query)
+        methods = [self.tenant.method_json(t) for t in self.tenant.methods_of(user.id)]
+        if "$filter" in request.query:
+            clauses = odata.FilterParser(request.query["$filter"], METHOD_PROPERTIES, METHOD_TYPE).parse()
+            methods = [m for m in methods if all(c.matches(m) for c in clauses)]
+        fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
+        order = {t.id: t.order for t in self.tenant.tokens.values()}
+        page, next_query = odata.paginate(methods, lambda m: order[m["id"]], request.query, self.page_size)
+        body: dict = {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods"),
+                      "value": [odata.apply_select(m, fields) for m in page]}
+        if next_query:
+            body["@odata.nextLink"] = self.url(f"users/{user.id}/authentication/hardwareOathMethods?"
+                                               + odata.build_query_string(next_query))
+        return 200, body, {}
+
+    # ------------------------------------------------------------------ policy
+    def _policy(self, request: Request) -> Response:
+        policy = self.tenant.policy
+        if request.method == "GET":
+            perm.authorize(request.principal, perm.POLICY_READ)
+            odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+            return 200, {"@odata.context": self.url("$metadata#policies/authenticationMethodsPolicy/"
+                                                    "authenticationMethodConfigurations/$entity"),
+                         **self.tenant.policy_json()}, {}
+        if request.method == "PATCH":
+            perm.authorize(request.principal, perm.POLICY_WRITE)
+            body = parse_json_body(request)
+            if body.get("@odata.type") not in (None, "#" + POLICY_TYPE):
+                raise odata_bad_request(f"The @odata.type '{body['@odata.type']}' does not match '#{POLICY_TYPE}'.")
+            check_properties(body, {"state", "includeTargets", "excludeTargets"}, POLICY_TYPE, {"id"})
+            if "state" in body and body["state"] not in ("enabled", "disabled"):
+                raise odata_bad_request(f"The string '{body['state']}' is not a valid enumeration type constant.")
+            include = self._targets(body["includeTargets"], True) if "includeTargets" in body else policy.include_targets
+            exclude = self._targets(body["excludeTargets"], False) if "excludeTargets" in body else policy.exclude_targets
+            policy.state = body.get("state", policy.state)
+            policy.include_targets, policy.exclude_targets = include, exclude
+            return 204, None, {}
+        if request.method == "DELETE":
+            perm.authorize(request.principal, perm.POLICY_WRITE)
+            policy.state = "disabled"
+            policy.include_targets = [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}]
+            policy.exclude_targets = []
+            return 204, None, {}
+        raise self._method_not_allowed()
+
+    def _targets(self, targets: Any, include: bool) -> list[dict]:
+        name = "includeTargets" if include else "excludeTargets"
+        if not isinstance(targets, list):
+            raise bad_request(f"The property '{name}' must be an array.")
+        out = []
+        for target in targets:
+            allowed = {"id", "targetType", "isRegistrationRequired"} if include else {"id", "targetType"}
+            if not isinstance(target, dict):
+                raise bad_request(f"Each entry of '{name}' must be an object.")
+            check_properties(target, allowed, "microsoft.graph.authenticationMethodTarget")
+            target_id = target.get("id")
+            if target.get("targetType", "group") != "group":
+                raise bad_request(f"Only group targets are supported in '{name}'.")
+            if target_id != "all_users" and str(target_id).lower() not in self.tenant.groups:
+                raise bad_request(f"The group '{target_id}' in '{name}' was not found.")
+            entry = {"targetType": "group", "id": target_id}
+            if include:
+                required = target.get("isRegistrationRequired", False)
+                if not isinstance(required, bool):
+                    raise bad_request("isRegistrationRequired must be a boolean.")
+                entry["isRegistrationRequired"] = required
+            out.append(entry)
+        return out

@@ -1,0 +1,539 @@
+"""The HTTPS server: one port for the identity platform, Graph (``/beta``, ``/v1.0``), the managed identity
+endpoint (``/msi/token``) and the admin API (``/_admin``). Handles each connection in its own thread."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import os
+import socket
+import ssl
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import trustme
+
+from . import faults as faultlib
+from .errors import GraphError, IdentityError, envelope, odata_bad_request
+from .graph import GraphApi, Request
+from .identity import IdentityPlatform, Principal
+from .tenant import Tenant
+
+GRAPH_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+MAX_BATCH = 20
+WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
+DIAGNOSTIC = json.dumps({"ServerInfo": {"DataCenter": "Simulated", "Slice": "E", "Ring": "1", "ScaleUnit": "000",
+                                        "RoleInstance": "ENTRASIM", "ADSiteName": "LOC"}})
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: Any = None  # JSON-serialisable, bytes, or None
+    headers: dict = field(default_factory=dict)
+    reset: bool = False  # drop the connection instead of answering
+    delay_after: float = 0.0
+
+
+class RequestLog:
+    """Every identity, managed identity and Graph request (batch items too); admin calls are not logged."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: collections.deque = collections.deque(maxlen=max_entries)
+        self._seq = 0
+        self.dropped = 0
+
+    def add(self, entry: dict) -> None:
+        with self._lock:
+            self._seq += 1
+            if len(self._entries) == self._entries.maxlen:
+                self.dropped += 1
+            self._entries.append({"seq": self._seq, **entry})
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.dropped = 0
+
+    def query(self, filters: dict) -> list[dict]:
+        since = int(filters.get("since", 0) or 0)
+        with self._lock:
+            entries = list(self._entries)
+        out = []
+        for entry in entries:
+            if entry["seq"] <= since:
+                continue
+            if any(filters.get(k) and str(entry.get(k, "")).lower() != filters[k].lower()
+                   for k in ("kind", "method", "client_id", "status")):
+                continue
+            if filters.get("path") and filters["path"] not in entry["path"]:
+                continue
+            out.append(entry)
+        return out
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _split_query(raw_query: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+
+
+class Simulator:
+    def __init__(self, seed_path: str, *, state_dir: str, host: str = "127.0.0.1", port: int = 0,
+                 page_size: int = 100, token_lifetime: int = 3599, fault_seed: int | None = None,
+                 initial_faults: dict | None = None, verbose: bool = False) -> None:
+        self.tenant = Tenant.from_seed_file(seed_path)
+        self.identity = IdentityPlatform(self.tenant, token_lifetime=token_lifetime)
+        self.graph = GraphApi(self.tenant, page_size=page_size,
+                              bulk_max_items=int(self.tenant.settings.get("bulk_max_items", 100)))
+        self.faults = faultlib.FaultEngine(fault_seed)
+        self.faults.set_initial(initial_faults or {})
+        self.log = RequestLog()
+        self.verbose = verbose
+        os.makedirs(state_dir, exist_ok=True)
+        self.ca = trustme.CA(organization_name="tokenops.entra simulator CA")
+        self.ca_bundle = os.path.join(state_dir, "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_bundle)
+        leaf = self.ca.issue_cert("127.0.0.1", "localhost", "::1")
+        self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(self.ssl_context)
+        self.server = SimHTTPServer((host, port), SimHandler, self)
+        self.host = host
+        self.port = self.server.server_address[1]
+        self.base_url = f"https://{host}:{self.port}"
+        self.identity.set_base_url(self.base_url)
+        self.graph.base_url = self.base_url
+
+    def info(self) -> dict:
+        return {
+            "authority": f"{self.base_url}/{self.tenant.tenant_id}",
+            "authority_host": self.base_url,
+            "tenant_id": self.tenant.tenant_id,
+            "graph_url": self.base_url,
+            "graph_resource": self.base_url,
+            "token_endpoint": f"{self.base_url}/{self.tenant.tenant_id}/oauth2/v2.0/token",
+            "admin_url": f"{self.base_url}/_admin",
+            "managed_identity": {"endpoint": f"{self.base_url}/msi/token",
+                                 "header": self.identity.managed_identity_header},
+            "ca_bundle": self.ca_bundle,
+            "pid": os.getpid(),
+            "port": self.port,
+        }
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever(poll_interval=0.2)
+
+    def shutdown(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ------------------------------------------------------------------ pipeline
+    def process(self, method: str, raw_path: str, raw_query: str, headers: dict, body: bytes) -> Outcome:
+        path_lower = raw_path.lower()
+        if raw_path.startswith("/beta/") or raw_path.startswith("/v1.0/") or raw_path in ("/beta", "/v1.0"):
+            kind = "graph"
+        elif raw_path == "/msi/token":
+            kind = "managed_identity"
+        elif "/oauth2/v2.0/" in path_lower or "/v2.0/.well-known/" in path_lower or "/discovery/" in path_lower:
+            kind = "identity"
+        else:
+            return Outcome(404, {"error": {"code": "NotFound", "message": f"No such endpoint: {raw_path}"}})
+        started = time.monotonic()
+        entry: dict = {"time": _now_iso(), "kind": kind, "method": method, "path": raw_path,
+                       "query": _split_query(raw_query), "client_request_id": headers.get("client-request-id"),
+                       "user_agent": headers.get("user-agent"), "retry_attempt": headers.get("retry-attempt"),
+                       "write": kind == "graph" and method in WRITE_METHODS and not raw_path.endswith("/$batch")}
+        decision = self.faults.decide(method=method, path=unquote(raw_path), kind=kind, client_id=None)
+        entry["faults"] = list(decision.rules)
+        if decision.delay_before:
+            time.sleep(decision.delay_before)
+        action = decision.action
+        if action is not None and not decision.commit:
+            outcome = self._fault_outcome(action, headers, entry)
+        elif kind == "graph":
+            outcome = self._graph(method, raw_path, raw_query, headers, body, entry)
+        elif kind == "managed_identity":
+            outcome = self._managed_identity(raw_query, headers, entry)
+        else:
+            outcome = self._identity(method, raw_path, headers, body, entry)
+        if action is not None and decision.commit:
+            entry["committed_status"] = outcome.status
+            outcome = self._fault_outcome(action, headers, entry)
+        outcome.delay_after += decision.delay_after
+        entry["status"] = None if outcome.reset else outcome.status
+        entry["reset"] = outcome.reset
+        entry["duration_ms"] = round((time.monotonic() - started + outcome.delay_after) * 1000, 1)
+        self.log.add(entry)
+        return outcome
+
+    def _fault_outcome(self, action: dict, headers: dict, entry: dict) -> Outcome:
+        if action["type"] == "reset":
+            return Outcome(0, reset=True)
+        status = action["status"]
+        error = GraphError(status, action.get("code") or _default_code(status),
+                           action.get("message") or _default_message(status))
+        extra = {}
+        retry_after = faultlib.retry_after_header(action)
+        if retry_after is not None:
+            extra["Retry-After"] = retry_after
+        entry["error_code"] = error.code
+        return self._graph_error(error, headers, extra)
+
+    def _graph_headers(self, headers: dict, request_id: str) -> dict:
+        return {"request-id": request_id, "client-request-id": headers.get("client-request-id") or request_id,
+                "x-ms-ags-diagnostic": DIAGNOSTIC, "x-ms-resource-unit": "1", "OData-Version": "4.0",
+                "Strict-Transport-Security": "max-age=31536000", "Cache-Control": "no-cache"}
+
+    def _graph_error(self, error: GraphError, headers: dict, extra: dict | None = None) -> Outcome:
+        request_id = str(uuid.uuid4())
+        body = envelope(error, request_id, headers.get("client-request-id"))
+        if error.status == 429:
+            inner = body["error"]["innerError"]
+            inner.update({"code": "429", "message": "Please retry after", "status": "429"})
+        return Outcome(error.status, body, {**self._graph_headers(headers, request_id), **error.headers, **(extra or {})})
+
+    def _graph(self, method: str, raw_path: str, raw_query: str, headers: dict, body: bytes, entry: dict,
+               principal: Principal | None = None, batch_request_id: str | None = None) -> Outcome:
+        """Authenticate, throttle, route. Used for top-level requests and for each batch item."""
+        request_id = str(uuid.uuid4())
+        entry["request_id"] = request_id
+        try:
+            parts = raw_path.strip("/").split("/")
+            version, segments = parts[0], [unquote(p) for p in parts[1:] if p != ""]
+            if principal is None:
+                principal = self.identity.authenticate(headers.get("authorization"))
+            entry["client_id"] = principal.client_id
+            if principal.user is not None:
+                entry["user"] = principal.user.user_principal_name
+            if segments == ["$batch"] and batch_request_id is None:
+                if method != "POST":
+                    raise GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+                return self._batch(principal, headers, body, request_id)
+            wait = self.faults.throttle(principal.client_id, entry["write"])
+            if wait:
+                entry["throttled"] = True
+                scope = "ReadWrite" if entry["write"] else "Read"
+                info = "WriteLimitExceeded" if entry["write"] else "ResourceUnitLimitExceeded"
+                raise GraphError(429, "TooManyRequests", "Too many requests. Please retry again later.", headers={
+                    "Retry-After": faultlib.quota_retry_after(wait),
+                    "x-ms-throttle-scope": f"Tenant_Application/{scope}/{principal.client_id}/{self.tenant.tenant_id}",
+                    "x-ms-throttle-information": info})
+            request = Request(method=method, segments=segments, query=_split_query(raw_query), headers=headers,
+                              body=body, principal=principal, version=version)
+            status, payload, extra = self.graph.handle(request)
+        except GraphError as exc:
+            entry["error_code"] = exc.code
+            if exc.reason:
+                entry["reason"] = exc.reason
+            outcome = self._graph_error(exc, headers)
+            outcome.headers["request-id"] = request_id
+            outcome.body["error"]["innerError"]["request-id"] = request_id
+            return outcome
+        return Outcome(status, payload, {**self._graph_headers(headers, request_id), **extra})
+
+    def _batch(self, principal: Principal, headers: dict, body: bytes, request_id: str) -> Outcome:
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError as exc:
+            raise odata_bad_request("Unable to read JSON request payload.") from exc
+        items = payload.get("requests") if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not items:
+            raise odata_bad_request("Invalid batch payload format: 'requests' must be a non-empty array.")
+        if len(items) > MAX_BATCH:
+            raise odata_bad_request(f"Number of requests in a batch exceeds the limit of {MAX_BATCH}.")
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+                raise odata_bad_request("Each batch request must have a non-empty string 'id'.")
+            if item["id"].lower() in seen:
+                raise odata_bad_request(f"Batch request ids must be unique; '{item['id']}' is repeated.")
+            if not isinstance(item.get("method"), str) or not isinstance(item.get("url"), str):
+                raise odata_bad_request(f"Batch request '{item['id']}' needs a 'method' and a 'url'.")
+            if "://" in item["url"]:
+                raise odata_bad_request(f"Batch request '{item['id']}': the url must be relative, without the version.")
+            item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
+            if "body" in item and "content-type" not in item_headers:
+                raise odata_bad_request(f"Batch request '{item['id']}': a Content-Type header is required with a body.")
+            for dep in item.get("dependsOn") or []:
+                if str(dep).lower() not in seen:
+                    raise odata_bad_request(f"Invalid dependency for request Id '{item['id']}': '{dep}' must be a "
+                                            "request listed before it.")
+            seen[item["id"].lower()] = index
+        statuses: dict[str, int] = {}
+        responses = []
+        delay_after = 0.0
+        reset = False
+        for item in items:
+            item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
+            method = item["method"].upper()
+            url = item["url"] if item["url"].startswith("/") else "/" + item["url"]
+            raw_path, _, raw_query = url.partition("?")
+            raw_path = "/beta" + raw_path
+            entry: dict = {"time": _now_iso(), "kind": "graph", "method": method, "path": raw_path,
+                           "query": _split_query(raw_query), "client_request_id": item_headers.get("client-request-id"),
+                           "batch_request_id": request_id, "batch_item_id": item["id"],
+                           "write": method in WRITE_METHODS}
+            failed_deps = [d for d in item.get("dependsOn") or [] if statuses.get(str(d).lower(), 0) >= 400]
+            if failed_deps:
+                outcome = Outcome(424, envelope(GraphError(424, "FailedDependency",
+                                                           f"The request depends on failed request(s) {', '.join(failed_deps)}."),
+                                                str(uuid.uuid4()), item_headers.get("client-request-id")), {})
+            else:
+                item_body = item.get("body")
+                raw_body = b"" if item_body is None else (json.dumps(item_body).encode() if not isinstance(item_body, str)
+                                                         else item_body.encode())
+                decision = self.faults.decide(method=method, path=unquote(raw_path), kind="graph",
+                                              client_id=principal.client_id)
+                entry["faults"] = list(decision.rules)
+                delay_after += decision.delay_before + decision.delay_after
+                if decision.action is not None and not decision.commit:
+                    outcome = self._fault_outcome(decision.action, item_headers, entry)
+                else:
+                    outcome = self._graph(method, raw_path, raw_query, item_headers, raw_body, entry,
+                                          principal=principal, batch_request_id=request_id)
+                    if decision.action is not None:
+                        entry["committed_status"] = outcome.status
+                        outcome = self._fault_outcome(decision.action, item_headers, entry)
+                reset = reset or outcome.reset
+            entry["status"] = outcome.status
+            self.log.add(entry)
+            statuses[item["id"].lower()] = outcome.status
+            response: dict = {"id": item["id"], "status": outcome.status,
+                              "headers": {k: v for k, v in outcome.headers.items()
+                                          if k.lower() in ("retry-after", "location", "request-id", "client-request-id",
+                                                           "x-ms-throttle-scope", "x-ms-throttle-information")}}
+            if outcome.body is not None:
+                response["headers"]["Content-Type"] = GRAPH_CONTENT_TYPE
+                response["body"] = outcome.body
+            responses.append(response)
+        return Outcome(200, {"responses": responses}, self._graph_headers(headers, request_id), reset=reset,
+                       delay_after=delay_after)
+
+    def _identity(self, method: str, raw_path: str, headers: dict, body: bytes, entry: dict) -> Outcome:
+        parts = [unquote(p) for p in raw_path.strip("/").split("/")]
+        tenant_segment = parts[0] if parts else ""
+        rest = "/".join(parts[1:])
+        correlation = headers.get("client-request-id") or str(uuid.uuid4())
+        plain = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "x-ms-request-id": str(uuid.uuid4()),
+                 "client-request-id": correlation}
+        if method == "GET" and rest in ("v2.0/.well-known/openid-configuration", "discovery/v2.0/keys"):
+            if not self.identity.tenant_matches(tenant_segment):
+                return Outcome(400, IdentityError(400, "invalid_tenant", 90002, f"Tenant '{tenant_segment}' not found.")
+                               .body(correlation_id=correlation), plain)
+            body_json = self.identity.openid_configuration() if rest.endswith("configuration") else self.identity.jwks()
+            return Outcome(200, body_json, plain)
+        if rest == "oauth2/v2.0/token":
+            if method != "POST":
+                return Outcome(405, {"error": "invalid_request", "error_description": "Use POST."}, plain)
+            form_client = _split_query(body.decode("utf-8", "replace")).get("client_id")
+            entry["client_id"] = (form_client or "").lower() or None
+            entry["grant_type"] = _split_query(body.decode("utf-8", "replace")).get("grant_type")
+            try:
+                request_base = f"https://{headers.get('host', f'{self.host}:{self.port}')}"
+                with self.tenant.lock:
+                    return Outcome(200, self.identity.token_endpoint(tenant_segment, body, request_base), plain)
+            except IdentityError as exc:
+                entry["error_code"] = exc.error
+                entry["reason"] = f"AADSTS{exc.aadsts}"
+                return Outcome(exc.status, exc.body(correlation_id=correlation), plain)
+        return Outcome(404, {"error": "not_found", "error_description": f"No such endpoint: {raw_path}"}, plain)
+
+    def _managed_identity(self, raw_query: str, headers: dict, entry: dict) -> Outcome:
+        query = _split_query(raw_query)
+        with self.tenant.lock:
+            status, body = self.identity.managed_identity_token(query, headers.get("x-identity-header"))
+        entry["client_id"] = body.get("client_id")
+        return Outcome(status, body, {"Cache-Control": "no-store"})
+
+    # ------------------------------------------------------------------ admin API
+    def admin(self, method: str, raw_path: str, raw_query: str, body: bytes) -> Outcome:
+        route = raw_path[len("/_admin"):].strip("/")
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError:
+            return Outcome(400, {"error": "the body must be JSON"})
+        try:
+            return self._admin_route(method, route, _split_query(raw_query), data)
+        except (faultlib.FaultConfigError, ValueError, KeyError, TypeError) as exc:
+            return Outcome(400, {"error": str(exc)})
+
+    def _admin_route(self, method: str, route: str, query: dict, data: Any) -> Outcome:
+        if route == "requests" and method == "GET":
+            entries = self.log.query(query)
+            return Outcome(200, {"requests": entries, "count": len(entries), "dropped": self.log.dropped})
+        if route == "requests" and method == "DELETE":
+            self.log.clear()
+            return Outcome(204)
+        if route == "state" and method == "GET":
+            with self.tenant.lock:
+                return Outcome(200, self.tenant.state_json())
+        if route == "faults" and method == "GET":
+            return Outcome(200, self.faults.state())
+        if route == "faults" and method == "POST":
+            self.faults.configure(data)
+            return Outcome(200, self.faults.state())
+        if route == "faults" and method == "DELETE":
+            self.faults.reset()
+            return Outcome(200, self.faults.state())
+        if route == "reset" and method == "POST":
+            self.tenant.reset()
+            self.faults.reset()
+            self.log.clear()
+            return Outcome(204)
+        if route == "clock" and method == "POST":
+            self.tenant.clock_offset = float(data.get("offset_seconds", 0))
+            return Outcome(200, {"offset_seconds": self.tenant.clock_offset, "now": self.tenant.now()})
+        if route == "tokens" and method == "POST":
+            return Outcome(200, self._mint(data))
+        if route == "federated-assertions" and method == "POST":
+            assertion = self.identity.mint_federated_assertion(
+                str(data["issuer"]), str(data["subject"]), str(data.get("audience", "api://AzureADTokenExchange")),
+                int(data.get("lifetime", 600)))
+            return Outcome(200, {"assertion": assertion})
+        if route == "info" and method == "GET":
+            return Outcome(200, self.info())
+        return Outcome(404, {"error": f"no admin route {method} /_admin/{route}"})
+
+    def _mint(self, data: dict) -> dict:
+        """Mint an access token directly: app-only, delegated (``user``), or for a managed identity."""
+        resource = data.get("resource", "https://graph.microsoft.com")
+        lifetime = data.get("lifetime")
+        common = {"resource": resource, "lifetime": None if lifetime is None else int(lifetime),
+                  "tenant_id": data.get("tenant_id"), "foreign": bool(data.get("foreign", False))}
+        with self.tenant.lock:
+            if data.get("managed_identity"):
+                mi = self.tenant.managed_identities[str(data["managed_identity"]).lower()]
+                token, lifetime = self.identity.mint_access_token(
+                    client_id=mi.client_id, app_display_name=mi.display_name, object_id=mi.object_id,
+                    roles=data.get("roles", mi.application_permissions), **common)
+            else:
+                app = self.tenant.apps[str(data["client_id"]).lower()]
+                if data.get("user"):
+                    user = self.tenant.require_user(str(data["user"]))
+                    token, lifetime = self.identity.mint_access_token(
+                        client_id=app.client_id, app_display_name=app.display_name, object_id=user.id, user=user,
+                        scopes=data.get("scopes", app.delegated_permissions), **common)
+                else:
+                    token, lifetime = self.identity.mint_access_token(
+                        client_id=app.client_id, app_display_name=app.display_name, object_id=app.object_id,
+                        roles=data.get("roles", app.application_permissions), **common)
+        return {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}
+
+
+def _default_code(status: int) -> str:
+    return {429: "TooManyRequests", 500: "generalException", 502: "badGateway", 503: "serviceNotAvailable",
+            504: "gatewayTimeout"}.get(status, "simulatedFault")
+
+
+def _default_message(status: int) -> str:
+    return {429: "Please retry again later.", 500: "General exception while processing.",
+            503: "The service is temporarily unavailable. Please retry later.",
+            504: "The gateway timed out waiting for the backend."}.get(status, f"Injected fault {status}.")
+
+
+class SimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple, handler: type, simulator: Simulator) -> None:
+        self.simulator = simulator
+        super().__init__(address, handler)
+
+    def finish_request(self, request: socket.socket, client_address: Any) -> None:
+        # TLS handshake in the worker thread, so one slow client can't stall the accept loop.
+        request.settimeout(30)
+        try:
+            tls = self.simulator.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        self.RequestHandlerClass(tls, client_address, self)
+
+
+class SimHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "entrasim/1.0"
+    sys_version = ""
+    server: SimHTTPServer
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, ssl.SSLError, OSError, ValueError):
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  pylint: disable=redefined-builtin
+        if self.server.simulator.verbose:
+            super().log_message(format, *args)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        raw_path, _, raw_query = self.path.partition("?")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        simulator = self.server.simulator
+        if raw_path == "/_admin" or raw_path.startswith("/_admin/"):
+            outcome = simulator.admin(self.command, raw_path, raw_query, body)
+        else:
+            outcome = simulator.process(self.command, raw_path, raw_query, headers, body)
+        if outcome.delay_after:
+            time.sleep(outcome.delay_after)
+        if outcome.reset:
+            self._reset()
+            return
+        self._send(outcome)
+
+    def _reset(self) -> None:
+        """Abort the TCP connection (RST) without any response."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _send(self, outcome: Outcome) -> None:
+        payload = b""
+        content_type = None
+        if isinstance(outcome.body, bytes):
+            payload = outcome.body
+        elif outcome.body is not None:
+            payload = json.dumps(outcome.body).encode()
+            content_type = GRAPH_CONTENT_TYPE if "request-id" in outcome.headers else "application/json; charset=utf-8"
+        self.send_response(outcome.status)
+        for name, value in outcome.headers.items():
+            self.send_header(name, value)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _dispatch

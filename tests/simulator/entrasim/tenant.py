@@ -1,0 +1,623 @@
+"""In-memory tenant state: seed loading, the hardware OATH token lifecycle and its rules.
+
+Everything here is transport-free. Callers hold ``Tenant.lock`` around any sequence of reads and writes
+that must be atomic (the HTTP layer takes it once per Graph request).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import itertools
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from . import totp
+from .errors import GraphError, bad_request, conflict, not_found, user_not_found
+
+STATUSES = ("available", "assigned", "activated", "failedActivation")
+HASH_FUNCTIONS = ("hmacsha1", "hmacsha256")
+TIME_INTERVALS = (30, 60)
+MAX_METHODS_PER_USER = 5
+MAX_SECRET_LENGTH = 128
+# RFC 4226 R6: at least 128 bits of shared secret (26 base32 characters). Entra's own minimum is undocumented.
+MIN_SECRET_LENGTH = 26
+BASE32_RE = re.compile(r"^[A-Za-z2-7]+$")
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+# Directory roles that make a user an "admin target": acting on their methods needs a privileged role.
+ADMIN_ROLES = frozenset({
+    "Global Administrator", "Privileged Authentication Administrator", "Authentication Administrator",
+    "Authentication Policy Administrator", "Global Reader", "User Administrator", "Security Administrator",
+    "Privileged Role Administrator", "Helpdesk Administrator",
+})
+
+
+class SeedError(ValueError):
+    """The seed file is invalid; the message names the offending entry."""
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def validate_secret(secret: Any) -> str:
+    """Graph's rule (base32, a-z A-Z 2-7, at most 128 characters) plus the simulator's 128-bit minimum."""
+    if not isinstance(secret, str) or not secret:
+        raise bad_request("The secretKey property is required and must be a string.")
+    if not BASE32_RE.match(secret):
+        bad = next(c for c in secret if not BASE32_RE.match(c))
+        raise bad_request(f"Invalid base32 encoding due to illegal character '{bad}' in secretKey.")
+    if len(secret) > MAX_SECRET_LENGTH:
+        raise bad_request(f"The secretKey must be at most {MAX_SECRET_LENGTH} characters long.")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise bad_request(f"The secretKey must be at least {MIN_SECRET_LENGTH} base32 characters (128 bits) long.")
+    return secret.upper()
+
+
+@dataclass
+class User:
+    id: str
+    user_principal_name: str
+    display_name: str
+    user_type: str = "Member"
+    roles: list[str] = field(default_factory=list)
+    password: str | None = None
+    account_enabled: bool = True
+
+    @property
+    def is_guest(self) -> bool:
+        return self.user_type == "Guest"
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(ADMIN_ROLES.intersection(self.roles))
+
+
+@dataclass
+class Certificate:
+    pem: str
+    public_key: Any
+    sha1: bytes
+    sha256: bytes
+
+
+@dataclass
+class FederatedCredential:
+    issuer: str
+    subject: str
+    audiences: list[str]
+    name: str = ""
+
+
+@dataclass
+class App:
+    client_id: str
+    display_name: str
+    client_secrets: list[str] = field(default_factory=list)
+    certificates: list[Certificate] = field(default_factory=list)
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
+    application_permissions: list[str] = field(default_factory=list)
+    delegated_permissions: list[str] = field(default_factory=list)
+    public_client: bool = False
+    object_id: str = ""
+
+
+@dataclass
+class ManagedIdentity:
+    client_id: str
+    object_id: str
+    display_name: str
+    application_permissions: list[str] = field(default_factory=list)
+    system_assigned: bool = False
+
+
+@dataclass
+class Group:
+    id: str
+    display_name: str
+
+
+@dataclass
+class Token:
+    """A hardwareOathTokenAuthenticationMethodDevice; when assigned, also the user's method (same id)."""
+
+    id: str
+    serial_number: str
+    secret_key: str
+    manufacturer: str
+    model: str
+    hash_function: str = "hmacsha1"
+    time_interval: int = 30
+    display_name: str | None = None
+    status: str = "available"
+    assigned_to: str | None = None
+    order: int = 0
+    method_created: float | None = None
+    last_used: float | None = None
+    last_accepted_step: int | None = None
+    activations: dict = field(default_factory=lambda: {"accepted": 0, "rejected": 0, "replayed": 0})
+
+
+@dataclass
+class Policy:
+    state: str = "disabled"
+    include_targets: list[dict] = field(default_factory=lambda: [
+        {"targetType": "group", "id": "all_users", "isRegistrationRequired": False}])
+    exclude_targets: list[dict] = field(default_factory=list)
+
+
+def _certificate(entry: Any, base_dir: str, where: str) -> Certificate:
+    pem = entry
+    if isinstance(entry, dict):
+        pem = entry.get("pem") or entry.get("path")
+    if not isinstance(pem, str):
+        raise SeedError(f"{where}: a certificate is a PEM string or a path to a PEM file")
+    if "-----BEGIN" not in pem:
+        path = pem if os.path.isabs(pem) else os.path.join(base_dir, pem)
+        try:
+            with open(path, encoding="ascii") as handle:
+                pem = handle.read()
+        except OSError as exc:
+            raise SeedError(f"{where}: cannot read certificate {path}: {exc}") from exc
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except ValueError as exc:
+        raise SeedError(f"{where}: not a PEM certificate: {exc}") from exc
+    der = cert.public_bytes(encoding=serialization.Encoding.DER)
+    return Certificate(pem=pem, public_key=cert.public_key(), sha1=hashlib.sha1(der).digest(),
+                       sha256=hashlib.sha256(der).digest())
+
+
+def _require(entry: dict, key: str, where: str) -> Any:
+    if key not in entry or entry[key] in (None, ""):
+        raise SeedError(f"{where}: '{key}' is required")
+    return entry[key]
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SeedError(f"{where}: expected a list of strings")
+    return list(value)
+
+
+class Tenant:
+    """The whole simulated tenant. Build with :meth:`from_seed_file`; :meth:`reset` restores the seed."""
+
+    def __init__(self, seed: dict, base_dir: str = ".") -> None:
+        self.lock = threading.RLock()
+        self.clock_offset = 0.0
+        self._seed = seed
+        self._base_dir = base_dir
+        self._load(seed)
+
+    @classmethod
+    def from_seed_file(cls, path: str) -> "Tenant":
+        try:
+            with open(path, encoding="utf-8") as handle:
+                seed = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError) as exc:
+            raise SeedError(f"cannot load seed {path}: {exc}") from exc
+        return cls(seed, os.path.dirname(os.path.abspath(path)))
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def reset(self) -> None:
+        with self.lock:
+            self.clock_offset = 0.0
+            self._load(self._seed)
+
+    # ------------------------------------------------------------------ seed
+    def _load(self, seed: Any) -> None:
+        if not isinstance(seed, dict):
+            raise SeedError("the seed must be a mapping")
+        tenant = seed.get("tenant") or {}
+        self.tenant_id = str(_require(tenant, "id", "tenant")).lower()
+        if not GUID_RE.match(self.tenant_id):
+            raise SeedError("tenant.id must be a GUID")
+        self.display_name = tenant.get("display_name", "Simulated tenant")
+        self.settings = dict(seed.get("settings") or {})
+        self.activation_window_steps = int(self.settings.get("activation_window_steps",
+                                                             totp.DEFAULT_ACTIVATION_WINDOW_STEPS))
+        self.create_assign_without_permission = self.settings.get("create_assign_without_permission", "forbid")
+        if self.create_assign_without_permission not in ("forbid", "ignore"):
+            raise SeedError("settings.create_assign_without_permission must be 'forbid' or 'ignore'")
+        self._order = itertools.count(1)
+
+        self.groups: dict[str, Group] = {}
+        for i, entry in enumerate(seed.get("groups") or []):
+            where = f"groups[{i}]"
+            gid = str(_require(entry, "id", where)).lower()
+            self.groups[gid] = Group(id=gid, display_name=str(entry.get("display_name", gid)))
+
+        self.users: dict[str, User] = {}
+        for i, entry in enumerate(seed.get("users") or []):
+            where = f"users[{i}]"
+            uid = str(_require(entry, "id", where)).lower()
+            if not GUID_RE.match(uid):
+                raise SeedError(f"{where}: id must be a GUID")
+            user_type = entry.get("user_type", "Member")
+            if user_type not in ("Member", "Guest"):
+                raise SeedError(f"{where}: user_type must be Member or Guest")
+            user = User(id=uid, user_principal_name=str(_require(entry, "user_principal_name", where)),
+                        display_name=str(_require(entry, "display_name", where)), user_type=user_type,
+                        roles=_str_list(entry.get("roles"), f"{where}.roles"), password=entry.get("password"),
+                        account_enabled=bool(entry.get("account_enabled", True)))
+            if uid in self.users or self.find_user_by_upn(user.user_principal_name):
+                raise SeedError(f"{where}: duplicate user id or user_principal_name")
+            self.users[uid] = user
+
+        self.apps: dict[str, App] = {}
+        for i, entry in enumerate(seed.get("apps") or []):
+            where = f"apps[{i}]"
+            cid = str(_require(entry, "client_id", where)).lower()
+            secrets = _str_list(entry.get("client_secrets"), f"{where}.client_secrets")
+            if entry.get("client_secret"):
+                secrets.append(str(entry["client_secret"]))
+            certs = [_certificate(c, self._base_dir, f"{where}.certificates[{j}]")
+                     for j, c in enumerate(entry.get("certificates") or [])]
+            feds = []
+            for j, fed in enumerate(entry.get("federated_credentials") or []):
+                fwhere = f"{where}.federated_credentials[{j}]"
+                feds.append(FederatedCredential(issuer=str(_require(fed, "issuer", fwhere)),
+                                                subject=str(_require(fed, "subject", fwhere)),
+                                                audiences=_str_list(fed.get("audiences", ["api://AzureADTokenExchange"]),
+                                                                    f"{fwhere}.audiences"),
+                                                name=str(fed.get("name", ""))))
+            self.apps[cid] = App(client_id=cid, display_name=str(entry.get("display_name", cid)), client_secrets=secrets,
+                                 certificates=certs, federated_credentials=feds,
+                                 application_permissions=_str_list(entry.get("application_permissions"), f"{where}.application_permissions"),
+                                 delegated_permissions=_str_list(entry.get("delegated_permissions"), f"{where}.delegated_permissions"),
+                                 public_client=bool(entry.get("public_client", False)),
+                                 object_id=str(entry.get("object_id") or uuid.uuid5(uuid.NAMESPACE_URL, cid)))
+
+        self.managed_identities: dict[str, ManagedIdentity] = {}
+        for i, entry in enumerate(seed.get("managed_identities") or []):
+            where = f"managed_identities[{i}]"
+            cid = str(_require(entry, "client_id", where)).lower()
+            self.managed_identities[cid] = ManagedIdentity(
+                client_id=cid, object_id=str(entry.get("object_id") or uuid.uuid5(uuid.NAMESPACE_URL, "mi:" + cid)).lower(),
+                display_name=str(entry.get("display_name", cid)),
+                application_permissions=_str_list(entry.get("application_permissions"), f"{where}.application_permissions"),
+                system_assigned=bool(entry.get("system_assigned", False)))
+        if sum(1 for mi in self.managed_identities.values() if mi.system_assigned) > 1:
+            raise SeedError("managed_identities: at most one may be system_assigned")
+
+        self.tokens: dict[str, Token] = {}
+        for i, entry in enumerate(seed.get("tokens") or []):
+            self._seed_token(entry, f"tokens[{i}]")
+
+        policy = ((seed.get("policy") or {}).get("hardware_oath")) or {}
+        self.policy = Policy()
+        if "state" in policy:
+            if policy["state"] not in ("enabled", "disabled"):
+                raise SeedError("policy.hardware_oath.state must be enabled or disabled")
+            self.policy.state = policy["state"]
+        if "include_targets" in policy:
+            self.policy.include_targets = list(policy["include_targets"])
+        if "exclude_targets" in policy:
+            self.policy.exclude_targets = list(policy["exclude_targets"])
+
+    def _seed_token(self, entry: dict, where: str) -> None:
+        try:
+            fields = self.validate_device_fields({
+                "serialNumber": _require(entry, "serial_number", where),
+                "secretKey": _require(entry, "secret_key", where),
+                "manufacturer": _require(entry, "manufacturer", where),
+                "model": _require(entry, "model", where),
+                "timeIntervalInSeconds": entry.get("time_interval", 30),
+                "hashFunction": entry.get("hash_function", "hmacsha1"),
+                "displayName": entry.get("display_name"),
+            }, creating=True)
+        except GraphError as exc:
+            raise SeedError(f"{where}: {exc.message}") from exc
+        token = self._new_token(fields, token_id=entry.get("id"))
+        status = entry.get("status", "assigned" if entry.get("assigned_to") else "available")
+        if status not in STATUSES:
+            raise SeedError(f"{where}: status must be one of {', '.join(STATUSES)}")
+        if entry.get("assigned_to"):
+            user = self.find_user(str(entry["assigned_to"]))
+            if user is None:
+                raise SeedError(f"{where}: assigned_to names an unknown user")
+            if user.is_guest:
+                raise SeedError(f"{where}: hardware tokens can't be assigned to guest users")
+            if len(self.methods_of(user.id)) >= MAX_METHODS_PER_USER:
+                raise SeedError(f"{where}: {user.user_principal_name} already has {MAX_METHODS_PER_USER} tokens")
+            if status == "available":
+                raise SeedError(f"{where}: an assigned token can't have status 'available'")
+            token.assigned_to = user.id
+            token.method_created = self.now()
+        elif status != "available":
+            raise SeedError(f"{where}: status '{status}' needs assigned_to")
+        token.status = status
+        if token.serial_number.lower() in (t.serial_number.lower() for t in self.tokens.values()):
+            raise SeedError(f"{where}: duplicate serial number {token.serial_number}")
+        if token.id in self.tokens:
+            raise SeedError(f"{where}: duplicate id {token.id}")
+        self.tokens[token.id] = token
+
+    # ------------------------------------------------------------------ lookups
+    def find_user(self, ref: str) -> User | None:
+        """By object id (GUID, any case) or user principal name (case-insensitive)."""
+        user = self.users.get(ref.lower())
+        return user if user is not None else self.find_user_by_upn(ref)
+
+    def find_user_by_upn(self, upn: str) -> User | None:
+        upn = upn.lower()
+        return next((u for u in self.users.values() if u.user_principal_name.lower() == upn), None)
+
+    def require_user(self, ref: str) -> User:
+        user = self.find_user(ref)
+        if user is None:
+            raise user_not_found(ref)
+        return user
+
+    def find_token_by_serial(self, serial: str) -> Token | None:
+        serial = serial.lower()
+        return next((t for t in self.tokens.values() if t.serial_number.lower() == serial), None)
+
+    def require_token(self, token_id: str) -> Token:
+        token = self.tokens.get(token_id.lower())
+        if token is None:
+            raise not_found(f"Hardware OATH token '{token_id}' was not found.")
+        return token
+
+    def methods_of(self, user_id: str) -> list[Token]:
+        return sorted((t for t in self.tokens.values() if t.assigned_to == user_id), key=lambda t: t.order)
+
+    def require_method(self, user: User, method_id: str) -> Token:
+        token = self.tokens.get(method_id.lower())
+        if token is None or token.assigned_to != user.id:
+            raise not_found(f"Hardware OATH authentication method '{method_id}' was not found for this user.")
+        return token
+
+    # ------------------------------------------------------------------ validation
+    def validate_device_fields(self, body: dict, creating: bool) -> dict:
+        """Validate inventory properties; returns the normalised subset present in ``body``."""
+        out: dict = {}
+        if creating:
+            for key in ("serialNumber", "manufacturer", "model", "secretKey", "timeIntervalInSeconds"):
+                if body.get(key) in (None, ""):
+                    raise bad_request(f"The property '{key}' is required to create a hardware OATH token.")
+        for key in ("serialNumber", "manufacturer", "model", "displayName"):
+            if key in body and body[key] is not None:
+                if not isinstance(body[key], str):
+                    raise bad_request(f"The property '{key}' must be a string.")
+                if key != "displayName" and not body[key].strip():
+                    raise bad_request(f"The property '{key}' must not be empty.")
+                out[key] = body[key]
+        if "displayName" in body and body["displayName"] is None:
+            out["displayName"] = None
+        if body.get("secretKey") is not None:
+            out["secretKey"] = validate_secret(body["secretKey"])
+        if body.get("timeIntervalInSeconds") is not None:
+            value = body["timeIntervalInSeconds"]
+            # The documented bulk example sends the interval as a string; accept numeric strings too.
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            if isinstance(value, bool) or value not in TIME_INTERVALS:
+                raise bad_request(f"Invalid timeIntervalInSeconds '{body['timeIntervalInSeconds']}'. Supported values are 30 and 60.")
+            out["timeIntervalInSeconds"] = value
+        if body.get("hashFunction") is not None:
+            if body["hashFunction"] not in HASH_FUNCTIONS:
+                raise bad_request(f"Invalid hashFunction '{body['hashFunction']}'. Supported values are hmacsha1 and hmacsha256.")
+            out["hashFunction"] = body["hashFunction"]
+        elif creating:
+            out["hashFunction"] = "hmacsha1"
+        return out
+
+    def _new_token(self, fields: dict, token_id: str | None = None) -> Token:
+        tid = str(token_id or uuid.uuid4()).lower()
+        if not GUID_RE.match(tid):
+            raise SeedError(f"token id {tid} must be a GUID")
+        return Token(id=tid, serial_number=fields["serialNumber"], secret_key=fields["secretKey"],
+                     manufacturer=fields["manufacturer"], model=fields["model"],
+                     hash_function=fields.get("hashFunction", "hmacsha1"), time_interval=fields["timeIntervalInSeconds"],
+                     display_name=fields.get("displayName"), order=next(self._order))
+
+    def check_assignable(self, token: Token, user: User) -> None:
+        if user.is_guest:
+            raise bad_request(f"Hardware OATH tokens can't be assigned to guest users ({user.user_principal_name}).")
+        if token.assigned_to == user.id:
+            raise conflict(f"The hardware OATH token '{token.serial_number}' is already assigned to this user.")
+        if token.assigned_to is not None:
+            raise conflict(f"The hardware OATH token '{token.serial_number}' is already assigned to another user.")
+        if len(self.methods_of(user.id)) >= MAX_METHODS_PER_USER:
+            raise bad_request(f"The user {user.user_principal_name} already has the maximum of "
+                              f"{MAX_METHODS_PER_USER} hardware OATH tokens.")
+
+    # ------------------------------------------------------------------ inventory operations
+    def create_device(self, fields: dict, assign_to: User | None) -> Token:
+        if self.find_token_by_serial(fields["serialNumber"]):
+            raise conflict(f"A hardware OATH token with serial number '{fields['serialNumber']}' already exists.")
+        token = self._new_token(fields)
+        if assign_to is not None:
+            self.check_assignable(token, assign_to)
+        self.tokens[token.id] = token
+        if assign_to is not None:
+            self._assign(token, assign_to)
+        return token
+
+    def update_device(self, token: Token, fields: dict) -> None:
+        if token.assigned_to is not None:
+            raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
+                              "unassign it before updating it.")
+        for key, attr in (("manufacturer", "manufacturer"), ("model", "model"), ("displayName", "display_name"),
+                          ("timeIntervalInSeconds", "time_interval"), ("hashFunction", "hash_function")):
+            if key in fields:
+                setattr(token, attr, fields[key])
+
+    def delete_device(self, token: Token) -> None:
+        if token.assigned_to is not None:
+            raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
+                              "unassign it before deleting it.")
+        del self.tokens[token.id]
+
+    # ------------------------------------------------------------------ user method operations
+    def _assign(self, token: Token, user: User) -> None:
+        token.assigned_to = user.id
+        token.status = "assigned"
+        token.method_created = self.now()
+
+    def assign(self, token: Token, user: User) -> None:
+        self.check_assignable(token, user)
+        self._assign(token, user)
+
+    def unassign(self, token: Token) -> None:
+        token.assigned_to = None
+        token.status = "available"
+        token.method_created = None
+
+    def _verify_code(self, token: Token, code: Any) -> bool:
+        """Verify a code; records the attempt. Returns True when accepted."""
+        if not isinstance(code, str):
+            raise bad_request("Cannot convert the literal to the expected type 'Edm.String' for 'verificationCode'.",
+                              code="BadRequest")
+        if not re.fullmatch(r"[0-9]{6}", code):
+            raise bad_request("The verification code must be a string of 6 digits.")
+        result, step = totp.verify(token.secret_key, token.hash_function, token.time_interval, code, self.now(),
+                                   self.activation_window_steps, token.last_accepted_step)
+        token.activations[result] += 1
+        if result == totp.ACCEPTED:
+            token.last_accepted_step = step
+            return True
+        return False
+
+    def activate(self, token: Token, code: Any, display_name: str | None) -> None:
+        if self._verify_code(token, code):
+            token.status = "activated"
+            if display_name is not None:
+                token.display_name = display_name
+            return
+        if token.status != "activated":
+            token.status = "failedActivation"
+        raise bad_request("Invalid verification code.", code="invalidVerificationCode")
+
+    def deactivate(self, token: Token) -> None:
+        token.status = "assigned"
+
+    def assign_and_activate(self, token: Token, user: User, code: Any, display_name: str | None) -> None:
+        """Assign (unless already this user's) and activate, atomically: a wrong code assigns nothing."""
+        if token.assigned_to != user.id:
+            self.check_assignable(token, user)
+            if not self._verify_code(token, code):
+                raise bad_request("Invalid verification code.", code="invalidVerificationCode")
+            self._assign(token, user)
+            token.status = "activated"
+            if display_name is not None:
+                token.display_name = display_name
+            return
+        self.activate(token, code, display_name)
+
+    # ------------------------------------------------------------------ representations
+    def device_json(self, token: Token) -> dict:
+        assigned = None
+        if token.assigned_to:
+            user = self.users.get(token.assigned_to)
+            assigned = {"id": token.assigned_to, "displayName": user.display_name if user else None}
+        return {
+            "id": token.id,
+            "displayName": token.display_name,
+            "serialNumber": token.serial_number,
+            "manufacturer": token.manufacturer,
+            "model": token.model,
+            "secretKey": None,
+            "timeIntervalInSeconds": token.time_interval,
+            "status": token.status,
+            "lastUsedDateTime": iso(token.last_used),
+            "hashFunction": token.hash_function,
+            "assignedTo": assigned,
+        }
+
+    def method_json(self, token: Token) -> dict:
+        return {
+            "@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethod",
+            "id": token.id,
+            "createdDateTime": iso(token.method_created),
+            "lastUsedDateTime": iso(token.last_used),
+            "device": self.device_json(token),
+        }
+
+    def user_json(self, user: User) -> dict:
+        return {
+            "id": user.id,
+            "userPrincipalName": user.user_principal_name,
+            "displayName": user.display_name,
+            "userType": user.user_type,
+            "accountEnabled": user.account_enabled,
+        }
+
+    def policy_json(self) -> dict:
+        return {
+            "@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration",
+            "id": "HardwareOath",
+            "state": self.policy.state,
+            "includeTargets": self.policy.include_targets,
+            "excludeTargets": self.policy.exclude_targets,
+        }
+
+    def state_json(self) -> dict:
+        """The admin view: everything a test may assert on, secrets omitted."""
+        tokens = []
+        for token in sorted(self.tokens.values(), key=lambda t: t.order):
+            user = self.users.get(token.assigned_to) if token.assigned_to else None
+            tokens.append({
+                "id": token.id,
+                "serial_number": token.serial_number,
+                "display_name": token.display_name,
+                "manufacturer": token.manufacturer,
+                "model": token.model,
+                "hash_function": token.hash_function,
+                "time_interval": token.time_interval,
+                "status": token.status,
+                "assigned_to": {"id": user.id, "user_principal_name": user.user_principal_name,
+                                "display_name": user.display_name} if user else None,
+                "method_created": iso(token.method_created),
+                "activations": dict(token.activations),
+            })
+        return {
+            "tenant_id": self.tenant_id,
+            "clock_offset": self.clock_offset,
+            "users": [{"id": u.id, "user_principal_name": u.user_principal_name, "display_name": u.display_name,
+                       "user_type": u.user_type, "roles": list(u.roles),
+                       "hardware_oath_methods": [t.id for t in self.methods_of(u.id)]} for u in self.users.values()],
+            "apps": [{"client_id": a.client_id, "display_name": a.display_name,
+                      "application_permissions": list(a.application_permissions),
+                      "delegated_permissions": list(a.delegated_permissions)} for a in self.apps.values()],
+            "managed_identities": [{"client_id": m.client_id, "object_id": m.object_id, "display_name": m.display_name,
+                                    "application_permissions": list(m.application_permissions)}
+                                   for m in self.managed_identities.values()],
+            "groups": [{"id": g.id, "display_name": g.display_name} for g in self.groups.values()],
+            "tokens": tokens,
+            "policy": {"hardware_oath": {"state": self.policy.state, "include_targets": self.policy.include_targets,
+                                         "exclude_targets": self.policy.exclude_targets}},
+        }
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
