@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import jwt
 import trustme
 
 from . import faults as faultlib
@@ -153,7 +154,8 @@ class Simulator:
                        "query": _split_query(raw_query), "client_request_id": headers.get("client-request-id"),
                        "user_agent": headers.get("user-agent"), "retry_attempt": headers.get("retry-attempt"),
                        "write": kind == "graph" and method in WRITE_METHODS and not raw_path.endswith("/$batch")}
-        decision = self.faults.decide(method=method, path=unquote(raw_path), kind=kind, client_id=None)
+        decision = self.faults.decide(method=method, path=unquote(raw_path), kind=kind,
+                                      client_id=_client_hint(kind, headers, raw_query, body))
         entry["faults"] = list(decision.rules)
         if decision.delay_before:
             time.sleep(decision.delay_before)
@@ -428,6 +430,18 @@ class Simulator:
                         client_id=app.client_id, app_display_name=app.display_name, object_id=app.object_id,
                         roles=data.get("roles", app.application_permissions), **common)
         return {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}
+
+
+def _client_hint(kind: str, headers: dict, raw_query: str, body: bytes) -> str | None:
+    """The client id a request claims, unverified: only used to match fault rules, never to authorize."""
+    if kind == "graph":
+        auth = headers.get("authorization", "")
+        try:
+            return str(jwt.decode(auth[7:], options={"verify_signature": False}).get("appid", "")).lower() or None
+        except jwt.PyJWTError:
+            return None
+    source = raw_query if kind == "managed_identity" else body.decode("utf-8", "replace")
+    return (_split_query(source).get("client_id") or "").lower() or None
 
 
 def _default_code(status: int) -> str:
