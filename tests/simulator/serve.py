@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.host.startswith("127.") and args.host not in ("localhost", "::1"):
         print(f"refusing to listen on {args.host}: the simulator serves loopback only", file=sys.stderr)
         return 2
-    state_dir = args.state_dir or (os.path.dirname(os.path.abspath(args.ready_file)) if args.ready_file
-                                  else tempfile.mkdtemp(prefix="entrasim-"))
+    if args.state_dir:
+        state_dir = args.state_dir
+    elif args.ready_file:
+        state_dir = os.path.dirname(os.path.abspath(args.ready_file))
+    else:
+        state_dir = tempfile.mkdtemp(prefix="entrasim-")
     try:
         simulator = Simulator(args.seed, state_dir=state_dir, host=args.host, port=args.port, page_size=args.page_size,
                               token_lifetime=args.token_lifetime, fault_seed=args.fault_seed,

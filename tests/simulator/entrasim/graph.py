@@ -13,7 +13,7 @@ from typing import Any
 from . import odata, permissions as perm
 from .errors import GraphError, bad_request, conflict, not_found, odata_bad_request
 from .identity import Principal
-from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, Token, User
+from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, User
 
 DEVICE_TYPE = "microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"
 METHOD_TYPE = "microsoft.graph.hardwareOathAuthenticationMethod"

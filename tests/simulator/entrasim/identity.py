@@ -234,8 +234,8 @@ class IdentityPlatform:
 
     def _assertion_audiences(self, tenant_segment: str, request_base: str) -> list[str]:
         auds = []
-        for base in {self.base_url, request_base}:
-            for tenant in {tenant_segment, self.tenant.tenant_id}:
+        for base in sorted({self.base_url, request_base}):
+            for tenant in sorted({tenant_segment, self.tenant.tenant_id}):
                 auds += [f"{base}/{tenant}/oauth2/v2.0/token", f"{base}/{tenant}/v2.0"]
         return auds
 
@@ -376,7 +376,7 @@ class IdentityPlatform:
     def _client_credentials(self, form: dict, tenant_segment: str, request_base: str) -> dict:
         app = self._app(form)
         appidacr = self._authenticate_client(app, form, tenant_segment, request_base)
-        resource, _, _ = self._graph_resource(form.get("scope"), delegated=False)
+        resource = self._graph_resource(form.get("scope"), delegated=False)[0]
         token, lifetime = self.mint_access_token(client_id=app.client_id, app_display_name=app.display_name,
                                                  object_id=app.object_id, resource=resource,
                                                  roles=app.application_permissions, appidacr=appidacr)

@@ -279,7 +279,7 @@ class Simulator:
             item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
             method = item["method"].upper()
             url = item["url"] if item["url"].startswith("/") else "/" + item["url"]
-            raw_path, _, raw_query = url.partition("?")
+            raw_path, _sep, raw_query = url.partition("?")
             raw_path = "/beta" + raw_path
             entry: dict = {"time": _now_iso(), "kind": "graph", "method": method, "path": raw_path,
                            "query": _split_query(raw_query), "client_request_id": item_headers.get("client-request-id"),
@@ -292,8 +292,12 @@ class Simulator:
                                                 str(uuid.uuid4()), item_headers.get("client-request-id")), {})
             else:
                 item_body = item.get("body")
-                raw_body = b"" if item_body is None else (json.dumps(item_body).encode() if not isinstance(item_body, str)
-                                                         else item_body.encode())
+                if item_body is None:
+                    raw_body = b""
+                elif isinstance(item_body, str):
+                    raw_body = item_body.encode()
+                else:
+                    raw_body = json.dumps(item_body).encode()
                 decision = self.faults.decide(method=method, path=unquote(raw_path), kind="graph",
                                               client_id=principal.client_id)
                 entry["faults"] = list(decision.rules)
@@ -506,7 +510,7 @@ class SimHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         body = self._read_body()
-        raw_path, _, raw_query = self.path.partition("?")
+        raw_path, _sep, raw_query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
         simulator = self.server.simulator
         if raw_path == "/_admin" or raw_path.startswith("/_admin/"):

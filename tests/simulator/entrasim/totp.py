@@ -32,7 +32,7 @@ def verify(secret: str, hash_function: str, interval: int, code: str, now: float
     current = int(now // interval)
     matched_old_step = False
     for distance in range(window_steps + 1):
-        for step in {current - distance, current + distance}:
+        for step in sorted({current - distance, current + distance}):
             if not hmac.compare_digest(totp.generate_otp(step), code):
                 continue
             if last_accepted_step is not None and step <= last_accepted_step:
