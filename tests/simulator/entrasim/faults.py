@@ -150,6 +150,7 @@ def _rule(spec: dict, index: int) -> Rule:
 class FaultEngine:
     def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
+        self._seed = seed
         self._rng = random.Random(seed)
         self._initial: dict = {}
         self.rules: list[Rule] = []
@@ -170,6 +171,7 @@ class FaultEngine:
             self.write_quota = dict(DEFAULT_WRITE_QUOTA)
             self.read_rate = dict(DEFAULT_READ_RATE)
             self._buckets.clear()
+            self._rng.seed(self._seed)
         self.configure(self._initial)
 
     def configure(self, spec: dict) -> None:

@@ -157,7 +157,7 @@ class GraphApi:
         if request.method != "GET":
             raise self._method_not_allowed()
         perm.authorize(request.principal, perm.USERS_READ, user)
-        odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+        odata.check_entity_options(request.query)
         fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
         body = {"@odata.context": self.url("$metadata#users/$entity", request.version),
                 **odata.apply_select(self.tenant.user_json(user), fields)}
@@ -196,7 +196,7 @@ class GraphApi:
             perm.authorize(request.principal, perm.DEVICES_READ if request.method == "GET" else perm.DEVICES_WRITE)
             token = self.tenant.require_token(rest[0])
             if request.method == "GET":
-                odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+                odata.check_entity_options(request.query)
                 fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
                 body = {"@odata.context": self.url("$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"),
                         **odata.apply_select(self.tenant.device_json(token), fields)}
@@ -284,6 +284,8 @@ class GraphApi:
             try:
                 plans.append(self._plan_bulk_item(request, item, serials, added) + (content_id,))
             except GraphError as exc:
+                if exc.status == 403:
+                    raise  # a missing permission fails the request, not one item
                 details.append({"code": exc.code, "message": exc.message, "target": content_id})
         if details:
             raise bad_request(f"{len(details)} of {len(items)} hardware OATH tokens in the delta payload are invalid; "
@@ -374,7 +376,7 @@ class GraphApi:
         token = self.tenant.require_method(user, rest[0])
         if len(rest) == 1:
             if request.method == "GET":
-                odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+                odata.check_entity_options(request.query)
                 fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
                 return 200, {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
                              **odata.apply_select(self.tenant.method_json(token), fields)}, {}
@@ -424,7 +426,7 @@ class GraphApi:
         policy = self.tenant.policy
         if request.method == "GET":
             perm.authorize(request.principal, perm.POLICY_READ)
-            odata.check_options({k: v for k, v in request.query.items() if k != "$select"})
+            odata.check_entity_options(request.query)
             return 200, {"@odata.context": self.url("$metadata#policies/authenticationMethodsPolicy/"
                                                     "authenticationMethodConfigurations/$entity"),
                          **self.tenant.policy_json()}, {}

@@ -3,6 +3,7 @@ identity endpoint, access-token minting and the validation Graph applies to ever
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -10,7 +11,7 @@ import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +31,7 @@ GRAPH_RESOURCES = (
 )
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEFAULT_FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+_NO_TIME_CHECKS = {"verify_exp": False, "verify_nbf": False, "verify_iat": False}
 OIDC_SCOPES = {"openid", "profile", "offline_access", "email"}
 
 
@@ -176,8 +178,7 @@ class IdentityPlatform:
             raise unauthenticated("CompactToken parsing failed with error code: 80049217", reason="not a JWT")
         try:
             claims = jwt.decode(raw, self.signing_key.private_key.public_key(), algorithms=["RS256"],
-                                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False,
-                                         "verify_iat": False})
+                                options={"verify_aud": False, **_NO_TIME_CHECKS})
         except jwt.InvalidSignatureError as exc:
             raise unauthenticated("Access token validation failure.", reason="invalid signature") from exc
         except jwt.PyJWTError as exc:
@@ -201,13 +202,16 @@ class IdentityPlatform:
         return Principal(kind, client_id, roles=frozenset(claims.get("roles") or []), claims=claims)
 
     # ------------------------------------------------------------------ token endpoint
-    def token_endpoint(self, tenant_segment: str, form_body: bytes, request_base: str) -> dict:
+    def token_endpoint(self, tenant_segment: str, form_body: bytes, request_base: str,
+                       authorization: str | None = None) -> dict:
         """Handle ``POST /{tenant}/oauth2/v2.0/token``; returns the JSON body or raises IdentityError."""
         if not self.tenant_matches(tenant_segment):
             raise IdentityError(400, "invalid_request", 90002,
                                 f"Tenant '{tenant_segment}' not found. Check to make sure you have the correct tenant ID "
                                 "and are signing into the correct cloud.")
         form = {k: v[0] for k, v in parse_qs(form_body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        if authorization and authorization.lower().startswith("basic "):
+            form.update(_basic_credentials(authorization[6:]))
         grant = form.get("grant_type")
         if not grant:
             raise _missing("grant_type")
@@ -292,19 +296,26 @@ class IdentityPlatform:
         try:
             claims = jwt.decode(assertion, cert.public_key, algorithms=["RS256", "PS256"],
                                 audience=self._assertion_audiences(tenant_segment, request_base),
-                                leeway=self.clock_skew, options={"require": ["exp", "aud", "iss", "sub"]})
+                                options={"require": ["exp", "aud", "iss", "sub"], **_NO_TIME_CHECKS})
         except jwt.InvalidSignatureError as exc:
             raise IdentityError(401, "invalid_client", 700027, "Client assertion failed signature validation.") from exc
-        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError) as exc:
-            raise IdentityError(401, "invalid_client", 700024, "Client assertion is not within its valid time range.") from exc
         except jwt.InvalidAudienceError as exc:
             raise IdentityError(401, "invalid_client", 700027,
                                 "Client assertion audience claim does not match the token endpoint of this tenant.") from exc
         except jwt.PyJWTError as exc:
             raise IdentityError(401, "invalid_client", 50027, f"JWT token is invalid or malformed: {exc}.") from exc
+        self._check_assertion_lifetime(claims, 401)
         if str(claims["iss"]).lower() != app.client_id or str(claims["sub"]).lower() != app.client_id:
             raise IdentityError(401, "invalid_client", 700021,
                                 "Client assertion application identifier doesn't match 'client_id' parameter.")
+
+    def _check_assertion_lifetime(self, claims: dict, status: int) -> None:
+        """``exp``/``nbf`` against the simulated clock (PyJWT would use the real one)."""
+        now = self.tenant.now()
+        exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+        if not isinstance(exp, (int, float)) or not isinstance(nbf, (int, float)) \
+                or exp + self.clock_skew < now or nbf - self.clock_skew > now:
+            raise IdentityError(status, "invalid_client", 700024, "Client assertion is not within its valid time range.")
 
     def _verify_federated_assertion(self, app: App, assertion: str, unverified: dict) -> None:
         issuer = str(unverified.get("iss", ""))
@@ -314,13 +325,12 @@ class IdentityPlatform:
                                 f"No matching federated identity record found for presented assertion issuer '{issuer}'.")
         try:
             claims = jwt.decode(assertion, self.issuer_keys[issuer].private_key.public_key(), algorithms=["RS256"],
-                                leeway=self.clock_skew, options={"verify_aud": False, "require": ["exp", "sub", "aud"]})
+                                options={"verify_aud": False, "require": ["exp", "sub", "aud"], **_NO_TIME_CHECKS})
         except jwt.InvalidSignatureError as exc:
             raise IdentityError(401, "invalid_client", 700027, "Client assertion failed signature validation.") from exc
-        except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError) as exc:
-            raise IdentityError(400, "invalid_client", 700024, "Client assertion is not within its valid time range.") from exc
         except jwt.PyJWTError as exc:
             raise IdentityError(401, "invalid_client", 50027, f"JWT token is invalid or malformed: {exc}.") from exc
+        self._check_assertion_lifetime(claims, 400)
         candidates = [f for f in candidates if f.subject == claims["sub"]]
         if not candidates:
             raise IdentityError(400, "invalid_request", 700213,
@@ -422,6 +432,9 @@ class IdentityPlatform:
         if user is None or not user.password or not hmac.compare_digest(user.password.encode(), form["password"].encode()):
             raise IdentityError(400, "invalid_grant", 50126,
                                 "Error validating credentials due to invalid username or password.")
+        if not user.account_enabled:
+            raise IdentityError(400, "invalid_grant", 50057,
+                                "The user account is disabled.")
         resource, names, openid = self._graph_resource(form.get("scope"), delegated=True)
         return self._delegated_response(app, user, resource, names, openid, appidacr)
 
@@ -467,6 +480,15 @@ class IdentityPlatform:
                                                  roles=mi.application_permissions, appidacr="2")
         return 200, {"access_token": token, "expires_on": str(int(self.tenant.now()) + lifetime), "resource": resource,
                      "token_type": "Bearer", "client_id": mi.client_id}
+
+
+def _basic_credentials(encoded: str) -> dict:
+    """client_secret_basic (RFC 6749 2.3.1): form-urlencoded id and secret, joined by ':', base64."""
+    try:
+        client_id, _sep, secret = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IdentityError(401, "invalid_client", 7000215, "Malformed HTTP Basic client credentials.") from exc
+    return {"client_id": unquote_plus(client_id), "client_secret": unquote_plus(secret)}
 
 
 def _missing(parameter: str) -> IdentityError:

@@ -208,6 +208,13 @@ def check_options(query: dict) -> None:
             raise odata_bad_request(f"The query parameter '{key}' is not supported.")
 
 
+def check_entity_options(query: dict) -> None:
+    """Reading one entity takes ``$select`` only."""
+    for key in query:
+        if key.startswith("$") and key != "$select":
+            raise odata_bad_request(f"Query option '{key}' is not allowed when reading a single entity.")
+
+
 def encode_skiptoken(last_key: Any) -> str:
     return b64url(json.dumps({"after": last_key}).encode())
 

@@ -196,8 +196,9 @@ class Simulator:
                 "x-ms-ags-diagnostic": DIAGNOSTIC, "x-ms-resource-unit": "1", "OData-Version": "4.0",
                 "Strict-Transport-Security": "max-age=31536000", "Cache-Control": "no-cache"}
 
-    def _graph_error(self, error: GraphError, headers: dict, extra: dict | None = None) -> Outcome:
-        request_id = str(uuid.uuid4())
+    def _graph_error(self, error: GraphError, headers: dict, extra: dict | None = None,
+                     request_id: str | None = None) -> Outcome:
+        request_id = request_id or str(uuid.uuid4())
         body = envelope(error, request_id, headers.get("client-request-id"))
         if error.status == 429:
             inner = body["error"]["innerError"]
@@ -237,10 +238,7 @@ class Simulator:
             entry["error_code"] = exc.code
             if exc.reason:
                 entry["reason"] = exc.reason
-            outcome = self._graph_error(exc, headers)
-            outcome.headers["request-id"] = request_id
-            outcome.body["error"]["innerError"]["request-id"] = request_id
-            return outcome
+            return self._graph_error(exc, headers, request_id=request_id)
         return Outcome(status, payload, {**self._graph_headers(headers, request_id), **extra})
 
     def _batch(self, principal: Principal, headers: dict, body: bytes, request_id: str) -> Outcome:
@@ -347,7 +345,7 @@ class Simulator:
             try:
                 request_base = f"https://{headers.get('host', f'{self.host}:{self.port}')}"
                 with self.tenant.lock:
-                    return Outcome(200, self.identity.token_endpoint(tenant_segment, body, request_base), plain)
+                    return Outcome(200, self.identity.token_endpoint(tenant_segment, body, request_base, headers.get("authorization")), plain)
             except IdentityError as exc:
                 entry["error_code"] = exc.error
                 entry["reason"] = f"AADSTS{exc.aadsts}"
@@ -370,7 +368,11 @@ class Simulator:
             return Outcome(400, {"error": "the body must be JSON"})
         try:
             return self._admin_route(method, route, _split_query(raw_query), data)
-        except (faultlib.FaultConfigError, ValueError, KeyError, TypeError) as exc:
+        except GraphError as exc:
+            return Outcome(exc.status, {"error": exc.message})
+        except KeyError as exc:
+            return Outcome(400, {"error": f"missing field {exc}"})
+        except (faultlib.FaultConfigError, ValueError, TypeError) as exc:
             return Outcome(400, {"error": str(exc)})
 
     def _admin_route(self, method: str, route: str, query: dict, data: Any) -> Outcome:
@@ -418,12 +420,16 @@ class Simulator:
                   "tenant_id": data.get("tenant_id"), "foreign": bool(data.get("foreign", False))}
         with self.tenant.lock:
             if data.get("managed_identity"):
-                mi = self.tenant.managed_identities[str(data["managed_identity"]).lower()]
+                mi = self.tenant.managed_identities.get(str(data["managed_identity"]).lower())
+                if mi is None:
+                    raise GraphError(404, "notFound", f"no managed identity {data['managed_identity']}")
                 token, lifetime = self.identity.mint_access_token(
                     client_id=mi.client_id, app_display_name=mi.display_name, object_id=mi.object_id,
-                    roles=data.get("roles", mi.application_permissions), **common)
+                    roles=data.get("roles", mi.application_permissions), appidacr="2", **common)
             else:
-                app = self.tenant.apps[str(data["client_id"]).lower()]
+                app = self.tenant.apps.get(str(data["client_id"]).lower())
+                if app is None:
+                    raise GraphError(404, "notFound", f"no app {data['client_id']}")
                 if data.get("user"):
                     user = self.tenant.require_user(str(data["user"]))
                     token, lifetime = self.identity.mint_access_token(
@@ -471,6 +477,7 @@ class SimHTTPServer(ThreadingHTTPServer):
     def finish_request(self, request: socket.socket, client_address: Any) -> None:
         # TLS handshake in the worker thread, so one slow client can't stall the accept loop.
         request.settimeout(30)
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             tls = self.simulator.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
