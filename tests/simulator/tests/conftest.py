@@ -63,23 +63,6 @@ def api(sim, client, suite_material):
 
 
 @pytest.fixture
-def token(api):
-    """``token(client_id=..., secret=..., user=..., password=..., roles=..., scopes=..., lifetime=...)``."""
-    return api.token
-
-
-@pytest.fixture
-def graph(api):
-    """``graph(method, path, token=None, **httpx_kwargs)`` against /beta (or /v1.0 with an explicit prefix)."""
-    return api.graph
-
-
-@pytest.fixture
-def admin_state(api):
-    return api.admin_state
-
-
-@pytest.fixture
 def requests_log(api):
     return api.requests_log
 
