@@ -1,0 +1,194 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change in any release.
+
+"""One HTTP stack (httpx) for sign-in and Graph: TLS, retries, paging, errors. Safe to share between threads."""
+
+from __future__ import annotations
+
+import ssl
+import time
+import typing as t
+import uuid
+from urllib.parse import quote
+
+from ._errors import GraphError, GraphTransportError, WriteOutcomeUnknown
+from ._retry import RETRY_STATUSES, retry_delay
+
+try:
+    import httpx
+except ImportError:  # reported by GraphModule through missing_required_lib
+    httpx = None
+
+COLLECTION_VERSION = "0.1.0"
+USER_AGENT = f"tokenops.entra/{COLLECTION_VERSION}"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: quoted, with ``'`` doubled, so a value can never change the expression."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def segment(value: str) -> str:
+    """One URL path segment, percent-encoded entirely (``/``, ``?``, ``#`` included): a user value can never
+    reach another path."""
+    return quote(value, safe="@")
+
+
+def tls_context(validate_certs: bool, ca_path: str | None) -> ssl.SSLContext | bool:
+    if not validate_certs:
+        return False
+    return ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
+
+
+def _tls_hint(exc: BaseException) -> str | None:
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            text = str(cause)
+            break
+        cause = cause.__cause__ or cause.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (f"TLS certificate verification failed ({text}). Set ca_path to the CA bundle that signed the "
+                "server's certificate; validate_certs=false turns verification off (not recommended).")
+    return None
+
+
+class Transport:
+    """Sends HTTP requests with retries. Only requests that are safe to repeat are retried after an error that
+    may have come after the server acted; a write that may have happened raises WriteOutcomeUnknown."""
+
+    def __init__(self, *, verify: ssl.SSLContext | bool, timeout: float, max_retries: int, max_retry_wait: float,
+                 log: t.Callable[[str], None] | None = None, sleep: t.Callable[[float], None] = time.sleep) -> None:
+        self.client = httpx.Client(verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT},
+                                   follow_redirects=False)
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+        self._log = log or (lambda message: None)
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self.client.close()
+
+    def send(self, method: str, url: str, *, safe: bool | None = None, **kwargs: t.Any) -> t.Any:
+        """``safe``: may this request be repeated after its answer was lost (defaults to GET/HEAD/OPTIONS)?"""
+        safe = method in SAFE_METHODS if safe is None else safe
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers.setdefault("client-request-id", str(uuid.uuid4()))  # one id for every attempt, as the SDKs do
+        attempt = 0
+        while True:
+            try:
+                response = self.client.request(method, url, headers=headers, **kwargs)
+            except httpx.ConnectError as exc:  # nothing was sent: always safe to retry
+                hint = _tls_hint(exc)
+                if hint:
+                    raise GraphTransportError(f"{method} {_short(url)}: {hint}") from exc
+                failure: str = f"cannot connect: {exc}"
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if not safe:
+                    raise WriteOutcomeUnknown(f"{method} {_short(url)}: the connection failed after the request was "
+                                              f"sent ({type(exc).__name__}: {exc}); it may or may not have taken "
+                                              "effect") from exc
+                failure = f"{type(exc).__name__}: {exc}"
+            else:
+                # 429 means Graph refused the request unprocessed, so even a write may repeat it.
+                retryable = response.status_code == 429 or (safe and response.status_code in RETRY_STATUSES)
+                if not retryable:
+                    return response
+                if attempt >= self.max_retries:
+                    return response
+                attempt += 1
+                wait = retry_delay(attempt, response.headers.get("Retry-After"), time.time(), self.max_retry_wait)
+                self._log(f"{method} {_short(url)} answered {response.status_code}; retry {attempt}/{self.max_retries} "
+                          f"in {wait:.1f}s")
+                headers["Retry-Attempt"] = str(attempt)
+                self._sleep(wait)
+                continue
+            if attempt >= self.max_retries:
+                raise GraphTransportError(f"{method} {_short(url)}: gave up after {attempt} retries: {failure}")
+            attempt += 1
+            wait = retry_delay(attempt, None, time.time(), self.max_retry_wait)
+            self._log(f"{method} {_short(url)} failed ({failure}); retry {attempt}/{self.max_retries} in {wait:.1f}s")
+            headers["Retry-Attempt"] = str(attempt)
+            self._sleep(wait)
+
+
+def _short(url: str) -> str:
+    """A URL without its query (a filter may hold a user value; keep messages short)."""
+    return url.split("?", 1)[0]
+
+
+def error_from_response(response: t.Any, action: str) -> GraphError:
+    code = message = date = None
+    request_id = response.headers.get("request-id")
+    client_request_id = response.headers.get("client-request-id")
+    details = None
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+    except ValueError:
+        error = None
+    if isinstance(error, dict):
+        code, message, details = error.get("code"), error.get("message"), error.get("details")
+        inner = error.get("innerError") or error.get("innererror") or {}
+        request_id = inner.get("request-id") or request_id
+        client_request_id = inner.get("client-request-id") or client_request_id
+        date = inner.get("date")
+    text = f"{action}: Graph answered {response.status_code} {code or response.reason_phrase}"
+    if message:
+        text += f": {message}"
+    if request_id:
+        text += f" (request-id {request_id}, date {date or response.headers.get('date')})"
+    if response.status_code == 429:
+        text += (f"; still throttled after the allowed retries (Retry-After: {response.headers.get('retry-after', 'none')}). "
+                 "Run again later, or raise max_retries / max_retry_wait")
+    return GraphError(text, status=response.status_code, code=code, graph_message=message, request_id=request_id,
+                      client_request_id=client_request_id, date=date, details=details)
+
+
+class GraphClient:
+    """Graph requests with a bearer token, relative to ``{graph_endpoint}/{version}``."""
+
+    def __init__(self, transport: Transport, graph_endpoint: str, token: t.Callable[[bool], str], *,
+                 can_refresh: bool = True, version: str = "beta") -> None:
+        self.transport = transport
+        self.base = f"{graph_endpoint.rstrip('/')}/{version}"
+        self._token = token
+        self.can_refresh = can_refresh  # False for a given access token: refreshing returns the same one
+
+    def request(self, method: str, path: str, *, action: str, params: dict | None = None, json: t.Any = None,
+                expected: tuple[int, ...] = (200,), absolute_url: str | None = None) -> t.Any:
+        """Send one request; returns the decoded body (None for 204). Raises GraphError naming ``action``."""
+        url = absolute_url or self.base + path
+        response = self._send(method, url, params, json, force_refresh=False)
+        if response.status_code == 401 and self.can_refresh:  # a revoked cached token: sign in again, once
+            response = self._send(method, url, params, json, force_refresh=True)
+        if response.status_code not in expected:
+            raise error_from_response(response, action)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise GraphError(f"{action}: Graph answered {response.status_code} with a body that is not JSON") from exc
+
+    def _send(self, method: str, url: str, params: dict | None, json: t.Any, force_refresh: bool) -> t.Any:
+        headers = {"Authorization": "Bearer " + self._token(force_refresh), "Accept": "application/json"}
+        return self.transport.send(method, url, params=params, json=json, headers=headers)
+
+    def get(self, path: str, *, action: str, params: dict | None = None) -> t.Any:
+        return self.request("GET", path, action=action, params=params)
+
+    def paged(self, path: str, *, action: str, params: dict | None = None) -> t.Iterator[dict]:
+        """Every item of a collection, following ``@odata.nextLink`` as given (never rebuilt)."""
+        body = self.get(path, action=action, params=params)
+        while True:
+            yield from body.get("value", [])
+            next_link = body.get("@odata.nextLink")
+            if not next_link:
+                return
+            body = self.request("GET", "", action=action, absolute_url=next_link)

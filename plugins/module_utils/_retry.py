@@ -1,0 +1,53 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change in any release.
+
+"""Retry arithmetic, pure so it can be tested without sleeping."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import typing as t
+
+RETRY_STATUSES = frozenset({429, 503, 504})
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 60.0
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: an integer, a fraction (Graph sends ``2.128``), or an
+    HTTP date. ``None`` when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        return max(0.0, when.timestamp() - now)
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        return None
+    return seconds
+
+
+def backoff(attempt: int, rng: t.Callable[[], float] = random.random) -> float:
+    """Full-jitter exponential backoff for ``attempt`` (1-based): uniform in [0, min(cap, base * 2^(n-1))]."""
+    return rng() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+
+
+def retry_delay(attempt: int, retry_after: str | None, now: float, max_retry_wait: float,
+                rng: t.Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry number ``attempt``: the server's ``Retry-After`` when given, else jittered
+    backoff; never more than ``max_retry_wait``."""
+    wait = parse_retry_after(retry_after, now)
+    if wait is None:
+        wait = backoff(attempt, rng)
+    return min(wait, max_retry_wait)
