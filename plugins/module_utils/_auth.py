@@ -95,9 +95,11 @@ def _missing_message(missing: list[str]) -> str:
             "(AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity.")
 
 
-def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] = os.environ) -> Credential:
+def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | None = None) -> Credential:
     """Pick the credential from module parameters (fallbacks already applied). Raises GraphAuthError listing
-    what is missing. Pure apart from reading ``environ`` for managed identity detection."""
+    what is missing. Pure apart from reading ``environ`` (default: the process environment) for managed
+    identity detection."""
+    environ = os.environ if environ is None else environ
     authority_host, graph_endpoint = CLOUDS[params.get("cloud") or "public"]
     scope = graph_endpoint + "/.default"  # the cloud's Graph resource, even when graph_endpoint is overridden
     authority_host = (params.get("authority_host") or authority_host).rstrip("/")
@@ -291,4 +293,3 @@ class TokenProvider:
         if cache_file is not None:
             cache_file.save()
         return result["access_token"], time.time() + float(result.get("expires_in", 3599))
-

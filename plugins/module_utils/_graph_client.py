@@ -35,7 +35,7 @@ def odata_string(value: str) -> str:
 def segment(value: str) -> str:
     """One URL path segment, percent-encoded entirely (``/``, ``?``, ``#`` included): a user value can never
     reach another path."""
-    return quote(value, safe="@")
+    return quote(value, safe="")
 
 
 def tls_context(validate_certs: bool, ca_path: str | None) -> ssl.SSLContext | bool:
@@ -81,40 +81,38 @@ class Transport:
         headers.setdefault("client-request-id", str(uuid.uuid4()))  # one id for every attempt, as the SDKs do
         attempt = 0
         while True:
-            try:
-                response = self.client.request(method, url, headers=headers, **kwargs)
-            except httpx.ConnectError as exc:  # nothing was sent: always safe to retry
-                hint = _tls_hint(exc)
-                if hint:
-                    raise GraphTransportError(f"{method} {_short(url)}: {hint}") from exc
-                failure: str = f"cannot connect: {exc}"
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if not safe:
-                    raise WriteOutcomeUnknown(f"{method} {_short(url)}: the connection failed after the request was "
-                                              f"sent ({type(exc).__name__}: {exc}); it may or may not have taken "
-                                              "effect") from exc
-                failure = f"{type(exc).__name__}: {exc}"
-            else:
+            response, failure = self._attempt(method, url, safe, headers, kwargs)
+            if response is not None:
                 # 429 means Graph refused the request unprocessed, so even a write may repeat it.
                 retryable = response.status_code == 429 or (safe and response.status_code in RETRY_STATUSES)
-                if not retryable:
+                if not retryable or attempt >= self.max_retries:
                     return response
-                if attempt >= self.max_retries:
-                    return response
-                attempt += 1
-                wait = retry_delay(attempt, response.headers.get("Retry-After"), time.time(), self.max_retry_wait)
-                self._log(f"{method} {_short(url)} answered {response.status_code}; retry {attempt}/{self.max_retries} "
-                          f"in {wait:.1f}s")
-                headers["Retry-Attempt"] = str(attempt)
-                self._sleep(wait)
-                continue
-            if attempt >= self.max_retries:
+                retry_after = response.headers.get("Retry-After")
+            elif attempt >= self.max_retries:
                 raise GraphTransportError(f"{method} {_short(url)}: gave up after {attempt} retries: {failure}")
+            else:
+                retry_after = None
             attempt += 1
-            wait = retry_delay(attempt, None, time.time(), self.max_retry_wait)
-            self._log(f"{method} {_short(url)} failed ({failure}); retry {attempt}/{self.max_retries} in {wait:.1f}s")
+            wait = retry_delay(attempt, retry_after, time.time(), self.max_retry_wait)
+            self._log(f"{method} {_short(url)} {failure}; retry {attempt}/{self.max_retries} in {wait:.1f}s")
             headers["Retry-Attempt"] = str(attempt)
             self._sleep(wait)
+
+    def _attempt(self, method: str, url: str, safe: bool, headers: dict, kwargs: dict) -> tuple[t.Any, str]:
+        """One try: ``(response, what happened)`` or ``(None, why it failed)`` when it may be retried."""
+        try:
+            response = self.client.request(method, url, headers=headers, **kwargs)
+        except httpx.ConnectError as exc:  # nothing was sent: always safe to retry
+            hint = _tls_hint(exc)
+            if hint:
+                raise GraphTransportError(f"{method} {_short(url)}: {hint}") from exc
+            return None, f"could not connect ({exc})"
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            if not safe:
+                raise WriteOutcomeUnknown(f"{method} {_short(url)}: the connection failed after the request was sent "
+                                          f"({type(exc).__name__}: {exc}); it may or may not have taken effect") from exc
+            return None, f"failed ({type(exc).__name__}: {exc})"
+        return response, f"answered {response.status_code}"
 
 
 def _short(url: str) -> str:

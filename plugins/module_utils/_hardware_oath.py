@@ -226,6 +226,8 @@ def normalize_code(code: t.Any) -> str:
             raise ValueError("verification_code must be 6 digits")
         return f"{code:06d}"
     text = str(code).strip()
+    if re.fullmatch(r"[0-9]{1,5}", text):  # an integer that Ansible turned into a string for a str option
+        text = text.zfill(6)
     if not re.fullmatch(r"[0-9]{6}", text):
         raise ValueError("verification_code must be a string of 6 digits")
     return text
@@ -239,6 +241,7 @@ class CodeSource:
     verification_code: str | None = None
     secret_b32: str | None = None
     clock: t.Callable[[], float] = time.time
+    redact: t.Callable[[str], None] = lambda code: None  # registers each code so Ansible masks it everywhere
     _given_used: bool = False
     _last_step: int | None = None
     used: list[str] = field(default_factory=list)  # kinds of code used ("given" / "computed"); never the codes
@@ -254,7 +257,9 @@ class CodeSource:
                 step = self._last_step + 1
             self._last_step = step
             self.used.append("computed")
-            return totp_code(self.secret_b32, step, token.hash_function)
+            code = totp_code(self.secret_b32, step, token.hash_function)
+            self.redact(code)
+            return code
         if self.verification_code is not None and not self._given_used:
             self._given_used = True
             self.used.append("given")

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import typing as t
 
@@ -33,7 +34,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         if when is None:
             return None
         return max(0.0, when.timestamp() - now)
-    if seconds != seconds or seconds < 0:  # NaN or negative
+    if math.isnan(seconds) or seconds < 0:
         return None
     return seconds
 

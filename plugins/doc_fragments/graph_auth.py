@@ -1,0 +1,123 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Connection and authentication options of every Microsoft Graph module of this collection.
+    DOCUMENTATION = r"""
+options:
+  auth_method:
+    description:
+      - How to sign in to Microsoft Graph.
+      - V(auto) picks the first that is configured, in this order. O(access_token); a certificate
+        (O(client_certificate_path)); a federated token (O(federated_token_file)); a client secret
+        (O(client_secret)); a managed identity when E(IDENTITY_ENDPOINT) and E(IDENTITY_HEADER) are set.
+      - Explicit task arguments and C(module_defaults) win over the E(AZURE_*) environment variables.
+      - V(managed_identity) uses the managed identity of the host (App Service style endpoint). With O(client_id),
+        the user-assigned identity of that client id; without, the system-assigned one.
+    type: str
+    default: auto
+    choices: [auto, access_token, certificate, federated, client_secret, managed_identity]
+  tenant_id:
+    description:
+      - The directory (tenant) id, or a verified domain of the tenant.
+      - Falls back to E(AZURE_TENANT_ID).
+    type: str
+  client_id:
+    description:
+      - The application (client) id of the app registration; for O(auth_method=managed_identity), the client id of a
+        user-assigned managed identity.
+      - Falls back to E(AZURE_CLIENT_ID).
+    type: str
+  client_secret:
+    description:
+      - A client secret of the app registration.
+      - Falls back to E(AZURE_CLIENT_SECRET).
+    type: str
+  client_certificate_path:
+    description:
+      - A PEM file holding the app's certificate and its private key; the thumbprint is derived from it.
+      - Falls back to E(AZURE_CLIENT_CERTIFICATE_PATH).
+    type: path
+  client_certificate_password:
+    description:
+      - The password of the private key in O(client_certificate_path), if it is encrypted.
+      - Falls back to E(AZURE_CLIENT_CERTIFICATE_PASSWORD).
+    type: str
+  federated_token_file:
+    description:
+      - A file holding a federated token (workload identity federation) from an external identity provider, such as
+        a GitHub Actions or GitLab CI OIDC token, or a Kubernetes service account token. It is read again whenever a
+        new access token is needed, so a rotated file is picked up.
+      - The app registration needs a federated credential matching the token's issuer, subject and audience.
+      - Falls back to E(AZURE_FEDERATED_TOKEN_FILE).
+    type: path
+  access_token:
+    description:
+      - An access token for Microsoft Graph obtained elsewhere (for example C(az account get-access-token
+        --resource-type ms-graph)). No sign-in is made. It is not refreshed, so it must outlive the task.
+    type: str
+  cloud:
+    description:
+      - The Microsoft cloud, which sets the sign-in authority and the Graph endpoint.
+      - V(public) is login.microsoftonline.com and graph.microsoft.com; V(usgov) is login.microsoftonline.us and
+        graph.microsoft.us; V(usgov_dod) is login.microsoftonline.us and dod-graph.microsoft.us; V(china) is
+        login.chinacloudapi.cn and microsoftgraph.chinacloudapi.cn.
+      - Microsoft documents the hardware OATH APIs for the global (V(public)) cloud only.
+    type: str
+    default: public
+    choices: [public, usgov, usgov_dod, china]
+  authority_host:
+    description:
+      - Overrides the sign-in authority of O(cloud), for example C(https://login.microsoftonline.com).
+      - Falls back to E(AZURE_AUTHORITY_HOST).
+    type: str
+  graph_endpoint:
+    description:
+      - Overrides the Microsoft Graph endpoint of O(cloud), for example C(https://graph.microsoft.com). Tokens are
+        still requested for the Graph resource of O(cloud).
+    type: str
+  validate_certs:
+    description:
+      - Verify the TLS certificates of Graph and the identity platform. Turning this off is insecure and warns.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - A PEM bundle of CA certificates to trust instead of the system's, for Graph and for sign-in alike (for
+        example behind a TLS-inspecting proxy).
+    type: path
+  token_cache_path:
+    description:
+      - A file (created with mode 0600) that keeps access tokens between tasks, so that a play of many tasks signs
+        in once. Off by default. Not used with O(auth_method=managed_identity).
+    type: path
+  timeout:
+    description:
+      - Seconds to wait for each HTTP response.
+    type: float
+    default: 30
+  max_retries:
+    description:
+      - How many times a throttled (429) or unavailable (503, 504) request, or a failed connection, is retried.
+        Requests that change something are retried only when Graph refused them unprocessed (429) or no
+        connection was made.
+    type: int
+    default: 5
+  max_retry_wait:
+    description:
+      - The longest wait before one retry, in seconds. Graph's C(Retry-After) is honoured up to this.
+    type: float
+    default: 60
+requirements:
+  - httpx
+  - msal
+  - pyotp
+notes:
+  - The hardware OATH APIs of Microsoft Graph are in beta; Microsoft does not support them for production use.
+  - Secrets (client secrets, certificate passwords, access tokens, token secret keys, verification codes) are never
+    returned or logged.
+"""

@@ -1,0 +1,73 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change in any release.
+
+"""``GraphModule``: AnsibleModule with the shared connection options, the library checks, a lazily built Graph
+client, and the single place where Graph errors become ``fail_json``."""
+
+from __future__ import annotations
+
+import traceback
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ._auth import TokenProvider, graph_argument_spec, msal, resolve_credential
+from ._errors import GraphError
+from ._graph_client import GraphClient, Transport, httpx, tls_context
+from ._hardware_oath import pyotp
+
+GLOBAL_ONLY_NOTE = ("The hardware OATH APIs are documented for the global cloud only; cloud={cloud} may not "
+                    "offer them.")
+
+
+class GraphModule(AnsibleModule):
+    def __init__(self, argument_spec: dict[str, t.Any], **kwargs: t.Any) -> None:
+        spec = graph_argument_spec()
+        spec.update(argument_spec)
+        super().__init__(argument_spec=spec, **kwargs)
+        for name, lib in (("httpx", httpx), ("msal", msal), ("pyotp", pyotp)):
+            if lib is None:
+                self.fail_json(msg=missing_required_lib(name))
+        self._client: GraphClient | None = None
+        self._transport: Transport | None = None
+
+    @property
+    def client(self) -> GraphClient:
+        if self._client is None:
+            params = self.params
+            credential = resolve_credential(params)
+            if not params["validate_certs"]:
+                self.warn("validate_certs=false: TLS certificates of Microsoft Graph and the identity platform are "
+                          "not verified; anyone on the network path can read the credentials and codes.")
+            if params["cloud"] != "public":
+                self.warn(GLOBAL_ONLY_NOTE.format(cloud=params["cloud"]))
+            self._transport = Transport(verify=tls_context(params["validate_certs"], params["ca_path"]),
+                                        timeout=params["timeout"], max_retries=params["max_retries"],
+                                        max_retry_wait=params["max_retry_wait"], log=self.log)
+            tokens = TokenProvider(credential, self._transport.send, params["token_cache_path"])
+            self._client = GraphClient(self._transport, credential.graph_endpoint, tokens.token,
+                                       can_refresh=credential.method != "access_token")
+        return self._client
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def fail_from_error(self, error: GraphError, **result: t.Any) -> t.NoReturn:
+        self.close()
+        self.fail_json(msg=error.message, **error.to_result(), **result)
+
+    def run(self, work: t.Callable[["GraphModule"], dict[str, t.Any]]) -> t.NoReturn:
+        """Run ``work`` and exit with its result; a GraphError fails the task with Graph's details."""
+        try:
+            result = work(self)
+        except GraphError as exc:
+            self.fail_from_error(exc)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            self.close()
+            self.fail_json(msg=f"Unexpected error: {type(exc).__name__}: {exc}", exception=traceback.format_exc())
+        self.close()
+        self.exit_json(**result)

@@ -1,0 +1,336 @@
+#!/usr/bin/python
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: hardware_oath_assignment
+short_description: Assign and activate a hardware OATH token for a user in Microsoft Entra ID
+version_added: 0.1.0
+description:
+  - Makes one hardware OATH (TOTP) token, found by serial number or device id in the tenant's inventory, assigned to
+    and activated for one user, or unassigned from them, through Microsoft Graph (beta).
+  - It reads the token and the user first and writes only what must change, so running it again changes nothing.
+  - A token that is available is assigned and activated in one request (C(assignAndActivateBySerialNumber) or
+    C(assignAndActivate)); a token already assigned to the user but not activated (or whose activation failed) is
+    activated. A token held by another user is left alone and the task fails, unless O(reassign=true).
+  - The 6-digit activation code is given (O(verification_code)), or computed from the token's secret
+    (O(secret_key)) with the token's own hash function and time step right before the request.
+  - A write whose answer is lost (a dropped connection, a time-out) is never repeated blindly. The token is read
+    again; only if the write did not take effect is it sent again, with a code for a later time step. A given
+    O(verification_code) is never sent twice.
+author:
+  - tokenops developers (@tokenops)
+extends_documentation_fragment:
+  - tokenops.entra.graph_auth
+  - tokenops.entra.attributes
+  - tokenops.entra.attributes.actiongroup_graph
+options:
+  user:
+    description:
+      - The user, by user principal name or object id.
+      - V(me) means the signed-in user (C(/me)); it needs a delegated access token (O(access_token)).
+    type: str
+    required: true
+  serial_number:
+    description:
+      - The serial number of the token. One filtered request finds it in the inventory.
+      - Exactly one of O(serial_number) and O(device_id) is required.
+    type: str
+  device_id:
+    description:
+      - The id of the token in the inventory (hardwareOathTokenAuthenticationMethodDevice).
+    type: str
+  verification_code:
+    description:
+      - The code the token shows now, a string of 6 digits. Quote it in YAML, as in C("012345"); unquoted, a code
+        with a leading zero is read as an octal number. An integer is zero-padded to 6 digits.
+      - Used at most once. Mutually exclusive with O(secret_key).
+    type: str
+  secret_key:
+    description:
+      - The token's secret seed, to compute the activation code. Base32 by default (case, spaces, dashes and
+        padding do not matter); see O(secret_format). Keep it in Ansible Vault.
+      - It is never sent to Graph by this module and never returned.
+    type: str
+  secret_format:
+    description:
+      - The encoding of O(secret_key). Vendors often ship V(hex) seeds.
+    type: str
+    choices: [base32, hex]
+    default: base32
+  display_name:
+    description:
+      - The name the user sees for the token. Set when the token is activated. Omit it to leave the name as it is.
+      - Renaming an activated token re-activates it, so it needs O(verification_code) or O(secret_key).
+    type: str
+  state:
+    description:
+      - V(present) assigns the token to O(user) (and activates it unless O(activate=false)).
+      - V(absent) unassigns it if O(user) holds it; the token stays in the inventory, available.
+    type: str
+    choices: [present, absent]
+    default: present
+  activate:
+    description:
+      - Activate the token. V(false) only assigns it; an already activated token is left activated.
+    type: bool
+    default: true
+  reassign:
+    description:
+      - When the token is assigned to another user, unassign it from them and assign it to O(user). Without this,
+        the task fails and names both users.
+    type: bool
+    default: false
+notes:
+  - "Least-privilege Microsoft Graph application permissions: C(Policy.Read.All) to look up the token,
+    C(User.Read.All) to look up the user, C(UserAuthenticationMethod.ReadWrite.All) to assign, activate and unassign.
+    A signed-in (delegated) user also needs the Authentication Administrator role, or Privileged Authentication
+    Administrator when the target user holds an admin role."
+  - Entra ID does not allow hardware OATH tokens for guest users, or more than five per user.
+  - An unchanged run makes two Graph requests (the token and the user); an assignment with activation three.
+seealso:
+  - name: assignAndActivateBySerialNumber
+    description: The Microsoft Graph (beta) action this module calls.
+    link: https://learn.microsoft.com/en-us/graph/api/hardwareoathauthenticationmethod-assignandactivatebyserialnumber?view=graph-rest-beta
+  - name: Manage hardware OATH tokens
+    description: Microsoft Entra documentation.
+    link: https://learn.microsoft.com/en-us/entra/identity/authentication/how-to-mfa-manage-oath-tokens
+"""
+
+EXAMPLES = r"""
+---
+- name: Assign and activate TOTP123456 for Amy Masters, computing the code from the token's secret
+  tokenops.entra.hardware_oath_assignment:
+    tenant_id: "{{ entra_tenant_id }}"
+    client_id: "{{ entra_client_id }}"
+    client_secret: "{{ entra_client_secret }}"
+    user: amy.masters@contoso.com
+    serial_number: TOTP123456
+    secret_key: "{{ vault_token_secrets['TOTP123456'] }}"  # from Ansible Vault
+    display_name: Amy Masters Token
+
+- name: Set the connection once for every module of the collection
+  module_defaults:
+    group/tokenops.entra.graph:
+      tenant_id: "{{ entra_tenant_id }}"
+      client_id: "{{ entra_client_id }}"
+      client_certificate_path: /etc/tokenops/app.pem  # certificate and private key, PEM
+  block:
+    - name: Activate with the code the user reads from the token
+      tokenops.entra.hardware_oath_assignment:
+        user: amy.masters@contoso.com
+        serial_number: TOTP123456
+        verification_code: "012345"  # quoted: a leading zero matters
+
+    - name: Hand a token over to another user
+      tokenops.entra.hardware_oath_assignment:
+        user: adele.vance@contoso.com
+        serial_number: TOTP654321
+        secret_key: "{{ vault_token_secrets['TOTP654321'] }}"
+        reassign: true
+
+- name: Assign without activating (the user activates it in My Security Info)
+  tokenops.entra.hardware_oath_assignment:
+    user: e55cb360-e3ee-4757-bdd2-04b1e5a00e32
+    device_id: 6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b
+    activate: false
+
+- name: Take the token away from the user; it stays in the inventory
+  tokenops.entra.hardware_oath_assignment:
+    user: amy.masters@contoso.com
+    serial_number: TOTP123456
+    state: absent
+
+- name: Preview what would change (no write is made)
+  tokenops.entra.hardware_oath_assignment:
+    user: amy.masters@contoso.com
+    serial_number: TOTP123456
+    secret_key: "{{ vault_token_secrets['TOTP123456'] }}"
+  check_mode: true
+  diff: true
+
+- name: Sign in from a GitHub Actions job with workload identity federation
+  tokenops.entra.hardware_oath_assignment:
+    tenant_id: "{{ entra_tenant_id }}"
+    client_id: "{{ entra_client_id }}"
+    federated_token_file: "{{ lookup('env', 'RUNNER_TEMP') }}/oidc-token"
+    user: amy.masters@contoso.com
+    serial_number: TOTP123456
+    secret_key: "{{ vault_token_secrets['TOTP123456'] }}"
+
+- name: Use the managed identity of the runner (AWX on Azure, App Service, Functions)
+  tokenops.entra.hardware_oath_assignment:
+    auth_method: managed_identity
+    user: amy.masters@contoso.com
+    serial_number: TOTP123456
+    secret_key: "{{ vault_token_secrets['TOTP123456'] }}"
+
+- name: Use an access token obtained elsewhere, and keep sign-ins in a cache across tasks
+  tokenops.entra.hardware_oath_assignment:
+    access_token: "{{ graph_access_token }}"
+    user: amy.masters@contoso.com
+    serial_number: TOTP123456
+    verification_code: "{{ code_from_the_token }}"
+"""
+
+RETURN = r"""
+assignment:
+  description: The token and who holds it, after the task (predicted in check mode).
+  returned: always
+  type: dict
+  contains:
+    device_id:
+      description: The token's id in the inventory.
+      type: str
+      sample: 6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b
+    serial_number:
+      description: The token's serial number.
+      type: str
+      sample: TOTP123456
+    status:
+      description: V(available), V(assigned), V(activated) or V(failedActivation).
+      type: str
+      sample: activated
+    display_name:
+      description: The token's display name.
+      type: str
+      sample: Amy Masters Token
+    user_id:
+      description: The object id of the user holding the token; null when it is available.
+      type: str
+      sample: e55cb360-e3ee-4757-bdd2-04b1e5a00e32
+    user_principal_name:
+      description: The user principal name of the user holding the token, when it is O(user); null otherwise.
+      type: str
+      sample: amy.masters@contoso.com
+actions:
+  description: What the task did (or would do in check mode), in order. Empty when nothing had to change.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    action:
+      description: V(unassign), V(set_display_name), V(assign), V(activate) or V(assign_and_activate).
+      type: str
+      sample: assign_and_activate
+    user_id:
+      description: The object id of the user whose method it changes.
+      type: str
+      sample: e55cb360-e3ee-4757-bdd2-04b1e5a00e32
+    reason:
+      description: Why.
+      type: str
+      sample: token TOTP123456 is available
+graph_error:
+  description: Graph's error, when the task failed on a Graph answer.
+  returned: on failure
+  type: dict
+  contains:
+    status:
+      description: The HTTP status.
+      type: int
+      sample: 403
+    code:
+      description: Graph's error code.
+      type: str
+      sample: accessDenied
+    message:
+      description: Graph's error message.
+      type: str
+      sample: Request Authorization failed
+    request_id:
+      description: The request id, for a Microsoft support case.
+      type: str
+      sample: 94fb3b52-452a-4535-a601-69e0a90e3aa2
+    client_request_id:
+      description: The client request id this module sent.
+      type: str
+      sample: 0e5d7a1c-7b8f-4b35-a0a4-1d2b8c1e9f10
+    date:
+      description: When Graph answered.
+      type: str
+      sample: "2026-11-21T22:42:25"
+"""
+
+import typing as t
+
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
+    CodeSource, Desired, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment)
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute
+from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
+
+
+def code_source(module: GraphModule) -> CodeSource:
+    """Validate the code inputs before any request; bad input changes nothing."""
+    params = module.params
+    try:
+        if params["secret_key"] is not None:
+            secret = normalize_secret(params["secret_key"], params["secret_format"])
+            check_secret_for_codes(secret)
+            return CodeSource(secret_b32=secret, redact=module.no_log_values.add)
+        if params["verification_code"] is not None:
+            code = normalize_code(params["verification_code"])
+            module.no_log_values.add(code)
+            return CodeSource(verification_code=code)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    return CodeSource()
+
+
+def assignment_result(after: dict[str, t.Any], user_principal_name: str | None) -> dict[str, t.Any]:
+    holder = after["assigned_to"]
+    return {"device_id": after["device_id"], "serial_number": after["serial_number"], "status": after["status"],
+            "display_name": after["display_name"], "user_id": holder["id"] if holder else None,
+            "user_principal_name": user_principal_name if holder else None}
+
+
+def run(module: GraphModule) -> dict[str, t.Any]:
+    params = module.params
+    codes = code_source(module)
+    api = HardwareOathApi(module.client)
+    user = api.user(params["user"])
+    token = api.token_by_serial(params["serial_number"]) if params["serial_number"] else api.token_by_id(params["device_id"])
+    desired = Desired(state=params["state"], activate=params["activate"], display_name=params["display_name"],
+                      reassign=params["reassign"])
+    plan = plan_assignment(token, user, desired)
+    if plan.needs_code and not codes.available:
+        raise GraphError(f"{token.label} must be activated for {user.user_principal_name} "
+                         f"({', '.join(a.reason for a in plan.actions)}): give verification_code (the code the token "
+                         "shows) or secret_key (to compute it).")
+    if plan.changed and not module.check_mode:
+        execute(api, plan, token, user, codes, params["display_name"], by_serial=bool(params["serial_number"]),
+                me=params["user"] == "me", log=module.log)
+    result: dict[str, t.Any] = {"changed": plan.changed, "actions": [a.to_result() for a in plan.actions],
+                                "assignment": assignment_result(plan.after, user.user_principal_name)}
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = {"before": plan.before, "after": plan.after}
+    return result
+
+
+def main() -> None:
+    module = GraphModule(
+        argument_spec={
+            "user": {"type": "str", "required": True},
+            "serial_number": {"type": "str"},
+            "device_id": {"type": "str"},
+            "verification_code": {"type": "str", "no_log": True},
+            "secret_key": {"type": "str", "no_log": True},
+            "secret_format": {"type": "str", "choices": ["base32", "hex"], "default": "base32"},
+            "display_name": {"type": "str"},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "activate": {"type": "bool", "default": True},
+            "reassign": {"type": "bool", "default": False},
+        },
+        required_one_of=[("serial_number", "device_id")],
+        mutually_exclusive=[("serial_number", "device_id"), ("verification_code", "secret_key")],
+        supports_check_mode=True,
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()
