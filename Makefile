@@ -6,6 +6,7 @@
 #   make simulator-test  pytest tests/simulator/tests with the 3.11 venv   (PYTEST_ARGS=...)
 #   make sanity-2.19     (or units-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
+#   make demo            run the example playbook against the local simulator
 #   make clean           remove .venv/, .tmp/ and other local state
 #
 # Every core gets a project-local venv (.venv/core-X.Y) made from the pinned
@@ -189,3 +190,9 @@ simulator-test: venv-$(SIMULATOR_CORE)
 
 clean:
 	rm -rf $(VENV_DIR) $(TMP_DIR) tests/output .pytest_cache
+
+# ------------------------------------------------------------------ demo
+# Starts the simulator on the demo tenant, runs docs/examples/assign_tokens.yml twice, stops the simulator.
+.PHONY: demo
+demo: venv-2.19
+	@scripts/demo $(call venv,2.19) $(TMP_DIR)/demo
