@@ -26,6 +26,7 @@ PERMISSIONS = {
     "read_token": "Policy.Read.All (or Policy.ReadWrite.AuthenticationMethod)",
     "write_token": "Policy.ReadWrite.AuthenticationMethod",
     "read_user": "User.Read.All (or User.ReadBasic.All)",
+    "read_method": "UserAuthenticationMethod.Read (for yourself) or UserAuthenticationMethod.Read.All",
     "write_method": "UserAuthenticationMethod.ReadWrite.All (or UserAuthMethod-HardwareOATH.ReadWrite.All)",
 }
 
@@ -78,8 +79,21 @@ class HardwareOathApi:
             raise
         return TokenView.from_graph(body)
 
-    def reread(self, token: TokenView) -> TokenView:
-        return self.token_by_id(token.id)
+    def my_token(self, serial: str | None, device_id: str | None) -> TokenView | None:
+        """For ``/me``: the token among the signed-in user's own methods, or None."""
+        body = self._call("read_method", "GET", "/me/authentication/hardwareOathMethods",
+                          action="Listing your hardware OATH tokens")
+        for method in body.get("value", []):
+            device = method.get("device") or {}
+            if (serial and (device.get("serialNumber") or "").lower() == serial.lower()) or \
+                    (device_id and method.get("id", "").lower() == device_id.lower()):
+                return TokenView.from_graph({**device, "id": method["id"]})
+        return None
+
+    def reread(self, token: TokenView, me: bool = False) -> TokenView:
+        if not me:
+            return self.token_by_id(token.id)
+        return self.my_token(None, token.id) or unknown_token(token.serial_number, token.id)
 
     # ------------------------------------------------------------------ writes
     def _methods(self, user_id: str, me: bool) -> str:
@@ -111,6 +125,12 @@ class HardwareOathApi:
             self._call("write_method", "POST", path, action=context, json=body, expected=(204, 200))
 
 
+def unknown_token(serial: str | None, device_id: str | None) -> TokenView:
+    """A token a self-service user can't see: taken as available (Graph refuses the assignment if it is not)."""
+    return TokenView(id=device_id or "", serial_number=serial or "", status="available", assigned_to_id=None,
+                     assigned_to_name=None, display_name=None)
+
+
 def took_effect(action: Action, token: TokenView, display_name: str | None) -> bool:
     """Judged from a fresh read: did ``action`` happen?"""
     if action.kind == UNASSIGN:
@@ -134,7 +154,7 @@ def execute(api: HardwareOathApi, plan: Plan, token: TokenView, user: UserView, 
             continue
         except WriteOutcomeUnknown as exc:
             log(f"{exc}; reading {token.label} again before anything else")
-            latest = api.reread(token)
+            latest = api.reread(token, me)
         if took_effect(action, latest, display_name):
             continue
         if action.kind in (ACTIVATE, ASSIGN_AND_ACTIVATE) and not codes.available:

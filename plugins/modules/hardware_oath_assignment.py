@@ -31,7 +31,10 @@ options:
   user:
     description:
       - The user, by user principal name or object id.
-      - V(me) means the signed-in user (C(/me)); it needs a delegated access token (O(access_token)).
+      - V(me) means the signed-in user (C(/me)); it needs a delegated access token (O(access_token)). When the
+        user may not read the tenant's inventory (self-service), the token is looked up among their own methods;
+        one that is not there is taken as available, with the default hash function and time step (SHA-1, 30 s)
+        for computing its code.
     type: str
     required: true
   serial_number:
@@ -258,8 +261,8 @@ graph_error:
 import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
-    CodeSource, Desired, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment)
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute
+    CodeSource, Desired, TokenView, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment)
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute, unknown_token
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 
@@ -288,12 +291,26 @@ def assignment_result(after: dict[str, t.Any], user_principal_name: str | None) 
             "user_principal_name": user_principal_name if holder else None}
 
 
+def find_token(api: HardwareOathApi, params: dict[str, t.Any]) -> TokenView:
+    serial, device_id, me = params["serial_number"], params["device_id"], params["user"] == "me"
+    if me:  # a self-service user may read only their own methods, not the inventory
+        mine = api.my_token(serial, device_id)
+        if mine is not None:
+            return mine
+    try:
+        return api.token_by_serial(serial) if serial else api.token_by_id(device_id)
+    except GraphError as exc:
+        if not me or exc.status != 403:
+            raise
+    return unknown_token(serial, device_id)
+
+
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
     codes = code_source(module)
     api = HardwareOathApi(module.client)
     user = api.user(params["user"])
-    token = api.token_by_serial(params["serial_number"]) if params["serial_number"] else api.token_by_id(params["device_id"])
+    token = find_token(api, params)
     desired = Desired(state=params["state"], activate=params["activate"], display_name=params["display_name"],
                       reassign=params["reassign"])
     plan = plan_assignment(token, user, desired)
