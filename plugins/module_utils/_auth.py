@@ -152,7 +152,13 @@ def load_certificate(path: str, password: str | None) -> dict[str, str]:
     except OSError as exc:
         raise GraphAuthError(f"Cannot read client_certificate_path {path}: {exc.strerror}") from exc
     try:
-        key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
+        try:
+            key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
+        except TypeError:
+            if not password:
+                raise
+            # A password (say, from AZURE_CLIENT_CERTIFICATE_PASSWORD) for a key that is not encrypted.
+            key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
         hint = "wrong or missing client_certificate_password" if b"ENCRYPTED" in pem else "no PEM private key found"
         raise GraphAuthError(f"Cannot load the private key from {path}: {hint}.") from exc

@@ -35,6 +35,8 @@ def odata_string(value: str) -> str:
 def segment(value: str) -> str:
     """One URL path segment, percent-encoded entirely (``/``, ``?``, ``#`` included): a user value can never
     reach another path."""
+    if value in (".", ".."):  # left alone by quote(), then removed as dot segments by the URL parser
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 

@@ -125,7 +125,7 @@ def plan_assignment(token: TokenView, user: UserView, desired: Desired) -> Plan:
         if holder == user.id:
             actions.append(Action(UNASSIGN, user.id, f"{token.label} is assigned to {who}"))
             holder, status = None, "available"
-        return _plan(token, actions, holder, user if holder else None, status, name)
+        return _plan(token, actions, status, name, holder=None if actions else assignment_state(token)["assigned_to"])
 
     if user.user_type == "Guest":
         raise PlanError(f"{token.label}: {who} is a guest user; Entra ID does not allow hardware OATH tokens for "
@@ -161,15 +161,13 @@ def plan_assignment(token: TokenView, user: UserView, desired: Desired) -> Plan:
                         "while activating it (activate=true) or while it is unassigned.")
     if wants_name and any(a.kind in CODE_ACTIONS | {SET_DISPLAY_NAME} for a in actions):
         name = desired.display_name
-    return _plan(token, actions, holder, user, status, name)
+    return _plan(token, actions, status, name, holder={"id": user.id, "display_name": user.display_name})
 
 
-def _plan(token: TokenView, actions: list[Action], holder: str | None, user: UserView | None, status: str,
-          name: str | None) -> Plan:
+def _plan(token: TokenView, actions: list[Action], status: str, name: str | None,
+          holder: dict[str, t.Any] | None) -> Plan:
     after = {"serial_number": token.serial_number, "device_id": token.id, "status": status, "display_name": name,
-             "assigned_to": None}
-    if holder is not None and user is not None:
-        after["assigned_to"] = {"id": user.id, "display_name": user.display_name}
+             "assigned_to": holder}
     return Plan(actions=tuple(actions), before=assignment_state(token), after=after)
 
 
@@ -189,12 +187,13 @@ def normalize_secret(secret: str, secret_format: str = "base32") -> str:
             cleaned = cleaned[2:]
         if not cleaned or not _HEX_RE.match(cleaned) or len(cleaned) % 2:
             raise ValueError("secret_key is not valid hex (an even number of 0-9, a-f characters)")
-        return base64.b32encode(binascii.unhexlify(cleaned)).decode("ascii").rstrip("=")
-    cleaned = re.sub(r"[\s-]", "", secret).upper().rstrip("=")
-    if not cleaned or not _BASE32_RE.match(cleaned):
-        bad = sorted({c for c in cleaned if not _BASE32_RE.match(c)})
-        raise ValueError("secret_key is not valid base32 (only A-Z and 2-7)"
-                         + (f"; it contains {len(bad)} other character(s)" if bad else ""))
+        cleaned = base64.b32encode(binascii.unhexlify(cleaned)).decode("ascii").rstrip("=")
+    else:
+        cleaned = re.sub(r"[\s-]", "", secret).upper().rstrip("=")
+        if not cleaned or not _BASE32_RE.match(cleaned):
+            bad = sorted({c for c in cleaned if not _BASE32_RE.match(c)})
+            raise ValueError("secret_key is not valid base32 (only A-Z and 2-7)"
+                             + (f"; it contains {len(bad)} other character(s)" if bad else ""))
     if len(cleaned) > 128:
         raise ValueError("secret_key is longer than the 128 base32 characters Entra ID accepts")
     try:

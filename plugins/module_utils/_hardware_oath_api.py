@@ -43,6 +43,7 @@ def _with_permission_hint(error: GraphError, need: str) -> GraphError:
 class HardwareOathApi:
     def __init__(self, client: GraphClient) -> None:
         self.client = client
+        self.me: UserView | None = None  # the signed-in user, once looked up as "me"
 
     def _call(self, need: str, method: str, path: str, *, action: str, **kwargs: t.Any) -> t.Any:
         try:
@@ -59,7 +60,10 @@ class HardwareOathApi:
             if exc.status == 404:
                 exc.message = f"User {user} was not found in the tenant ({exc.message})"
             raise
-        return UserView.from_graph(body)
+        view = UserView.from_graph(body)
+        if user == "me":
+            self.me = view
+        return view
 
     def token_by_serial(self, serial: str) -> TokenView:
         body = self._call("read_token", "GET", DEVICES, action=f"Looking up token {serial}",
@@ -84,7 +88,9 @@ class HardwareOathApi:
         body = self._call("read_method", "GET", "/me/authentication/hardwareOathMethods",
                           action="Listing your hardware OATH tokens")
         for method in body.get("value", []):
-            device = method.get("device") or {}
+            device = dict(method.get("device") or {})
+            if not device.get("assignedTo") and self.me is not None:  # the user's own method: they hold it
+                device["assignedTo"] = {"id": self.me.id, "displayName": self.me.display_name}
             if (serial and (device.get("serialNumber") or "").lower() == serial.lower()) or \
                     (device_id and method.get("id", "").lower() == device_id.lower()):
                 return TokenView.from_graph({**device, "id": method["id"]})

@@ -261,7 +261,7 @@ graph_error:
 import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
-    CodeSource, Desired, TokenView, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment)
+    CodeSource, Desired, TokenView, UserView, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment)
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute, unknown_token
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
@@ -284,11 +284,11 @@ def code_source(module: GraphModule) -> CodeSource:
     return CodeSource()
 
 
-def assignment_result(after: dict[str, t.Any], user_principal_name: str | None) -> dict[str, t.Any]:
+def assignment_result(after: dict[str, t.Any], user: UserView) -> dict[str, t.Any]:
     holder = after["assigned_to"]
     return {"device_id": after["device_id"], "serial_number": after["serial_number"], "status": after["status"],
             "display_name": after["display_name"], "user_id": holder["id"] if holder else None,
-            "user_principal_name": user_principal_name if holder else None}
+            "user_principal_name": user.user_principal_name if holder and holder["id"] == user.id else None}
 
 
 def find_token(api: HardwareOathApi, params: dict[str, t.Any]) -> TokenView:
@@ -322,7 +322,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         execute(api, plan, token, user, codes, params["display_name"], by_serial=bool(params["serial_number"]),
                 me=params["user"] == "me", log=module.log)
     result: dict[str, t.Any] = {"changed": plan.changed, "actions": [a.to_result() for a in plan.actions],
-                                "assignment": assignment_result(plan.after, user.user_principal_name)}
+                                "assignment": assignment_result(plan.after, user)}
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = {"before": plan.before, "after": plan.after}
     return result

@@ -1,0 +1,192 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView, totp_code
+from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
+
+SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+SERIAL = "TOTP123456"
+DEVICE_ID = "6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b"
+AMY = UserView(id="e55cb360-e3ee-4757-bdd2-04b1e5a00e32", user_principal_name="amy.masters@contoso.com",
+               display_name="Amy Masters", user_type="Member")
+ADELE = UserView(id="0a1b2c3d-0000-4000-8000-00000000abcd", user_principal_name="adele.vance@contoso.com",
+                 display_name="Adele Vance", user_type="Member")
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeModule:
+    def __init__(self, check_mode=False, diff=False, **params):
+        self.params = {"user": AMY.user_principal_name, "serial_number": SERIAL, "device_id": None,
+                       "verification_code": None, "secret_key": None, "secret_format": "base32", "display_name": None,
+                       "state": "present", "activate": True, "reassign": False}
+        self.params.update(params)
+        self.check_mode = check_mode
+        self._diff = diff
+        self.no_log_values: set[str] = set()
+        self.logs: list[str] = []
+        self.client = object()
+
+    def log(self, message):
+        self.logs.append(message)
+
+    def fail_json(self, **result):
+        raise Failed(result)
+
+
+def token(status="available", holder=None, display_name=None):
+    return TokenView(id=DEVICE_ID, serial_number=SERIAL, status=status, assigned_to_id=holder.id if holder else None,
+                     assigned_to_name=holder.display_name if holder else None, display_name=display_name)
+
+
+class FakeApi:
+    def __init__(self, current):
+        self.current = current
+        self.writes = []
+
+    def user(self, user):
+        assert user == AMY.user_principal_name
+        return AMY
+
+    def token_by_serial(self, serial):
+        assert serial == SERIAL
+        return self.current
+
+    def token_by_id(self, device_id):
+        assert device_id == DEVICE_ID
+        return self.current
+
+    def my_token(self, serial, device_id):
+        raise AssertionError("not a self-service run")
+
+    def reread(self, token_view, me=False):
+        raise AssertionError("no answer was lost")
+
+    def write(self, action, token_view, user, code, display_name, *, by_serial, me):
+        self.writes.append((action.kind, action.user_id, code, display_name, by_serial, me))
+
+
+@pytest.fixture
+def api(monkeypatch):
+    holder = {}
+
+    def factory(current):
+        holder["api"] = FakeApi(current)
+        monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client: holder["api"])
+        return holder["api"]
+    return factory
+
+
+# ---------------------------------------------------------------------------------------------------- code_source
+def test_code_source_secret_registers_every_computed_code():
+    module = FakeModule(secret_key="gezd gnbv-gy3t qojq gezd gnbv gy3t qojq")
+    codes = module_under_test.code_source(module)
+    assert codes.secret_b32 == SECRET
+    code = codes.next_code(token())
+    assert code in module.no_log_values
+
+
+def test_code_source_hex_secret():
+    module = FakeModule(secret_key="31:32:33:34:35:36:37:38:39:30:31:32:33:34:35:36:37:38:39:30", secret_format="hex")
+    assert module_under_test.code_source(module).secret_b32 == SECRET
+
+
+@pytest.mark.parametrize("secret, message", [
+    ("GEZDGNBVGY3TQOJ1", "secret_key is not valid base32 (only A-Z and 2-7); it contains 1 other character(s)"),
+    ("JBSWY3DPEHPK3PXP", "secret_key decodes to 80 bits; computing codes needs at least 112 (pyotp's minimum). Give "
+                         "verification_code, read from the token, instead."),
+])
+def test_code_source_bad_secret_fails_before_any_request(secret, message):
+    with pytest.raises(Failed) as info:
+        module_under_test.code_source(FakeModule(secret_key=secret))
+    assert info.value.args[0] == {"msg": message}
+
+
+def test_code_source_given_code():
+    module = FakeModule(verification_code="12345")
+    codes = module_under_test.code_source(module)
+    assert codes.verification_code == "012345"
+    assert module.no_log_values == {"012345"}
+
+
+def test_code_source_bad_code():
+    with pytest.raises(Failed) as info:
+        module_under_test.code_source(FakeModule(verification_code="12a456"))
+    assert info.value.args[0] == {"msg": "verification_code must be a string of 6 digits"}
+
+
+def test_code_source_none():
+    assert module_under_test.code_source(FakeModule()).available is False
+
+
+# ---------------------------------------------------------------------------------------------------- run
+def test_run_assigns_and_activates(api, monkeypatch):
+    fake = api(token())
+    real_code_source = module_under_test.CodeSource
+    monkeypatch.setattr(module_under_test, "CodeSource", lambda **kw: real_code_source(clock=lambda: 59.0, **kw))
+    module = FakeModule(secret_key=SECRET, display_name="Amy Masters Token", diff=True)
+    result = module_under_test.run(module)
+    assert fake.writes == [("assign_and_activate", AMY.id, totp_code(SECRET, 1), "Amy Masters Token", True, False)]
+    assert totp_code(SECRET, 1) in module.no_log_values
+    assert result["changed"] is True
+    assert result["actions"] == [{"action": "assign_and_activate", "user_id": AMY.id,
+                                  "reason": f"token {SERIAL} is available"}]
+    assert result["assignment"] == {"device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated",
+                                    "display_name": "Amy Masters Token", "user_id": AMY.id,
+                                    "user_principal_name": AMY.user_principal_name}
+    assert result["diff"]["before"]["assigned_to"] is None
+    assert result["diff"]["after"]["assigned_to"] == {"id": AMY.id, "display_name": "Amy Masters"}
+
+
+def test_run_check_mode_writes_nothing(api):
+    fake = api(token("activated", ADELE))
+    result = module_under_test.run(FakeModule(check_mode=True, verification_code="012345", reassign=True))
+    assert fake.writes == []
+    assert result["changed"] is True
+    assert [a["action"] for a in result["actions"]] == ["unassign", "assign_and_activate"]
+    assert "diff" not in result
+
+
+def test_run_unchanged(api):
+    fake = api(token("activated", AMY))
+    result = module_under_test.run(FakeModule(device_id=DEVICE_ID, serial_number=None))
+    assert fake.writes == []
+    assert result == {"changed": False, "actions": [], "assignment": {
+        "device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated", "display_name": None, "user_id": AMY.id,
+        "user_principal_name": AMY.user_principal_name}}
+
+
+def test_run_needs_a_code(api):
+    fake = api(token("assigned", AMY))
+    with pytest.raises(GraphError) as info:
+        module_under_test.run(FakeModule())
+    assert fake.writes == []
+    assert info.value.message == (f"token {SERIAL} must be activated for amy.masters@contoso.com (token {SERIAL} is "
+                                  "assigned, not activated): give verification_code (the code the token shows) or "
+                                  "secret_key (to compute it).")
+
+
+def test_run_absent_leaves_another_users_token_and_reports_its_holder(api):
+    fake = api(token("activated", ADELE))
+    result = module_under_test.run(FakeModule(state="absent"))
+    assert fake.writes == []
+    assert result["changed"] is False
+    # the token is still Adele's: user_principal_name is documented as null when the holder is not O(user)
+    assert result["assignment"] == {"device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated",
+                                    "display_name": None, "user_id": ADELE.id, "user_principal_name": None}
+
+
+def test_run_absent_unassigns(api):
+    fake = api(token("activated", AMY))
+    result = module_under_test.run(FakeModule(state="absent"))
+    assert fake.writes == [("unassign", AMY.id, None, None, True, False)]
+    assert result["assignment"]["user_id"] is None and result["assignment"]["user_principal_name"] is None
+    assert result["assignment"]["status"] == "available"
