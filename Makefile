@@ -1,8 +1,9 @@
 # Test toolchain for the tokenops.entra collection.
 #
-#   make test            everything: venvs, then sanity + units on every core, then the simulator suite
+#   make test            everything: venvs, then sanity + units + integration on every core, then the simulator suite
 #   make sanity          ansible-test sanity --venv on every core          (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units --venv on every core           (UNITS_ARGS=...)
+#   make integration     ansible-test integration --venv on every core, against the simulator (INTEGRATION_ARGS=...)
 #   make simulator-test  pytest tests/simulator/tests with the 3.11 venv   (PYTEST_ARGS=...)
 #   make sanity-2.19     (or units-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
@@ -39,6 +40,7 @@ SIMULATOR_TESTS := tests/simulator/tests
 
 SANITY_ARGS ?=
 UNITS_ARGS ?=
+INTEGRATION_ARGS ?=
 PYTEST_ARGS ?=
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
@@ -68,12 +70,12 @@ ansible_test = cd $(call collection,$(1)) && PATH="$(call venv,$(1))/bin:$$PATH"
 	$(call venv,$(1))/bin/python $(call venv,$(1))/bin/ansible-test
 
 # The per-core pattern targets (shim-X.Y, copy-X.Y, sanity-X.Y, units-X.Y,
-# core-X.Y) cannot be .PHONY: make skips implicit rule search for phony targets.
-.PHONY: help test venvs sanity units simulator-test clean check-no-ignores dirs \
+# integration-X.Y, core-X.Y) cannot be .PHONY: make skips implicit rule search for phony targets.
+.PHONY: help test venvs sanity units integration simulator-test clean check-no-ignores dirs \
 	$(foreach c,$(CORES),venv-$(c))
 
 help:
-	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 test: check-no-ignores $(foreach c,$(CORES),core-$(c)) simulator-test
 	@echo "==> make test: all passed"
@@ -81,6 +83,7 @@ test: check-no-ignores $(foreach c,$(CORES),core-$(c)) simulator-test
 venvs: $(foreach c,$(CORES),venv-$(c))
 sanity: check-no-ignores $(foreach c,$(CORES),sanity-$(c))
 units: $(foreach c,$(CORES),units-$(c))
+integration: check-no-ignores $(foreach c,$(CORES),integration-$(c))
 
 dirs:
 	@mkdir -p $(ISOLATED_DIRS)
@@ -174,8 +177,23 @@ units-%: copy-% shim-%
 		fi; \
 	fi
 
-core-%: sanity-% units-%
-	@echo "==> [core $*] sanity and units passed"
+# The integration targets (tests/integration/targets/) run the module against the
+# local simulator (tests/simulator), which each target starts and stops itself
+# (setup_simulator) with the interpreter of ansible-test's venv; that venv gets
+# tests/integration/requirements.txt.  ansible-test exits 0 when it finds no
+# target to run: fail on that, as for sanity.
+integration-%: copy-% shim-%
+	@log=$(TMP_DIR)/core-$*/integration.log; \
+	echo "==> [core $*] ansible-test integration --venv --python $(call venv_pyver,$*) $(INTEGRATION_ARGS)"; \
+	$(call ansible_test,$*) integration --venv --python $(call venv_pyver,$*) $(INTEGRATION_ARGS) 2>&1 | tee "$$log"; \
+	if grep -E 'All targets skipped|No test targets|Ignoring config' "$$log" >&2 \
+		|| ! grep -q 'Running .* integration test role' "$$log"; then \
+		echo "ERROR: [core $*] ansible-test integration ran no target or ignored tests/config.yml" >&2; \
+		exit 1; \
+	fi
+
+core-%: sanity-% units-% integration-%
+	@echo "==> [core $*] sanity, units and integration passed"
 
 # ------------------------------------------------------ simulator suite
 # Runs from the repository root.  pytest's exit code 5 (no tests collected)

@@ -445,8 +445,8 @@ def test_my_token_found(serial, device_id):
 def test_my_token_without_assigned_to_is_held_by_the_signed_in_user():
     # A method in the signed-in user's own list is theirs, even if Graph leaves device.assignedTo out.
     me = {"id": AMY.id, "userPrincipalName": AMY.user_principal_name, "displayName": "Amy Masters"}
-    client = FakeClient(me, {"value": [{"id": DEVICE_ID, "device": {"id": DEVICE_ID, "serialNumber": SERIAL,
-                                                                     "status": "activated"}}]})
+    device = {"id": DEVICE_ID, "serialNumber": SERIAL, "status": "activated"}
+    client = FakeClient(me, {"value": [{"id": DEVICE_ID, "device": device}]})
     api = HardwareOathApi(client)
     assert api.user("me").id == AMY.id
     found = api.my_token(SERIAL, None)
