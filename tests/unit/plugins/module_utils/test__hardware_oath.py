@@ -16,16 +16,11 @@ from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath impo
     ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource, Desired, PlanError,
     TokenView, UserView, assignment_state, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment,
     totp_code)
+from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE as OTHER, AMY as THIS, DEVICE_ID, SERIAL
 
-SERIAL = "TOTP123456"
-DEVICE_ID = "6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b"
 OLD_NAME = "Amy's token"
 NEW_NAME = "Amy Masters Token"
 
-THIS = UserView(id="e55cb360-e3ee-4757-bdd2-04b1e5a00e32", user_principal_name="amy.masters@contoso.com",
-                display_name="Amy Masters", user_type="Member")
-OTHER = UserView(id="0a1b2c3d-0000-4000-8000-00000000abcd", user_principal_name="adele.vance@contoso.com",
-                 display_name="Adele Vance", user_type="Member")
 GUEST = UserView(id="99999999-9999-4999-8999-999999999999",
                  user_principal_name="grady_fabrikam.com#EXT#@contoso.onmicrosoft.com", display_name="Grady",
                  user_type="Guest")

@@ -7,16 +7,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView, totp_code
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, totp_code
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
-
-SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-SERIAL = "TOTP123456"
-DEVICE_ID = "6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b"
-AMY = UserView(id="e55cb360-e3ee-4757-bdd2-04b1e5a00e32", user_principal_name="amy.masters@contoso.com",
-               display_name="Amy Masters", user_type="Member")
-ADELE = UserView(id="0a1b2c3d-0000-4000-8000-00000000abcd", user_principal_name="adele.vance@contoso.com",
-                 display_name="Adele Vance", user_type="Member")
+from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
 
 class Failed(Exception):
