@@ -180,12 +180,13 @@ units-%: copy-% shim-%
 # The integration targets (tests/integration/targets/) run the module against the
 # local simulator (tests/simulator), which each target starts and stops itself
 # (setup_simulator) with the interpreter of ansible-test's venv; that venv gets
-# tests/integration/requirements.txt.  ansible-test exits 0 when it finds no
-# target to run: fail on that, as for sanity.
+# tests/integration/requirements.txt.  Every target runs even when one fails
+# (--continue-on-error).  ansible-test exits 0 when it finds no target to run:
+# fail on that, as for sanity.
 integration-%: copy-% shim-%
 	@log=$(TMP_DIR)/core-$*/integration.log; \
 	echo "==> [core $*] ansible-test integration --venv --python $(call venv_pyver,$*) $(INTEGRATION_ARGS)"; \
-	$(call ansible_test,$*) integration --venv --python $(call venv_pyver,$*) $(INTEGRATION_ARGS) 2>&1 | tee "$$log"; \
+	$(call ansible_test,$*) integration --venv --python $(call venv_pyver,$*) --continue-on-error $(INTEGRATION_ARGS) 2>&1 | tee "$$log"; \
 	if grep -E 'All targets skipped|No test targets|Ignoring config' "$$log" >&2 \
 		|| ! grep -q 'Running .* integration test role' "$$log"; then \
 		echo "ERROR: [core $*] ansible-test integration ran no target or ignored tests/config.yml" >&2; \

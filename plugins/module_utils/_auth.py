@@ -267,8 +267,10 @@ class TokenProvider:
 
     def _acquire(self, force_refresh: bool) -> tuple[str, float]:
         cred = self.credential
-        cache_file = TokenCacheFile(self._cache_path) if self._cache_path else None
-        if cache_file is not None and cred.method != "managed_identity":
+        # Not for managed identities: the host's endpoint is local and cheap, and documented as uncached.
+        use_cache = self._cache_path is not None and cred.method != "managed_identity"
+        cache_file = TokenCacheFile(t.cast(str, self._cache_path)) if use_cache else None
+        if cache_file is not None:
             if force_refresh:  # Graph refused the cached token: msal would hand it out again
                 cache_file.drop(t.cast(str, cred.client_id), t.cast(str, cred.tenant_id), cred.scope)
             else:

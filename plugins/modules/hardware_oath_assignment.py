@@ -93,7 +93,8 @@ notes:
     A signed-in (delegated) user also needs the Authentication Administrator role, or Privileged Authentication
     Administrator when the target user holds an admin role."
   - Entra ID does not allow hardware OATH tokens for guest users, or more than five per user.
-  - An unchanged run makes two Graph requests (the token and the user); an assignment with activation three.
+  - An unchanged run makes two Graph requests (the token and the user); an assignment with activation three. With
+    O(user=me), a token not yet among the user's own methods costs one more read (the inventory).
 seealso:
   - name: assignAndActivateBySerialNumber
     description: The Microsoft Graph (beta) action this module calls.

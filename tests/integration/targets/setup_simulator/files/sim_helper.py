@@ -1,0 +1,142 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Test-side helpers of the integration targets, run with the interpreter of the ansible-test venv
+(``ansible_playbook_python``), which has the simulator's requirements (tests/integration/requirements.txt).
+
+    sim_helper.py seed DEMO_SEED OUT_DIR        the integration seed (demo.yml + a certificate app, a federated
+                                                app, a user-assigned managed identity) and the certificate app's
+                                                PEM (private key + certificate, mode 0600)
+    sim_helper.py codes SECRET [--hash H] [--interval S] [--start T] [--end T] [--margin N]
+                                                the TOTP codes of every time step from START - N steps to END + N
+    sim_helper.py wrong SECRET [--hash H] [--interval S]
+                                                a well-formed code that the simulator accepts at no step of its
+                                                drift window (+-2880 steps) around now
+    sim_helper.py hex SECRET                    the secret seed in hex (secret_format=hex)
+
+Every command prints JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+import os
+import sys
+import time
+
+import pyotp
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+CERT_APP = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c1"
+FED_APP = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c2"
+USER_MI = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c3"
+GH_ISSUER = "https://token.actions.githubusercontent.com"
+GH_SUBJECT = "repo:tokenops/entra:ref:refs/heads/main"
+# What the module needs (its documented least privilege).
+PERMISSIONS = ["Policy.ReadWrite.AuthenticationMethod", "UserAuthenticationMethod.ReadWrite.All", "User.Read.All"]
+DIGESTS = {"hmacsha1": hashlib.sha1, "hmacsha256": hashlib.sha256}
+DRIFT_WINDOW_STEPS = 2880  # the simulator's default activation_window_steps
+
+
+def certificate_pem(common_name: str) -> str:
+    """A self-signed RSA certificate and its private key, in one PEM (key first)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode("ascii")
+    return key_pem + cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def cmd_seed(args: argparse.Namespace) -> dict:
+    with open(args.demo_seed, encoding="utf-8") as handle:
+        seed = yaml.safe_load(handle)
+    os.makedirs(args.out_dir, exist_ok=True)
+    pem = certificate_pem("tokenops-integration-cert-app")
+    pem_path = os.path.join(args.out_dir, "cert-app.pem")
+    fd = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(pem)
+    cert_only = pem[pem.index("-----BEGIN CERTIFICATE-----"):]
+    seed["apps"] += [
+        {"client_id": CERT_APP, "display_name": "tokenops-integration-cert", "certificates": [cert_only],
+         "application_permissions": list(PERMISSIONS)},
+        {"client_id": FED_APP, "display_name": "tokenops-integration-github",
+         "federated_credentials": [{"name": "main", "issuer": GH_ISSUER, "subject": GH_SUBJECT}],
+         "application_permissions": list(PERMISSIONS)},
+    ]
+    seed["managed_identities"].append({"client_id": USER_MI, "display_name": "tokenops-integration-user-mi",
+                                       "application_permissions": list(PERMISSIONS)})
+    seed_path = os.path.join(args.out_dir, "integration-seed.yml")
+    with open(seed_path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(seed, handle, sort_keys=False)
+    return {"seed": seed_path, "cert_pem": pem_path}
+
+
+def totp(args: argparse.Namespace) -> pyotp.TOTP:
+    return pyotp.TOTP(args.secret, digits=6, digest=DIGESTS[args.hash], interval=args.interval)
+
+
+def cmd_codes(args: argparse.Namespace) -> dict:
+    now = time.time()
+    start = int((args.start or now) // args.interval) - args.margin
+    end = int((args.end or now) // args.interval) + args.margin
+    generator = totp(args)
+    return {"steps": [start, end], "codes": sorted({generator.generate_otp(step) for step in range(start, end + 1)})}
+
+
+def cmd_wrong(args: argparse.Namespace) -> dict:
+    generator = totp(args)
+    current = int(time.time() // args.interval)
+    margin = DRIFT_WINDOW_STEPS + 10
+    valid = {generator.generate_otp(step) for step in range(current - margin, current + margin + 1)}
+    for candidate in range(135791, 1_000_000, 7919):
+        code = f"{candidate:06d}"
+        if code not in valid:
+            return {"code": code}
+    raise SystemExit("no wrong code found")
+
+
+def cmd_hex(args: argparse.Namespace) -> dict:
+    secret = args.secret.upper()
+    return {"hex": base64.b32decode(secret + "=" * (-len(secret) % 8)).hex()}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    seed = commands.add_parser("seed")
+    seed.add_argument("demo_seed")
+    seed.add_argument("out_dir")
+    for name in ("codes", "wrong", "hex"):
+        sub = commands.add_parser(name)
+        sub.add_argument("secret")
+        sub.add_argument("--hash", default="hmacsha1", choices=sorted(DIGESTS))
+        sub.add_argument("--interval", type=int, default=30)
+        if name == "codes":
+            sub.add_argument("--start", type=float)
+            sub.add_argument("--end", type=float)
+            sub.add_argument("--margin", type=int, default=2)
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:])
+    handler = {"seed": cmd_seed, "codes": cmd_codes, "wrong": cmd_wrong, "hex": cmd_hex}[args.command]
+    print(json.dumps(handler(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
