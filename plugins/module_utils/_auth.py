@@ -254,7 +254,6 @@ class TokenProvider:
         self._cache_path = cache_path
         self._lock = threading.Lock()
         self._token: tuple[str, float] | None = None
-        self._app: t.Any = None
 
     def token(self, force_refresh: bool = False) -> str:
         with self._lock:
@@ -277,11 +276,10 @@ class TokenProvider:
                 cached = cache_file.cached_token(t.cast(str, cred.client_id), t.cast(str, cred.tenant_id), cred.scope)
                 if cached:
                     return cached
-        cache = cache_file.cache if cache_file is not None else None
         if cred.method == "managed_identity":
             identity = (msal.UserAssignedManagedIdentity(client_id=cred.client_id) if cred.client_id
                         else msal.SystemAssignedManagedIdentity())
-            app = msal.ManagedIdentityClient(identity, http_client=self._http, token_cache=cache)
+            app = msal.ManagedIdentityClient(identity, http_client=self._http)
             result = app.acquire_token_for_client(resource=cred.scope[:-len("/.default")])
         else:
             if cred.method == "client_secret":
@@ -293,7 +291,7 @@ class TokenProvider:
             app = msal.ConfidentialClientApplication(
                 cred.client_id, client_credential=client_credential,
                 authority=f"{cred.authority_host}/{cred.tenant_id}", instance_discovery=False,
-                http_client=self._http, token_cache=cache)
+                http_client=self._http, token_cache=cache_file.cache if cache_file is not None else None)
             result = app.acquire_token_for_client(scopes=[cred.scope])
         if "access_token" not in result:
             raise GraphAuthError(f"Sign-in with {cred.describe()} failed: {result.get('error')}: "
