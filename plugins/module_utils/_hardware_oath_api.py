@@ -15,8 +15,8 @@ import typing as t
 
 from ._errors import GraphError, WriteOutcomeUnknown
 from ._graph_client import GraphClient, odata_string, segment
-from ._hardware_oath import (ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource,
-                             Plan, PlanError, TokenView, UserView)
+from ._hardware_oath import (ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CODE_ACTIONS, SET_DISPLAY_NAME, UNASSIGN, Action,
+                             CodeSource, Plan, PlanError, TokenView, UserView)
 
 DEVICES = "/directory/authenticationMethodDevices/hardwareOathDevices"
 USER_SELECT = "id,userPrincipalName,displayName,userType"
@@ -154,7 +154,7 @@ def execute(api: HardwareOathApi, plan: Plan, token: TokenView, user: UserView, 
     """Run the plan's actions in order. Returns the token as last read, or None when no re-read was needed."""
     latest: TokenView | None = None
     for action in plan.actions:
-        code = codes.next_code(token) if action.kind in (ACTIVATE, ASSIGN_AND_ACTIVATE) else None
+        code = codes.next_code(token) if action.kind in CODE_ACTIONS else None
         try:
             api.write(action, token, user, code, display_name, by_serial=by_serial, me=me)
             continue
@@ -163,12 +163,12 @@ def execute(api: HardwareOathApi, plan: Plan, token: TokenView, user: UserView, 
             latest = api.reread(token, me)
         if took_effect(action, latest, display_name):
             continue
-        if action.kind in (ACTIVATE, ASSIGN_AND_ACTIVATE) and not codes.available:
+        if action.kind in CODE_ACTIONS and not codes.available:
             raise PlanError(f"{action.kind.replace('_', ' ')} {token.label} for {user.user_principal_name}: the answer "
                             f"was lost and the token is now {latest.status}, so the code was not accepted; the given "
                             "verification_code is never sent twice. Run again with a fresh code.")
         if action.kind == ASSIGN_AND_ACTIVATE and latest.assigned_to_id == user.id:
             action = Action(ACTIVATE, user.id, "assigned, but the activation's answer was lost")
-        code = codes.next_code(latest) if action.kind in (ACTIVATE, ASSIGN_AND_ACTIVATE) else None
+        code = codes.next_code(latest) if action.kind in CODE_ACTIONS else None
         api.write(action, latest, user, code, display_name, by_serial=by_serial, me=me)
     return latest

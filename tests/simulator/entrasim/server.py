@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import functools
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
 import jwt
@@ -156,26 +157,34 @@ class Simulator:
                        "write": kind == "graph" and method in WRITE_METHODS and not raw_path.endswith("/$batch")}
         decision = self.faults.decide(method=method, path=unquote(raw_path), kind=kind,
                                       client_id=_client_hint(kind, headers, raw_query, body))
-        entry["faults"] = list(decision.rules)
         if decision.delay_before:
             time.sleep(decision.delay_before)
-        action = decision.action
-        if action is not None and not decision.commit:
-            outcome = self._fault_outcome(action, headers, entry)
-        elif kind == "graph":
-            outcome = self._graph(method, raw_path, raw_query, headers, body, entry)
+        if kind == "graph":
+            handler = functools.partial(self._graph, method, raw_path, raw_query, headers, body, entry)
         elif kind == "managed_identity":
-            outcome = self._managed_identity(raw_query, headers, entry)
+            handler = functools.partial(self._managed_identity, raw_query, headers, entry)
         else:
-            outcome = self._identity(method, raw_path, headers, body, entry)
-        if action is not None and decision.commit:
-            entry["committed_status"] = outcome.status
-            outcome = self._fault_outcome(action, headers, entry)
+            handler = functools.partial(self._identity, method, raw_path, headers, body, entry)
+        outcome = self._with_faults(decision, handler, headers, entry)
         outcome.delay_after += decision.delay_after
         entry["status"] = None if outcome.reset else outcome.status
         entry["reset"] = outcome.reset
         entry["duration_ms"] = round((time.monotonic() - started + outcome.delay_after) * 1000, 1)
         self.log.add(entry)
+        return outcome
+
+    def _with_faults(self, decision: faultlib.Decision, handler: Callable[[], Outcome], headers: dict,
+                     entry: dict) -> Outcome:
+        """Answer with the injected fault instead of processing, or process first and then replace the answer
+        (``commit``), or just process."""
+        entry["faults"] = list(decision.rules)
+        action = decision.action
+        if action is not None and not decision.commit:
+            return self._fault_outcome(action, headers, entry)
+        outcome = handler()
+        if action is not None:
+            entry["committed_status"] = outcome.status
+            outcome = self._fault_outcome(action, headers, entry)
         return outcome
 
     def _fault_outcome(self, action: dict, headers: dict, entry: dict) -> Outcome:
@@ -298,16 +307,10 @@ class Simulator:
                     raw_body = json.dumps(item_body).encode()
                 decision = self.faults.decide(method=method, path=unquote(raw_path), kind="graph",
                                               client_id=principal.client_id)
-                entry["faults"] = list(decision.rules)
                 delay_after += decision.delay_before + decision.delay_after
-                if decision.action is not None and not decision.commit:
-                    outcome = self._fault_outcome(decision.action, item_headers, entry)
-                else:
-                    outcome = self._graph(method, raw_path, raw_query, item_headers, raw_body, entry,
-                                          principal=principal, batch_request_id=request_id)
-                    if decision.action is not None:
-                        entry["committed_status"] = outcome.status
-                        outcome = self._fault_outcome(decision.action, item_headers, entry)
+                handler = functools.partial(self._graph, method, raw_path, raw_query, item_headers, raw_body, entry,
+                                            principal=principal, batch_request_id=request_id)
+                outcome = self._with_faults(decision, handler, item_headers, entry)
                 reset = reset or outcome.reset
             entry["status"] = outcome.status
             self.log.add(entry)
