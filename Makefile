@@ -211,7 +211,7 @@ clean:
 	rm -rf $(VENV_DIR) $(TMP_DIR) tests/output .pytest_cache
 
 # ------------------------------------------------------------------ demo
-# Starts the simulator on the demo tenant, runs docs/examples/assign_tokens.yml twice, stops the simulator.
+# Starts the simulator on the demo tenant, runs docs/examples/manage_tokens.yml twice and retire_tokens.yml, stops the simulator.
 .PHONY: demo
 demo: venv-2.19
 	@scripts/demo $(call venv,2.19) $(TMP_DIR)/demo

@@ -23,6 +23,25 @@ attributes:
     support: full
 """
 
+    # Attributes of modules that only read.
+    INFO_MODULE = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - This module only reads; it runs the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: N/A
+    details:
+      - This module only reads.
+  idempotent:
+    description:
+      - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+"""
+
     ACTIONGROUP_GRAPH = r"""
 attributes:
   action_group:

@@ -12,10 +12,10 @@ import ssl
 import time
 import typing as t
 import uuid
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from ._errors import GraphError, GraphTransportError, WriteOutcomeUnknown
-from ._retry import RETRY_STATUSES, retry_delay
+from ._retry import RETRY_STATUSES, parse_retry_after, retry_delay
 
 try:
     import httpx
@@ -95,10 +95,14 @@ class Transport:
             else:
                 retry_after = None
             attempt += 1
-            wait = retry_delay(attempt, retry_after, time.time(), self.max_retry_wait)
-            self._log(f"{method} {_short(url)} {failure}; retry {attempt}/{self.max_retries} in {wait:.1f}s")
+            self.pause(attempt, retry_after, f"{method} {_short(url)} {failure}")
             headers["Retry-Attempt"] = str(attempt)
-            self._sleep(wait)
+
+    def pause(self, attempt: int, retry_after: str | None, why: str) -> None:
+        """Wait before retry number ``attempt``: Retry-After when given, else backoff; capped."""
+        wait = retry_delay(attempt, retry_after, time.time(), self.max_retry_wait)
+        self._log(f"{why}; retry {attempt}/{self.max_retries} in {wait:.1f}s")
+        self._sleep(wait)
 
     def _attempt(self, method: str, url: str, safe: bool, headers: dict, kwargs: dict) -> tuple[t.Any, str]:
         """One try: ``(response, what happened)`` or ``(None, why it failed)`` when it may be retried."""
@@ -123,30 +127,36 @@ def _short(url: str) -> str:
 
 
 def error_from_response(response: t.Any, action: str) -> GraphError:
-    code = message = date = None
-    request_id = response.headers.get("request-id")
-    client_request_id = response.headers.get("client-request-id")
-    details = None
     try:
         body = response.json()
-        error = body.get("error") if isinstance(body, dict) else None
     except ValueError:
-        error = None
+        body = None
+    return graph_error(action, response.status_code, response.headers, body, response.reason_phrase)
+
+
+def graph_error(action: str, status: int, headers: t.Mapping[str, str], body: t.Any, reason: str | None = None) -> GraphError:
+    """A GraphError from an answer's parts (``headers``: case-insensitive, or with lower-case names)."""
+    code = message = date = None
+    request_id = headers.get("request-id")
+    client_request_id = headers.get("client-request-id")
+    details = None
+    error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         code, message, details = error.get("code"), error.get("message"), error.get("details")
         inner = error.get("innerError") or error.get("innererror") or {}
         request_id = inner.get("request-id") or request_id
         client_request_id = inner.get("client-request-id") or client_request_id
         date = inner.get("date")
-    text = f"{action}: Graph answered {response.status_code} {code or response.reason_phrase}"
+    text = f"{action}: Graph answered {status} {code or reason or ''}".rstrip()
     if message:
         text += f": {message}"
     if request_id:
-        text += f" (request-id {request_id}, date {date or response.headers.get('date')})"
-    if response.status_code == 429:
-        text += (f"; still throttled after the allowed retries (Retry-After: {response.headers.get('retry-after', 'none')}). "
+        when = date or headers.get("date")
+        text += f" (request-id {request_id}, date {when})" if when else f" (request-id {request_id})"
+    if status == 429:
+        text += (f"; still throttled after the allowed retries (Retry-After: {headers.get('retry-after', 'none')}). "
                  "Run again later, or raise max_retries / max_retry_wait")
-    return GraphError(text, status=response.status_code, code=code, graph_message=message, request_id=request_id,
+    return GraphError(text, status=status, code=code, graph_message=message, request_id=request_id,
                       client_request_id=client_request_id, date=date, details=details)
 
 
@@ -161,12 +171,13 @@ class GraphClient:
         self.can_refresh = can_refresh  # False for a given access token: refreshing returns the same one
 
     def request(self, method: str, path: str, *, action: str, params: dict | None = None, json: t.Any = None,
-                expected: tuple[int, ...] = (200,), absolute_url: str | None = None) -> t.Any:
-        """Send one request; returns the decoded body (None for 204). Raises GraphError naming ``action``."""
+                expected: tuple[int, ...] = (200,), absolute_url: str | None = None, safe: bool | None = None) -> t.Any:
+        """Send one request; returns the decoded body (None for 204). Raises GraphError naming ``action``.
+        ``safe``: may it be repeated after its answer was lost (default: GET only)."""
         url = absolute_url or self.base + path
-        response = self._send(method, url, params, json, force_refresh=False)
+        response = self._send(method, url, params, json, False, safe)
         if response.status_code == 401 and self.can_refresh:  # a revoked cached token: sign in again, once
-            response = self._send(method, url, params, json, force_refresh=True)
+            response = self._send(method, url, params, json, True, safe)
         if response.status_code not in expected:
             raise error_from_response(response, action)
         if response.status_code == 204 or not response.content:
@@ -176,9 +187,10 @@ class GraphClient:
         except ValueError as exc:
             raise GraphError(f"{action}: Graph answered {response.status_code} with a body that is not JSON") from exc
 
-    def _send(self, method: str, url: str, params: dict | None, json: t.Any, force_refresh: bool) -> t.Any:
+    def _send(self, method: str, url: str, params: dict | None, json: t.Any, force_refresh: bool,
+              safe: bool | None) -> t.Any:
         headers = {"Authorization": "Bearer " + self._token(force_refresh), "Accept": "application/json"}
-        return self.transport.send(method, url, params=params, json=json, headers=headers)
+        return self.transport.send(method, url, params=params, json=json, headers=headers, safe=safe)
 
     def get(self, path: str, *, action: str, params: dict | None = None) -> t.Any:
         return self.request("GET", path, action=action, params=params)
@@ -192,3 +204,53 @@ class GraphClient:
             if not next_link:
                 return
             body = self.request("GET", "", action=action, absolute_url=next_link)
+
+    def get_many(self, requests: t.Sequence[tuple[str, dict | None]], *, action: str) -> list[t.Any]:
+        """GET each ``(path, params)`` through JSON batching, MAX_BATCH per round trip. Returns, in order, each
+        answer's body (a collection followed to its last page) or the GraphError it failed with. Items Graph
+        throttled or could not serve (429, 503, 504) are sent again, after their Retry-After."""
+        results: list[t.Any] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        attempt = 0
+        while pending:
+            retry: list[int] = []
+            retry_afters: list[str] = []
+            for start in range(0, len(pending), MAX_BATCH):
+                numbers = pending[start:start + MAX_BATCH]
+                body = {"requests": [{"id": str(n), "method": "GET", "url": _relative_url(*requests[n])} for n in numbers]}
+                answer = self.request("POST", "/$batch", action=action, json=body, safe=True)  # only reads inside
+                items = {str(item.get("id")): item for item in (answer or {}).get("responses", [])}
+                for number in numbers:
+                    item = items.get(str(number), {"status": 500, "body": None})
+                    status, headers = int(item.get("status", 500)), {k.lower(): v for k, v in (item.get("headers") or {}).items()}
+                    if status in RETRY_STATUSES and attempt < self.transport.max_retries:
+                        retry.append(number)
+                        if headers.get("retry-after") is not None:
+                            retry_afters.append(headers["retry-after"])
+                    elif 200 <= status < 300:
+                        results[number] = self._rest_of_pages(item.get("body"), action)
+                    else:
+                        results[number] = graph_error(f"{action} ({requests[number][0]})", status, headers, item.get("body"))
+            pending = retry
+            if pending:
+                attempt += 1
+                # The longest Retry-After of the items sent again, so that none of them is sent too early.
+                now = time.time()
+                waits = [(parse_retry_after(value, now) or 0.0, value) for value in retry_afters]
+                retry_after = max(waits)[1] if waits else None
+                self.transport.pause(attempt, retry_after, f"{len(pending)} batched request(s) answered 429/503/504")
+        return results
+
+    def _rest_of_pages(self, body: t.Any, action: str) -> t.Any:
+        while isinstance(body, dict) and body.get("@odata.nextLink"):
+            following = self.request("GET", "", action=action, absolute_url=body["@odata.nextLink"])
+            body = {**following, "value": body.get("value", []) + following.get("value", [])}
+        return body
+
+
+MAX_BATCH = 20  # Graph's limit of requests in one $batch
+
+
+def _relative_url(path: str, params: dict | None) -> str:
+    """A batch item's URL: relative to the version, query percent-encoded."""
+    return path + ("?" + urlencode(params, quote_via=quote, safe="$,'()") if params else "")

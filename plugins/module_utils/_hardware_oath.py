@@ -49,6 +49,9 @@ class TokenView:
     display_name: str | None
     hash_function: str = "hmacsha1"
     time_interval: int = 30
+    manufacturer: str | None = None
+    model: str | None = None
+    last_used: str | None = None
 
     @classmethod
     def from_graph(cls, device: dict[str, t.Any]) -> "TokenView":
@@ -56,7 +59,8 @@ class TokenView:
         return cls(id=device["id"], serial_number=device.get("serialNumber") or "", status=device.get("status") or "",
                    assigned_to_id=(assigned.get("id") or "").lower() or None, assigned_to_name=assigned.get("displayName"),
                    display_name=device.get("displayName"), hash_function=device.get("hashFunction") or "hmacsha1",
-                   time_interval=int(device.get("timeIntervalInSeconds") or 30))
+                   time_interval=int(device.get("timeIntervalInSeconds") or 30), manufacturer=device.get("manufacturer"),
+                   model=device.get("model"), last_used=device.get("lastUsedDateTime"))
 
     @property
     def label(self) -> str:
@@ -87,11 +91,15 @@ class Desired:
 @dataclass(frozen=True)
 class Action:
     kind: str
-    user_id: str  # whose method it touches (for UNASSIGN, the current holder)
+    user_id: str | None  # whose method it touches (for UNASSIGN, the current holder); None for inventory writes
     reason: str
+    changes: tuple[str, ...] = ()  # the inventory fields an update or a creation sets
 
-    def to_result(self) -> dict[str, str]:
-        return {"action": self.kind, "user_id": self.user_id, "reason": self.reason}
+    def to_result(self) -> dict[str, t.Any]:
+        result: dict[str, t.Any] = {"action": self.kind, "user_id": self.user_id, "reason": self.reason}
+        if self.changes:
+            result["changes"] = list(self.changes)
+        return result
 
 
 @dataclass(frozen=True)

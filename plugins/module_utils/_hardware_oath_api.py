@@ -15,11 +15,15 @@ import typing as t
 
 from ._errors import GraphError, WriteOutcomeUnknown
 from ._graph_client import GraphClient, odata_string, segment
+from ._inventory import (CREATE, DELETE, MAX_FILTER_EXPRESSIONS, UPDATE, TokenSpec, chunks, create_body, recreation_spec,
+                         unique, update_body, users_filter)
+from ._policy import POLICY_PATH
 from ._hardware_oath import (ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CODE_ACTIONS, SET_DISPLAY_NAME, UNASSIGN, Action,
                              CodeSource, Plan, PlanError, TokenView, UserView)
 
 DEVICES = "/directory/authenticationMethodDevices/hardwareOathDevices"
 USER_SELECT = "id,userPrincipalName,displayName,userType"
+MAX_PAGE_SIZE = 999  # the largest $top directory collections take; the service may serve smaller pages
 
 # What each operation needs, for error messages (reference section 2.4, least privilege first).
 PERMISSIONS = {
@@ -27,16 +31,27 @@ PERMISSIONS = {
     "write_token": "Policy.ReadWrite.AuthenticationMethod",
     "read_user": "User.Read.All (or User.ReadBasic.All)",
     "read_method": "UserAuthenticationMethod.Read (for yourself) or UserAuthenticationMethod.Read.All",
+    "read_own_method": "UserAuthenticationMethod.Read (delegated, with a signed-in user)",
     "write_method": "UserAuthenticationMethod.ReadWrite.All (or UserAuthMethod-HardwareOATH.ReadWrite.All)",
+    "read_policy": "Policy.Read.AuthenticationMethod (or Policy.ReadWrite.AuthenticationMethod)",
+    "write_policy": "Policy.ReadWrite.AuthenticationMethod",
+}
+# The directory role a signed-in (delegated) caller needs besides the permission.
+ROLES = {
+    "read_token": "Global Reader or Authentication Policy Administrator role",
+    "write_token": "Authentication Policy Administrator role",
+    "read_method": "Global Reader or Authentication Administrator role",
+    "write_method": "Authentication Administrator role (Privileged Authentication Administrator for admin users)",
+    "read_policy": "Global Reader or Authentication Policy Administrator role",
+    "write_policy": "Authentication Policy Administrator role",
 }
 
 
 def _with_permission_hint(error: GraphError, need: str) -> GraphError:
     if error.status == 403:
         error.message += f". The caller needs the Microsoft Graph permission {PERMISSIONS[need]}"
-        if need == "write_method":
-            error.message += (" and, when signed in as a user, the Authentication Administrator role (Privileged "
-                              "Authentication Administrator for admin users)")
+        if need in ROLES:
+            error.message += f" and, when signed in as a user, the {ROLES[need]}"
     return error
 
 
@@ -65,14 +80,19 @@ class HardwareOathApi:
             self.me = view
         return view
 
-    def token_by_serial(self, serial: str) -> TokenView:
+    def find_token(self, serial: str) -> TokenView | None:
+        """The token with this serial number (one filtered request), or None."""
         body = self._call("read_token", "GET", DEVICES, action=f"Looking up token {serial}",
                           params={"$filter": f"serialNumber eq {odata_string(serial)}"})
         found = [d for d in body.get("value", []) if (d.get("serialNumber") or "").lower() == serial.lower()]
-        if not found:
+        return TokenView.from_graph(found[0]) if found else None
+
+    def token_by_serial(self, serial: str) -> TokenView:
+        token = self.find_token(serial)
+        if token is None:
             raise GraphError(f"No hardware OATH token with serial number {serial} is in the tenant's inventory; "
                              "import it first (tokenops.entra.hardware_oath_token).", status=404, code="notFound")
-        return TokenView.from_graph(found[0])
+        return token
 
     def token_by_id(self, device_id: str) -> TokenView:
         try:
@@ -83,9 +103,72 @@ class HardwareOathApi:
             raise
         return TokenView.from_graph(body)
 
+    def token_exists(self, device_id: str) -> bool:
+        try:
+            self.token_by_id(device_id)
+        except GraphError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def list_tokens(self, filters: t.Sequence[str | None]) -> list[TokenView]:
+        """Every token matching any of ``filters`` (None: all), each listing followed to its last page, in the
+        largest pages Graph serves."""
+        tokens: dict[str, TokenView] = {}
+        for text in filters:
+            params = {"$top": str(MAX_PAGE_SIZE), **({"$filter": text} if text else {})}
+            try:
+                for device in self.client.paged(DEVICES, action="Listing the hardware OATH token inventory", params=params):
+                    token = TokenView.from_graph(device)
+                    tokens.setdefault(token.id.lower(), token)
+            except GraphError as exc:
+                raise _with_permission_hint(exc, "read_token") from None
+        return list(tokens.values())
+
+    def users_by_ids(self, user_ids: t.Sequence[str]) -> dict[str, UserView]:
+        """The users with these object ids, ``MAX_FILTER_EXPRESSIONS`` per filtered listing, the listings batched.
+        Ids that are not users (deleted since) are left out."""
+        requests = [("/users", {"$filter": users_filter(part), "$select": USER_SELECT})
+                    for part in chunks(unique(user_ids), MAX_FILTER_EXPRESSIONS)]
+        users: dict[str, UserView] = {}
+        for answer in self.client.get_many(requests, action="Looking up the users holding tokens"):
+            if isinstance(answer, GraphError):
+                raise _with_permission_hint(answer, "read_user")
+            for item in answer.get("value", []):
+                user = UserView.from_graph(item)
+                users[user.id] = user
+        return users
+
+    def users_with_methods(self, refs: t.Sequence[str]) -> list[tuple[UserView, list[dict[str, t.Any]]]]:
+        """Each user (object id, UPN, or ``me``) and their hardware OATH methods, in batched reads."""
+        requests: list[tuple[str, dict | None]] = []
+        for ref in refs:
+            base = "/me" if ref == "me" else f"/users/{segment(ref)}"
+            requests += [(base, {"$select": USER_SELECT}), (f"{base}/authentication/hardwareOathMethods", None)]
+        answers = self.client.get_many(requests, action="Reading the hardware OATH methods of users")
+        out = []
+        for number, ref in enumerate(refs):
+            user, methods = answers[2 * number], answers[2 * number + 1]
+            if isinstance(user, GraphError):
+                if user.status == 404:
+                    user.message = f"User {ref} was not found in the tenant ({user.message})"
+                raise _with_permission_hint(user, "read_user")
+            if isinstance(methods, GraphError):
+                raise _with_permission_hint(methods, "read_method")
+            out.append((UserView.from_graph(user), methods.get("value", [])))
+        return out
+
+    def policy(self) -> dict[str, t.Any]:
+        return self._call("read_policy", "GET", POLICY_PATH, action="Reading the hardwareOath authentication method policy")
+
+    def update_policy(self, patch: dict[str, t.Any]) -> None:
+        self._call("write_policy", "PATCH", POLICY_PATH, action="Updating the hardwareOath authentication method policy",
+                   json=patch, expected=(204, 200))
+
     def my_token(self, serial: str | None, device_id: str | None) -> TokenView | None:
         """For ``/me``: the token among the signed-in user's own methods, or None."""
-        body = self._call("read_method", "GET", "/me/authentication/hardwareOathMethods",
+        body = self._call("read_own_method", "GET", "/me/authentication/hardwareOathMethods",
                           action="Listing your hardware OATH tokens")
         for method in body.get("value", []):
             device = dict(method.get("device") or {})
@@ -130,6 +213,21 @@ class HardwareOathApi:
                 path, body = f"{methods}/assignAndActivate", {"device": {"id": token.id}, **body}
             self._call("write_method", "POST", path, action=context, json=body, expected=(204, 200))
 
+    def create_token(self, body: dict[str, t.Any]) -> TokenView:
+        """``body`` holds the secret: it goes to Graph only, never into a message."""
+        need = "write_method" if body.get("assignTo") else "write_token"
+        answer = self._call(need, "POST", DEVICES, action=f"Creating token {body['serialNumber']}", json=body,
+                            expected=(201, 200))
+        return TokenView.from_graph(answer)
+
+    def update_token(self, token: TokenView, body: dict[str, t.Any]) -> None:
+        self._call("write_token", "PATCH", f"{DEVICES}/{segment(token.id)}", action=f"Updating {token.label}",
+                   json=body, expected=(204, 200))
+
+    def delete_token(self, token: TokenView) -> None:
+        self._call("write_token", "DELETE", f"{DEVICES}/{segment(token.id)}", action=f"Deleting {token.label}",
+                   expected=(204,))
+
 
 def unknown_token(serial: str | None, device_id: str | None) -> TokenView:
     """A token a self-service user can't see: taken as available (Graph refuses the assignment if it is not)."""
@@ -172,3 +270,69 @@ def execute(api: HardwareOathApi, plan: Plan, token: TokenView, user: UserView, 
         code = codes.next_code(latest) if action.kind in CODE_ACTIONS else None
         api.write(action, latest, user, code, display_name, by_serial=by_serial, me=me)
     return latest
+
+
+# ---------------------------------------------------------------------- inventory plans
+def execute_token_plan(api: HardwareOathApi, plan: Plan, current: TokenView | None, spec: TokenSpec, secret_b32: str | None,
+                       log: t.Callable[[str], None]) -> TokenView | None:
+    """Run an inventory plan's writes in order. Returns the token a creation made, else None. A write whose answer
+    is lost is judged from a fresh read and sent again only if it did not take effect."""
+    created = None
+    for action in plan.actions:
+        try:
+            result = _write_once(api, action, current, spec, secret_b32, log)
+        except GraphError as exc:
+            if action.kind == CREATE and current is not None:  # a rotation, whose delete is done
+                kept = recreation_spec(current, spec)
+                exc.message += (f". {spec.label} was deleted to rotate its secret and is not in the inventory now: run "
+                                f"the task again without rotate, with manufacturer={kept.manufacturer!r}, "
+                                f"model={kept.model!r}, time_interval={kept.time_interval}, "
+                                f"hash_function={kept.hash_function!r}, display_name={kept.display_name!r}, to create it")
+            raise
+        if action.kind == CREATE:
+            created = result
+            if action.user_id and created.assigned_to_id != action.user_id:
+                raise GraphError(f"{spec.label} was created but Graph did not assign it to user {action.user_id}: it "
+                                 "ignores assignTo when the caller lacks UserAuthenticationMethod.ReadWrite.All. The "
+                                 "token is in the inventory, available; grant the permission and run again, or assign "
+                                 "it with tokenops.entra.hardware_oath_assignment.")
+    return created
+
+
+def _write_once(api: HardwareOathApi, action: Action, current: TokenView | None, spec: TokenSpec, secret_b32: str | None,
+                log: t.Callable[[str], None]) -> TokenView | None:
+    try:
+        return _send_inventory_write(api, action, current, spec, secret_b32)
+    except WriteOutcomeUnknown as exc:
+        log(f"{exc}; reading {spec.label} again before anything else")
+    done, result = _inventory_write_took_effect(api, action, current, spec)
+    return result if done else _send_inventory_write(api, action, current, spec, secret_b32)
+
+
+def _send_inventory_write(api: HardwareOathApi, action: Action, current: TokenView | None, spec: TokenSpec,
+                          secret_b32: str | None) -> TokenView | None:
+    if action.kind == CREATE:
+        source = recreation_spec(current, spec) if current is not None else spec
+        return api.create_token(create_body(source, secret_b32 or "", action.user_id))
+    current = t.cast(TokenView, current)  # every other write acts on the existing token
+    if action.kind == UPDATE:
+        api.update_token(current, update_body(spec, action.changes))
+    elif action.kind == DELETE:
+        api.delete_token(current)
+    else:  # UNASSIGN, ASSIGN
+        api.write(action, current, None, None, None, by_serial=False, me=False)
+    return None
+
+
+def _inventory_write_took_effect(api: HardwareOathApi, action: Action, current: TokenView | None,
+                                 spec: TokenSpec) -> tuple[bool, TokenView | None]:
+    if action.kind == CREATE:
+        found = api.find_token(spec.serial_number)
+        return found is not None, found
+    current = t.cast(TokenView, current)
+    if action.kind == DELETE:
+        return not api.token_exists(current.id), None
+    now = api.token_by_id(current.id)
+    if action.kind == UPDATE:
+        return all(getattr(now, name) == getattr(spec, name) for name in action.changes), None
+    return took_effect(action, now, None), None

@@ -56,6 +56,13 @@ class GraphModule(AnsibleModule):
         if self._transport is not None:
             self._transport.close()
 
+    def result(self, changed: bool, before: dict[str, t.Any], after: dict[str, t.Any], **values: t.Any) -> dict[str, t.Any]:
+        """A module's result; in diff mode with the state before and after."""
+        result: dict[str, t.Any] = {"changed": changed, **values}
+        if self._diff:
+            result["diff"] = {"before": before, "after": after}
+        return result
+
     def fail_from_error(self, error: GraphError, **result: t.Any) -> t.NoReturn:
         self.close()
         self.fail_json(msg=error.message, **error.to_result(), **result)

@@ -322,11 +322,8 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     if plan.changed and not module.check_mode:
         execute(api, plan, token, user, codes, params["display_name"], by_serial=bool(params["serial_number"]),
                 me=params["user"] == "me", log=module.log)
-    result: dict[str, t.Any] = {"changed": plan.changed, "actions": [a.to_result() for a in plan.actions],
-                                "assignment": assignment_result(plan.after, user)}
-    if module._diff:  # pylint: disable=protected-access
-        result["diff"] = {"before": plan.before, "after": plan.after}
-    return result
+    return module.result(plan.changed, plan.before, plan.after, actions=[a.to_result() for a in plan.actions],
+                         assignment=assignment_result(plan.after, user))
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0, help="fixed latency added to every request")
     parser.add_argument("--jitter-ms", type=float, default=0, help="random +/- jitter added to --latency-ms")
     parser.add_argument("--page-size", type=int, default=100, help="default page size of collections (default 100)")
+    parser.add_argument("--max-page-size", type=int, default=999,
+                        help="most items a page holds whatever $top asks, 1 to 999 (default 999: no cap)")
     parser.add_argument("--token-lifetime", type=int, default=3599, help="access token lifetime in seconds")
     parser.add_argument("--write-quota", default="3000/150",
                         help="writes per app as N/SECONDS, or 'off' (default 3000/150, Graph's identity write quota)")
@@ -69,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         state_dir = tempfile.mkdtemp(prefix="entrasim-")
     try:
         simulator = Simulator(args.seed, state_dir=state_dir, host=args.host, port=args.port, page_size=args.page_size,
-                              token_lifetime=args.token_lifetime, fault_seed=args.fault_seed,
-                              initial_faults=initial_faults(args), verbose=args.verbose)
-    except (SeedError, faultlib.FaultConfigError, OSError) as exc:
+                              max_page_size=args.max_page_size, token_lifetime=args.token_lifetime,
+                              fault_seed=args.fault_seed, initial_faults=initial_faults(args), verbose=args.verbose)
+    except (SeedError, faultlib.FaultConfigError, OSError, ValueError) as exc:
         print(f"entrasim: {exc}", file=sys.stderr)
         return 2
 

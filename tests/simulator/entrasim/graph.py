@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import odata, permissions as perm
 from .errors import GraphError, bad_request, conflict, not_found, odata_bad_request
@@ -48,6 +48,9 @@ METHOD_SELECT = {"id", "createdDateTime", "lastUsedDateTime", "device"}
 USER_PROPERTIES = {"id": odata.Property("id"), "userPrincipalName": odata.Property("userPrincipalName"),
                    "displayName": odata.Property("displayName"), "userType": odata.Property("userType")}
 USER_SELECT = {"id", "userPrincipalName", "displayName", "userType", "accountEnabled"}
+SETTINGS = ("page_size", "max_page_size", "create_assign_without_permission")
+# What a create with assignTo does when the caller may write the inventory but not the user's methods.
+CREATE_ASSIGN_MODES = ("forbid", "ignore")
 
 
 @dataclass
@@ -104,12 +107,51 @@ def _reference_id(value: Any, name: str) -> str:
     return value["id"]
 
 
+def check_settings(data: Any) -> None:
+    """Validate runtime settings: ``page_size`` and/or ``max_page_size``, positive integers (the latter at most
+    999), and/or ``create_assign_without_permission`` (``forbid`` or ``ignore``). Raises ValueError naming the
+    problem."""
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"the settings must be a JSON object with one or more of {', '.join(SETTINGS)}")
+    for name, value in data.items():
+        if name not in SETTINGS:
+            raise ValueError(f"unknown setting '{name}' (known: {', '.join(SETTINGS)})")
+        if name == "create_assign_without_permission":
+            if value not in CREATE_ASSIGN_MODES:
+                raise ValueError(f"create_assign_without_permission must be {' or '.join(CREATE_ASSIGN_MODES)}, "
+                                 f"not {json.dumps(value)}")
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {json.dumps(value)}")
+        if name == "max_page_size" and value > odata.MAX_TOP:
+            raise ValueError(f"max_page_size must be at most {odata.MAX_TOP}, not {value}")
+
+
 class GraphApi:
-    def __init__(self, tenant: Tenant, *, page_size: int = 100, bulk_max_items: int = 100) -> None:
+    def __init__(self, tenant: Tenant, *, page_size: int = 100, max_page_size: int = odata.MAX_TOP,
+                 bulk_max_items: int = 100) -> None:
         self.tenant = tenant
         self.page_size = page_size
+        self.max_page_size = max_page_size
         self.bulk_max_items = bulk_max_items
         self.base_url = ""
+        check_settings(self.settings())
+
+    def settings(self) -> dict:
+        return {"page_size": self.page_size, "max_page_size": self.max_page_size,
+                "create_assign_without_permission": self.tenant.create_assign_without_permission}
+
+    def configure(self, data: Any) -> dict:
+        """Change the runtime settings (all or nothing) and return them. ``create_assign_without_permission`` is
+        the tenant's (its seed value is the start-up one)."""
+        check_settings(data)
+        with self.tenant.lock:
+            for name, value in data.items():
+                setattr(self.tenant if name == "create_assign_without_permission" else self, name, value)
+            return self.settings()
+
+    def _paginate(self, items: list[Any], key: Callable[[Any], Any], request: Request) -> tuple[list[Any], dict | None]:
+        return odata.paginate(items, key, request.query, self.page_size, self.max_page_size)
 
     def url(self, path: str, version: str = "beta") -> str:
         return f"{self.base_url}/{version}/{path}"
@@ -173,7 +215,7 @@ class GraphApi:
             clauses = odata.FilterParser(request.query["$filter"], USER_PROPERTIES, USER_TYPE).parse()
             users = [u for u in users if all(c.matches(u) for c in clauses)]
         fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
-        page, next_query = odata.paginate(users, lambda u: u["id"], request.query, self.page_size)
+        page, next_query = self._paginate(users, lambda u: u["id"], request)
         body: dict = {"@odata.context": self.url("$metadata#users", request.version),
                       "value": [odata.apply_select(u, fields) for u in page]}
         if next_query:
@@ -225,7 +267,7 @@ class GraphApi:
         if clauses:
             pairs = [(t, self.tenant.device_json(t)) for t in tokens]
             tokens = [t for t, j in pairs if all(c.matches(j) for c in clauses)]
-        page, next_query = odata.paginate(tokens, lambda t: t.order, request.query, self.page_size)
+        page, next_query = self._paginate(tokens, lambda t: t.order, request)
         context = "$metadata#directory/authenticationMethodDevices/hardwareOathDevices"
         if fields:
             context += "(" + ",".join(fields) + ")"
@@ -413,7 +455,7 @@ class GraphApi:
             methods = [m for m in methods if all(c.matches(m) for c in clauses)]
         fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
         order = {t.id: t.order for t in self.tenant.tokens.values()}
-        page, next_query = odata.paginate(methods, lambda m: order[m["id"]], request.query, self.page_size)
+        page, next_query = self._paginate(methods, lambda m: order[m["id"]], request)
         body: dict = {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods"),
                       "value": [odata.apply_select(m, fields) for m in page]}
         if next_query:

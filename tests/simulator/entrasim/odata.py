@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
-from .errors import odata_bad_request
+from .errors import bad_request, odata_bad_request
 from .tenant import b64url, b64url_decode
 
 MAX_TOP = 999
+MAX_FILTER_EXPRESSIONS = 15  # directory queries: eq comparisons plus values of in (...) lists
 SUPPORTED_OPTIONS = {"$filter", "$select", "$top", "$skiptoken"}
 UNSUPPORTED_OPTIONS = {"$orderby", "$search", "$skip", "$expand", "$count", "$format", "$apply"}
 
@@ -94,6 +95,7 @@ class FilterParser:
         result = self._expr()
         if self.pos != len(self.tokens):
             raise odata_bad_request(f"Invalid filter clause: unexpected '{self.tokens[self.pos][1]}'.")
+        check_expression_count(result)
         return result
 
     def _peek(self) -> tuple[str, str] | None:
@@ -167,6 +169,14 @@ class FilterParser:
         return value
 
 
+def check_expression_count(comparisons: list[Comparison]) -> None:
+    """One expression per ``eq`` and one per value of each ``in (...)`` list, at most 15 in the whole filter."""
+    count = sum(len(c.values) for c in comparisons)
+    if count > MAX_FILTER_EXPRESSIONS:
+        raise bad_request(f"Too many child clauses specified in search filter expression containing 'OR' operators: "
+                          f"{count}. Max allowed: {MAX_FILTER_EXPRESSIONS}.", code="Request_UnsupportedQuery")
+
+
 def parse_select(text: str | None, allowed: set[str], type_name: str) -> list[str] | None:
     if text is None:
         return None
@@ -226,9 +236,13 @@ def decode_skiptoken(token: str) -> Any:
         raise odata_bad_request("The $skiptoken is invalid or has expired.") from exc
 
 
-def paginate(items: list[Any], key: Callable[[Any], Any], query: dict, default_page_size: int) -> tuple[list[Any], dict | None]:
-    """Keyset paging over ``items`` sorted by ``key``: stable while items are added or removed between pages."""
-    top = parse_top(query.get("$top"), default_page_size)
+def paginate(items: list[Any], key: Callable[[Any], Any], query: dict, default_page_size: int,
+             max_page_size: int = MAX_TOP) -> tuple[list[Any], dict | None]:
+    """Keyset paging over ``items`` sorted by ``key``: stable while items are added or removed between pages.
+
+    A page holds ``$top`` (or the default page size) items, never more than ``max_page_size``; ``$top`` stays in
+    the next link, so every page is capped the same way."""
+    top = min(parse_top(query.get("$top"), default_page_size), max_page_size)
     items = sorted(items, key=key)
     if "$skiptoken" in query:
         after = decode_skiptoken(query["$skiptoken"])

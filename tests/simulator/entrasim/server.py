@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 import jwt
 import trustme
 
-from . import faults as faultlib
+from . import faults as faultlib, odata
 from .errors import GraphError, IdentityError, envelope, odata_bad_request
 from .graph import GraphApi, Request
 from .identity import IdentityPlatform, Principal
@@ -92,12 +92,13 @@ def _split_query(raw_query: str) -> dict:
 
 class Simulator:
     def __init__(self, seed_path: str, *, state_dir: str, host: str = "127.0.0.1", port: int = 0,
-                 page_size: int = 100, token_lifetime: int = 3599, fault_seed: int | None = None,
-                 initial_faults: dict | None = None, verbose: bool = False) -> None:
+                 page_size: int = 100, max_page_size: int = odata.MAX_TOP, token_lifetime: int = 3599,
+                 fault_seed: int | None = None, initial_faults: dict | None = None, verbose: bool = False) -> None:
         self.tenant = Tenant.from_seed_file(seed_path)
         self.identity = IdentityPlatform(self.tenant, token_lifetime=token_lifetime)
-        self.graph = GraphApi(self.tenant, page_size=page_size,
+        self.graph = GraphApi(self.tenant, page_size=page_size, max_page_size=max_page_size,
                               bulk_max_items=int(self.tenant.settings.get("bulk_max_items", 100)))
+        self.initial_settings = self.graph.settings()
         self.faults = faultlib.FaultEngine(fault_seed)
         self.faults.set_initial(initial_faults or {})
         self.log = RequestLog()
@@ -399,8 +400,13 @@ class Simulator:
         if route == "reset" and method == "POST":
             self.tenant.reset()
             self.faults.reset()
+            self.graph.configure(self.initial_settings)
             self.log.clear()
             return Outcome(204)
+        if route == "settings" and method == "GET":
+            return Outcome(200, self.graph.settings())
+        if route == "settings" and method == "POST":
+            return Outcome(200, self.graph.configure(data))
         if route == "clock" and method == "POST":
             self.tenant.clock_offset = float(data.get("offset_seconds", 0))
             return Outcome(200, {"offset_seconds": self.tenant.clock_offset, "now": self.tenant.now()})

@@ -1,4 +1,4 @@
-"""The admin API: request log, state, reset, clock, token and assertion minting."""
+"""The admin API: request log, state, reset, settings, clock, token and assertion minting."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import uuid
 import jwt
 import pyotp
 import pytest
+import yaml
 
-from simlib import (ADELE_PASSWORD, ADELE_UPN, AMY, AUTOMATION, AUTOMATION_SECRET, CLI, DEVICES, DIEGO, DIEGO_ASSIGNED,
-                    GH_ISSUER, GH_SUBJECT, GRAPH, GRAPH_DEFAULT, POLICY, REPORTING, REPORTING_SECRET, RUNNER_MI,
-                    SEED_TOKEN_COUNT, SPARE, TENANT_ID, TOTP123456, UNKNOWN_ID, methods_path, seed_secrets)
+import simlib
+from simlib import (ADELE_PASSWORD, ADELE_UPN, AMY, AUTOMATION, AUTOMATION_SECRET, CLI, DEVICES, DEVICES_ONLY_APP,
+                    DIEGO, DIEGO_ASSIGNED, GH_ISSUER, GH_SUBJECT, GRAPH, GRAPH_DEFAULT, POLICY, REPORTING,
+                    REPORTING_SECRET, RUNNER_MI, SEED_TOKEN_COUNT, SPARE, TENANT_ID, TOTP123456, UNKNOWN_ID,
+                    methods_path, seed_secrets)
 
 
 def parse_iso(text):
@@ -183,6 +186,178 @@ def test_reset_clears_replay_memory(api, totp):
     assert api.graph("POST", f"{methods_path(AMY)}/assignAndActivateBySerialNumber", json=body).status_code == 204
     api.reset()
     assert api.graph("POST", f"{methods_path(AMY)}/assignAndActivateBySerialNumber", json=body).status_code == 204
+
+
+# ------------------------------------------------------------------ settings
+DEFAULT_SETTINGS = {"page_size": 100, "max_page_size": 999, "create_assign_without_permission": "forbid"}
+
+
+def settings(**changed):
+    """The default settings with some changed."""
+    return {**DEFAULT_SETTINGS, **changed}
+
+
+def page_sizes(api, params=None):
+    """The sizes of the inventory's pages, following every next link."""
+    sizes, response = [], api.graph("GET", DEVICES, params=params or {})
+    while True:
+        assert response.status_code == 200, response.text
+        sizes.append(len(response.json()["value"]))
+        if "@odata.nextLink" not in response.json():
+            return sizes
+        response = api.graph("GET", response.json()["@odata.nextLink"])
+
+
+def test_settings_defaults(api):
+    response = api.admin("GET", "settings")
+    assert response.status_code == 200
+    assert response.json() == DEFAULT_SETTINGS
+
+
+def test_settings_change_the_running_simulator(api):
+    response = api.admin("POST", "settings", json={"page_size": 6})
+    assert response.status_code == 200 and response.json() == settings(page_size=6, max_page_size=999)
+    assert page_sizes(api) == [6, 6, 1]
+    assert api.admin("POST", "settings", json={"max_page_size": 4}).json() == settings(page_size=6, max_page_size=4)
+    assert page_sizes(api) == [4, 4, 4, 1]
+    assert page_sizes(api, {"$top": "999"}) == [4, 4, 4, 1]
+    both = api.admin("POST", "settings", json={"page_size": 999, "max_page_size": 999})
+    assert both.json() == settings(page_size=999, max_page_size=999)
+    assert api.admin("GET", "settings").json() == settings(page_size=999, max_page_size=999)
+    assert page_sizes(api) == [SEED_TOKEN_COUNT]
+    assert api.requests_log(kind="graph")  # Graph calls are logged, settings calls are not
+    assert not api.requests_log(path="settings")
+
+
+def test_page_size_above_999_is_capped_by_max_page_size(api):
+    assert api.admin("POST", "settings", json={"page_size": 5000}).json() == settings(page_size=5000, max_page_size=999)
+    assert page_sizes(api) == [SEED_TOKEN_COUNT]
+    api.admin("POST", "settings", json={"max_page_size": 10})
+    assert page_sizes(api) == [10, SEED_TOKEN_COUNT - 10]
+
+
+def test_reset_restores_the_settings(api):
+    api.admin("POST", "settings", json={"page_size": 2, "max_page_size": 3})
+    assert api.admin("POST", "reset").status_code == 204
+    assert api.admin("GET", "settings").json() == DEFAULT_SETTINGS
+    assert page_sizes(api) == [SEED_TOKEN_COUNT]
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"page_size": 0}, "page_size must be a positive integer"),
+    ({"page_size": -5}, "page_size must be a positive integer"),
+    ({"page_size": "10"}, "page_size must be a positive integer"),
+    ({"page_size": 2.5}, "page_size must be a positive integer"),
+    ({"page_size": True}, "page_size must be a positive integer"),
+    ({"page_size": None}, "page_size must be a positive integer"),
+    ({"max_page_size": 0}, "max_page_size must be a positive integer"),
+    ({"max_page_size": 1000}, "max_page_size must be at most 999"),
+    ({"max_page_size": [5]}, "max_page_size must be a positive integer"),
+    ({"page_size": 5, "max_page_size": 1000}, "max_page_size must be at most 999"),
+    ({"page_size": 5, "colour": "red"}, "unknown setting 'colour'"),
+    ({"pageSize": 5}, "unknown setting 'pageSize'"),
+    ({}, "must be a JSON object"),
+    ([{"page_size": 5}], "must be a JSON object"),
+    (5, "must be a JSON object"),
+    ({"create_assign_without_permission": "allow"}, "create_assign_without_permission must be forbid or ignore"),
+    ({"create_assign_without_permission": "IGNORE"}, "create_assign_without_permission must be forbid or ignore"),
+    ({"create_assign_without_permission": True}, "create_assign_without_permission must be forbid or ignore"),
+    ({"create_assign_without_permission": None}, "create_assign_without_permission must be forbid or ignore"),
+    ({"page_size": 5, "create_assign_without_permission": "maybe"}, "create_assign_without_permission must be"),
+    ({"create_assign_without_permission": "ignore", "page_size": 0}, "page_size must be a positive integer"),
+], ids=["zero", "negative", "string", "float", "bool", "null", "max-zero", "max-1000", "max-list", "half-valid",
+        "unknown-key", "camel-case", "empty", "list", "number", "assign-allow", "assign-upper-case", "assign-bool",
+        "assign-null", "assign-half-valid", "assign-valid-page-invalid"])
+def test_settings_errors(api, data, fragment):
+    response = api.admin("POST", "settings", json=data)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+    assert api.admin("GET", "settings").json() == DEFAULT_SETTINGS  # nothing changed
+
+
+def test_create_assign_without_permission_at_run_time(api, suite_material):
+    """forbid (the seed's default): a create with assignTo by a caller who may not write methods is 403 and
+    creates nothing. ignore: the token is created, available, assignTo silently dropped (reference 2.1.3)."""
+    token = api.token(DEVICES_ONLY_APP, secret=suite_material["devices_only_secret"])
+    body = {"serialNumber": "ASSIGN-IGNORED-1", "manufacturer": "Contoso", "model": "Test Key",
+            "secretKey": pyotp.random_base32(32), "timeIntervalInSeconds": 30, "assignTo": {"id": AMY}}
+    before = len(api.admin_state()["tokens"])
+    forbidden = api.graph("POST", DEVICES, token=token, json=body)
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "accessDenied"
+    assert len(api.admin_state()["tokens"]) == before
+
+    changed = api.admin("POST", "settings", json={"create_assign_without_permission": "ignore"})
+    assert changed.status_code == 200 and changed.json() == settings(create_assign_without_permission="ignore")
+    assert api.admin("GET", "settings").json() == settings(create_assign_without_permission="ignore")
+    created = api.graph("POST", DEVICES, token=token, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "available" and created.json()["assignedTo"] is None
+    state = api.admin_state()
+    assert len(state["tokens"]) == before + 1
+    assert next(t for t in state["tokens"] if t["serial_number"] == "ASSIGN-IGNORED-1")["assigned_to"] is None
+    assert not [m for u in state["users"] if u["id"] == AMY for m in u["hardware_oath_methods"]
+                if m == created.json()["id"]]
+    # A caller with the permission is still assigned.
+    assigned = api.graph("POST", DEVICES, json={**body, "serialNumber": "ASSIGN-IGNORED-2"})
+    assert assigned.status_code == 201 and assigned.json()["status"] == "assigned"
+    assert assigned.json()["assignedTo"]["id"] == AMY
+    # The other settings are untouched; forbid can be set again at run time, and a reset restores it too.
+    assert api.admin("POST", "settings", json={"create_assign_without_permission": "forbid"}).json() == DEFAULT_SETTINGS
+    assert api.graph("POST", DEVICES, token=token, json={**body, "serialNumber": "ASSIGN-IGNORED-3"}).status_code == 403
+    api.admin("POST", "settings", json={"create_assign_without_permission": "ignore", "page_size": 7})
+    assert api.admin("POST", "reset").status_code == 204
+    assert api.admin("GET", "settings").json() == DEFAULT_SETTINGS
+    assert api.graph("POST", DEVICES, token=token, json=body).status_code == 403
+    assert not api.requests_log(path="settings")
+
+
+def test_seeded_create_assign_without_permission_is_the_start_up_setting(suite_material, tmp_path):
+    """A seed with ``create_assign_without_permission: ignore``: reset restores ignore, not the built-in forbid."""
+    seed = {**suite_material["seed"], "settings": {**suite_material["seed"].get("settings", {}),
+                                                   "create_assign_without_permission": "ignore"}}
+    seed_path = tmp_path / "ignore-seed.yml"
+    seed_path.write_text(yaml.safe_dump(seed, sort_keys=False), encoding="utf-8")
+    proc = simlib.SimProcess(str(seed_path), tmp_path / "sim")
+    try:
+        with simlib.http_client(proc.info) as http:
+            api = simlib.SimApi(proc.info, http, seed)
+            assert api.admin("GET", "settings").json() == settings(create_assign_without_permission="ignore")
+            api.admin("POST", "settings", json={"create_assign_without_permission": "forbid"})
+            api.reset()
+            assert api.admin("GET", "settings").json() == settings(create_assign_without_permission="ignore")
+    finally:
+        assert proc.terminate() == 0
+
+
+def test_settings_need_json(api):
+    response = api.admin("POST", "settings", content=b"page_size=5")
+    assert response.status_code == 400 and "JSON" in response.json()["error"]
+    assert api.admin("DELETE", "settings").status_code == 404
+
+
+def test_start_time_settings(suite_material, tmp_path):
+    proc = simlib.SimProcess(suite_material["seed_path"], tmp_path / "sim",
+                             ["--page-size", "5", "--max-page-size", "3"])
+    try:
+        with simlib.http_client(proc.info) as http:
+            api = simlib.SimApi(proc.info, http, suite_material["seed"])
+            assert api.admin("GET", "settings").json() == settings(page_size=5, max_page_size=3)
+            assert page_sizes(api) == [3, 3, 3, 3, 1]
+            assert page_sizes(api, {"$top": "2"}) == [2] * 6 + [1]
+            api.admin("POST", "settings", json={"max_page_size": 999})
+            assert page_sizes(api) == [5, 5, 3]
+            # Reset restores the start-up settings, not the built-in defaults.
+            api.reset()
+            assert api.admin("GET", "settings").json() == settings(page_size=5, max_page_size=3)
+    finally:
+        assert proc.terminate() == 0
+
+
+@pytest.mark.parametrize("args", [["--max-page-size", "1000"], ["--max-page-size", "0"], ["--page-size", "0"],
+                                  ["--max-page-size", "many"]])
+def test_invalid_start_time_settings(suite_material, tmp_path, args):
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        simlib.SimProcess(suite_material["seed_path"], tmp_path / "sim", args)
 
 
 # ------------------------------------------------------------------ clock

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from simlib import (ADELE_ACTIVATED, AMY, DEVICES, DEVICE_KEYS, DIEGO, DIEGO_ASSIGNED, DIEGO_FAILED, GALT, GRADY, MEGAN,
-                    MEGAN_TOKENS, SEED_TOKEN_COUNT, SHA256_60, SPARE, TOTP123456, TOTP654321, assert_graph_error,
-                    load_demo_seed, methods_path)
+                    MEGAN_TOKENS, SEED_TOKEN_COUNT, SHA256_60, SPARE, TOTP123456, TOTP654321, UNKNOWN_ID,
+                    assert_graph_error, load_demo_seed, methods_path)
 
 SEED_SERIALS = [t["serial_number"] for t in load_demo_seed()["tokens"]]
 AVAILABLE = {TOTP123456, TOTP654321, GALT, SHA256_60, SPARE}
@@ -19,6 +19,12 @@ def ids(response):
 
 def list_devices(api, **params):
     return api.graph("GET", DEVICES, params=params)
+
+
+def set_settings(api, **values):
+    response = api.admin("POST", "settings", json=values)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def follow(api, first_params=None, path=DEVICES):
@@ -104,6 +110,50 @@ def test_valid_top(api, top, count):
     assert ("@odata.nextLink" in response.json()) == (count < SEED_TOKEN_COUNT)
 
 
+# ------------------------------------------------------------------ maximum page size
+@pytest.mark.parametrize("top,sizes", [(None, [4, 4, 4, 1]), ("999", [4, 4, 4, 1]), ("5", [4, 4, 4, 1]),
+                                       ("4", [4, 4, 4, 1]), ("3", [3, 3, 3, 3, 1])])
+def test_max_page_size_caps_every_page(api, top, sizes):
+    set_settings(api, max_page_size=4)
+    pages = follow(api, {"$top": top} if top else {})
+    assert [len(p["value"]) for p in pages] == sizes
+    assert [d["serialNumber"] for p in pages for d in p["value"]] == SEED_SERIALS
+    if top:
+        assert all(f"$top={top}" in p["@odata.nextLink"] for p in pages[:-1])
+
+
+def test_max_page_size_caps_the_default_page_size(api):
+    assert set_settings(api, page_size=5) == {"page_size": 5, "max_page_size": 999,
+                                              "create_assign_without_permission": "forbid"}
+    assert [len(p["value"]) for p in follow(api)] == [5, 5, 3]
+    set_settings(api, max_page_size=2)
+    assert [len(p["value"]) for p in follow(api)] == [2] * 6 + [1]
+
+
+def test_max_page_size_keeps_filter_and_select(api):
+    set_settings(api, max_page_size=2)
+    pages = follow(api, {"$top": "10", "$filter": "status eq 'available'", "$select": "serialNumber"})
+    assert [len(p["value"]) for p in pages] == [2, 2, 1]
+    assert {d["id"] for p in pages for d in p["value"]} == AVAILABLE
+    assert all(set(d) == {"id", "serialNumber"} for p in pages for d in p["value"])
+
+
+def test_max_page_size_on_users_and_methods(api):
+    set_settings(api, max_page_size=3)
+    users = follow(api, {"$top": "999"}, path="/users")
+    assert [len(p["value"]) for p in users] == [3, 3, 3, 1]
+    assert len({u["id"] for p in users for u in p["value"]}) == 10
+    methods = follow(api, {"$top": "999"}, path=methods_path(MEGAN))
+    assert [len(p["value"]) for p in methods] == [3, 2]
+    assert [m["id"] for p in methods for m in p["value"]] == MEGAN_TOKENS
+
+
+@pytest.mark.parametrize("top", ["0", "1000", "abc"])
+def test_max_page_size_leaves_top_validation_unchanged(api, top):
+    set_settings(api, max_page_size=4)
+    assert_graph_error(list_devices(api, **{"$top": top}), 400, "BadRequest", "Must be between 1 and 999")
+
+
 def test_next_link_encodes_special_characters(api):
     for serial in ("R&D+1 #2", "R&D+2 %41"):
         api.create_device(serial, manufacturer="R&D + Co. 100%")
@@ -166,6 +216,56 @@ def test_filter_escaped_quote_and_injection(api):
     # Unescaped, the same text is a syntax the service does not support, never a match-all.
     assert_graph_error(list_devices(api, **{"$filter": "serialNumber eq 'x' or 1 eq 1"}), 400, "BadRequest")
     assert_graph_error(list_devices(api, **{"$filter": "serialNumber eq 'O'BRIEN-1'"}), 400, "BadRequest")
+
+
+def quoted(values):
+    return ", ".join(f"'{v}'" for v in values)
+
+
+SERIALS_15 = [f"S{i:02d}" for i in range(14)] + ["TOTP123456"]
+
+
+@pytest.mark.parametrize("expr", [
+    f"serialNumber in ({quoted(SERIALS_15)})",
+    f"status eq 'available' and serialNumber in ({quoted(SERIALS_15[1:])})",
+    " and ".join(["manufacturer eq 'Contoso'"] * 14) + " and serialNumber eq 'TOTP123456'",
+    f"(serialNumber in ({quoted(SERIALS_15[8:])})) and (serialNumber in ({quoted(SERIALS_15[:7] + ['TOTP123456'])}))",
+], ids=["in-15", "eq-and-in-14", "eq-15", "two-in-lists"])
+def test_filter_with_15_expressions_passes(api, expr):
+    assert ids(list_devices(api, **{"$filter": expr})) == [TOTP123456]
+
+
+@pytest.mark.parametrize("expr,count", [
+    (f"serialNumber in ({quoted(SERIALS_15 + ['S99'])})", 16),
+    (f"status eq 'available' and serialNumber in ({quoted(SERIALS_15)})", 16),
+    (" and ".join(["manufacturer eq 'Contoso'"] * 16), 16),
+    (f"serialNumber in ({quoted(SERIALS_15)}) and status in ('available', 'assigned', 'activated')", 18),
+    (f"(serialNumber in ({quoted(SERIALS_15[:8])})) and (serialNumber in ({quoted(SERIALS_15[7:] + ['S99'])}))", 17),
+], ids=["in-16", "eq-and-in-15", "eq-16", "two-in-lists-18", "parenthesised-17"])
+def test_filter_with_more_than_15_expressions_is_refused(api, expr, count):
+    assert_graph_error(list_devices(api, **{"$filter": expr}), 400, "Request_UnsupportedQuery",
+                       f"Too many child clauses specified in search filter expression containing 'OR' operators: "
+                       f"{count}. Max allowed: 15.")
+
+
+def test_filter_expression_limit_on_users_and_methods(api):
+    users = [AMY] + [UNKNOWN_ID] * 14
+    response = api.graph("GET", "/users", params={"$filter": f"id in ({quoted(users)})"})
+    assert ids(response) == [AMY]
+    response = api.graph("GET", "/users", params={"$filter": f"id in ({quoted(users + [MEGAN])})"})
+    assert_graph_error(response, 400, "Request_UnsupportedQuery", "Too many child clauses")
+    assert "operators: 16. Max allowed: 15." in response.json()["error"]["message"]
+    serials = [f"MEGAN-{i:04d}" for i in range(1, 16)]
+    response = api.graph("GET", methods_path(MEGAN), params={"$filter": f"device/serialNumber in ({quoted(serials)})"})
+    assert ids(response) == MEGAN_TOKENS
+    response = api.graph("GET", methods_path(MEGAN),
+                         params={"$filter": f"device/status eq 'activated' and device/serialNumber in ({quoted(serials)})"})
+    assert_graph_error(response, 400, "Request_UnsupportedQuery", "operators: 16. Max allowed: 15.")
+
+
+def test_filter_errors_are_checked_before_the_expression_limit(api):
+    expr = f"serialNumber in ({quoted(SERIALS_15 + ['S99'])}) or status eq 'available'"
+    assert_graph_error(list_devices(api, **{"$filter": expr}), 400, "BadRequest", "'or' operator")
 
 
 @pytest.mark.parametrize("expr,fragment", [

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import pathlib
 import re
 import ssl
@@ -18,7 +19,8 @@ from ansible_collections.tokenops.entra.plugins.module_utils import _graph_clien
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import (
     GraphError, GraphTransportError, WriteOutcomeUnknown)
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import (
-    COLLECTION_VERSION, USER_AGENT, GraphClient, Transport, error_from_response, odata_string, segment, tls_context)
+    COLLECTION_VERSION, USER_AGENT, GraphClient, Transport, error_from_response, graph_error, odata_string, segment,
+    tls_context)
 
 GRAPH = "https://graph.microsoft.com"
 URL = GRAPH + "/beta/directory/authenticationMethodDevices/hardwareOathDevices"
@@ -368,6 +370,11 @@ def test_error_from_response_lower_case_innererror_and_details():
     assert error.to_result()["graph_error"]["details"] == [{"code": "x", "message": "y"}]
 
 
+def test_error_from_response_without_a_date_names_only_the_request_id():
+    error = error_from_response(reply(502, content=b"", headers={"request-id": "rid-h"}), "Looking up user amy")
+    assert error.message == "Looking up user amy: Graph answered 502 Bad Gateway (request-id rid-h)"
+
+
 def test_error_from_response_without_json_body():
     response = reply(502, content=b"<html>Bad gateway</html>",
                      headers={"request-id": "rid-h", "client-request-id": "cid-h", "date": "Sat, 21 Nov 2026 22:42:25 GMT"})
@@ -532,3 +539,263 @@ def test_get_is_a_request(monkeypatch):
     client, _tokens = make_client(server, monkeypatch)
     assert client.get("/x", action="a", params={"$top": "1"}) == {"value": []}
     assert server.requests[0].method == "GET"
+
+
+# ---------------------------------------------------------------------------------------------------- graph_error and pause
+def test_graph_error_from_an_answers_parts():
+    body = {"error": {"code": "Request_ResourceNotFound", "message": "Resource 'x' does not exist.",
+                      "innerError": {"request-id": "rid", "client-request-id": "cid", "date": "2026-01-01T00:00:00"}}}
+    error = graph_error("Reading users (/users/x)", 404, {"request-id": "header-id"}, body)
+    assert (error.status, error.code, error.graph_message, error.request_id, error.client_request_id, error.date) == \
+        (404, "Request_ResourceNotFound", "Resource 'x' does not exist.", "rid", "cid", "2026-01-01T00:00:00")
+    assert error.message == ("Reading users (/users/x): Graph answered 404 Request_ResourceNotFound: Resource 'x' does not "
+                             "exist. (request-id rid, date 2026-01-01T00:00:00)")
+
+
+def test_graph_error_without_a_body_or_reason():
+    error = graph_error("Reading x", 500, {}, None)
+    assert error.message == "Reading x: Graph answered 500"
+    assert (error.code, error.request_id) == (None, None)
+    error = graph_error("Reading x", 502, {"request-id": "rid", "date": "Sat, 21 Nov 2026 22:42:25 GMT"}, "<html/>",
+                        "Bad Gateway")
+    assert error.message == "Reading x: Graph answered 502 Bad Gateway (request-id rid, date Sat, 21 Nov 2026 22:42:25 GMT)"
+
+
+def test_graph_error_429_with_lower_case_headers():
+    error = graph_error("Reading x", 429, {"retry-after": "7"}, {"error": {"code": "TooManyRequests", "message": "Slow down"}})
+    assert error.message == ("Reading x: Graph answered 429 TooManyRequests: Slow down; still throttled after the allowed "
+                             "retries (Retry-After: 7). Run again later, or raise max_retries / max_retry_wait")
+
+
+def test_pause_waits_retry_after_capped_and_logs(monkeypatch):
+    sleeps: list[float] = []
+    logs: list[str] = []
+    transport = make_transport(Server(reply(200)), monkeypatch, max_retries=4, max_retry_wait=10.0, sleeps=sleeps, logs=logs)
+    transport.pause(1, "2.5", "2 batched request(s) answered 429/503/504")
+    transport.pause(2, "3600", "why")
+    transport.pause(3, None, "backoff")
+    assert sleeps[:2] == [2.5, 10.0]
+    assert 0.0 <= sleeps[2] <= 4.0
+    assert logs[:2] == ["2 batched request(s) answered 429/503/504; retry 1/4 in 2.5s", "why; retry 2/4 in 10.0s"]
+    assert logs[2].startswith("backoff; retry 3/4 in ")
+
+
+# ---------------------------------------------------------------------------------------------------- get_many ($batch)
+BATCH_URL = GRAPH + "/beta/$batch"
+
+
+class Batch:
+    """A scripted $batch endpoint: ``items(number, id, url)`` gives the answer item (without its id) for each request
+    of each round trip (``number``: 0-based count of the batch POSTs so far)."""
+
+    def __init__(self, items, pages=()):
+        self.items = items
+        self.pages = dict(pages)  # absolute nextLink URL -> body
+        self.posts: list[list[dict]] = []
+        self.gets: list[str] = []
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.method == "GET":
+            self.gets.append(str(request.url))
+            return reply(200, json=self.pages[str(request.url)])
+        assert str(request.url) == BATCH_URL
+        sent = json.loads(request.read())["requests"]
+        number = len(self.posts)
+        self.posts.append(sent)
+        responses = []
+        for item in reversed(sent):  # Graph answers in any order
+            answer = self.items(number, item["id"], item["url"])
+            if answer is not None:
+                responses.append({"id": item["id"], **answer})
+        return reply(200, json={"responses": responses})
+
+
+def ok(body):
+    return {"status": 200, "headers": {"Content-Type": "application/json"}, "body": body}
+
+
+def batch_client(batch, monkeypatch, **kwargs):
+    sleeps: list[float] = []
+    logs: list[str] = []
+    transport = make_transport(Server(batch), monkeypatch, sleeps=sleeps, logs=logs, **kwargs)
+    return GraphClient(transport, GRAPH, lambda force: "t"), sleeps, logs
+
+
+def test_get_many_one_round_trip_results_in_order(monkeypatch):
+    batch = Batch(lambda number, item_id, url: ok({"url": url}))
+    client, sleeps, _logs = batch_client(batch, monkeypatch)
+    requests = [("/users/a", {"$select": "id"}), ("/users/b/authentication/hardwareOathMethods", None), ("/me", {})]
+    results = client.get_many(requests, action="Reading users")
+    assert results == [{"url": "/users/a?$select=id"}, {"url": "/users/b/authentication/hardwareOathMethods"},
+                       {"url": "/me"}]
+    assert batch.posts == [[{"id": "0", "method": "GET", "url": "/users/a?$select=id"},
+                            {"id": "1", "method": "GET", "url": "/users/b/authentication/hardwareOathMethods"},
+                            {"id": "2", "method": "GET", "url": "/me"}]]
+    request = batch.requests[0]
+    assert (request.method, request.headers["Authorization"], request.headers["Content-Type"]) == \
+        ("POST", "Bearer t", "application/json")
+    assert sleeps == []
+
+
+def test_get_many_of_nothing_sends_nothing(monkeypatch):
+    batch = Batch(lambda number, item_id, url: ok({}))
+    client, _sleeps, _logs = batch_client(batch, monkeypatch)
+    assert client.get_many([], action="a") == []
+    assert batch.requests == []
+
+
+def test_get_many_at_most_twenty_per_round_trip(monkeypatch):
+    assert _graph_client.MAX_BATCH == 20
+    batch = Batch(lambda number, item_id, url: ok({"n": int(url[len("/users/u"):]), "post": number}))
+    client, _sleeps, _logs = batch_client(batch, monkeypatch)
+    results = client.get_many([(f"/users/u{n}", None) for n in range(45)], action="a")
+    assert [len(p) for p in batch.posts] == [20, 20, 5]
+    assert [[item["id"] for item in p] for p in batch.posts] == [
+        [str(n) for n in range(0, 20)], [str(n) for n in range(20, 40)], [str(n) for n in range(40, 45)]]
+    assert results == [{"n": n, "post": n // 20} for n in range(45)]
+
+
+def test_get_many_failed_item_is_a_graph_error_in_its_place(monkeypatch):
+    denied = {"status": 403, "headers": {"Content-Type": "application/json", "Date": "Sat, 21 Nov 2026 22:42:25 GMT"},
+              "body": {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges.",
+                                 "innerError": {"request-id": "rid-1", "client-request-id": "cid-1",
+                                                "date": "2026-11-21T22:42:25"}}}}
+    missing = {"status": 404, "headers": {"Request-Id": "rid-2", "Date": "Sat, 21 Nov 2026 22:42:26 GMT"}, "body": {}}
+    batch = Batch(lambda number, item_id, url: {"0": ok({"value": []}), "1": denied, "2": missing}[item_id])
+    client, sleeps, _logs = batch_client(batch, monkeypatch)
+    results = client.get_many([("/users", {"$top": "1"}), ("/users/a", None), ("/users/b", None)], action="Reading users")
+    assert results[0] == {"value": []}
+    assert isinstance(results[1], GraphError) and isinstance(results[2], GraphError)
+    assert (results[1].status, results[1].code, results[1].request_id, results[1].client_request_id) == \
+        (403, "Authorization_RequestDenied", "rid-1", "cid-1")
+    assert results[1].message == ("Reading users (/users/a): Graph answered 403 Authorization_RequestDenied: Insufficient "
+                                  "privileges. (request-id rid-1, date 2026-11-21T22:42:25)")
+    assert results[2].message == "Reading users (/users/b): Graph answered 404 (request-id rid-2, date Sat, 21 Nov 2026 22:42:26 GMT)"
+    assert len(batch.posts) == 1
+    assert sleeps == []
+
+
+def test_get_many_item_missing_from_the_answer_is_a_500(monkeypatch):
+    batch = Batch(lambda number, item_id, url: None if item_id == "1" else ok({"id": item_id}))
+    client, _sleeps, _logs = batch_client(batch, monkeypatch)
+    results = client.get_many([("/a", None), ("/b", None)], action="Reading")
+    assert results[0] == {"id": "0"}
+    assert isinstance(results[1], GraphError)
+    assert results[1].status == 500
+    assert results[1].message == "Reading (/b): Graph answered 500"
+
+
+def test_get_many_throttled_items_are_sent_again_after_their_retry_after(monkeypatch):
+    def items(number, item_id, url):
+        if number == 0 and item_id == "1":
+            return {"status": 429, "headers": {"Retry-After": "3"}, "body": {"error": {"code": "TooManyRequests"}}}
+        if number == 0 and item_id == "2":
+            return {"status": 503, "headers": {"retry-after": "1"}, "body": None}
+        if number == 0 and item_id == "3":
+            return {"status": 504, "body": None}
+        return ok({"id": item_id, "post": number})
+
+    batch = Batch(items)
+    client, sleeps, logs = batch_client(batch, monkeypatch)
+    results = client.get_many([("/a", None), ("/b", None), ("/c", None), ("/d", None), ("/e", None)], action="Reading")
+    assert results == [{"id": "0", "post": 0}, {"id": "1", "post": 1}, {"id": "2", "post": 1}, {"id": "3", "post": 1},
+                       {"id": "4", "post": 0}]
+    assert [[item["url"] for item in p] for p in batch.posts] == [["/a", "/b", "/c", "/d", "/e"], ["/b", "/c", "/d"]]
+    assert [[item["id"] for item in p] for p in batch.posts][1] == ["1", "2", "3"]
+    assert sleeps == [3.0]  # the longest Retry-After of the items sent again
+    assert logs == ["3 batched request(s) answered 429/503/504; retry 1/3 in 3.0s"]
+
+
+def test_get_many_longest_retry_after_whatever_the_item_order(monkeypatch):
+    waits = {"0": "1", "1": "4.5", "2": "2"}
+    batch = Batch(lambda number, item_id, url: ({"status": 429, "headers": {"Retry-After": waits[item_id]}}
+                                                if number == 0 else ok({})))
+    client, sleeps, _logs = batch_client(batch, monkeypatch)
+    assert client.get_many([("/a", None), ("/b", None), ("/c", None)], action="a") == [{}, {}, {}]
+    assert sleeps == [4.5]
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_get_many_gives_up_after_max_retries(max_retries, monkeypatch):
+    throttled = {"status": 429, "headers": {"Retry-After": "2"},
+                 "body": {"error": {"code": "TooManyRequests", "message": "Too many requests",
+                                    "innerError": {"request-id": "rid", "date": "2026-01-01T00:00:00"}}}}
+    batch = Batch(lambda number, item_id, url: throttled if item_id == "0" else ok({"n": number}))
+    client, sleeps, _logs = batch_client(batch, monkeypatch, max_retries=max_retries)
+    results = client.get_many([("/users", {"$top": "999"}), ("/me", None)], action="Listing users")
+    assert len(batch.posts) == max_retries + 1
+    assert [[item["id"] for item in p] for p in batch.posts] == [["0", "1"]] + [["0"]] * max_retries
+    assert sleeps == [2.0] * max_retries
+    assert results[1] == {"n": 0}
+    assert isinstance(results[0], GraphError)
+    assert results[0].status == 429
+    assert results[0].message == (
+        "Listing users (/users): Graph answered 429 TooManyRequests: Too many requests (request-id rid, date "
+        "2026-01-01T00:00:00); still throttled after the allowed retries (Retry-After: 2). Run again later, or raise "
+        "max_retries / max_retry_wait")
+
+
+def test_get_many_follows_the_next_link_of_a_collection(monkeypatch):
+    link2 = GRAPH + "/beta/users?$filter=id%20in%20('a')&$skiptoken=RFNwdAIAAQAA%3D%3D"
+    link3 = GRAPH + "/beta/users?%24skiptoken=X%2FY%2BZ"
+    first = {"@odata.context": "ctx", "value": [{"id": "1"}, {"id": "2"}], "@odata.nextLink": link2}
+    batch = Batch(lambda number, item_id, url: ok(first) if item_id == "0" else ok({"id": "me"}),
+                  pages={link2: {"@odata.context": "ctx", "value": [{"id": "3"}], "@odata.nextLink": link3},
+                         link3: {"@odata.context": "ctx", "value": [{"id": "4"}]}})
+    client, _sleeps, _logs = batch_client(batch, monkeypatch)
+    results = client.get_many([("/users", {"$filter": "id in ('a')"}), ("/me", None)], action="a")
+    assert results == [{"@odata.context": "ctx", "value": [{"id": "1"}, {"id": "2"}, {"id": "3"}, {"id": "4"}]},
+                       {"id": "me"}]
+    assert batch.gets == [link2, link3]
+    assert [r.method for r in batch.requests] == ["POST", "GET", "GET"]
+    assert all(r.headers["Authorization"] == "Bearer t" for r in batch.requests)
+
+
+def test_get_many_error_on_a_later_page_raises(monkeypatch):
+    link = GRAPH + "/beta/users?$skiptoken=a"
+    server = Server(reply(200, json={"responses": [{"id": "0", "status": 200,
+                                                    "body": {"value": [{"id": "1"}], "@odata.nextLink": link}}]}),
+                    reply(400, json={"error": {"code": "badRequest", "message": "bad skiptoken"}}))
+    client = GraphClient(make_transport(server, monkeypatch), GRAPH, lambda force: "t")
+    with pytest.raises(GraphError) as info:
+        client.get_many([("/users", None)], action="Listing users")
+    assert info.value.message == "Listing users: Graph answered 400 badRequest: bad skiptoken"
+
+
+def test_get_many_batch_post_itself_is_retried_as_a_read(monkeypatch):
+    sleeps: list[float] = []
+    server = Server(reply(503, headers={"Retry-After": "1"}), reply(504, headers={"Retry-After": "2"}),
+                    reply(200, json={"responses": [{"id": "0", "status": 200, "body": {"id": "x"}}]}))
+    client = GraphClient(make_transport(server, monkeypatch, sleeps=sleeps), GRAPH, lambda force: "t")
+    assert client.get_many([("/me", None)], action="a") == [{"id": "x"}]
+    assert [r.method for r in server.requests] == ["POST"] * 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_get_many_batch_post_failing_raises(monkeypatch):
+    server = Server(reply(400, json={"error": {"code": "BadRequest", "message": "Invalid batch payload"}}))
+    client = GraphClient(make_transport(server, monkeypatch), GRAPH, lambda force: "t")
+    with pytest.raises(GraphError) as info:
+        client.get_many([("/me", None)], action="Reading users")
+    assert info.value.message == "Reading users: Graph answered 400 BadRequest: Invalid batch payload"
+
+
+@pytest.mark.parametrize("path, params, expected", [
+    ("/me", None, "/me"),
+    ("/me", {}, "/me"),
+    ("/users", {"$select": "id,userPrincipalName,displayName,userType"}, "/users?$select=id,userPrincipalName,displayName,userType"),
+    ("/users", {"$filter": "id in ('a', 'b')", "$top": "999"}, "/users?$filter=id%20in%20('a',%20'b')&$top=999"),
+    ("/directory/authenticationMethodDevices/hardwareOathDevices",
+     {"$filter": "serialNumber in ('A&B', 'C D', 'E#F', 'x/y', 'O''Brien', '50%+1=?') and assignedTo/id eq 'u'"},
+     "/directory/authenticationMethodDevices/hardwareOathDevices?$filter=serialNumber%20in%20('A%26B',%20'C%20D',%20"
+     "'E%23F',%20'x%2Fy',%20'O''Brien',%20'50%25%2B1%3D%3F')%20and%20assignedTo%2Fid%20eq%20'u'"),
+    ("/users/amy.masters%40contoso.com", {"$select": "id"}, "/users/amy.masters%40contoso.com?$select=id"),
+])
+def test_batch_item_url_encoding(path, params, expected, monkeypatch):
+    batch = Batch(lambda number, item_id, url: ok({}))
+    client, _sleeps, _logs = batch_client(batch, monkeypatch)
+    client.get_many([(path, params)], action="a")
+    assert batch.posts[0][0]["url"] == expected
+    assert _graph_client._relative_url(path, params) == expected  # pylint: disable=protected-access

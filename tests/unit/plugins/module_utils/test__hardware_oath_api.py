@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError, WriteOutcomeUnknown
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
     ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource, Desired, PlanError, TokenView,
     UserView, plan_assignment, totp_code)
+from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import USER_AGENT, GraphClient, Transport
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
-    DEVICES, HardwareOathApi, execute, took_effect)
+    DEVICES, HardwareOathApi, execute, execute_token_plan, took_effect)
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TokenSpec, inventory_filters, plan_token
+from ansible_collections.tokenops.entra.plugins.module_utils._policy import POLICY_PATH
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
 NAME = "Amy Masters Token"
@@ -335,7 +341,8 @@ def test_write_403_on_the_inventory():
     with pytest.raises(GraphError) as info:
         HardwareOathApi(client).write(Action(SET_DISPLAY_NAME, AMY.id, ""), token(), AMY, None, NAME, by_serial=True,
                                       me=False)
-    assert info.value.message == "x. The caller needs the Microsoft Graph permission Policy.ReadWrite.AuthenticationMethod"
+    assert info.value.message == ("x. The caller needs the Microsoft Graph permission Policy.ReadWrite.AuthenticationMethod "
+                                  "and, when signed in as a user, the Authentication Policy Administrator role")
 
 
 def test_write_other_errors_unchanged():
@@ -455,8 +462,9 @@ def test_my_token_not_among_my_methods():
 def test_my_token_forbidden_names_the_permission():
     with pytest.raises(GraphError) as info:
         HardwareOathApi(FakeClient(GraphError("m", status=403))).my_token(SERIAL, None)
+    # Reading one's own methods needs the scope, not a directory role.
     assert info.value.message == ("m. The caller needs the Microsoft Graph permission UserAuthenticationMethod.Read "
-                                  "(for yourself) or UserAuthenticationMethod.Read.All")
+                                  "(delegated, with a signed-in user)")
 
 
 def test_reread_for_me_reads_my_methods():
@@ -468,3 +476,497 @@ def test_reread_for_me_reads_my_methods():
 def test_reread_for_me_when_the_token_is_not_mine():
     client = FakeClient({"value": []})
     assert HardwareOathApi(client).reread(token("assigned", AMY, NAME), True) == token()
+
+
+# ---------------------------------------------------------------------------------------------------- inventory writes
+def test_create_update_delete_requests():
+    device = {"id": DEVICE_ID, "serialNumber": SERIAL, "status": "available", "manufacturer": "Contoso", "model": "M"}
+    client = FakeClient(device, None, None)
+    api = HardwareOathApi(client)
+    body = {"serialNumber": SERIAL, "manufacturer": "Contoso", "model": "M", "secretKey": SECRET}
+    assert api.create_token(body) == TokenView.from_graph(device)
+    api.update_token(token(), {"displayName": NAME})
+    api.delete_token(token())
+    assert client.calls == [
+        ("POST", DEVICES, f"Creating token {SERIAL}", {"json": body, "expected": (201, 200)}),
+        ("PATCH", f"{DEVICES}/{DEVICE_ID}", f"Updating token {SERIAL}", {"json": {"displayName": NAME}, "expected": (204, 200)}),
+        ("DELETE", f"{DEVICES}/{DEVICE_ID}", f"Deleting token {SERIAL}", {"expected": (204,)}),
+    ]
+
+
+@pytest.mark.parametrize("assign_to, hint", [
+    (None, "Policy.ReadWrite.AuthenticationMethod and, when signed in as a user, the Authentication Policy "
+           "Administrator role"),
+    ({"id": AMY.id}, "UserAuthenticationMethod.ReadWrite.All (or UserAuthMethod-HardwareOATH.ReadWrite.All) and, when "
+                     "signed in as a user, the Authentication Administrator role (Privileged Authentication Administrator "
+                     "for admin users)"),
+])
+def test_create_token_403_names_the_permission(assign_to, hint):
+    body = {"serialNumber": SERIAL, "secretKey": SECRET, **({"assignTo": assign_to} if assign_to else {})}
+    with pytest.raises(GraphError) as info:
+        HardwareOathApi(FakeClient(GraphError("m", status=403))).create_token(body)
+    assert info.value.message == f"m. The caller needs the Microsoft Graph permission {hint}"
+    assert SECRET not in info.value.message
+
+
+def test_policy_read_and_update():
+    client = FakeClient({"id": "HardwareOath", "state": "enabled"}, None, GraphError("p", status=403))
+    api = HardwareOathApi(client)
+    assert api.policy() == {"id": "HardwareOath", "state": "enabled"}
+    api.update_policy({"state": "disabled"})
+    with pytest.raises(GraphError) as info:
+        api.update_policy({"state": "enabled"})
+    assert client.calls[:2] == [
+        ("GET", POLICY_PATH, "Reading the hardwareOath authentication method policy", {}),
+        ("PATCH", POLICY_PATH, "Updating the hardwareOath authentication method policy",
+         {"json": {"state": "disabled"}, "expected": (204, 200)}),
+    ]
+    assert info.value.message == ("p. The caller needs the Microsoft Graph permission Policy.ReadWrite.AuthenticationMethod "
+                                  "and, when signed in as a user, the Authentication Policy Administrator role")
+
+
+# ---------------------------------------------------------------------------------------------------- execute_token_plan
+def inv(status="available", holder: UserView | None = None, **fields) -> TokenView:
+    base = {"display_name": "Front desk", "manufacturer": "Contoso", "model": "OATH-TOTP"}
+    return TokenView(id=DEVICE_ID, serial_number=SERIAL, status=status, assigned_to_id=holder.id if holder else None,
+                     assigned_to_name=holder.display_name if holder else None, **{**base, **fields})
+
+
+NEW_ID = "7a7a7a7a-0000-4000-8000-000000000001"
+
+
+def created(holder: UserView | None = None, **fields) -> TokenView:
+    return TokenView(**{**inv("assigned" if holder else "available", holder, **fields).__dict__, "id": NEW_ID})
+
+
+class FakeInventoryApi:
+    """Records the inventory writes and reads of execute_token_plan. ``lost``: numbers (0-based) of the writes whose
+    answer is lost; ``reads``: the answers of find_token / token_exists / token_by_id, in order."""
+
+    def __init__(self, lost=(), reads=(), creates=()):
+        self.lost = set(lost)
+        self.reads = list(reads)
+        self.creates = list(creates)
+        self.calls: list[tuple] = []
+        self.writes = 0
+
+    def _written(self, call):
+        self.calls.append(call)
+        self.writes += 1
+        if self.writes - 1 in self.lost:
+            raise WriteOutcomeUnknown(f"{call[0]}: the connection failed after the request was sent")
+
+    def create_token(self, body):
+        self._written(("create", body))
+        answer = self.creates.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def update_token(self, token_view, body):
+        self._written(("update", token_view.id, body))
+
+    def delete_token(self, token_view):
+        self._written(("delete", token_view.id))
+
+    def write(self, action, token_view, user, code, display_name, *, by_serial, me):
+        self._written((action.kind, action.user_id, token_view.id, user, code, display_name, by_serial, me))
+
+    def find_token(self, serial):
+        self.calls.append(("find_token", serial))
+        return self.reads.pop(0)
+
+    def token_exists(self, device_id):
+        self.calls.append(("token_exists", device_id))
+        return self.reads.pop(0)
+
+    def token_by_id(self, device_id):
+        self.calls.append(("token_by_id", device_id))
+        return self.reads.pop(0)
+
+
+def body(holder: UserView | None = None, **fields) -> dict:
+    result = {"serialNumber": SERIAL, "manufacturer": "Contoso", "model": "OATH-TOTP", "secretKey": SECRET,
+              "timeIntervalInSeconds": 30, "hashFunction": "hmacsha1", "displayName": "Front desk", **fields}
+    if holder is not None:
+        result["assignTo"] = {"id": holder.id}
+    return result
+
+
+def run_plan(api, current, spec):
+    logs: list[str] = []
+    plan = plan_token(current, spec)
+    result = execute_token_plan(api, plan, current, spec, SECRET if spec.has_secret else None, logs.append)
+    return result, logs
+
+
+NEW = TokenSpec(serial_number=SERIAL, has_secret=True, manufacturer="Contoso", model="OATH-TOTP", display_name="Front desk")
+
+
+def test_execute_token_plan_create():
+    api = FakeInventoryApi(creates=[created()])
+    result, logs = run_plan(api, None, NEW)
+    assert result == created()
+    assert api.calls == [("create", body())]
+    assert logs == []
+
+
+def test_execute_token_plan_create_assigned():
+    api = FakeInventoryApi(creates=[created(AMY)])
+    result, _logs = run_plan(api, None, TokenSpec(**{**NEW.__dict__, "assigned_to": AMY, "display_name": None}))
+    assert result == created(AMY)
+    expected = body(AMY)
+    del expected["displayName"]
+    assert api.calls == [("create", expected)]
+
+
+def test_execute_token_plan_create_that_graph_did_not_assign():
+    api = FakeInventoryApi(creates=[created()])
+    with pytest.raises(GraphError) as info:
+        run_plan(api, None, TokenSpec(**{**NEW.__dict__, "assigned_to": AMY}))
+    assert info.value.message == (
+        f"token {SERIAL} was created but Graph did not assign it to user {AMY.id}: it ignores assignTo when the caller "
+        "lacks UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; grant the permission "
+        "and run again, or assign it with tokenops.entra.hardware_oath_assignment.")
+    assert len(api.calls) == 1
+
+
+def test_execute_token_plan_writes_in_plan_order():
+    api = FakeInventoryApi()
+    spec = TokenSpec(serial_number=SERIAL, display_name=NAME, time_interval=60, force_unassign=True)
+    result, logs = run_plan(api, inv("activated", ADELE), spec)
+    assert result is None
+    assert logs == []
+    assert api.calls == [
+        (UNASSIGN, ADELE.id, DEVICE_ID, None, None, None, False, False),
+        ("update", DEVICE_ID, {"timeIntervalInSeconds": 60, "displayName": NAME}),
+        (ASSIGN, ADELE.id, DEVICE_ID, None, None, None, False, False),
+    ]
+
+
+def test_execute_token_plan_reassign_with_force():
+    api = FakeInventoryApi()
+    run_plan(api, inv("activated", ADELE), TokenSpec(serial_number=SERIAL, assigned_to=AMY, force_unassign=True))
+    assert [c[:2] for c in api.calls] == [(UNASSIGN, ADELE.id), (ASSIGN, AMY.id)]
+
+
+def test_execute_token_plan_delete():
+    api = FakeInventoryApi()
+    assert run_plan(api, inv("assigned", AMY), TokenSpec(serial_number=SERIAL, state="absent", force_unassign=True)) == (None, [])
+    assert api.calls == [(UNASSIGN, AMY.id, DEVICE_ID, None, None, None, False, False), ("delete", DEVICE_ID)]
+
+
+def test_execute_token_plan_rotate_recreates_with_the_kept_fields_for_the_holder():
+    current = inv("activated", ADELE, time_interval=60, hash_function="hmacsha256")
+    api = FakeInventoryApi(creates=[created(ADELE, time_interval=60, hash_function="hmacsha256")])
+    spec = TokenSpec(serial_number=SERIAL, has_secret=True, rotate=True, force_unassign=True, model="X2")
+    result, _logs = run_plan(api, current, spec)
+    assert result == created(ADELE, time_interval=60, hash_function="hmacsha256")
+    assert api.calls == [
+        (UNASSIGN, ADELE.id, DEVICE_ID, None, None, None, False, False),
+        ("delete", DEVICE_ID),
+        ("create", body(ADELE, model="X2", timeIntervalInSeconds=60, hashFunction="hmacsha256")),
+    ]
+
+
+def test_execute_token_plan_rotate_whose_recreation_fails_says_how_to_create_it_again():
+    current = inv("available", None, time_interval=60, hash_function="hmacsha256")
+    api = FakeInventoryApi(creates=[GraphError("Creating token: Graph answered 503", status=503)])
+    with pytest.raises(GraphError) as info:
+        run_plan(api, current, TokenSpec(serial_number=SERIAL, has_secret=True, rotate=True))
+    assert info.value.message == (
+        f"Creating token: Graph answered 503. token {SERIAL} was deleted to rotate its secret and is not in the "
+        "inventory now: run the task again without rotate, with manufacturer='Contoso', model='OATH-TOTP', "
+        "time_interval=60, hash_function='hmacsha256', display_name='Front desk', to create it")
+    assert [c[0] for c in api.calls] == ["delete", "create"]
+
+
+def test_execute_token_plan_failed_creation_of_a_new_token_is_graphs_error_alone():
+    api = FakeInventoryApi(creates=[GraphError("Creating token: Graph answered 409", status=409)])
+    with pytest.raises(GraphError) as info:
+        run_plan(api, None, NEW)
+    assert info.value.message == "Creating token: Graph answered 409"
+
+
+def test_execute_token_plan_nothing_to_do():
+    api = FakeInventoryApi()
+    assert run_plan(api, inv(), TokenSpec(serial_number=SERIAL)) == (None, [])
+    assert api.calls == []
+
+
+# A lost answer: the plan, the write that is lost, the re-read it leads to and its answers (took effect / did not).
+UPDATE_SPEC = TokenSpec(serial_number=SERIAL, display_name=NAME, model="X2")
+LOST = {
+    "create": (None, NEW, 0, ("find_token", SERIAL), created(), None),
+    "update": (inv(), UPDATE_SPEC, 0, ("token_by_id", DEVICE_ID), inv(display_name=NAME, model="X2"),
+               inv(display_name=NAME, model="OATH-TOTP")),
+    "delete": (inv(), TokenSpec(serial_number=SERIAL, state="absent"), 0, ("token_exists", DEVICE_ID), False, True),
+    "unassign": (inv("activated", ADELE), TokenSpec(serial_number=SERIAL, state="absent", force_unassign=True), 0,
+                 ("token_by_id", DEVICE_ID), inv(), inv("activated", ADELE)),
+    "assign": (inv(), TokenSpec(serial_number=SERIAL, assigned_to=AMY), 0, ("token_by_id", DEVICE_ID), inv("assigned", AMY),
+               inv()),
+}
+
+
+@pytest.mark.parametrize("kind", list(LOST))
+def test_execute_token_plan_lost_answer_that_took_effect_is_not_written_again(kind):
+    current, spec, lost, read, done, _not_done = LOST[kind]
+    api = FakeInventoryApi(lost={lost}, reads=[done], creates=[created()])
+    result, logs = run_plan(api, current, spec)
+    writes = [c for c in api.calls if c[0] not in ("find_token", "token_exists", "token_by_id")]
+    plan = plan_token(current, spec)
+    assert len(writes) == len(plan.actions)
+    assert writes[0][0] == kind
+    assert api.calls[1] == read
+    assert logs == [f"{kind}: the connection failed after the request was sent; reading token {SERIAL} again before "
+                    "anything else"]
+    assert result == (done if kind == "create" else None)
+
+
+@pytest.mark.parametrize("kind", list(LOST))
+def test_execute_token_plan_lost_answer_that_did_not_take_effect_is_written_once_more(kind):
+    current, spec, lost, read, _done, not_done = LOST[kind]
+    api = FakeInventoryApi(lost={lost}, reads=[not_done], creates=[created()])
+    result, _logs = run_plan(api, current, spec)
+    plan = plan_token(current, spec)
+    assert api.calls[1] == read
+    assert api.calls[2] == api.calls[0]  # the same write, once more
+    assert len(api.calls) == len(plan.actions) + 2
+    assert result == (created() if kind == "create" else None)
+
+
+def test_execute_token_plan_lost_update_partly_done_is_written_again():
+    api = FakeInventoryApi(lost={0}, reads=[inv(display_name=NAME)])
+    run_plan(api, inv(), UPDATE_SPEC)
+    assert api.calls == [("update", DEVICE_ID, {"model": "X2", "displayName": NAME}), ("token_by_id", DEVICE_ID),
+                         ("update", DEVICE_ID, {"model": "X2", "displayName": NAME})]
+
+
+def test_execute_token_plan_lost_unassign_then_the_rest_of_the_plan():
+    api = FakeInventoryApi(lost={0}, reads=[inv()])
+    run_plan(api, inv("activated", ADELE), TokenSpec(serial_number=SERIAL, display_name=NAME, force_unassign=True))
+    assert [c[0] for c in api.calls] == [UNASSIGN, "token_by_id", "update", ASSIGN]
+
+
+def test_execute_token_plan_lost_create_that_took_effect_unassigned_still_fails_on_assign_to():
+    api = FakeInventoryApi(lost={0}, reads=[created()])
+    with pytest.raises(GraphError) as info:
+        run_plan(api, None, TokenSpec(**{**NEW.__dict__, "assigned_to": AMY}))
+    assert "UserAuthenticationMethod.ReadWrite.All" in info.value.message
+    assert [c[0] for c in api.calls] == ["create", "find_token"]
+
+
+def test_execute_token_plan_lost_create_of_a_rotation():
+    api = FakeInventoryApi(lost={1}, reads=[created()])
+    result, _logs = run_plan(api, inv(), TokenSpec(serial_number=SERIAL, has_secret=True, rotate=True))
+    assert result == created()
+    assert [c[0] for c in api.calls] == ["delete", "create", "find_token"]
+
+
+def test_execute_token_plan_second_lost_answer_is_not_swallowed():
+    api = FakeInventoryApi(lost={0, 1}, reads=[inv()])
+    with pytest.raises(WriteOutcomeUnknown):
+        run_plan(api, inv(), UPDATE_SPEC)
+    assert [c[0] for c in api.calls] == ["update", "token_by_id", "update"]
+
+
+# ---------------------------------------------------------------------------------------------------- reads on a mock Graph
+GRAPH = "https://graph.microsoft.com"
+
+
+class Graph:
+    """A mock Graph behind httpx.MockTransport: ``routes`` maps a path (under /beta) to a function of the request
+    giving (status, body), or to a list of such answers given in turn."""
+
+    def __init__(self, routes):
+        self.routes = routes
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        request.read()
+        path = request.url.path[len("/beta"):]
+        route = self.routes[path]
+        answer = route.pop(0) if isinstance(route, list) else route(request)
+        status, answer_body = answer
+        headers = {"request-id": "rid", "date": "Sat, 21 Nov 2026 22:42:25 GMT"} if status >= 400 else {}
+        return httpx.Response(status, json=answer_body, headers=headers)
+
+    @property
+    def params(self):
+        return [dict(r.url.params) for r in self.requests]
+
+
+def graph_api(graph: Graph) -> HardwareOathApi:
+    transport = Transport(verify=True, timeout=5.0, max_retries=2, max_retry_wait=1.0, sleep=lambda seconds: None)
+    transport.client.close()
+    transport.client = httpx.Client(transport=httpx.MockTransport(graph), headers={"User-Agent": USER_AGENT})
+    return HardwareOathApi(GraphClient(transport, GRAPH, lambda force: "t"))
+
+
+def device(device_id, serial, holder: UserView | None = None) -> dict:
+    answer = {"id": device_id, "serialNumber": serial, "status": "assigned" if holder else "available",
+              "manufacturer": "Contoso", "model": "OATH-TOTP", "timeIntervalInSeconds": 30, "hashFunction": "hmacsha1"}
+    if holder:
+        answer["assignedTo"] = {"id": holder.id, "displayName": holder.display_name}
+    return answer
+
+
+DENIED = (403, {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the "
+                          "operation.", "innerError": {"request-id": "rid-403", "date": "2026-11-21T22:42:25"}}})
+DENIED_TEXT = ("Graph answered 403 Authorization_RequestDenied: Insufficient privileges to complete the operation. "
+               "(request-id rid-403, date 2026-11-21T22:42:25)")
+
+
+def test_list_tokens_everything_in_pages_of_999():
+    link = GRAPH + "/beta" + DEVICES + "?$top=999&$skiptoken=abc"
+    graph = Graph({DEVICES: [(200, {"value": [device("d1", "S1"), device("d2", "S2", AMY)], "@odata.nextLink": link}),
+                             (200, {"value": [device("d3", "S3")]})]})
+    tokens = graph_api(graph).list_tokens(inventory_filters())
+    assert [(t.id, t.serial_number, t.assigned_to_id) for t in tokens] == [
+        ("d1", "S1", None), ("d2", "S2", AMY.id), ("d3", "S3", None)]
+    assert len(graph.requests) == 2
+    assert graph.params[0] == {"$top": "999"}
+    assert str(graph.requests[1].url) == link
+    assert all(r.method == "GET" and r.headers["Authorization"] == "Bearer t" for r in graph.requests)
+
+
+def test_list_tokens_one_listing_per_filter_deduplicated_by_id():
+    serials = [f"S{i:02d}" for i in range(20)]
+    filters = inventory_filters(serials, ["available"])
+    assert len(filters) == 2
+    graph = Graph({DEVICES: [(200, {"value": [device("D1", "S00"), device("d2", "S01")]}),
+                             (200, {"value": [device("d1", "S00"), device("d3", "S19")]})]})
+    tokens = graph_api(graph).list_tokens(filters)
+    assert [t.id for t in tokens] == ["D1", "d2", "d3"]
+    assert len(graph.requests) == 2
+    assert graph.params == [{"$top": "999", "$filter": filters[0]}, {"$top": "999", "$filter": filters[1]}]
+    assert graph.params[1]["$filter"] == "serialNumber in ('S14', 'S15', 'S16', 'S17', 'S18', 'S19') and status eq 'available'"
+
+
+def test_list_tokens_forbidden_names_the_permission():
+    graph = Graph({DEVICES: [DENIED]})
+    with pytest.raises(GraphError) as info:
+        graph_api(graph).list_tokens([None])
+    assert info.value.status == 403
+    assert info.value.message == (
+        f"Listing the hardware OATH token inventory: {DENIED_TEXT}. The caller needs the Microsoft Graph permission "
+        "Policy.Read.All (or Policy.ReadWrite.AuthenticationMethod) and, when signed in as a user, the Global Reader or "
+        "Authentication Policy Administrator role")
+    assert len(graph.requests) == 1
+
+
+def test_find_token_on_graph():
+    graph = Graph({DEVICES: [(200, {"value": [device("d0", "TOTP1234567"), device(DEVICE_ID, SERIAL.lower(), AMY)]}),
+                             (200, {"value": []})]})
+    api = graph_api(graph)
+    found = api.find_token(SERIAL)
+    assert (found.id, found.serial_number, found.status, found.assigned_to_id) == (DEVICE_ID, SERIAL.lower(), "assigned", AMY.id)
+    assert api.find_token("O'Brien") is None
+    assert graph.params == [{"$filter": f"serialNumber eq '{SERIAL}'"}, {"$filter": "serialNumber eq 'O''Brien'"}]
+
+
+def test_token_exists_on_graph():
+    missing = (404, {"error": {"code": "Request_ResourceNotFound", "message": "Not found"}})
+    graph = Graph({f"{DEVICES}/{DEVICE_ID}": [(200, device(DEVICE_ID, SERIAL)), missing, DENIED]})
+    api = graph_api(graph)
+    assert api.token_exists(DEVICE_ID) is True
+    assert api.token_exists(DEVICE_ID) is False
+    with pytest.raises(GraphError) as info:
+        api.token_exists(DEVICE_ID)
+    assert info.value.message == (
+        f"Looking up token {DEVICE_ID}: {DENIED_TEXT}. The caller needs the Microsoft Graph permission Policy.Read.All (or "
+        "Policy.ReadWrite.AuthenticationMethod) and, when signed in as a user, the Global Reader or Authentication Policy "
+        "Administrator role")
+    assert len(graph.requests) == 3
+
+
+def batch_items(answer):
+    """A $batch route: ``answer(url)`` gives each item's (status, body)."""
+    def route(request):
+        responses = []
+        for item in json.loads(request.content)["requests"]:
+            status, item_body = answer(item["url"])
+            responses.append({"id": item["id"], "status": status, "headers": {"Content-Type": "application/json"},
+                              "body": item_body})
+        return 200, {"responses": responses}
+    return route
+
+
+def user_body(user: UserView) -> dict:
+    return {"id": user.id.upper(), "userPrincipalName": user.user_principal_name, "displayName": user.display_name,
+            "userType": user.user_type}
+
+
+def test_users_by_ids_in_batched_chunks_of_fifteen():
+    others = [f"00000000-0000-4000-8000-{n:012d}" for n in range(14)]
+    ids = [AMY.id, ADELE.id.upper(), *others, ADELE.id, AMY.id.upper()]  # 16 distinct ids
+    graph = Graph({"/$batch": batch_items(lambda url: (200, {"value": [user_body(AMY)]} if "%20in%20" in url
+                                                       else {"value": [user_body(ADELE)]}))})
+    users = graph_api(graph).users_by_ids(ids)
+    assert users == {AMY.id: AMY, ADELE.id: ADELE}
+    assert len(graph.requests) == 1
+    sent = json.loads(graph.requests[0].content)["requests"]
+    select = "&$select=id,userPrincipalName,displayName,userType"
+    first = ",%20".join(f"'{i}'" for i in [AMY.id, ADELE.id.upper(), *others[:13]])
+    assert sent == [{"id": "0", "method": "GET", "url": f"/users?$filter=id%20in%20({first}){select}"},
+                    {"id": "1", "method": "GET", "url": f"/users?$filter=id%20eq%20'{others[13]}'{select}"}]
+
+
+def test_users_by_ids_of_nobody_sends_nothing():
+    graph = Graph({})
+    assert graph_api(graph).users_by_ids([]) == {}
+    assert graph.requests == []
+
+
+def test_users_by_ids_forbidden_names_the_permission():
+    graph = Graph({"/$batch": batch_items(lambda url: DENIED)})
+    with pytest.raises(GraphError) as info:
+        graph_api(graph).users_by_ids([AMY.id])
+    assert info.value.message == (f"Looking up the users holding tokens (/users): {DENIED_TEXT}. The caller needs the "
+                                  "Microsoft Graph permission User.Read.All (or User.ReadBasic.All)")
+
+
+AMY_METHODS = [{"id": DEVICE_ID, "device": device(DEVICE_ID, SERIAL, AMY)}]
+
+
+def test_users_with_methods_in_one_batch():
+    answers = {"/me?$select=id,userPrincipalName,displayName,userType": (200, user_body(ADELE)),
+               "/me/authentication/hardwareOathMethods": (200, {"value": []}),
+               "/users/amy.masters%40contoso.com?$select=id,userPrincipalName,displayName,userType": (200, user_body(AMY)),
+               "/users/amy.masters%40contoso.com/authentication/hardwareOathMethods": (200, {"value": AMY_METHODS})}
+    graph = Graph({"/$batch": batch_items(answers.__getitem__)})
+    result = graph_api(graph).users_with_methods(["me", "amy.masters@contoso.com"])
+    assert result == [(ADELE, []), (AMY, AMY_METHODS)]
+    assert len(graph.requests) == 1
+    assert [item["url"] for item in json.loads(graph.requests[0].content)["requests"]] == list(answers)
+
+
+def test_users_with_methods_user_not_found():
+    missing = (404, {"error": {"code": "Request_ResourceNotFound", "message": "Resource does not exist."}})
+    graph = Graph({"/$batch": batch_items(lambda url: missing if url.startswith("/users/nobody") else (200, {"value": []}))})
+    with pytest.raises(GraphError) as info:
+        graph_api(graph).users_with_methods(["nobody@contoso.com"])
+    assert info.value.status == 404
+    assert info.value.message == (
+        "User nobody@contoso.com was not found in the tenant (Reading the hardware OATH methods of users "
+        "(/users/nobody%40contoso.com): Graph answered 404 Request_ResourceNotFound: Resource does not exist.)")
+
+
+def test_users_with_methods_forbidden_methods_name_the_permission():
+    graph = Graph({"/$batch": batch_items(lambda url: DENIED if url.endswith("hardwareOathMethods") else (200, user_body(AMY)))})
+    with pytest.raises(GraphError) as info:
+        graph_api(graph).users_with_methods([AMY.id])
+    assert info.value.message == (
+        f"Reading the hardware OATH methods of users (/users/{AMY.id}/authentication/hardwareOathMethods): {DENIED_TEXT}. "
+        "The caller needs the Microsoft Graph permission UserAuthenticationMethod.Read (for yourself) or "
+        "UserAuthenticationMethod.Read.All and, when signed in as a user, the Global Reader or Authentication "
+        "Administrator role")
+
+
+def test_users_with_methods_forbidden_user_names_the_permission():
+    graph = Graph({"/$batch": batch_items(lambda url: DENIED)})
+    with pytest.raises(GraphError) as info:
+        graph_api(graph).users_with_methods(["me"])
+    assert info.value.message == (f"Reading the hardware OATH methods of users (/me): {DENIED_TEXT}. The caller needs the "
+                                  "Microsoft Graph permission User.Read.All (or User.ReadBasic.All)")

@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, totp_code
+from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
@@ -27,6 +28,8 @@ class FakeModule:
         self.no_log_values: set[str] = set()
         self.logs: list[str] = []
         self.client = object()
+
+    result = GraphModule.result  # the real one: it reads only _diff
 
     def log(self, message):
         self.logs.append(message)

@@ -5,8 +5,8 @@
 (``ansible_playbook_python``), which has the simulator's requirements (tests/integration/requirements.txt).
 
     sim_helper.py seed DEMO_SEED OUT_DIR        the integration seed (demo.yml + a certificate app, a federated
-                                                app, a user-assigned managed identity) and the certificate app's
-                                                PEM (private key + certificate, mode 0600)
+                                                app, an inventory-only app, a user-assigned managed identity) and
+                                                the certificate app's PEM (private key + certificate, mode 0600)
     sim_helper.py codes SECRET [--hash H] [--interval S] [--start T] [--end T] [--margin N]
                                                 the TOTP codes of every time step from START - N steps to END + N
     sim_helper.py wrong SECRET [--hash H] [--interval S]
@@ -38,6 +38,11 @@ from cryptography.x509.oid import NameOID
 CERT_APP = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c1"
 FED_APP = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c2"
 USER_MI = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c3"
+# An app that may write the inventory but not users' methods: Graph ignores assignTo on its creates (or refuses
+# them, per the simulator's create_assign_without_permission setting).
+INVENTORY_APP = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c4"
+INVENTORY_APP_SECRET = "inventory-only-secret-for-the-local-simulator-only"
+INVENTORY_PERMISSIONS = ["Policy.ReadWrite.AuthenticationMethod", "User.Read.All"]
 GH_ISSUER = "https://token.actions.githubusercontent.com"
 GH_SUBJECT = "repo:tokenops/entra:ref:refs/heads/main"
 # What the module needs (its documented least privilege).
@@ -75,6 +80,8 @@ def cmd_seed(args: argparse.Namespace) -> dict:
         {"client_id": FED_APP, "display_name": "tokenops-integration-github",
          "federated_credentials": [{"name": "main", "issuer": GH_ISSUER, "subject": GH_SUBJECT}],
          "application_permissions": list(PERMISSIONS)},
+        {"client_id": INVENTORY_APP, "display_name": "tokenops-integration-inventory-only",
+         "client_secret": INVENTORY_APP_SECRET, "application_permissions": list(INVENTORY_PERMISSIONS)},
     ]
     seed["managed_identities"].append({"client_id": USER_MI, "display_name": "tokenops-integration-user-mi",
                                        "application_permissions": list(PERMISSIONS)})
