@@ -107,8 +107,8 @@ options:
     default: false
 notes:
   - "Least-privilege Microsoft Graph application permissions: C(Policy.Read.All) to read the inventory,
-    C(Policy.ReadWrite.AuthenticationMethod) to create, update and delete tokens. With O(assigned_to) or
-    O(force_unassign) also C(User.Read.All) and C(UserAuthenticationMethod.ReadWrite.All). A signed-in (delegated)
+    C(Policy.ReadWrite.AuthenticationMethod) to create, update and delete tokens; C(UserAuthenticationMethod.ReadWrite.All)
+    to assign or unassign (O(assigned_to), O(force_unassign)); C(User.Read.All) to look up O(assigned_to). A signed-in (delegated)
     user needs the Authentication Policy Administrator role (and Authentication Administrator to assign or
     unassign)."
   - Without C(UserAuthenticationMethod.ReadWrite.All), Graph silently ignores the assignment of a token created
