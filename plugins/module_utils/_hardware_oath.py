@@ -62,6 +62,15 @@ class TokenView:
                    time_interval=int(device.get("timeIntervalInSeconds") or 30), manufacturer=device.get("manufacturer"),
                    model=device.get("model"), last_used=device.get("lastUsedDateTime"))
 
+    @classmethod
+    def from_method(cls, method: dict[str, t.Any], holder: "UserView | None") -> "TokenView":
+        """The token of a user's hardwareOathAuthenticationMethod (its id is the token's). Graph may leave the
+        device's ``assignedTo`` empty there: the user whose method it is holds it."""
+        device = dict(method.get("device") or {})
+        if not device.get("assignedTo") and holder is not None:
+            device["assignedTo"] = {"id": holder.id, "displayName": holder.display_name}
+        return cls.from_graph({**device, "id": method["id"]})
+
     @property
     def label(self) -> str:
         return f"token {self.serial_number or self.id}"

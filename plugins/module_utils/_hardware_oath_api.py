@@ -17,7 +17,7 @@ from ._errors import GraphError, WriteOutcomeUnknown
 from ._graph_client import GraphClient, odata_string, segment
 from ._inventory import (CREATE, DELETE, MAX_FILTER_EXPRESSIONS, UPDATE, TokenSpec, chunks, create_body, recreation_spec,
                          unique, update_body, users_filter)
-from ._policy import POLICY_PATH
+from ._policy import POLICY_PATH, PolicyPlan, reached
 from ._hardware_oath import (ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CODE_ACTIONS, SET_DISPLAY_NAME, UNASSIGN, Action,
                              CodeSource, Plan, PlanError, TokenView, UserView)
 
@@ -47,6 +47,17 @@ ROLES = {
 }
 
 
+def _user_path(user: str) -> str:
+    """``/me`` for the signed-in user, else ``/users/{id or UPN}``."""
+    return "/me" if user == "me" else f"/users/{segment(user)}"
+
+
+def _user_not_found(error: GraphError, user: str) -> GraphError:
+    if error.status == 404:
+        error.message = f"User {user} was not found in the tenant ({error.message})"
+    return error
+
+
 def _with_permission_hint(error: GraphError, need: str) -> GraphError:
     if error.status == 403:
         error.message += f". The caller needs the Microsoft Graph permission {PERMISSIONS[need]}"
@@ -68,13 +79,11 @@ class HardwareOathApi:
 
     # ------------------------------------------------------------------ reads
     def user(self, user: str) -> UserView:
-        path = "/me" if user == "me" else f"/users/{segment(user)}"
         try:
-            body = self._call("read_user", "GET", path, action=f"Looking up user {user}", params={"$select": USER_SELECT})
+            body = self._call("read_user", "GET", _user_path(user), action=f"Looking up user {user}",
+                              params={"$select": USER_SELECT})
         except GraphError as exc:
-            if exc.status == 404:
-                exc.message = f"User {user} was not found in the tenant ({exc.message})"
-            raise
+            raise _user_not_found(exc, user) from None
         view = UserView.from_graph(body)
         if user == "me":
             self.me = view
@@ -144,16 +153,14 @@ class HardwareOathApi:
         """Each user (object id, UPN, or ``me``) and their hardware OATH methods, in batched reads."""
         requests: list[tuple[str, dict | None]] = []
         for ref in refs:
-            base = "/me" if ref == "me" else f"/users/{segment(ref)}"
+            base = _user_path(ref)
             requests += [(base, {"$select": USER_SELECT}), (f"{base}/authentication/hardwareOathMethods", None)]
         answers = self.client.get_many(requests, action="Reading the hardware OATH methods of users")
         out = []
         for number, ref in enumerate(refs):
             user, methods = answers[2 * number], answers[2 * number + 1]
             if isinstance(user, GraphError):
-                if user.status == 404:
-                    user.message = f"User {ref} was not found in the tenant ({user.message})"
-                raise _with_permission_hint(user, "read_user")
+                raise _with_permission_hint(_user_not_found(user, ref), "read_user")
             if isinstance(methods, GraphError):
                 raise _with_permission_hint(methods, "read_method")
             out.append((UserView.from_graph(user), methods.get("value", [])))
@@ -166,17 +173,24 @@ class HardwareOathApi:
         self._call("write_policy", "PATCH", POLICY_PATH, action="Updating the hardwareOath authentication method policy",
                    json=patch, expected=(204, 200))
 
+    def apply_policy(self, plan: PolicyPlan, log: t.Callable[[str], None]) -> None:
+        """Send the plan's PATCH; if its answer is lost, send it again only if a fresh read does not show it."""
+        try:
+            self.update_policy(plan.patch)
+        except WriteOutcomeUnknown as exc:
+            log(f"{exc}; reading the policy again before anything else")
+            if not reached(self.policy(), plan):
+                self.update_policy(plan.patch)
+
     def my_token(self, serial: str | None, device_id: str | None) -> TokenView | None:
         """For ``/me``: the token among the signed-in user's own methods, or None."""
         body = self._call("read_own_method", "GET", "/me/authentication/hardwareOathMethods",
                           action="Listing your hardware OATH tokens")
         for method in body.get("value", []):
-            device = dict(method.get("device") or {})
-            if not device.get("assignedTo") and self.me is not None:  # the user's own method: they hold it
-                device["assignedTo"] = {"id": self.me.id, "displayName": self.me.display_name}
-            if (serial and (device.get("serialNumber") or "").lower() == serial.lower()) or \
-                    (device_id and method.get("id", "").lower() == device_id.lower()):
-                return TokenView.from_graph({**device, "id": method["id"]})
+            token = TokenView.from_method(method, self.me)
+            if (serial and token.serial_number.lower() == serial.lower()) or \
+                    (device_id and token.id.lower() == device_id.lower()):
+                return token
         return None
 
     def reread(self, token: TokenView, me: bool = False) -> TokenView:
@@ -186,7 +200,7 @@ class HardwareOathApi:
 
     # ------------------------------------------------------------------ writes
     def _methods(self, user_id: str, me: bool) -> str:
-        return "/me/authentication/hardwareOathMethods" if me else f"/users/{segment(user_id)}/authentication/hardwareOathMethods"
+        return _user_path("me" if me else user_id) + "/authentication/hardwareOathMethods"
 
     def write(self, action: Action, token: TokenView, user: UserView | None, code: str | None, display_name: str | None,
               *, by_serial: bool, me: bool) -> None:

@@ -220,8 +220,7 @@ def inventory_filters(serial_numbers: t.Sequence[str] | None = None, statuses: t
         raise ValueError(f"the filter conditions take {MAX_FILTER_EXPRESSIONS - room} expressions; Graph allows "
                          f"{MAX_FILTER_EXPRESSIONS}, and serial numbers need at least one more")
     serials = unique(serial_numbers)
-    return [" and ".join(filter(None, [_clause("serialNumber", serials[i:i + room]), common]))
-            for i in range(0, len(serials), room)]
+    return [" and ".join(filter(None, [_clause("serialNumber", part), common])) for part in chunks(serials, room)]
 
 
 def chunks(values: t.Sequence[str], size: int) -> list[list[str]]:

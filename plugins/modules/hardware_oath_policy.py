@@ -131,10 +131,9 @@ graph_error:
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import WriteOutcomeUnknown
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._policy import PolicySpec, normalize_targets, plan_policy, reached
+from ansible_collections.tokenops.entra.plugins.module_utils._policy import PolicySpec, normalize_targets, plan_policy
 
 
 def spec_from(module: GraphModule) -> PolicySpec:
@@ -153,12 +152,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     api = HardwareOathApi(module.client)
     plan = plan_policy(api.policy(), spec)
     if plan.changed and not module.check_mode:
-        try:
-            api.update_policy(plan.patch)
-        except WriteOutcomeUnknown as exc:
-            module.log(f"{exc}; reading the policy again before anything else")
-            if not reached(api.policy(), plan):
-                api.update_policy(plan.patch)
+        api.apply_policy(plan, module.log)
     return module.result(plan.changed, plan.before, plan.after, policy=plan.after)
 
 

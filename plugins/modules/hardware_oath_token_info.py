@@ -271,14 +271,9 @@ def list_inventory(api: HardwareOathApi, params: dict[str, t.Any]) -> dict[str, 
 
 
 def method_result(user: UserView, method: dict[str, t.Any]) -> dict[str, t.Any]:
-    device = dict(method.get("device") or {})
-    device["id"] = method["id"]
-    device.setdefault("assignedTo", None)
-    if not device["assignedTo"]:  # the user's own method: they hold it
-        device["assignedTo"] = {"id": user.id, "displayName": user.display_name}
     return {"id": method["id"], "created_date_time": method.get("createdDateTime"),
             "last_used_date_time": method.get("lastUsedDateTime"),
-            "token": token_result(TokenView.from_graph(device), user.user_principal_name)}
+            "token": token_result(TokenView.from_method(method, user), user.user_principal_name)}
 
 
 def run(module: GraphModule) -> dict[str, t.Any]:

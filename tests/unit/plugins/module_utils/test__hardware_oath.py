@@ -285,6 +285,22 @@ def test_token_view_from_graph():
     assert token.label == f"token {SERIAL}"
 
 
+def test_token_view_from_method_is_held_by_the_user_whose_method_it_is():
+    method = {"id": DEVICE_ID, "createdDateTime": "2026-01-01T00:00:00Z",
+              "device": {"id": "ignored", "serialNumber": SERIAL, "status": "assigned", "assignedTo": None}}
+    token = TokenView.from_method(method, THIS)
+    assert (token.id, token.serial_number, token.status) == (DEVICE_ID, SERIAL, "assigned")
+    assert (token.assigned_to_id, token.assigned_to_name) == (THIS.id, THIS.display_name)
+    assert TokenView.from_method(method, None).assigned_to_id is None
+    assert method["device"]["assignedTo"] is None  # the answer is not changed
+
+
+def test_token_view_from_method_keeps_the_holder_graph_names():
+    method = {"id": DEVICE_ID, "device": {"serialNumber": SERIAL, "assignedTo": {"id": OTHER.id, "displayName": "Adele"}}}
+    token = TokenView.from_method(method, THIS)
+    assert (token.assigned_to_id, token.assigned_to_name) == (OTHER.id, "Adele")
+
+
 def test_token_view_from_graph_defaults():
     token = TokenView.from_graph({"id": DEVICE_ID, "assignedTo": None, "hashFunction": None,
                                   "timeIntervalInSeconds": None})

@@ -17,7 +17,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._graph_client impor
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
     DEVICES, HardwareOathApi, execute, execute_token_plan, took_effect)
 from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TokenSpec, inventory_filters, plan_token
-from ansible_collections.tokenops.entra.plugins.module_utils._policy import POLICY_PATH
+from ansible_collections.tokenops.entra.plugins.module_utils._policy import POLICY_PATH, PolicySpec, plan_policy
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
 NAME = "Amy Masters Token"
@@ -526,6 +526,30 @@ def test_policy_read_and_update():
 
 
 # ---------------------------------------------------------------------------------------------------- execute_token_plan
+
+POLICY_ON = {"id": "HardwareOath", "state": "enabled", "includeTargets": [{"id": "all_users"}], "excludeTargets": []}
+POLICY_OFF = {**POLICY_ON, "state": "disabled"}
+
+
+def test_apply_policy_sends_the_patch_once():
+    client = FakeClient(None)
+    plan = plan_policy(POLICY_ON, PolicySpec(state="disabled"))
+    HardwareOathApi(client).apply_policy(plan, [].append)
+    assert [(c[0], c[3].get("json")) for c in client.calls] == [("PATCH", plan.patch)]
+
+
+@pytest.mark.parametrize("after_loss, expected", [
+    (POLICY_OFF, ["PATCH", "GET"]),  # it took effect: not sent again
+    (POLICY_ON, ["PATCH", "GET", "PATCH"]),  # it did not: sent once more
+])
+def test_apply_policy_lost_answer_is_judged_from_a_fresh_read(after_loss, expected):
+    client = FakeClient(WriteOutcomeUnknown("PATCH policy: the connection failed"), after_loss, None)
+    logs: list[str] = []
+    HardwareOathApi(client).apply_policy(plan_policy(POLICY_ON, PolicySpec(state="disabled")), logs.append)
+    assert [c[0] for c in client.calls] == expected
+    assert logs == ["PATCH policy: the connection failed; reading the policy again before anything else"]
+
+
 def inv(status="available", holder: UserView | None = None, **fields) -> TokenView:
     base = {"display_name": "Front desk", "manufacturer": "Contoso", "model": "OATH-TOTP"}
     return TokenView(id=DEVICE_ID, serial_number=SERIAL, status=status, assigned_to_id=holder.id if holder else None,
