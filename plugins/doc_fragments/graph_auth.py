@@ -17,13 +17,16 @@ options:
         (O(client_secret)); a managed identity when E(IDENTITY_ENDPOINT) and E(IDENTITY_HEADER) are set.
       - Explicit task arguments and C(module_defaults) win over the E(AZURE_*) environment variables.
       - V(managed_identity) uses the managed identity of the host (App Service style endpoint). With O(client_id),
-        the user-assigned identity of that client id; without, the system-assigned one.
+        the user-assigned identity of that client id; without, the system-assigned one. The identity endpoint the host
+        publishes (E(IDENTITY_ENDPOINT), E(MSI_ENDPOINT), Azure Arc's agent, the instance metadata service) is asked
+        over HTTPS, or over plain HTTP only on this machine (loopback) or at C(169.254.169.254).
     type: str
     default: auto
     choices: [auto, access_token, certificate, federated, client_secret, managed_identity]
   tenant_id:
     description:
-      - The directory (tenant) id, or a verified domain of the tenant.
+      - The directory (tenant) id (a GUID), or a verified domain name of the tenant, such as
+        C(contoso.onmicrosoft.com). Anything else is refused before any request.
       - Falls back to E(AZURE_TENANT_ID).
     type: str
   client_id:
@@ -72,17 +75,25 @@ options:
     choices: [public, usgov, usgov_dod, china]
   authority_host:
     description:
-      - Overrides the sign-in authority of O(cloud), for example C(https://login.microsoftonline.com).
+      - Overrides the sign-in authority of O(cloud), for example C(https://login.microsoftonline.com). A host name
+        alone gets C(https://).
+      - Must be an C(https://) URL of a host (and port), without a user name, path, query or fragment; plain HTTP is
+        refused, also with O(validate_certs=false). Sign-in requests go to this host only.
       - Falls back to E(AZURE_AUTHORITY_HOST).
     type: str
   graph_endpoint:
     description:
       - Overrides the Microsoft Graph endpoint of O(cloud), for example C(https://graph.microsoft.com). Tokens are
-        still requested for the Graph resource of O(cloud).
+        still requested for the Graph resource of O(cloud). A host name alone gets C(https://).
+      - Must be an C(https://) URL of a host (and port), without a user name, path, query or fragment; plain HTTP is
+        refused, also with O(validate_certs=false). The access token is sent to this host only, and a link in an
+        answer (C(@odata.nextLink)) that points elsewhere (another host or port, or plain HTTP) fails the task
+        without being followed.
     type: str
   validate_certs:
     description:
-      - Verify the TLS certificates of Graph and the identity platform. Turning this off is insecure and warns.
+      - Verify the TLS certificates of Graph and the identity platform. Turning this off is insecure and warns; it
+        never allows plain HTTP.
     type: bool
     default: true
   ca_path:
@@ -92,8 +103,10 @@ options:
     type: path
   token_cache_path:
     description:
-      - A file (created with mode 0600) that keeps access tokens between tasks, so that a play of many tasks signs
-        in once. Off by default. Not used with O(auth_method=managed_identity).
+      - A file (created with mode 0600, in directories created with mode 0700) that keeps access tokens between tasks,
+        so that a play of many tasks signs in once. Off by default. Not used with O(auth_method=managed_identity).
+      - An existing file that other users can read or change (any group or other permission bit), or that belongs to
+        another user, is refused before any request, and left as it is; delete it or C(chmod 600) it.
     type: path
   timeout:
     description:

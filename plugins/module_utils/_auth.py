@@ -15,7 +15,10 @@ fallbacks only to options left unset.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import tempfile
 import threading
 import time
 import typing as t
@@ -23,7 +26,9 @@ from dataclasses import dataclass
 
 from ansible.module_utils.basic import env_fallback
 
+from ._endpoints import endpoint, managed_identity_origins
 from ._errors import GraphAuthError
+from ._validation import is_domain_name, is_guid, shown
 
 try:
     import msal
@@ -80,6 +85,7 @@ class Credential:
     certificate_password: str | None = None
     federated_token_file: str | None = None
     access_token: str | None = None
+    managed_identity_origins: tuple[str, ...] = ()  # where a managed identity may ask for its token
 
     def describe(self) -> str:
         who = f"client {self.client_id}" if self.client_id else "the system-assigned identity"
@@ -102,10 +108,8 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
     environ = os.environ if environ is None else environ
     authority_host, graph_endpoint = CLOUDS[params.get("cloud") or "public"]
     scope = graph_endpoint + "/.default"  # the cloud's Graph resource, even when graph_endpoint is overridden
-    authority_host = (params.get("authority_host") or authority_host).rstrip("/")
-    if "://" not in authority_host:
-        authority_host = "https://" + authority_host
-    graph_endpoint = (params.get("graph_endpoint") or graph_endpoint).rstrip("/")
+    authority_host = endpoint(params.get("authority_host") or authority_host, "authority_host")
+    graph_endpoint = endpoint(params.get("graph_endpoint") or graph_endpoint, "graph_endpoint")
     method = params.get("auth_method") or "auto"
     if method == "auto":
         if params.get("access_token"):
@@ -128,17 +132,26 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
             raise GraphAuthError(_missing_message(["access_token"]))
         return Credential(access_token=params["access_token"], **common)
     if method == "managed_identity":
-        return Credential(**common)
+        return Credential(managed_identity_origins=managed_identity_origins(environ), **common)
     needed = {"certificate": "client_certificate_path", "federated": "federated_token_file",
               "client_secret": "client_secret"}[method]
     missing = [n for n in ("tenant_id", "client_id", needed) if not params.get(n)]
     if missing:
         raise GraphAuthError(_missing_message(missing))
+    check_tenant_id(params["tenant_id"])
     return Credential(secret=params.get("client_secret") if method == "client_secret" else None,
                       certificate_path=params.get("client_certificate_path") if method == "certificate" else None,
                       certificate_password=params.get("client_certificate_password"),
                       federated_token_file=params.get("federated_token_file") if method == "federated" else None,
                       **common)
+
+
+def check_tenant_id(tenant_id: str) -> None:
+    """The tenant becomes a path segment of the authority URL: only a tenant id (GUID) or a domain name."""
+    if not (is_guid(tenant_id) or is_domain_name(tenant_id)):
+        raise GraphAuthError(f"tenant_id {shown(tenant_id)} is neither a tenant id (a GUID, such as "
+                             "9ecb43ff-60ba-4598-9c12-6fc71a8f79ee) nor a domain name of the tenant (such as "
+                             "contoso.onmicrosoft.com).")
 
 
 def load_certificate(path: str, password: str | None) -> dict[str, str]:
@@ -184,13 +197,16 @@ def _read_assertion(path: str) -> t.Callable[[], str]:
 
 
 class TokenCacheFile:
-    """msal's serializable cache in a file of mode 0600 (``token_cache_path``)."""
+    """msal's serializable cache in a file of mode 0600 (``token_cache_path``). It holds access tokens to the
+    tenant, so an existing file that other users could read or change, or that belongs to another user, is
+    refused (not tightened: its tokens may have been read already)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.cache = msal.SerializableTokenCache()
         try:
             with open(path, encoding="utf-8") as handle:
+                _check_private(os.fstat(handle.fileno()), path)
                 self.cache.deserialize(handle.read())
         except FileNotFoundError:
             pass
@@ -217,12 +233,46 @@ class TokenCacheFile:
         if not self.cache.has_state_changed:
             return
         directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(self.cache.serialize())
-        os.replace(tmp, self.path)
+        try:
+            _make_private_directories(directory)
+            # A new file of mode 0600 with a name nobody can guess, then renamed over the old one.
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(self.path)}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(self.cache.serialize())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise GraphAuthError(f"Cannot write token_cache_path {self.path}: {exc.strerror or exc}") from exc
+
+
+def _check_private(status: os.stat_result, path: str) -> None:
+    if status.st_uid != os.getuid():
+        raise GraphAuthError(f"token_cache_path {path} belongs to user id {status.st_uid}, not to the user running the "
+                             f"module (user id {os.getuid()}): another user could have written tokens into it or read "
+                             "them. Give a path of your own, or delete the file, and run again.")
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & 0o077:
+        raise GraphAuthError(f"token_cache_path {path} has mode {mode:04o}: other users can read or change it, and it "
+                             "holds access tokens to the tenant. Delete it (its tokens may have been read; they expire "
+                             f"within about 90 minutes) or make it private (chmod 600 {path}), then run again.")
+
+
+def _make_private_directories(directory: str) -> None:
+    """Create ``directory`` and any missing parent with mode 0700 (never wider, whatever the umask)."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
 
 
 class MsalHttpClient:

@@ -12,7 +12,8 @@ import typing as t
 
 
 class GraphError(Exception):
-    """Anything that stops a Graph operation; ``to_result()`` gives the extra keys of the failure result."""
+    """Anything that stops a Graph operation; ``to_result()`` gives the extra keys of the failure result.
+    ``changed``: writes took effect before the failure; ``result``: more keys of the failure result (what was done)."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  graph_message: str | None = None, request_id: str | None = None,
@@ -27,6 +28,8 @@ class GraphError(Exception):
         self.client_request_id = client_request_id
         self.date = date
         self.details = details
+        self.changed = False
+        self.result: dict[str, t.Any] = {}
 
     def with_context(self, context: str) -> "GraphError":
         """Prefix the message with what was being done (the token and user involved)."""
@@ -39,7 +42,11 @@ class GraphError(Exception):
                  "request_id": self.request_id, "client_request_id": self.client_request_id, "date": self.date}
         if self.details:
             error["details"] = self.details
-        return {"graph_error": {k: v for k, v in error.items() if v is not None}} if self.status else {}
+        result = {"graph_error": {k: v for k, v in error.items() if v is not None}} if self.status else {}
+        result.update(self.result)
+        if self.changed:
+            result["changed"] = True
+        return result
 
 
 class GraphAuthError(GraphError):

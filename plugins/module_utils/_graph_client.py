@@ -14,6 +14,7 @@ import typing as t
 import uuid
 from urllib.parse import quote, urlencode
 
+from ._endpoints import Destinations
 from ._errors import GraphError, GraphTransportError, WriteOutcomeUnknown
 from ._retry import RETRY_STATUSES, parse_retry_after, retry_delay
 
@@ -61,11 +62,15 @@ def _tls_hint(exc: BaseException) -> str | None:
 
 
 class Transport:
-    """Sends HTTP requests with retries. Only requests that are safe to repeat are retried after an error that
-    may have come after the server acted; a write that may have happened raises WriteOutcomeUnknown."""
+    """Sends HTTP requests with retries, each only where ``destinations`` allows (checked before sending, for
+    every request: sign-in, Graph, and every link an answer hands out). Only requests that are safe to repeat are
+    retried after an error that may have come after the server acted; a write that may have happened raises
+    WriteOutcomeUnknown."""
 
-    def __init__(self, *, verify: ssl.SSLContext | bool, timeout: float, max_retries: int, max_retry_wait: float,
-                 log: t.Callable[[str], None] | None = None, sleep: t.Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, *, destinations: Destinations, verify: ssl.SSLContext | bool, timeout: float, max_retries: int,
+                 max_retry_wait: float, log: t.Callable[[str], None] | None = None,
+                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+        self.destinations = destinations
         self.client = httpx.Client(verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT},
                                    follow_redirects=False)
         self.max_retries = max_retries
@@ -80,6 +85,7 @@ class Transport:
         """``safe``: may this request be repeated after its answer was lost (defaults to GET/HEAD/OPTIONS)?"""
         safe = method in SAFE_METHODS if safe is None else safe
         headers = dict(kwargs.pop("headers", None) or {})
+        self.destinations.check(url, headers)
         headers.setdefault("client-request-id", str(uuid.uuid4()))  # one id for every attempt, as the SDKs do
         attempt = 0
         while True:

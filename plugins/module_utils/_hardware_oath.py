@@ -249,10 +249,16 @@ def normalize_code(code: t.Any) -> str:
     return text
 
 
+# Computed codes are for the time step after the current one. The code a token shows now, which its previous holder
+# or another run may have just used, is then never sent: Graph refuses a code whose step was already accepted, and
+# accepts a later step within its drift window (a day either way at activation).
+CODE_LEAD_STEPS = 1
+
+
 @dataclass
 class CodeSource:
     """Where activation codes come from. A given code is handed out once; codes computed from the secret are
-    always for a time step later than the last one used, so no code is ever replayed."""
+    always for a time step later than the current one and than the last one used, so no code is ever replayed."""
 
     verification_code: str | None = None
     secret_b32: str | None = None
@@ -264,11 +270,16 @@ class CodeSource:
 
     @property
     def available(self) -> bool:
-        return self.secret_b32 is not None or (self.verification_code is not None and not self._given_used)
+        return self.computes or (self.verification_code is not None and not self._given_used)
+
+    @property
+    def computes(self) -> bool:
+        """Codes come from the secret: a refused code can be followed by one of a later step."""
+        return self.secret_b32 is not None
 
     def next_code(self, token: TokenView) -> str:
         if self.secret_b32 is not None:
-            step = int(self.clock() // token.time_interval)
+            step = int(self.clock() // token.time_interval) + CODE_LEAD_STEPS
             if self._last_step is not None and step <= self._last_step:
                 step = self._last_step + 1
             self._last_step = step

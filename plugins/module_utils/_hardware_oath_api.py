@@ -261,55 +261,149 @@ def took_effect(action: Action, token: TokenView, display_name: str | None) -> b
     return activated and (display_name is None or token.display_name == display_name)
 
 
+# A computed code Graph refuses (its time step was already used, say by a run a moment ago) is followed by the code
+# of a later step, up to this many codes in all; a given code is sent once. Graph documents no error code for a
+# refused code: a 400 whose code or message speaks of the code (the simulator's invalidVerificationCode, "Invalid
+# verification code.") is taken for one; any other 400 (the five-token limit, say) is not retried.
+COMPUTED_CODE_ATTEMPTS = 3
+CODE_REFUSAL_WORDS = ("code", "otp", "verification")
+
+
 def execute(api: HardwareOathApi, plan: Plan, token: TokenView, user: UserView, codes: CodeSource,
             display_name: str | None, *, by_serial: bool, me: bool, log: t.Callable[[str], None]) -> TokenView | None:
-    """Run the plan's actions in order. Returns the token as last read, or None when no re-read was needed."""
+    """Run the plan's actions in order. Returns the token as last read, or None when no re-read was needed. When an
+    action fails after earlier ones took effect (a token taken from its holder, say), the error says so."""
     latest: TokenView | None = None
+    done: list[Action] = []
     for action in plan.actions:
+        try:
+            latest = _execute_action(api, action, token, user, codes, display_name, by_serial=by_serial, me=me,
+                                     log=log) or latest
+        except GraphError as exc:
+            names = {token.assigned_to_id: token.assigned_to_name, user.id: user.user_principal_name}
+            raise interrupted(exc, token, done, plan.actions[len(done):], names,
+                              rerun=f"Run the task again to finish for {user.user_principal_name}") from None
+        done.append(action)
+    return latest
+
+
+def _execute_action(api: HardwareOathApi, action: Action, token: TokenView, user: UserView, codes: CodeSource,
+                    display_name: str | None, *, by_serial: bool, me: bool,
+                    log: t.Callable[[str], None]) -> TokenView | None:
+    """One action; a lost answer is judged from a fresh read (returned) and the write sent again only if needed."""
+    try:
+        _write_with_codes(api, action, token, user, codes, display_name, by_serial=by_serial, me=me, log=log)
+        return None
+    except WriteOutcomeUnknown as exc:
+        log(f"{exc}; reading {token.label} again before anything else")
+        latest = api.reread(token, me)
+    if took_effect(action, latest, display_name):
+        return latest
+    if action.kind in CODE_ACTIONS and not codes.available:
+        raise PlanError(f"{action.kind.replace('_', ' ')} {token.label} for {user.user_principal_name}: the answer "
+                        f"was lost and the token is now {latest.status}, so the code was not accepted; the given "
+                        "verification_code is never sent twice. Run again with a fresh code.")
+    if action.kind == ASSIGN_AND_ACTIVATE and latest.assigned_to_id == user.id:
+        action = Action(ACTIVATE, user.id, "assigned, but the activation's answer was lost")
+    _write_with_codes(api, action, latest, user, codes, display_name, by_serial=by_serial, me=me, log=log)
+    return latest
+
+
+def _write_with_codes(api: HardwareOathApi, action: Action, token: TokenView, user: UserView | None, codes: CodeSource,
+                      display_name: str | None, *, by_serial: bool, me: bool, log: t.Callable[[str], None]) -> None:
+    """``api.write`` with a fresh code for a code action; a refused computed code is followed by a later one."""
+    attempt = 1
+    while True:
         code = codes.next_code(token) if action.kind in CODE_ACTIONS else None
         try:
             api.write(action, token, user, code, display_name, by_serial=by_serial, me=me)
-            continue
-        except WriteOutcomeUnknown as exc:
-            log(f"{exc}; reading {token.label} again before anything else")
-            latest = api.reread(token, me)
-        if took_effect(action, latest, display_name):
-            continue
-        if action.kind in CODE_ACTIONS and not codes.available:
-            raise PlanError(f"{action.kind.replace('_', ' ')} {token.label} for {user.user_principal_name}: the answer "
-                            f"was lost and the token is now {latest.status}, so the code was not accepted; the given "
-                            "verification_code is never sent twice. Run again with a fresh code.")
-        if action.kind == ASSIGN_AND_ACTIVATE and latest.assigned_to_id == user.id:
-            action = Action(ACTIVATE, user.id, "assigned, but the activation's answer was lost")
-        code = codes.next_code(latest) if action.kind in CODE_ACTIONS else None
-        api.write(action, latest, user, code, display_name, by_serial=by_serial, me=me)
-    return latest
+            return
+        except GraphError as exc:
+            if action.kind not in CODE_ACTIONS or not codes.computes or not refuses_the_code(exc) \
+                    or attempt >= COMPUTED_CODE_ATTEMPTS:
+                raise
+            log(f"{exc.message}; the code's time step may have been used already: trying the code of a later step "
+                f"({attempt + 1}/{COMPUTED_CODE_ATTEMPTS})")
+            attempt += 1
+
+
+def refuses_the_code(error: GraphError) -> bool:
+    """Did Graph refuse the verification code (rather than the request for another reason)?"""
+    said = f"{error.code or ''} {error.graph_message or ''}".lower()
+    return error.status == 400 and any(word in said for word in CODE_REFUSAL_WORDS)
+
+
+_DONE = {UNASSIGN: "unassigned it from {who}", SET_DISPLAY_NAME: "set its display name", ASSIGN: "assigned it to {who}",
+         ACTIVATE: "activated it for {who}", ASSIGN_AND_ACTIVATE: "assigned and activated it for {who}",
+         CREATE: "created it", UPDATE: "updated {changes}", DELETE: "deleted it"}
+
+
+def interrupted(exc: GraphError, token: TokenView | TokenSpec, done: t.Sequence[Action], pending: t.Sequence[Action],
+                names: t.Mapping[str | None, str | None], rerun: str) -> GraphError:
+    """``exc`` stopped a sequence of writes: when some took effect (``done``), the task fails with changed=true,
+    saying what was done, what was not, who lost the token, and what to run. Without ``done``, ``exc`` as it is."""
+    if not done:
+        return exc
+
+    def who(user_id: str | None) -> str:
+        name = names.get(user_id)
+        return f"{name} ({user_id})" if name else str(user_id)
+
+    def not_done(action: Action) -> str:
+        return action.kind.replace("_", " ") + (f" for {who(action.user_id)}" if action.user_id else "")
+
+    serial = token.serial_number
+    done_text = "; ".join(_DONE[a.kind].format(who=who(a.user_id), changes=", ".join(a.changes)) for a in done)
+    exc.message = f"{exc.message.rstrip('.')}. Already done for token {serial}: {done_text}"
+    if pending:
+        exc.message += f". Not done: {'; '.join(not_done(a) for a in pending)}"
+    holders = {a.user_id for a in done if a.kind in (ASSIGN, ASSIGN_AND_ACTIVATE, ACTIVATE, CREATE)}
+    for action in done:
+        if action.kind == UNASSIGN and action.user_id not in holders:
+            exc.message += (f". {who(action.user_id)} no longer holds token {serial}: to give it back, run "
+                            f"tokenops.entra.hardware_oath_assignment with user={action.user_id} and "
+                            f"serial_number={serial} (it must be activated again)")
+    exc.message += f". {rerun}."
+    exc.changed = True
+    exc.result = {"actions": [a.to_result() for a in done], "pending_actions": [a.to_result() for a in pending]}
+    return exc
 
 
 # ---------------------------------------------------------------------- inventory plans
 def execute_token_plan(api: HardwareOathApi, plan: Plan, current: TokenView | None, spec: TokenSpec, secret_b32: str | None,
                        log: t.Callable[[str], None]) -> TokenView | None:
     """Run an inventory plan's writes in order. Returns the token a creation made, else None. A write whose answer
-    is lost is judged from a fresh read and sent again only if it did not take effect."""
+    is lost is judged from a fresh read and sent again only if it did not take effect. When a write fails after
+    earlier ones took effect, the error says what was done."""
     created = None
-    for action in plan.actions:
-        try:
-            result = _write_once(api, action, current, spec, secret_b32, log)
-        except GraphError as exc:
-            if action.kind == CREATE and current is not None:  # a rotation, whose delete is done
-                kept = recreation_spec(current, spec)
-                exc.message += (f". {spec.label} was deleted to rotate its secret and is not in the inventory now: run "
-                                f"the task again without rotate, with manufacturer={kept.manufacturer!r}, "
-                                f"model={kept.model!r}, time_interval={kept.time_interval}, "
-                                f"hash_function={kept.hash_function!r}, display_name={kept.display_name!r}, to create it")
-            raise
-        if action.kind == CREATE:
-            created = result
-            if action.user_id and created.assigned_to_id != action.user_id:
-                raise GraphError(f"{spec.label} was created but Graph did not assign it to user {action.user_id}: it "
-                                 "ignores assignTo when the caller lacks UserAuthenticationMethod.ReadWrite.All. The "
-                                 "token is in the inventory, available; grant the permission and run again, or assign "
-                                 "it with tokenops.entra.hardware_oath_assignment.")
+    done: list[Action] = []
+    names = {current.assigned_to_id if current else None: current.assigned_to_name if current else None}
+    if spec.assigned_to:
+        names[spec.assigned_to.id] = spec.assigned_to.user_principal_name
+    try:
+        for action in plan.actions:
+            try:
+                result = _write_once(api, action, current, spec, secret_b32, log)
+            except GraphError as exc:
+                if action.kind == CREATE and current is not None:  # a rotation, whose delete is done
+                    kept = recreation_spec(current, spec)
+                    exc.message += (f". {spec.label} was deleted to rotate its secret and is not in the inventory now: "
+                                    f"run the task again without rotate, with manufacturer={kept.manufacturer!r}, "
+                                    f"model={kept.model!r}, time_interval={kept.time_interval}, "
+                                    f"hash_function={kept.hash_function!r}, display_name={kept.display_name!r}, to "
+                                    "create it")
+                raise
+            done.append(action)
+            if action.kind == CREATE:
+                created = result
+                if action.user_id and created.assigned_to_id != action.user_id:
+                    raise GraphError(f"{spec.label} was created but Graph did not assign it to user {action.user_id}: "
+                                     "it ignores assignTo when the caller lacks UserAuthenticationMethod.ReadWrite.All. "
+                                     "The token is in the inventory, available; grant the permission and run again, or "
+                                     "assign it with tokenops.entra.hardware_oath_assignment.")
+    except GraphError as exc:
+        raise interrupted(exc, spec, done, plan.actions[len(done):], names,
+                          rerun="Fix the cause and run the task again to finish") from None
     return created
 
 

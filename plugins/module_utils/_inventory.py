@@ -26,6 +26,12 @@ MUTABLE_FIELDS = {"manufacturer": "manufacturer", "model": "model", "time_interv
 DEFAULT_TIME_INTERVAL = 30
 DEFAULT_HASH_FUNCTION = "hmacsha1"
 STATUSES = ("available", "assigned", "activated", "failedActivation")
+# No Microsoft page gives the longest serial number, manufacturer, model or display name Graph accepts; the modules
+# refuse longer values before any request. 128 characters for serial numbers, manufacturers and models: the one length
+# Entra's documentation gives for the fields of a token upload ("Secret keys are limited to 128 characters", upload
+# hardware OATH tokens in CSV format). 256 for display names: Entra ID's limit for the display names of directory
+# objects (the user and group resources).
+TEXT_LIMITS = {"serial_number": 128, "manufacturer": 128, "model": 128, "display_name": 256}
 # "When using the in operator, requests are limited to 15 expressions in a filter clause" (Graph's filter docs);
 # every eq and every value of an in list is one expression.
 MAX_FILTER_EXPRESSIONS = 15

@@ -15,9 +15,11 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ._auth import TokenProvider, graph_argument_spec, msal, resolve_credential
+from ._endpoints import Destinations
 from ._errors import GraphError
 from ._graph_client import GraphClient, Transport, httpx, tls_context
 from ._hardware_oath import pyotp
+from ._validation import shown, text_problem
 
 GLOBAL_ONLY_NOTE = ("The hardware OATH APIs are documented for the global cloud only; cloud={cloud} may not "
                     "offer them.")
@@ -44,13 +46,26 @@ class GraphModule(AnsibleModule):
                           "not verified; anyone on the network path can read the credentials and codes.")
             if params["cloud"] != "public":
                 self.warn(GLOBAL_ONLY_NOTE.format(cloud=params["cloud"]))
-            self._transport = Transport(verify=tls_context(params["validate_certs"], params["ca_path"]),
+            destinations = Destinations(credential.graph_endpoint, credential.authority_host,
+                                        credential.managed_identity_origins)
+            self._transport = Transport(destinations=destinations,
+                                        verify=tls_context(params["validate_certs"], params["ca_path"]),
                                         timeout=params["timeout"], max_retries=params["max_retries"],
                                         max_retry_wait=params["max_retry_wait"], log=self.log)
             tokens = TokenProvider(credential, self._transport.send, params["token_cache_path"])
             self._client = GraphClient(self._transport, credential.graph_endpoint, tokens.token,
                                        can_refresh=credential.method != "access_token")
         return self._client
+
+    def check_text(self, limits: t.Mapping[str, int | None]) -> None:
+        """Refuse, before any request, a text option (or an element of a list option) holding control characters,
+        or longer than its limit (None: no limit)."""
+        for option, limit in limits.items():
+            value = self.params.get(option)
+            for text in value if isinstance(value, list) else [value]:
+                problem = text_problem(text, limit) if isinstance(text, str) else None
+                if problem:
+                    self.fail_json(msg=f"{option} {shown(text)} {problem}. Nothing was changed.")
 
     def close(self) -> None:
         if self._transport is not None:
@@ -63,9 +78,9 @@ class GraphModule(AnsibleModule):
             result["diff"] = {"before": before, "after": after}
         return result
 
-    def fail_from_error(self, error: GraphError, **result: t.Any) -> t.NoReturn:
+    def fail_from_error(self, error: GraphError) -> t.NoReturn:
         self.close()
-        self.fail_json(msg=error.message, **error.to_result(), **result)
+        self.fail_json(msg=error.message, **error.to_result())
 
     def run(self, work: t.Callable[["GraphModule"], dict[str, t.Any]]) -> t.NoReturn:
         """Run ``work`` and exit with its result; a GraphError fails the task with Graph's details."""

@@ -9,14 +9,15 @@ the snake_case result. No I/O here."""
 
 from __future__ import annotations
 
-import re
 import typing as t
 from dataclasses import dataclass
+
+from ._errors import GraphError
+from ._validation import is_guid
 
 POLICY_PATH = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/hardwareOath"
 POLICY_TYPE = "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration"
 ALL_USERS = "all_users"
-_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,27 @@ def normalize_targets(targets: t.Sequence[str] | None, option: str) -> tuple[str
     out: list[str] = []
     for target in targets:
         value = str(target).strip().lower()
-        if value != ALL_USERS and not _GUID_RE.match(value):
+        if value != ALL_USERS and not is_guid(value):
             raise ValueError(f"{option}: '{target}' is neither a group object id (GUID) nor {ALL_USERS}")
         if value not in out:
             out.append(value)
     if option == "exclude_targets" and ALL_USERS in out:
         raise ValueError(f"exclude_targets: {ALL_USERS} can only be included, not excluded")
     return tuple(out)
+
+
+def check_no_overlap(include: t.Iterable[str], exclude: t.Iterable[str], *, given_both: bool) -> None:
+    """A group can't be both included and excluded: Entra ID would exclude it, which is rarely what was meant.
+    Raises GraphError naming the groups (``given_both``: both lists come from the task, else one is the tenant's)."""
+    both = sorted(set(include) & set(exclude))
+    if not both:
+        return
+    where = ("in include_targets and in exclude_targets" if given_both else
+             "in the task's targets and, for the other list, in the tenant's current policy")
+    raise GraphError(f"Group{'s' if len(both) > 1 else ''} {', '.join(both)} would be both included in and excluded "
+                     f"from the hardwareOath policy ({where}); a group excluded is excluded even when included. Remove "
+                     "it from one of the lists (give both include_targets and exclude_targets to set both). Nothing "
+                     "was changed.")
 
 
 def policy_result(config: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -71,7 +86,8 @@ def _same_targets(current: list[dict[str, t.Any]], wanted: tuple[str, ...]) -> b
 
 def plan_policy(config: dict[str, t.Any], spec: PolicySpec) -> PolicyPlan:
     """The PATCH (only what differs) that takes ``config`` (Graph's GET answer) to ``spec``. Target order and case
-    don't matter; an include target that stays keeps its ``isRegistrationRequired``."""
+    don't matter; an include target that stays keeps its ``isRegistrationRequired``. Raises GraphError when a group
+    would end up both included and excluded."""
     before = policy_result(config)
     after = {**before}
     patch: dict[str, t.Any] = {}
@@ -86,6 +102,9 @@ def plan_policy(config: dict[str, t.Any], spec: PolicySpec) -> PolicyPlan:
     if spec.exclude_targets is not None and not _same_targets(before["exclude_targets"], spec.exclude_targets):
         after["exclude_targets"] = [{"id": x, "target_type": "group"} for x in spec.exclude_targets]
         patch["excludeTargets"] = [{"targetType": "group", "id": x} for x in spec.exclude_targets]
+    if "includeTargets" in patch or "excludeTargets" in patch:  # never write an overlap; one made elsewhere is not ours
+        check_no_overlap([x["id"] for x in after["include_targets"]], [x["id"] for x in after["exclude_targets"]],
+                         given_both=spec.include_targets is not None and spec.exclude_targets is not None)
     if patch:
         patch = {"@odata.type": POLICY_TYPE, **patch}
     return PolicyPlan(patch=patch, before=before, after=after)

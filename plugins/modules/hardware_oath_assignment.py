@@ -17,7 +17,9 @@ description:
     C(assignAndActivate)); a token already assigned to the user but not activated (or whose activation failed) is
     activated. A token held by another user is left alone and the task fails, unless O(reassign=true).
   - The 6-digit activation code is given (O(verification_code)), or computed from the token's secret
-    (O(secret_key)) with the token's own hash function and time step right before the request.
+    (O(secret_key)) with the token's own hash function and time step right before the request, for the step after
+    the current one, so a code its previous holder (or another run) has just used is never sent again. A computed
+    code Graph refuses anyway is followed by the code of a later step, at most three in all.
   - A write whose answer is lost (a dropped connection, a time-out) is never repeated blindly. The token is read
     again; only if the write did not take effect is it sent again, with a code for a later time step. A given
     O(verification_code) is never sent twice.
@@ -85,9 +87,15 @@ options:
     description:
       - When the token is assigned to another user, unassign it from them and assign it to O(user). Without this,
         the task fails and names both users.
+      - If the assignment to O(user) fails after the unassignment, the token is held by nobody: the task fails with
+        C(changed=true), names the user who lost the token and the task that gives it back, and lists what was done
+        (RV(actions)) and what was not (RV(pending_actions)). Running it again finishes the handover.
     type: bool
     default: false
 notes:
+  - Serial numbers, manufacturers, models and display names holding control characters (or bidirectional formatting
+    characters), or longer than 128 characters (256 for display names), are refused before any request; see the
+    collection's docs/security.md for the limits and where they come from.
   - "Least-privilege Microsoft Graph application permissions: C(Policy.Read.All) to look up the token,
     C(User.Read.All) to look up the user, C(UserAuthenticationMethod.ReadWrite.All) to assign, activate and unassign.
     A signed-in (delegated) user also needs the Authentication Administrator role, or Privileged Authentication
@@ -211,8 +219,10 @@ assignment:
       type: str
       sample: amy.masters@contoso.com
 actions:
-  description: What the task did (or would do in check mode), in order. Empty when nothing had to change.
-  returned: always
+  description:
+    - What the task did (or would do in check mode), in order. Empty when nothing had to change.
+    - When the task failed after some writes took effect (C(changed=true)), the writes that did.
+  returned: always, and on a failure after writes took effect
   type: list
   elements: dict
   contains:
@@ -228,6 +238,14 @@ actions:
       description: Why.
       type: str
       sample: token TOTP123456 is available
+pending_actions:
+  description: When the task failed after some writes took effect, the actions that did not happen (the failed one
+    first), with the same keys as RV(actions).
+  returned: on a failure after writes took effect
+  type: list
+  elements: dict
+  sample: [{"action": "assign_and_activate", "user_id": "e55cb360-e3ee-4757-bdd2-04b1e5a00e32",
+            "reason": "token TOTP123456 is available"}]
 graph_error:
   description: Graph's error, when the task failed on a Graph answer.
   returned: on failure
@@ -264,6 +282,7 @@ import typing as t
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
     CodeSource, Desired, TokenView, UserView, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment)
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute, unknown_token
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TEXT_LIMITS
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 
@@ -308,6 +327,8 @@ def find_token(api: HardwareOathApi, params: dict[str, t.Any]) -> TokenView:
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
+    module.check_text({"user": None, "serial_number": TEXT_LIMITS["serial_number"], "device_id": None,
+                       "display_name": TEXT_LIMITS["display_name"]})
     codes = code_source(module)
     api = HardwareOathApi(module.client)
     user = api.user(params["user"])

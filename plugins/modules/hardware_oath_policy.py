@@ -42,6 +42,8 @@ options:
     type: list
     elements: str
 notes:
+  - A group can't be both included and excluded. Given in both O(include_targets) and O(exclude_targets), or
+    excluded while the tenant's policy includes it (or the reverse), it is refused before any write.
   - "Least-privilege Microsoft Graph application permissions: C(Policy.Read.AuthenticationMethod) to read,
     C(Policy.ReadWrite.AuthenticationMethod) to change. A signed-in (delegated) user needs the Authentication Policy
     Administrator role."
@@ -133,18 +135,21 @@ import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._policy import PolicySpec, normalize_targets, plan_policy
+from ansible_collections.tokenops.entra.plugins.module_utils._policy import (
+    PolicySpec, check_no_overlap, normalize_targets, plan_policy)
 
 
 def spec_from(module: GraphModule) -> PolicySpec:
     """Checked before any request; bad input changes nothing."""
     params = module.params
     try:
-        return PolicySpec(state=params["state"],
+        spec = PolicySpec(state=params["state"],
                           include_targets=normalize_targets(params["include_targets"], "include_targets"),
                           exclude_targets=normalize_targets(params["exclude_targets"], "exclude_targets"))
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    check_no_overlap(spec.include_targets or (), spec.exclude_targets or (), given_both=True)
+    return spec
 
 
 def run(module: GraphModule) -> dict[str, t.Any]:

@@ -96,6 +96,9 @@ options:
         first. Unless it is deleted it is then assigned again, to O(assigned_to) or else to its holder, B(but not
         activated); the holder must activate it again.
       - Without this, the task fails, names the holder and changes nothing.
+      - If a later write fails after the unassignment, the task fails with C(changed=true), names the user who lost
+        the token and the task that gives it back, and lists what was done (RV(actions)) and what was not
+        (RV(pending_actions)).
     type: bool
     default: false
   rotate:
@@ -106,6 +109,9 @@ options:
     type: bool
     default: false
 notes:
+  - Serial numbers, manufacturers, models and display names holding control characters (or bidirectional formatting
+    characters), or longer than 128 characters (256 for display names), are refused before any request; see the
+    collection's docs/security.md for the limits and where they come from.
   - "Least-privilege Microsoft Graph application permissions: C(Policy.Read.All) to read the inventory,
     C(Policy.ReadWrite.AuthenticationMethod) to create, update and delete tokens; C(UserAuthenticationMethod.ReadWrite.All)
     to assign or unassign (O(assigned_to), O(force_unassign)); C(User.Read.All) to look up O(assigned_to). A signed-in (delegated)
@@ -250,8 +256,10 @@ token:
       description: When the token was last used to sign in, or null.
       type: str
 actions:
-  description: What the task did (or would do in check mode), in order. Empty when nothing had to change.
-  returned: always
+  description:
+    - What the task did (or would do in check mode), in order. Empty when nothing had to change.
+    - When the task failed after some writes took effect (C(changed=true)), the writes that did.
+  returned: always, and on a failure after writes took effect
   type: list
   elements: dict
   contains:
@@ -272,6 +280,13 @@ actions:
       elements: str
       returned: for update and create
       sample: [model]
+pending_actions:
+  description: When the task failed after some writes took effect, the actions that did not happen (the failed one
+    first), with the same keys as RV(actions).
+  returned: on a failure after writes took effect
+  type: list
+  elements: dict
+  sample: [{"action": "update", "user_id": null, "reason": "model differs", "changes": ["model"]}]
 graph_error:
   description: Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id, date).
   returned: on failure
@@ -283,7 +298,7 @@ import typing as t
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, normalize_secret
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute_token_plan
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TokenSpec, plan_token, token_result
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TEXT_LIMITS, TokenSpec, plan_token, token_result
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 
 
@@ -302,6 +317,7 @@ def secret(module: GraphModule) -> str | None:
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
+    module.check_text({**TEXT_LIMITS, "assigned_to": None})
     secret_b32 = secret(module)
     if params["rotate"] and (secret_b32 is None or params["state"] == "absent"):
         raise GraphError(f"token {params['serial_number']}: rotate=true recreates the token with a new secret; give "

@@ -70,6 +70,9 @@ options:
     type: bool
     default: true
 notes:
+  - Serial numbers, manufacturers, models and display names holding control characters (or bidirectional formatting
+    characters), or longer than 128 characters (256 for display names), are refused before any request; see the
+    collection's docs/security.md for the limits and where they come from.
   - "Least-privilege Microsoft Graph application permissions: C(Policy.Read.All) to list the inventory,
     C(User.Read.All) (or C(User.ReadBasic.All)) to resolve holders and O(assigned_to), and
     C(UserAuthenticationMethod.Read.All) for O(users). A signed-in (delegated) user needs the Global Reader role
@@ -234,7 +237,8 @@ import typing as t
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import STATUSES, inventory_filters, token_result, unique
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory import (
+    STATUSES, TEXT_LIMITS, inventory_filters, token_result, unique)
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 
 INVENTORY_FILTERS = ("serial_numbers", "status", "manufacturer", "model", "assigned_to", "unassigned_only")
@@ -278,6 +282,8 @@ def method_result(user: UserView, method: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
+    module.check_text({"serial_numbers": TEXT_LIMITS["serial_number"], "manufacturer": TEXT_LIMITS["manufacturer"],
+                       "model": TEXT_LIMITS["model"], "assigned_to": None, "users": None})
     check_options(params)
     api = HardwareOathApi(module.client)
     result: dict[str, t.Any] = {"changed": False, "hardware_oath_tokens": []}

@@ -6,7 +6,10 @@ first ``skip`` matches and for the next ``count`` matches only. Its action is on
 * ``{"type": "status", "status": 429|500|503|504|..., "retry_after": 2 | 2.5 | "2" | null, "retry_after_format":
   "seconds"|"http-date"}``: answer with that status in Graph's envelope;
 * ``{"type": "reset"}``: drop the connection without a response;
-* ``{"type": "latency", "ms": N, "jitter_ms": M}``: delay the response.
+* ``{"type": "latency", "ms": N, "jitter_ms": M}``: delay the response;
+* ``{"type": "next_link", "base": "https://127.0.0.1:PORT"}``: process the request, then point the answer's
+  ``@odata.nextLink`` (if any) at ``base``: its scheme and authority are replaced, its path and query kept. Tests
+  use it to hand a client a link to another host, port or scheme.
 
 ``"commit": true`` on an action processes the request first (the write takes effect) and then applies the fault:
 ``{"type": "reset", "commit": true}`` is "commit then drop"; a latency with ``commit`` delays an already committed
@@ -27,8 +30,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-ACTION_TYPES = ("status", "reset", "latency")
+ACTION_TYPES = ("status", "reset", "latency", "next_link")
 DEFAULT_WRITE_QUOTA = {"requests": 3000, "per_seconds": 150.0}
 DEFAULT_READ_RATE = {"requests": 3500, "per_seconds": 10.0}
 
@@ -65,8 +69,8 @@ class Decision:
 
     delay_before: float = 0.0
     delay_after: float = 0.0
-    action: dict | None = None  # a status or reset action
-    commit: bool = False  # process the request before applying ``action``
+    action: dict | None = None  # a status, reset or next_link action
+    commit: bool = False  # process the request before applying ``action`` (always for next_link)
     rules: list[str] = field(default_factory=list)
 
 
@@ -130,6 +134,9 @@ def _rule(spec: dict, index: int) -> Rule:
             raise FaultConfigError(f"rules[{index}].action.retry_after_format must be seconds or http-date")
     if action["type"] == "latency" and not isinstance(action.get("ms"), (int, float)):
         raise FaultConfigError(f"rules[{index}].action.ms is required for latency")
+    if action["type"] == "next_link" and not _valid_base(action.get("base")):
+        raise FaultConfigError(f"rules[{index}].action.base must be an absolute http or https URL with a host and "
+                               "no path, query or fragment, like https://127.0.0.1:8443")
     match = spec.get("match") or {}
     try:
         path = re.compile(match["path"]) if match.get("path") else None
@@ -145,6 +152,27 @@ def _rule(spec: dict, index: int) -> Rule:
                 method=(match.get("method") or "").upper() or None, kind=match.get("kind"),
                 client_id=(match.get("client_id") or "").lower() or None, probability=probability, count=count,
                 skip=int(spec.get("skip", 0)))
+
+
+def _valid_base(base: Any) -> bool:
+    if not isinstance(base, str):
+        return False
+    try:
+        parts = urlsplit(base)
+        port = parts.port  # ValueError when not a number in 0..65535
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0 and parts.username is None
+            and parts.path in ("", "/") and not parts.query and not parts.fragment)
+
+
+def rewrite_next_link(body: Any, base: str) -> Any:
+    """``body`` with the scheme and authority of its ``@odata.nextLink`` replaced by those of ``base``; any other
+    body unchanged."""
+    if not isinstance(body, dict) or not isinstance(body.get("@odata.nextLink"), str):
+        return body
+    link, target = urlsplit(body["@odata.nextLink"]), urlsplit(base)
+    return {**body, "@odata.nextLink": urlunsplit(link._replace(scheme=target.scheme, netloc=target.netloc))}
 
 
 class FaultEngine:
@@ -237,7 +265,7 @@ class FaultEngine:
                 if decision.action is None:
                     rule.applied += 1
                     decision.action = action
-                    decision.commit = bool(action.get("commit"))
+                    decision.commit = bool(action.get("commit")) or action["type"] == "next_link"
                     decision.rules.append(rule.name)
         return decision
 

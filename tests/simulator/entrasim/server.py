@@ -177,13 +177,15 @@ class Simulator:
     def _with_faults(self, decision: faultlib.Decision, handler: Callable[[], Outcome], headers: dict,
                      entry: dict) -> Outcome:
         """Answer with the injected fault instead of processing, or process first and then replace the answer
-        (``commit``), or just process."""
+        (``commit``) or point its next link elsewhere (``next_link``), or just process."""
         entry["faults"] = list(decision.rules)
         action = decision.action
         if action is not None and not decision.commit:
             return self._fault_outcome(action, headers, entry)
         outcome = handler()
-        if action is not None:
+        if action is not None and action["type"] == "next_link":
+            outcome.body = faultlib.rewrite_next_link(outcome.body, action["base"])
+        elif action is not None:
             entry["committed_status"] = outcome.status
             outcome = self._fault_outcome(action, headers, entry)
         return outcome

@@ -79,6 +79,16 @@ def msal_http(client, sim):
 
 
 @pytest.fixture
+def hostile(tmp_path):
+    """An in-process hostile server (tests/simulator/hostile.py): HTTPS with its own CA and plain HTTP on loopback,
+    answering everything 200 and recording what it got (``.requests()``, ``.info()``)."""
+    server = simlib.hostile_module().HostileServer(str(tmp_path / "hostile"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def clean_identity_env(monkeypatch):
     """No managed-identity environment from the machine leaks into a test."""
     for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "MSI_ENDPOINT",

@@ -1,5 +1,6 @@
 """Helpers shared by the simulator test suite: the seed's well-known objects, starting the real simulator as a
-subprocess, an httpx adapter for msal, a Graph/admin client and TOTP code helpers.
+subprocess, the hostile server (tests/simulator/hostile.py), an httpx adapter for msal, a Graph/admin client (which
+sends the bearer token to the simulator's own https origin only) and TOTP code helpers.
 
 Imported by conftest.py and the test modules (pytest puts this directory on sys.path).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib.util
 import json
 import secrets
 import signal
@@ -16,8 +18,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pyotp
@@ -29,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 SIM_DIR = Path(__file__).resolve().parents[1]
 SERVE = SIM_DIR / "serve.py"
+HOSTILE = SIM_DIR / "hostile.py"
 DEMO_SEED = SIM_DIR / "seeds" / "demo.yml"
 
 TENANT_ID = "9ecb43ff-60ba-4598-9c12-6fc71a8f79ee"
@@ -219,6 +223,18 @@ class SimProcess:
             self._stderr.close()
 
 
+# ---------------------------------------------------------------------------- the hostile server
+def hostile_module() -> ModuleType:
+    """tests/simulator/hostile.py (beside serve.py, not on sys.path), imported once."""
+    if "hostile" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("hostile", HOSTILE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["hostile"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["hostile"]
+
+
 def http_client(info: dict, **kwargs) -> httpx.Client:
     """An httpx client that trusts the simulator CA only (certificate verification on)."""
     kwargs.setdefault("timeout", 15)
@@ -404,21 +420,40 @@ class SimApi:
 
     # -------- graph
     def url(self, path: str) -> str:
-        if path.startswith("https://"):
+        """A Graph path (``/users``, ``/beta/...``, ``/v1.0/...``) under the simulator's Graph URL, or an absolute URL
+        (a next link), which must be https on the simulator's own origin."""
+        parts = urlsplit(path)
+        if parts.scheme or parts.netloc:
+            self.check_own_origin(path)
             return path
         if path.startswith("/v1.0/") or path.startswith("/beta/") or path in ("/beta", "/v1.0"):
             return self.base + path
         return self.base + "/beta" + path
 
+    def check_own_origin(self, url: str) -> None:
+        """The rule the modules follow: credentials go over https to the configured host and port only. Raises
+        AssertionError (nothing is sent) for an absolute URL that is not https on the simulator's own origin."""
+        link, own = urlsplit(url), urlsplit(self.base)
+        try:
+            port = link.port
+        except ValueError:
+            port = None
+        if (link.scheme != "https" or link.hostname != own.hostname or port != own.port or link.username is not None
+                or link.password is not None):
+            raise AssertionError(f"refusing to send a Graph request (with the bearer token) to {url!r}: only https "
+                                 f"URLs on the simulator's own origin {self.base} are followed")
+
     def graph(self, method: str, path: str, *, token: str | None = None, headers: dict | None = None,
               client: httpx.Client | None = None, **kwargs) -> httpx.Response:
-        """A Graph call; ``token=None`` uses the automation app, ``token=""`` sends no Authorization header."""
+        """A Graph call; ``token=None`` uses the automation app, ``token=""`` sends no Authorization header. An
+        absolute URL (a next link) that is not https on the simulator's origin is refused before anything is sent."""
+        url = self.url(path)
         headers = dict(headers or {})
         if token is None:
             token = self.default_token()
         if token:
             headers.setdefault("Authorization", "Bearer " + token)
-        return (client or self.client).request(method, self.url(path), headers=headers, **kwargs)
+        return (client or self.client).request(method, url, headers=headers, **kwargs)
 
     def device(self, token_id: str) -> dict:
         response = self.graph("GET", f"{DEVICES}/{token_id}")

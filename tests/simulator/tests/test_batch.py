@@ -153,6 +153,29 @@ def test_throttled_item_gets_429_with_retry_after(api):
     assert "THR-1" not in serials and "THR-2" in serials
 
 
+def test_next_link_fault_rewrites_batch_item_bodies(api, sim):
+    """A next_link rule applies to each matching item's body, like every rule; other items are unchanged."""
+    requests = [{"id": "users", "method": "GET", "url": "/users?$top=1"},
+                {"id": "devices", "method": "GET", "url": f"{DEVICES}?$top=2"},
+                {"id": "one", "method": "GET", "url": f"/users/{AMY}"}]
+    honest = by_id(batch(api, requests))
+    assert honest["users"]["body"]["@odata.nextLink"].startswith(f"{sim['graph_url']}/beta/users?")
+    api.faults({"rules": [{"name": "elsewhere", "match": {"path": "^/beta/users"},
+                           "action": {"type": "next_link", "base": "http://127.0.0.1:9"}}]})
+    response = batch(api, requests)
+    assert "@odata.nextLink" not in response.json()
+    items = by_id(response)
+    link = items["users"]["body"]["@odata.nextLink"]
+    assert link == "http://127.0.0.1:9" + honest["users"]["body"]["@odata.nextLink"][len(sim["graph_url"]):]
+    assert "$top=1" in link and "$skiptoken=" in link
+    assert items["users"]["body"]["value"] == honest["users"]["body"]["value"]
+    assert items["devices"]["body"] == honest["devices"]["body"]  # not matched
+    assert items["one"]["body"] == honest["one"]["body"]  # matched, no next link
+    log = api.requests_log(kind="graph")
+    faults = {e.get("batch_item_id"): e["faults"] for e in log[len(log) // 2:]}
+    assert faults == {"users": ["elsewhere"], "devices": [], "one": ["elsewhere"], None: []}
+
+
 def test_write_quota_applies_to_batch_items(api):
     api.faults({"write_quota": {"requests": 2, "per_seconds": 60}})
     response = batch(api, [{"id": str(i), "method": "POST", "url": DEVICES, "headers": JSON,

@@ -270,6 +270,11 @@ def test_probability_one_always_fires(api):
     {"rules": [{"action": {"type": "reset"}, "count": 0}]},
     {"rules": [{"action": {"type": "reset"}, "match": {"path": "("}}]},
     {"rules": ["reset"]},
+    {"rules": [{"action": {"type": "next_link"}}]},
+    *[{"rules": [{"action": {"type": "next_link", "base": base}}]}
+      for base in ["", 8443, None, "127.0.0.1:8443", "ftp://127.0.0.1:8443", "https://", "https://:8443",
+                   "https://127.0.0.1:8443/beta", "https://127.0.0.1:8443/?x=1", "https://127.0.0.1:8443/#f",
+                   "https://127.0.0.1:99999", "https://127.0.0.1:port", "https://user:pw@127.0.0.1:8443"]],
     {"latency": 5},
     {"write_quota": {"requests": 0, "per_seconds": 1}},
     {"read_rate": "fast"},
@@ -280,6 +285,125 @@ def test_invalid_fault_specifications(api, spec):
     response = api.admin("POST", "faults", json=spec)
     assert response.status_code == 400 and response.json()["error"]
     assert api.admin("GET", "faults").json() == before
+
+
+# ------------------------------------------------------------------ next links pointed elsewhere
+ELSEWHERE = "https://127.0.0.1:9"  # another port of the same host; nothing needs to listen there
+
+
+def first_page(api, path=DEVICES, **params):
+    response = api.graph("GET", path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def moved(api, link, base):
+    """``link`` (a link of the simulator) with the scheme and authority of ``base``."""
+    assert link.startswith(api.base + "/beta/"), link
+    return base.rstrip("/") + link[len(api.base):]
+
+
+@pytest.mark.parametrize("base", [ELSEWHERE, "http://127.0.0.1:9", "https://attacker.example", "http://localhost:8080/"])
+def test_next_link_of_the_inventory_points_elsewhere(api, base):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    honest = first_page(api)
+    api.faults({"rules": [rule({"type": "next_link", "base": base}, "elsewhere", match={"path": "hardwareOathDevices$"})]})
+    page = first_page(api)
+    assert page["value"] == honest["value"] and len(page["value"]) == 2
+    assert page["@odata.nextLink"] == moved(api, honest["@odata.nextLink"], base)
+    assert page["@odata.context"] == honest["@odata.context"]  # only the next link changes
+    entry = api.requests_log(kind="graph")[-1]
+    assert entry["faults"] == ["elsewhere"] and entry["status"] == 200 and "committed_status" not in entry
+
+
+def test_next_link_keeps_path_and_query(api, sim):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    params = {"$filter": "manufacturer eq 'Contoso'", "$select": "serialNumber", "$top": "1"}
+    honest = first_page(api, DEVICES, **params)["@odata.nextLink"]
+    api.faults({"rules": [rule({"type": "next_link", "base": "http://127.0.0.1:9"})]})
+    link = first_page(api, DEVICES, **params)["@odata.nextLink"]
+    assert link == moved(api, honest, "http://127.0.0.1:9")
+    assert link.startswith("http://127.0.0.1:9/beta" + DEVICES + "?") and sim["graph_url"] not in link
+    query = httpx.URL(link).params
+    assert (query["$filter"], query["$select"], query["$top"]) == ("manufacturer eq 'Contoso'", "serialNumber", "1")
+    assert query["$skiptoken"]
+
+
+def test_next_link_without_next_link_is_unchanged(api):
+    honest = first_page(api)
+    assert "@odata.nextLink" not in honest  # 13 tokens, default page size 100
+    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, "elsewhere")]})
+    assert first_page(api) == honest
+    device = api.graph("GET", f"{DEVICES}/{SPARE}")
+    assert device.status_code == 200 and "@odata.nextLink" not in device.json()
+    created = api.graph("POST", DEVICES, json=device_body("NL-1"))
+    assert created.status_code == 201 and created.headers["location"].startswith(api.base + "/beta/")
+    assert "NL-1" in serials(api)  # processed normally
+    assert api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code == 204
+    log = api.requests_log(kind="graph")[1:]  # after the honest listing
+    assert len(log) == 4 and all(e["faults"] == ["elsewhere"] and "committed_status" not in e for e in log)
+
+
+def test_next_link_matching_count_and_skip(api):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    honest = first_page(api)["@odata.nextLink"]
+    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, "once", match={"method": "GET"}, skip=1,
+                               count=1)]})
+    links = [first_page(api)["@odata.nextLink"] for _attempt in range(3)]
+    assert links == [honest, moved(api, honest, ELSEWHERE), honest]
+    assert [e["faults"] for e in api.requests_log(kind="graph")] == [[], [], ["once"], []]
+
+
+def test_next_link_by_client_id_and_kind(api):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, match={"client_id": REPORTING, "kind": "graph"})]})
+    assert first_page(api)["@odata.nextLink"].startswith(api.base + "/")
+    reporting = api.graph("GET", DEVICES, token=api.token(REPORTING)).json()
+    assert reporting["@odata.nextLink"].startswith(ELSEWHERE + "/beta/")
+
+
+def test_next_link_on_users_and_methods(api):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, match={"path": "^/beta/users"})]})
+    assert first_page(api, "/users")["@odata.nextLink"].startswith(ELSEWHERE + "/beta/users?")
+    link = first_page(api, simlib.methods_path(simlib.MEGAN))["@odata.nextLink"]
+    assert link.startswith(f"{ELSEWHERE}/beta/users/{simlib.MEGAN}/authentication/hardwareOathMethods?")
+    assert first_page(api)["@odata.nextLink"].startswith(api.base + "/")  # the inventory is not matched
+
+
+def test_next_link_loses_to_an_earlier_status_rule(api):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    api.faults({"rules": [rule({"type": "status", "status": 503}, "s1", count=1),
+                          rule({"type": "next_link", "base": ELSEWHERE}, "n1")]})
+    assert api.graph("GET", DEVICES).status_code == 503
+    assert first_page(api)["@odata.nextLink"].startswith(ELSEWHERE + "/")
+    assert [e["faults"] for e in api.requests_log(kind="graph")] == [["s1"], ["n1"]]
+
+
+def test_next_link_with_a_bad_base_is_refused(api):
+    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, "good")]})
+    response = api.admin("POST", "faults", json={"rules": [rule({"type": "next_link", "base": "https://127.0.0.1:9/beta"})]})
+    assert response.status_code == 400 and "base" in response.json()["error"]
+    assert [r["name"] for r in api.admin("GET", "faults").json()["rules"]] == ["good"]
+
+
+def test_reset_removes_the_next_link_rule(api):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    state = api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, "elsewhere")]})
+    assert state["rules"][0]["action"] == {"type": "next_link", "base": ELSEWHERE}
+    assert first_page(api)["@odata.nextLink"].startswith(ELSEWHERE + "/")
+    api.reset()
+    assert api.admin("GET", "faults").json()["rules"] == []
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    assert first_page(api)["@odata.nextLink"].startswith(api.base + "/beta/")
+    assert api.requests_log(kind="graph")[-1]["faults"] == []
+
+
+def test_delete_faults_removes_the_next_link_rule(api):
+    assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
+    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE})]})
+    assert api.admin("DELETE", "faults").status_code == 200
+    assert first_page(api)["@odata.nextLink"].startswith(api.base + "/beta/")
 
 
 # ------------------------------------------------------------------ quotas

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.tokenops.entra.plugins.module_utils._auth import (
     AUTH_METHODS, CLOUDS, TOKEN_REFRESH_MARGIN, Credential, MsalHttpClient, TokenCacheFile, TokenProvider,
     graph_argument_spec, load_certificate, resolve_credential)
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphAuthError
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphAuthError, GraphError
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT = "0e5d7a1c-7b8f-4b35-a0a4-1d2b8c1e9f10"
@@ -108,14 +108,14 @@ def test_graph_argument_spec_env_applies_only_to_unset_options(monkeypatch):
     for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
                  "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant")
+    monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant.onmicrosoft.com")
     monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
     monkeypatch.setenv("AZURE_CLIENT_SECRET", "env-secret-value")
     monkeypatch.setenv("AZURE_AUTHORITY_HOST", "login.example.test")
     result = ArgumentSpecValidator(graph_argument_spec()).validate({"client_id": "task-client"})
     assert result.error_messages == []
     validated = result.validated_parameters
-    assert validated["tenant_id"] == "env-tenant"
+    assert validated["tenant_id"] == "env-tenant.onmicrosoft.com"
     assert validated["client_id"] == "task-client"
     assert validated["client_secret"] == "env-secret-value"
     assert validated["authority_host"] == "login.example.test"
@@ -123,7 +123,7 @@ def test_graph_argument_spec_env_applies_only_to_unset_options(monkeypatch):
     assert "env-secret-value" in result._no_log_values  # pylint: disable=protected-access
     credential = resolve_credential(validated, environ={})
     assert (credential.method, credential.tenant_id, credential.client_id, credential.secret,
-            credential.authority_host) == ("client_secret", "env-tenant", "task-client", "env-secret-value",
+            credential.authority_host) == ("client_secret", "env-tenant.onmicrosoft.com", "task-client", "env-secret-value",
                                            "https://login.example.test")
 
 
@@ -150,7 +150,9 @@ def test_auto_managed_identity_from_environment():
     credential = resolve_credential(params(), environ=dict(IDENTITY_ENV))
     assert credential == Credential(method="managed_identity", tenant_id=None, client_id=None,
                                     authority_host="https://login.microsoftonline.com",
-                                    graph_endpoint="https://graph.microsoft.com", scope=SCOPE)
+                                    graph_endpoint="https://graph.microsoft.com", scope=SCOPE,
+                                    managed_identity_origins=("http://localhost:42356", "http://169.254.169.254",
+                                                              "http://localhost:40342"))
     assert credential.describe() == "managed identity as the system-assigned identity"
     user_assigned = resolve_credential(params(client_id=CLIENT), environ=dict(IDENTITY_ENV))
     assert user_assigned.method == "managed_identity" and user_assigned.client_id == CLIENT
@@ -284,12 +286,110 @@ def test_cloud_none_means_public():
     ("login.microsoftonline.us/", "https://login.microsoftonline.us"),
     ("127.0.0.1:8444", "https://127.0.0.1:8444"),
     ("https://login.example.test", "https://login.example.test"),
-    ("http://127.0.0.1:8080//", "http://127.0.0.1:8080"),
+    ("HTTPS://Login.Example.TEST:443/", "https://login.example.test"),
+    ("https://[::1]:8443", "https://[::1]:8443"),
 ])
 def test_authority_host_without_scheme_gets_https(given, expected):
     credential = resolve_credential(params(authority_host=given, access_token=ACCESS_TOKEN), environ={})
     assert credential.authority_host == expected
     assert credential.scope == SCOPE
+
+
+@pytest.mark.parametrize("given", ["graph.microsoft.com", "graph.microsoft.com/", "https://graph.microsoft.com:443"])
+def test_graph_endpoint_without_scheme_gets_https(given):
+    credential = resolve_credential(params(graph_endpoint=given, access_token=ACCESS_TOKEN), environ={})
+    assert credential.graph_endpoint == "https://graph.microsoft.com"
+
+
+@pytest.mark.parametrize("option", ["graph_endpoint", "authority_host"])
+@pytest.mark.parametrize("given, problem", [
+    ("http://127.0.0.1:8080", "must use https://"),
+    ("HTTP://graph.microsoft.com", "must use https://"),
+    ("ftp://graph.microsoft.com", "must use https://"),
+    ("https://graph.microsoft.com/beta", "without a path"),
+    ("https://graph.microsoft.com/../evil", "without a path"),
+    ("https://graph.microsoft.com?x=1", "without a path, query"),
+    ("https://graph.microsoft.com#frag", "without a path, query or fragment"),
+    ("https://graph.microsoft.com?", "without a path, query"),
+    ("https://user:pw@graph.microsoft.com", "with no user name"),
+    ("https://graph.microsoft.com@evil.example", "with no user name"),
+    ("https://", "must name a host"),
+    ("https://bad_host!", "must name a host"),
+    ("https://graph.microsoft.com:http", "is not a valid URL"),
+    ("https://graph.microsoft.com:99999", "is not a valid URL"),
+    ("https://graph.microsoft.com\\@evil.example", "a backslash"),
+    ("https://graph.microsoft.com%2f..%2fevil", "percent sign"),
+    ("https://graph.microsoft.com\nHost: evil", "control character"),
+    ("https://graph .microsoft.com", "whitespace"),
+])
+def test_endpoints_refused_before_any_request(option, given, problem):
+    with pytest.raises(GraphError) as info:
+        resolve_credential(params(access_token=ACCESS_TOKEN, **{option: given}), environ={})
+    assert info.value.message.startswith(f"{option} ")
+    assert problem in info.value.message
+    assert ACCESS_TOKEN not in info.value.message
+    assert "pw@" not in info.value.message
+
+
+def test_an_endpoint_password_is_never_shown():
+    with pytest.raises(GraphError) as info:
+        resolve_credential(params(access_token=ACCESS_TOKEN, graph_endpoint="https://admin:s3cr3t@graph.example"),
+                           environ={})
+    assert "s3cr3t" not in info.value.message and "admin" not in info.value.message
+    assert info.value.message.startswith("graph_endpoint 'https://***@graph.example' must name a host")
+
+
+def test_validate_certs_false_does_not_allow_http():
+    with pytest.raises(GraphError, match="must use https://.*validate_certs=false does not change that"):
+        resolve_credential(params(access_token=ACCESS_TOKEN, validate_certs=False,
+                                  graph_endpoint="http://graph.microsoft.com"), environ={})
+
+
+@pytest.mark.parametrize("tenant", [TENANT, TENANT.upper(), "contoso.onmicrosoft.com", "Contoso.COM",
+                                    "sub.xn--bcher-kva.example"])
+def test_tenant_id_guid_or_domain(tenant):
+    credential = resolve_credential(params(tenant_id=tenant, client_id=CLIENT, client_secret=SECRET), environ={})
+    assert credential.tenant_id == tenant
+
+
+@pytest.mark.parametrize("tenant", ["../common", "contoso.com/v2.0", "contoso.com?x=1", "contoso", "common",
+                                    "72f988bf-86f1-41af-91ab", "contoso.com\n", "con toso.com", "-bad.example",
+                                    "contoso.123", "a" * 300 + ".com", "contoso.com%2f"])
+@pytest.mark.parametrize("method, credential", [("client_secret", {"client_secret": SECRET}),
+                                                ("certificate", {"client_certificate_path": "/etc/app.pem"}),
+                                                ("federated", {"federated_token_file": "/var/run/token"})])
+def test_tenant_id_refused_before_any_request(tenant, method, credential):
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(params(tenant_id=tenant, client_id=CLIENT, **credential), environ={})
+    assert info.value.message.startswith("tenant_id ")
+    assert "is neither a tenant id (a GUID" in info.value.message
+    assert len(info.value.message) < 400
+
+
+def test_tenant_id_not_checked_where_it_is_not_used():
+    assert resolve_credential(params(tenant_id="not a tenant", access_token=ACCESS_TOKEN), environ={}).method == "access_token"
+    assert resolve_credential(params(tenant_id="not a tenant", auth_method="managed_identity"),
+                              environ={}).method == "managed_identity"
+
+
+@pytest.mark.parametrize("environ, origins", [
+    ({}, ("http://169.254.169.254", "http://localhost:40342")),
+    ({"IDENTITY_ENDPOINT": "https://10.0.0.5:8081/msi/token"},
+     ("https://10.0.0.5:8081", "http://169.254.169.254", "http://localhost:40342")),
+    ({"IDENTITY_ENDPOINT": "http://127.0.0.1:41056/msi/token"},
+     ("http://127.0.0.1:41056", "http://169.254.169.254", "http://localhost:40342")),
+    ({"MSI_ENDPOINT": "http://[::1]:50342/oauth2/token"},
+     ("http://[::1]:50342", "http://169.254.169.254", "http://localhost:40342")),
+    # Plain HTTP to another machine is never an endpoint the identity header goes to.
+    ({"IDENTITY_ENDPOINT": "http://10.0.0.5/msi/token"}, ("http://169.254.169.254", "http://localhost:40342")),
+    ({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://10.0.0.9"}, ("http://169.254.169.254", "http://localhost:40342")),
+    ({"IDENTITY_ENDPOINT": "not a url"}, ("http://169.254.169.254", "http://localhost:40342")),
+])
+def test_managed_identity_origins(environ, origins):
+    credential = resolve_credential(params(auth_method="managed_identity"), environ=environ)
+    assert credential.managed_identity_origins == origins
+    assert resolve_credential(params(client_id=CLIENT, client_secret=SECRET, tenant_id=TENANT),
+                              environ=environ).managed_identity_origins == ()
 
 
 # ---------------------------------------------------------------------------------------------------- certificates
@@ -430,11 +530,66 @@ def test_token_cache_file_save_creates_a_private_file(tmp_path):
 def test_token_cache_file_save_keeps_0600_when_replacing(tmp_path):
     path = tmp_path / "tokens.json"
     path.write_text("{}", encoding="utf-8")
-    path.chmod(0o644)
+    path.chmod(0o600)
     cache = TokenCacheFile(str(path))
     _add_token(cache.cache)
     cache.save()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["tokens.json"]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o606, 0o666, 0o620, 0o602, 0o610])
+def test_token_cache_file_open_to_others_is_refused_and_left_alone(tmp_path, mode):
+    path = tmp_path / "tokens.json"
+    cache = TokenCacheFile(str(path))
+    _add_token(cache.cache)
+    cache.save()
+    content = path.read_bytes()
+    path.chmod(mode)
+    with pytest.raises(GraphAuthError) as info:
+        TokenCacheFile(str(path))
+    assert info.value.message == (
+        f"token_cache_path {path} has mode {mode:04o}: other users can read or change it, and it holds access tokens "
+        f"to the tenant. Delete it (its tokens may have been read; they expire within about 90 minutes) or make it "
+        f"private (chmod 600 {path}), then run again.")
+    assert "at-1" not in info.value.message
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # refused, not silently tightened
+    assert path.read_bytes() == content
+
+
+def test_token_cache_file_of_another_user_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "tokens.json"
+    path.write_text("{}", encoding="utf-8")
+    path.chmod(0o600)
+    owner = path.stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    with pytest.raises(GraphAuthError) as info:
+        TokenCacheFile(str(path))
+    assert info.value.message.startswith(f"token_cache_path {path} belongs to user id {owner}, not to the user running "
+                                         f"the module (user id {owner + 1})")
+
+
+def test_token_cache_file_directories_are_created_private_whatever_the_umask(tmp_path):
+    path = tmp_path / "a" / "b" / "tokens.json"
+    cache = TokenCacheFile(str(path))
+    _add_token(cache.cache)
+    previous = os.umask(0)
+    try:
+        cache.save()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_token_cache_file_unwritable_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    cache = TokenCacheFile(str(blocker / "tokens.json"))
+    _add_token(cache.cache)
+    with pytest.raises(GraphAuthError, match="^Cannot write token_cache_path "):
+        cache.save()
 
 
 def test_token_cache_file_save_without_changes_writes_nothing(tmp_path):
@@ -498,6 +653,7 @@ def test_token_cache_file_drop(tmp_path):
 def test_token_cache_file_unreadable_starts_afresh(tmp_path, content):
     path = tmp_path / "tokens.json"
     path.write_text(content, encoding="utf-8")
+    path.chmod(0o600)
     cache = TokenCacheFile(str(path))
     assert cache.cached_token(CLIENT, TENANT, SCOPE) is None
     _add_token(cache.cache)
@@ -603,6 +759,17 @@ def test_token_provider_uses_and_drops_the_cache_file(tmp_path):
     assert second.token(force_refresh=True) == "at-2"
     assert len(platform.grants) == 2
     assert TokenCacheFile(path).cached_token(CLIENT, TENANT, SCOPE)[0] == "at-2"
+
+
+def test_token_provider_refuses_a_cache_open_to_others_before_any_request(tmp_path):
+    path = tmp_path / "tokens.json"
+    platform = FakeIdentityPlatform()
+    assert TokenProvider(_secret_credential(), Recorder(platform), str(path)).token() == "at-1"
+    path.chmod(0o644)
+    send = Recorder(platform)
+    with pytest.raises(GraphAuthError, match="has mode 0644"):
+        TokenProvider(_secret_credential(), send, str(path)).token()
+    assert send.calls == []
 
 
 def test_token_provider_sign_in_failure():

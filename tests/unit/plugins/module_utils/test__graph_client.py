@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils import _graph_client
+from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import Destinations
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import (
     GraphError, GraphTransportError, WriteOutcomeUnknown)
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import (
@@ -23,7 +24,9 @@ from ansible_collections.tokenops.entra.plugins.module_utils._graph_client impor
     tls_context)
 
 GRAPH = "https://graph.microsoft.com"
+AUTHORITY = "https://login.microsoftonline.com"
 URL = GRAPH + "/beta/directory/authenticationMethodDevices/hardwareOathDevices"
+DESTINATIONS = Destinations(GRAPH, AUTHORITY)
 
 
 class Server:
@@ -57,7 +60,7 @@ def make_transport(server: Server, monkeypatch, *, max_retries=3, max_retry_wait
 
     with monkeypatch.context() as patch:
         patch.setattr(_graph_client.httpx, "Client", client)
-        transport = Transport(verify=True, timeout=5.0, max_retries=max_retries, max_retry_wait=max_retry_wait,
+        transport = Transport(destinations=DESTINATIONS, verify=True, timeout=5.0, max_retries=max_retries, max_retry_wait=max_retry_wait,
                               sleep=(sleeps if sleeps is not None else []).append,
                               log=(logs if logs is not None else []).append)
     return transport

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
-    ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource, Desired, PlanError,
+    ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CODE_LEAD_STEPS, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource, Desired, PlanError,
     TokenView, UserView, assignment_state, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment,
     totp_code)
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE as OTHER, AMY as THIS, DEVICE_ID, SERIAL
@@ -565,9 +565,18 @@ def test_code_source_without_code_or_secret():
     assert codes.used == []
 
 
+def test_code_source_computes_the_code_of_the_next_step():
+    """The code the token shows now may have just been accepted (its holder, another run): never send it."""
+    assert CODE_LEAD_STEPS == 1
+    token = make_token("available", "none")
+    assert CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: 59.0).next_code(token) == totp_code(RFC_SHA1_SECRET, 2)
+    assert CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: 59.0).next_code(token) != totp_code(RFC_SHA1_SECRET, 1)
+    assert CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: 29.0).next_code(token) == "287082"  # RFC 6238, T=59
+
+
 def test_code_source_computed_codes_use_strictly_later_steps_when_the_clock_stands_still():
     redacted = []
-    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: 59.0, redact=redacted.append)
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: 29.0, redact=redacted.append)
     token = make_token("available", "none")
     got = [codes.next_code(token) for _i in range(4)]
     assert got == [totp_code(RFC_SHA1_SECRET, step) for step in (1, 2, 3, 4)]
@@ -576,10 +585,12 @@ def test_code_source_computed_codes_use_strictly_later_steps_when_the_clock_stan
     assert redacted == got
     assert codes.used == ["computed"] * 4
     assert codes.available is True
+    assert codes.computes is True
 
 
 def test_code_source_follows_the_clock_and_never_goes_back():
-    times = iter([1111111109.0, 1111111111.0, 1111111140.0, 59.0, 1234567890.0])
+    # RFC 6238's times, one step earlier: each code is for the step after the clock's
+    times = iter([1111111079.0, 1111111081.0, 1111111110.0, 29.0, 1234567860.0])
     redacted = []
     codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: next(times), redact=redacted.append)
     token = make_token("available", "none")
@@ -593,10 +604,15 @@ def test_code_source_follows_the_clock_and_never_goes_back():
 def test_code_source_uses_the_tokens_hash_and_interval():
     token = make_token("available", "none", hash_function="hmacsha256", time_interval=60)
     codes = CodeSource(secret_b32=RFC_SHA256_SECRET, clock=lambda: 1234567890.0)
-    assert codes.next_code(token) == totp_code(RFC_SHA256_SECRET, 1234567890 // 60, "hmacsha256")
+    assert codes.next_code(token) == totp_code(RFC_SHA256_SECRET, 1234567890 // 60 + 1, "hmacsha256")
     token = make_token("available", "none", hash_function="hmacsha256")
-    codes = CodeSource(secret_b32=RFC_SHA256_SECRET, clock=lambda: 59.0)
+    codes = CodeSource(secret_b32=RFC_SHA256_SECRET, clock=lambda: 29.0)
     assert codes.next_code(token) == "119246"  # RFC 6238, SHA-256, T=59
+
+
+def test_code_source_given_code_is_not_computed():
+    assert CodeSource(verification_code="012345").computes is False
+    assert CodeSource().computes is False
 
 
 def test_code_source_redacts_the_given_code_nowhere_else():

@@ -13,9 +13,10 @@ from ansible_collections.tokenops.entra.plugins.module_utils._errors import Grap
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
     ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource, Desired, PlanError, TokenView,
     UserView, plan_assignment, totp_code)
+from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import Destinations
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import USER_AGENT, GraphClient, Transport
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
-    DEVICES, HardwareOathApi, execute, execute_token_plan, took_effect)
+    DEVICES, HardwareOathApi, execute, execute_token_plan, refuses_the_code, took_effect)
 from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TokenSpec, inventory_filters, plan_token
 from ansible_collections.tokenops.entra.plugins.module_utils._policy import POLICY_PATH, PolicySpec, plan_policy
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
@@ -30,11 +31,13 @@ def token(status="available", holder: UserView | None = None, display_name: str 
 
 # ---------------------------------------------------------------------------------------------------- execute
 class FakeApi:
-    """Records writes and re-reads. ``lost``: numbers (0-based) of the writes whose answer is lost."""
+    """Records writes and re-reads. ``lost``: numbers (0-based) of the writes whose answer is lost; ``failures``:
+    write number -> the GraphError it fails with."""
 
-    def __init__(self, lost=(), rereads=()):
+    def __init__(self, lost=(), rereads=(), failures=None):
         self.lost = set(lost)
         self.rereads = list(rereads)
+        self.failures = dict(failures or {})
         self.calls: list[tuple] = []
 
     @property
@@ -46,6 +49,8 @@ class FakeApi:
         self.calls.append(("write", action.kind, action.user_id, token_view, user, code, display_name, by_serial, me))
         if number in self.lost:
             raise WriteOutcomeUnknown(f"POST /x: the connection failed after the request was sent (write {number})")
+        if number in self.failures:
+            raise self.failures[number]
 
     def reread(self, token_view, me=False):
         self.calls.append(("reread", token_view.id, me))
@@ -53,7 +58,8 @@ class FakeApi:
 
 
 def secret_codes(redacted=None):
-    return CodeSource(secret_b32=SECRET, clock=lambda: 59.0, redact=(redacted if redacted is not None else []).append)
+    """Codes computed at T=29 (step 0): the first is for step 1 (CODE_LEAD_STEPS), RFC 6238's T=59 code."""
+    return CodeSource(secret_b32=SECRET, clock=lambda: 29.0, redact=(redacted if redacted is not None else []).append)
 
 
 def run(api, current, desired, codes, *, by_serial=True, me=False, user=AMY):
@@ -187,6 +193,94 @@ def test_execute_lost_unassign_not_done_is_resent_then_the_plan_goes_on():
     assert kinds(api) == [("write", UNASSIGN), ("reread",), ("write", UNASSIGN), ("write", ASSIGN_AND_ACTIVATE)]
     assert api.calls[2][2] == ADELE.id and api.calls[2][5] is None
     assert api.calls[3][5] == "287082"  # the first code used, for the first code action
+
+
+def refused(status=400, code="invalidVerificationCode", message="Invalid verification code."):
+    return GraphError(f"assign and activate token {SERIAL} for {AMY.user_principal_name}: Graph answered {status} {code}",
+                      status=status, code=code, graph_message=message)
+
+
+def test_execute_a_refused_computed_code_is_followed_by_the_code_of_a_later_step():
+    """The step was used a moment ago (the previous holder, another run): the next step's code is accepted."""
+    api = FakeApi(failures={1: refused()})
+    redacted: list[str] = []
+    _result, logs = run(api, token("activated", ADELE), Desired(reassign=True), secret_codes(redacted))
+    assert kinds(api) == [("write", UNASSIGN), ("write", ASSIGN_AND_ACTIVATE), ("write", ASSIGN_AND_ACTIVATE)]
+    assert [api.calls[1][5], api.calls[2][5]] == [totp_code(SECRET, 1), totp_code(SECRET, 2)]
+    assert redacted == [totp_code(SECRET, 1), totp_code(SECRET, 2)]
+    assert logs == [f"assign and activate token {SERIAL} for {AMY.user_principal_name}: Graph answered 400 "
+                    "invalidVerificationCode; the code's time step may have been used already: trying the code of a "
+                    "later step (2/3)"]
+
+
+def test_execute_refused_computed_codes_give_up_after_three_and_say_who_lost_the_token():
+    api = FakeApi(failures={1: refused(), 2: refused(), 3: refused()})
+    with pytest.raises(GraphError) as info:
+        run(api, token("activated", ADELE), Desired(reassign=True), secret_codes())
+    assert len(api.writes) == 4
+    assert len({c[5] for c in api.writes[1:]}) == 3  # three different codes, never one twice
+    assert info.value.message == (
+        f"assign and activate token {SERIAL} for {AMY.user_principal_name}: Graph answered 400 invalidVerificationCode. "
+        f"Already done for token {SERIAL}: unassigned it from {ADELE.display_name} ({ADELE.id}). Not done: assign and "
+        f"activate for {AMY.user_principal_name} ({AMY.id}). {ADELE.display_name} ({ADELE.id}) no longer holds token "
+        f"{SERIAL}: to give it back, run tokenops.entra.hardware_oath_assignment with user={ADELE.id} and "
+        f"serial_number={SERIAL} (it must be activated again). Run the task again to finish for "
+        f"{AMY.user_principal_name}.")
+    assert info.value.changed is True
+    assert info.value.result == {
+        "actions": [{"action": UNASSIGN, "user_id": ADELE.id,
+                     "reason": f"token {SERIAL} is assigned to {ADELE.display_name} ({ADELE.id}); reassign=true"}],
+        "pending_actions": [{"action": ASSIGN_AND_ACTIVATE, "user_id": AMY.id, "reason": f"token {SERIAL} is available"}]}
+
+
+@pytest.mark.parametrize("error", [refused(403, "accessDenied", "Request Authorization failed"),
+                                   refused(429, "TooManyRequests", "Please retry again later."),
+                                   refused(409, "conflict", "already assigned to another user"),
+                                   refused(400, "badRequest", "The user already has the maximum of 5 hardware OATH "
+                                                              "tokens.")])
+def test_execute_other_refusals_are_not_retried_and_a_throttled_handover_says_who_lost_the_token(error):
+    api = FakeApi(failures={1: error})
+    with pytest.raises(GraphError) as info:
+        run(api, token("activated", ADELE), Desired(reassign=True), secret_codes())
+    assert len(api.writes) == 2
+    assert info.value.status == error.status
+    assert info.value.changed is True
+    assert f"{ADELE.display_name} ({ADELE.id}) no longer holds token {SERIAL}" in info.value.message
+    assert info.value.to_result()["changed"] is True
+
+
+@pytest.mark.parametrize("code, message, expected", [
+    ("invalidVerificationCode", "Invalid verification code.", True),
+    ("badRequest", "The verification code was already used.", True),
+    ("badRequest", "Invalid OTP.", True),
+    ("InvalidCode", None, True),
+    ("badRequest", "The user already has the maximum of 5 hardware OATH tokens.", False),
+    ("badRequest", "Hardware OATH tokens can't be assigned to guest users.", False),
+    (None, None, False),
+])
+def test_refuses_the_code(code, message, expected):
+    assert refuses_the_code(GraphError("x", status=400, code=code, graph_message=message)) is expected
+    assert refuses_the_code(GraphError("x", status=403, code=code, graph_message=message)) is False
+
+
+def test_execute_a_refused_given_code_is_not_retried():
+    api = FakeApi(failures={0: refused()})
+    with pytest.raises(GraphError) as info:
+        run(api, token(), Desired(), CodeSource(verification_code="012345"))
+    assert len(api.writes) == 1
+    assert info.value.changed is False  # nothing took effect
+    assert info.value.result == {}
+    assert "Already done" not in info.value.message
+
+
+def test_execute_a_failed_first_action_changed_nothing():
+    api = FakeApi(failures={0: refused(429, "TooManyRequests", "Please retry again later.")})
+    with pytest.raises(GraphError) as info:
+        run(api, token("activated", ADELE), Desired(reassign=True), secret_codes())
+    assert len(api.writes) == 1
+    assert info.value.changed is False
+    assert info.value.to_result() == {"graph_error": {"status": 429, "code": "TooManyRequests",
+                                                      "message": "Please retry again later."}}
 
 
 def test_execute_lost_unassign_done_goes_on():
@@ -567,10 +661,11 @@ class FakeInventoryApi:
     """Records the inventory writes and reads of execute_token_plan. ``lost``: numbers (0-based) of the writes whose
     answer is lost; ``reads``: the answers of find_token / token_exists / token_by_id, in order."""
 
-    def __init__(self, lost=(), reads=(), creates=()):
+    def __init__(self, lost=(), reads=(), creates=(), failures=None):
         self.lost = set(lost)
         self.reads = list(reads)
         self.creates = list(creates)
+        self.failures = dict(failures or {})
         self.calls: list[tuple] = []
         self.writes = 0
 
@@ -579,6 +674,8 @@ class FakeInventoryApi:
         self.writes += 1
         if self.writes - 1 in self.lost:
             raise WriteOutcomeUnknown(f"{call[0]}: the connection failed after the request was sent")
+        if self.writes - 1 in self.failures:
+            raise self.failures[self.writes - 1]
 
     def create_token(self, body):
         self._written(("create", body))
@@ -651,7 +748,13 @@ def test_execute_token_plan_create_that_graph_did_not_assign():
     assert info.value.message == (
         f"token {SERIAL} was created but Graph did not assign it to user {AMY.id}: it ignores assignTo when the caller "
         "lacks UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; grant the permission "
-        "and run again, or assign it with tokenops.entra.hardware_oath_assignment.")
+        f"and run again, or assign it with tokenops.entra.hardware_oath_assignment. Already done for token {SERIAL}: "
+        "created it. Fix the cause and run the task again to finish.")
+    assert info.value.changed is True
+    assert info.value.to_result() == {"changed": True, "pending_actions": [], "actions": [
+        {"action": "create", "user_id": AMY.id, "reason": f"token {SERIAL} is not in the inventory",
+         "changes": ["secret_key", "manufacturer", "model", "time_interval", "hash_function", "display_name",
+                     "assigned_to"]}]}
     assert len(api.calls) == 1
 
 
@@ -672,6 +775,32 @@ def test_execute_token_plan_reassign_with_force():
     api = FakeInventoryApi()
     run_plan(api, inv("activated", ADELE), TokenSpec(serial_number=SERIAL, assigned_to=AMY, force_unassign=True))
     assert [c[:2] for c in api.calls] == [(UNASSIGN, ADELE.id), (ASSIGN, AMY.id)]
+
+
+def test_execute_token_plan_failure_after_the_unassign_says_who_lost_the_token():
+    api = FakeInventoryApi(failures={1: GraphError(f"Updating token {SERIAL}: Graph answered 503", status=503)})
+    spec = TokenSpec(serial_number=SERIAL, time_interval=60, force_unassign=True)
+    with pytest.raises(GraphError) as info:
+        run_plan(api, inv("activated", ADELE), spec)
+    assert [c[0] for c in api.calls] == [UNASSIGN, "update"]
+    assert info.value.message == (
+        f"Updating token {SERIAL}: Graph answered 503. Already done for token {SERIAL}: unassigned it from "
+        f"{ADELE.display_name} ({ADELE.id}). Not done: update; assign for {ADELE.display_name} ({ADELE.id}). "
+        f"{ADELE.display_name} ({ADELE.id}) no longer holds token {SERIAL}: to give it back, run "
+        f"tokenops.entra.hardware_oath_assignment with user={ADELE.id} and serial_number={SERIAL} (it must be activated "
+        "again). Fix the cause and run the task again to finish.")
+    assert info.value.changed is True
+    assert [a["action"] for a in info.value.result["actions"]] == [UNASSIGN]
+    assert [a["action"] for a in info.value.result["pending_actions"]] == ["update", ASSIGN]
+
+
+def test_execute_token_plan_failed_give_back_names_the_updated_fields():
+    api = FakeInventoryApi(failures={2: GraphError("Assigning: Graph answered 429", status=429)})
+    with pytest.raises(GraphError) as info:
+        run_plan(api, inv("activated", ADELE), TokenSpec(serial_number=SERIAL, model="X2", force_unassign=True))
+    assert f"Already done for token {SERIAL}: unassigned it from {ADELE.display_name} ({ADELE.id}); updated model. " \
+           f"Not done: assign for {ADELE.display_name} ({ADELE.id})" in info.value.message
+    assert "no longer holds" in info.value.message
 
 
 def test_execute_token_plan_delete():
@@ -701,7 +830,11 @@ def test_execute_token_plan_rotate_whose_recreation_fails_says_how_to_create_it_
     assert info.value.message == (
         f"Creating token: Graph answered 503. token {SERIAL} was deleted to rotate its secret and is not in the "
         "inventory now: run the task again without rotate, with manufacturer='Contoso', model='OATH-TOTP', "
-        "time_interval=60, hash_function='hmacsha256', display_name='Front desk', to create it")
+        f"time_interval=60, hash_function='hmacsha256', display_name='Front desk', to create it. Already done for token "
+        f"{SERIAL}: deleted it. Not done: create. Fix the cause and run the task again to finish.")
+    assert info.value.changed is True
+    assert [a["action"] for a in info.value.result["actions"]] == ["delete"]
+    assert [a["action"] for a in info.value.result["pending_actions"]] == ["create"]
     assert [c[0] for c in api.calls] == ["delete", "create"]
 
 
@@ -822,7 +955,8 @@ class Graph:
 
 
 def graph_api(graph: Graph) -> HardwareOathApi:
-    transport = Transport(verify=True, timeout=5.0, max_retries=2, max_retry_wait=1.0, sleep=lambda seconds: None)
+    transport = Transport(destinations=Destinations(GRAPH, "https://login.microsoftonline.com"), verify=True,
+                          timeout=5.0, max_retries=2, max_retry_wait=1.0, sleep=lambda seconds: None)
     transport.client.close()
     transport.client = httpx.Client(transport=httpx.MockTransport(graph), headers={"User-Agent": USER_AGENT})
     return HardwareOathApi(GraphClient(transport, GRAPH, lambda force: "t"))

@@ -8,8 +8,10 @@ import copy
 
 import pytest
 
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._policy import (
-    ALL_USERS, POLICY_PATH, POLICY_TYPE, PolicyPlan, PolicySpec, normalize_targets, plan_policy, policy_result, reached)
+    ALL_USERS, POLICY_PATH, POLICY_TYPE, PolicyPlan, PolicySpec, check_no_overlap, normalize_targets, plan_policy,
+    policy_result, reached)
 
 G1 = "11111111-1111-4111-8111-111111111111"
 G2 = "2222aaaa-2222-4222-8222-22222222bbbb"
@@ -227,3 +229,38 @@ def test_reached_ignores_order_and_case():
 def test_not_reached_when_anything_differs(fresh):
     plan = plan_policy(CONFIG, PolicySpec(state="enabled", include_targets=(G3, G1), exclude_targets=(G2,)))
     assert reached(fresh, plan) is False
+
+
+# ---------------------------------------------------------------------------------------------------- include and exclude
+def test_a_group_included_and_excluded_by_the_task_is_refused():
+    with pytest.raises(GraphError) as info:
+        check_no_overlap((G1, G2), (G3, G1), given_both=True)
+    assert info.value.message == (
+        f"Group {G1} would be both included in and excluded from the hardwareOath policy (in include_targets and in "
+        "exclude_targets); a group excluded is excluded even when included. Remove it from one of the lists (give both "
+        "include_targets and exclude_targets to set both). Nothing was changed.")
+    check_no_overlap((ALL_USERS,), (G1,), given_both=True)  # everyone but a group is fine
+
+
+def test_plan_refuses_excluding_a_group_the_tenant_includes():
+    with pytest.raises(GraphError) as info:
+        plan_policy(config(), PolicySpec(exclude_targets=(G2,)))
+    assert f"Group {G2} would be both included in and excluded from" in info.value.message
+    assert "in the task's targets and, for the other list, in the tenant's current policy" in info.value.message
+
+
+def test_plan_refuses_both_lists_overlapping():
+    with pytest.raises(GraphError, match=f"Groups {G1}, {G3} would be both"):
+        plan_policy(config(), PolicySpec(include_targets=(G1, G3), exclude_targets=(G3, G1)))
+
+
+def test_plan_leaves_an_overlap_made_elsewhere_alone_when_only_the_state_changes():
+    overlapping = config(excludeTargets=[{"targetType": "group", "id": G1}])
+    plan = plan_policy(overlapping, PolicySpec(state="enabled"))
+    assert plan.patch == {"@odata.type": POLICY_TYPE, "state": "enabled"}
+
+
+def test_plan_may_end_an_overlap_made_elsewhere():
+    overlapping = config(excludeTargets=[{"targetType": "group", "id": G1}])
+    plan = plan_policy(overlapping, PolicySpec(exclude_targets=()))
+    assert plan.patch == {"@odata.type": POLICY_TYPE, "excludeTargets": []}

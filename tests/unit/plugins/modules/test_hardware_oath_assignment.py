@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, totp_code
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
@@ -30,6 +31,7 @@ class FakeModule:
         self.client = object()
 
     result = GraphModule.result  # the real one: it reads only _diff
+    check_text = GraphModule.check_text  # the real one: it reads only params and calls fail_json
 
     def log(self, message):
         self.logs.append(message)
@@ -130,8 +132,9 @@ def test_run_assigns_and_activates(api, monkeypatch):
     monkeypatch.setattr(module_under_test, "CodeSource", lambda **kw: real_code_source(clock=lambda: 59.0, **kw))
     module = FakeModule(secret_key=SECRET, display_name="Amy Masters Token", diff=True)
     result = module_under_test.run(module)
-    assert fake.writes == [("assign_and_activate", AMY.id, totp_code(SECRET, 1), "Amy Masters Token", True, False)]
-    assert totp_code(SECRET, 1) in module.no_log_values
+    # T=59 is step 1; the code is for the step after it
+    assert fake.writes == [("assign_and_activate", AMY.id, totp_code(SECRET, 2), "Amy Masters Token", True, False)]
+    assert totp_code(SECRET, 2) in module.no_log_values
     assert result["changed"] is True
     assert result["actions"] == [{"action": "assign_and_activate", "user_id": AMY.id,
                                   "reason": f"token {SERIAL} is available"}]
@@ -186,3 +189,33 @@ def test_run_absent_unassigns(api):
     assert fake.writes == [("unassign", AMY.id, None, None, True, False)]
     assert result["assignment"]["user_id"] is None and result["assignment"]["user_principal_name"] is None
     assert result["assignment"]["status"] == "available"
+
+
+# ---------------------------------------------------------------------------------------------------- text options
+@pytest.mark.parametrize("option, value, problem", [
+    ("serial_number", "TOTP\n123456", "holds control or bidirectional formatting characters (U+000A)"),
+    ("serial_number", "TOTP\x07", "holds control or bidirectional formatting characters (U+0007)"),
+    ("serial_number", "\x1b[2JTOTP", "holds control or bidirectional formatting characters (U+001B)"),
+    ("serial_number", "S" * 129, "is 129 characters long; at most 128 are allowed"),
+    ("display_name", "Amy\r\nX-Header: y", "holds control or bidirectional formatting characters (U+000A, U+000D)"),
+    ("display_name", "N" * 257, "is 257 characters long; at most 256 are allowed"),
+    ("user", "amy@contoso.com\n", "holds control or bidirectional formatting characters (U+000A)"),
+    ("device_id", "6f3e\x00", "holds control or bidirectional formatting characters (U+0000)"),
+])
+def test_run_refuses_bad_text_before_any_request(monkeypatch, option, value, problem):
+    def no_api(client):
+        raise AssertionError("no Graph client may be used")
+    monkeypatch.setattr(module_under_test, "HardwareOathApi", no_api)
+    with pytest.raises(Failed) as info:
+        module_under_test.run(FakeModule(secret_key=SECRET, **{option: value}))
+    assert info.value.args[0] == {"msg": f"{option} {shown(value)} {problem}. Nothing was changed."}
+
+
+def test_run_accepts_the_longest_text(monkeypatch):
+    class Api(FakeApi):
+        def token_by_serial(self, serial):
+            return token()
+    fake = Api(token())
+    monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client: fake)
+    module_under_test.run(FakeModule(secret_key=SECRET, serial_number="S" * 128, display_name="N" * 256))
+    assert len(fake.writes) == 1

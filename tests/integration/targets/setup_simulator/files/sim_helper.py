@@ -13,6 +13,9 @@
                                                 a well-formed code that the simulator accepts at no step of its
                                                 drift window (+-2880 steps) around now
     sim_helper.py hex SECRET                    the secret seed in hex (secret_format=hex)
+    sim_helper.py wait-step [--interval S] [--left N]
+                                                waits until at least N seconds of the current time step are left,
+                                                so that what follows happens within one step
 
 Every command prints JSON on stdout.
 """
@@ -115,6 +118,14 @@ def cmd_wrong(args: argparse.Namespace) -> dict:
     raise SystemExit("no wrong code found")
 
 
+def cmd_wait_step(args: argparse.Namespace) -> dict:
+    left = args.interval - time.time() % args.interval
+    if left < args.left:
+        time.sleep(left + 0.05)
+    now = time.time()
+    return {"step": int(now // args.interval), "left": round(args.interval - now % args.interval, 3)}
+
+
 def cmd_hex(args: argparse.Namespace) -> dict:
     secret = args.secret.upper()
     return {"hex": base64.b32decode(secret + "=" * (-len(secret) % 8)).hex()}
@@ -135,12 +146,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             sub.add_argument("--start", type=float)
             sub.add_argument("--end", type=float)
             sub.add_argument("--margin", type=int, default=2)
+    wait = commands.add_parser("wait-step")
+    wait.add_argument("--interval", type=int, default=30)
+    wait.add_argument("--left", type=float, default=15.0)
     return parser.parse_args(argv)
 
 
 def main() -> int:
     args = parse_args(sys.argv[1:])
-    handler = {"seed": cmd_seed, "codes": cmd_codes, "wrong": cmd_wrong, "hex": cmd_hex}[args.command]
+    handler = {"seed": cmd_seed, "codes": cmd_codes, "wrong": cmd_wrong, "hex": cmd_hex,
+               "wait-step": cmd_wait_step}[args.command]
     print(json.dumps(handler(args)))
     return 0
 
