@@ -87,9 +87,9 @@ options:
     description:
       - When the token is assigned to another user, unassign it from them and assign it to O(user). Without this,
         the task fails and names both users.
-      - If the assignment to O(user) fails after the unassignment, the token is held by nobody: the task fails with
-        C(changed=true), names the user who lost the token and the task that gives it back, and lists what was done
-        (RV(actions)) and what was not (RV(pending_actions)). Running it again finishes the handover.
+      - If the assignment to O(user) fails after the unassignment, the token is held by nobody. The task then fails
+        with C(changed=true), names the user who lost the token and the task that gives it back, and lists what was
+        done (RV(actions)) and what was not (RV(pending_actions)). Running it again finishes the handover.
     type: bool
     default: false
 notes:

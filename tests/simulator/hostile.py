@@ -27,11 +27,15 @@ import socket
 import ssl
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
 import trustme
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from entrasim.httpbase import RequestHandler, write_ready_file  # noqa: E402  pylint: disable=wrong-import-position
 
 CREDENTIAL_KEYS = frozenset({"client_secret", "client_assertion", "password"})
 # Query parameters whose values are replaced in the log (a client could put a credential in a URL).
@@ -121,10 +125,8 @@ class _Server(ThreadingHTTPServer):
         self.RequestHandlerClass(request, client_address, self)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(RequestHandler):
     server_version = "hostile/1.0"
-    sys_version = ""
     server: _Server
 
     def __getattr__(self, name: str) -> Callable[[], None]:
@@ -133,31 +135,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer
         raise AttributeError(name)
 
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (ConnectionError, ssl.SSLError, OSError, ValueError):
-            self.close_connection = True
-
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  pylint: disable=redefined-builtin
         pass
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _answer(self) -> None:
-        body = self._read_body()
+        body = self.read_body()
         raw_path, _sep, raw_query = self.path.partition("?")
         self.server.recorder.record({
             "time": _now_iso(), "scheme": self.server.scheme, "method": self.command, "path": raw_path,
@@ -251,10 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     info = server.start()
     try:
         if args.ready_file:
-            tmp = args.ready_file + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(info, handle, indent=2)
-            os.replace(tmp, args.ready_file)
+            write_ready_file(args.ready_file, info)
         print(f"hostile listening on {info['https_url']} and {info['http_url']} (pid {info['pid']})", file=sys.stderr)
         while not stopped.wait(0.5):
             pass

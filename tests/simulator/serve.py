@@ -9,7 +9,6 @@ serves until SIGTERM or SIGINT, then removes the ready file. See docs/simulator.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -21,6 +20,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from entrasim import faults as faultlib  # noqa: E402  pylint: disable=wrong-import-position
+from entrasim.httpbase import write_ready_file  # noqa: E402  pylint: disable=wrong-import-position
 from entrasim.server import Simulator  # noqa: E402  pylint: disable=wrong-import-position
 from entrasim.tenant import SeedError  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     info = simulator.info()
     if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(info, handle, indent=2)
-        os.replace(tmp, args.ready_file)
+        write_ready_file(args.ready_file, info)
     print(f"entrasim listening on {info['graph_url']} (tenant {info['tenant_id']}, pid {info['pid']})", file=sys.stderr)
     try:
         simulator.serve_forever()

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
@@ -25,6 +25,7 @@ import trustme
 from . import faults as faultlib, odata
 from .errors import GraphError, IdentityError, envelope, odata_bad_request
 from .graph import GraphApi, Request
+from .httpbase import RequestHandler
 from .identity import IdentityPlatform, Principal
 from .tenant import Tenant
 
@@ -496,38 +497,16 @@ class SimHTTPServer(ThreadingHTTPServer):
         self.RequestHandlerClass(tls, client_address, self)
 
 
-class SimHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class SimHandler(RequestHandler):
     server_version = "entrasim/1.0"
-    sys_version = ""
     server: SimHTTPServer
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (ConnectionError, ssl.SSLError, OSError, ValueError):
-            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  pylint: disable=redefined-builtin
         if self.server.simulator.verbose:
             super().log_message(format, *args)
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _dispatch(self) -> None:
-        body = self._read_body()
+        body = self.read_body()
         raw_path, _sep, raw_query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
         simulator = self.server.simulator
