@@ -377,7 +377,7 @@ def execute_token_plan(api: HardwareOathApi, plan: Plan, current: TokenView | No
     earlier ones took effect, the error says what was done."""
     created = None
     done: list[Action] = []
-    names = {current.assigned_to_id if current else None: current.assigned_to_name if current else None}
+    names = {current.assigned_to_id: current.assigned_to_name} if current else {}
     if spec.assigned_to:
         names[spec.assigned_to.id] = spec.assigned_to.user_principal_name
     try:
