@@ -69,10 +69,18 @@ options:
       - V(public) is login.microsoftonline.com and graph.microsoft.com; V(usgov) is login.microsoftonline.us and
         graph.microsoft.us; V(usgov_dod) is login.microsoftonline.us and dod-graph.microsoft.us; V(china) is
         login.chinacloudapi.cn and microsoftgraph.chinacloudapi.cn.
-      - Microsoft documents the hardware OATH APIs for the global (V(public)) cloud only.
+      - Microsoft documents the hardware OATH APIs for the global (V(public)) cloud only. With another cloud (or a
+        O(graph_endpoint) of another cloud's Graph) the task fails before any request, unless
+        O(allow_national_cloud=true).
     type: str
     default: public
     choices: [public, usgov, usgov_dod, china]
+  allow_national_cloud:
+    description:
+      - Run against a national cloud (O(cloud) other than V(public)) although Microsoft documents the hardware OATH
+        APIs for the global service only; the task warns. Set it only once Microsoft offers the APIs in your cloud.
+    type: bool
+    default: false
   authority_host:
     description:
       - Overrides the sign-in authority of O(cloud), for example C(https://login.microsoftonline.com). A host name

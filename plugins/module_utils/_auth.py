@@ -42,6 +42,11 @@ CLOUDS: dict[str, tuple[str, str]] = {
     "usgov_dod": ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
     "china": ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
 }
+# Every hardware OATH API page of Graph marks the national clouds (US Gov L4, US Gov L5 (DoD), China) unavailable.
+NATIONAL_CLOUD_MESSAGE = ("{what}: Microsoft documents the hardware OATH APIs of Microsoft Graph for the global service "
+                          "only (each API page marks US Government L4, L5 (DoD) and China (21Vianet) as not available), "
+                          "so the task stops before any request. If Microsoft has since made them available in your "
+                          "cloud, set allow_national_cloud=true.")
 AUTH_METHODS = ("auto", "access_token", "certificate", "federated", "client_secret", "managed_identity")
 TOKEN_REFRESH_MARGIN = 300  # seconds of validity a cached token must still have
 
@@ -59,6 +64,7 @@ def graph_argument_spec() -> dict[str, dict[str, t.Any]]:
         "federated_token_file": {"type": "path", "fallback": (env_fallback, ["AZURE_FEDERATED_TOKEN_FILE"])},
         "access_token": {"type": "str", "no_log": True},
         "cloud": {"type": "str", "default": "public", "choices": list(CLOUDS)},
+        "allow_national_cloud": {"type": "bool", "default": False},
         "authority_host": {"type": "str", "fallback": (env_fallback, ["AZURE_AUTHORITY_HOST"])},
         "graph_endpoint": {"type": "str"},
         "validate_certs": {"type": "bool", "default": True},
@@ -144,6 +150,17 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
                       certificate_password=params.get("client_certificate_password"),
                       federated_token_file=params.get("federated_token_file") if method == "federated" else None,
                       **common)
+
+
+def national_cloud(cloud: str | None, graph_endpoint: str) -> str | None:
+    """What makes this task use a national cloud (``cloud``, or a ``graph_endpoint`` of a national cloud's Graph), or
+    None for the global service."""
+    if cloud and cloud != "public":
+        return f"cloud={cloud}"
+    for name, (_authority, graph) in CLOUDS.items():
+        if name != "public" and graph_endpoint.lower() == graph:
+            return f"graph_endpoint={graph_endpoint} (the {name} cloud's Graph)"
+    return None
 
 
 def check_tenant_id(tenant_id: str) -> None:

@@ -20,7 +20,6 @@ class GraphError(Exception):
                  client_request_id: str | None = None, date: str | None = None,
                  details: list | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
         self.code = code
         self.graph_message = graph_message
@@ -31,10 +30,18 @@ class GraphError(Exception):
         self.changed = False
         self.result: dict[str, t.Any] = {}
 
+    @property
+    def message(self) -> str:
+        """The whole message (what ``str()`` gives too); it grows as callers add what they know."""
+        return t.cast(str, self.args[0])
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self.args = (value,)
+
     def with_context(self, context: str) -> "GraphError":
         """Prefix the message with what was being done (the token and user involved)."""
         self.message = f"{context}: {self.message}"
-        self.args = (self.message,)
         return self
 
     def to_result(self) -> dict[str, t.Any]:

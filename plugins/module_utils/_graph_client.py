@@ -203,21 +203,28 @@ class GraphClient:
 
     def paged(self, path: str, *, action: str, params: dict | None = None) -> t.Iterator[dict]:
         """Every item of a collection, following ``@odata.nextLink`` as given (never rebuilt)."""
-        body = self.get(path, action=action, params=params)
+        for items, _more in self.pages(self.get(path, action=action, params=params), action=action):
+            yield from items
+
+    def pages(self, body: t.Any, *, action: str) -> t.Iterator[tuple[list[dict], bool]]:
+        """Each page of a collection from its first page ``body``: ``(items, whether another page follows)``, the
+        next page read only when asked for."""
         while True:
-            yield from body.get("value", [])
-            next_link = body.get("@odata.nextLink")
+            next_link = body.get("@odata.nextLink") if isinstance(body, dict) else None
+            yield (body.get("value", []) if isinstance(body, dict) else []), bool(next_link)
             if not next_link:
                 return
             body = self.request("GET", "", action=action, absolute_url=next_link)
 
-    def get_many(self, requests: t.Sequence[tuple[str, dict | None]], *, action: str) -> list[t.Any]:
+    def get_many(self, requests: t.Sequence[tuple[str, dict | None]], *, action: str,
+                 follow_pages: bool = True) -> list[t.Any]:
         """GET each ``(path, params)`` through JSON batching, MAX_BATCH per round trip. Returns, in order, each
-        answer's body (a collection followed to its last page) or the GraphError it failed with. Items Graph
-        throttled or could not serve (429, 503, 504) are sent again, after their Retry-After."""
+        answer's body (a collection followed to its last page, or only its first with ``follow_pages=False``) or the
+        GraphError it failed with. Items Graph throttled or could not serve (429, 503, 504) are sent again, after
+        their Retry-After, for as long as each round gets some answered (``max_retries`` rounds without any)."""
         results: list[t.Any] = [None] * len(requests)
         pending = list(range(len(requests)))
-        attempt = 0
+        stalled = 0
         while pending:
             retry: list[int] = []
             retry_afters: list[str] = []
@@ -229,22 +236,24 @@ class GraphClient:
                 for number in numbers:
                     item = items.get(str(number), {"status": 500, "body": None})
                     status, headers = int(item.get("status", 500)), {k.lower(): v for k, v in (item.get("headers") or {}).items()}
-                    if status in RETRY_STATUSES and attempt < self.transport.max_retries:
+                    if status in RETRY_STATUSES and stalled < self.transport.max_retries:
                         retry.append(number)
                         if headers.get("retry-after") is not None:
                             retry_afters.append(headers["retry-after"])
                     elif 200 <= status < 300:
-                        results[number] = self._rest_of_pages(item.get("body"), action)
+                        results[number] = self._rest_of_pages(item.get("body"), action) if follow_pages else item.get("body")
                     else:
                         results[number] = graph_error(f"{action} ({requests[number][0]})", status, headers, item.get("body"))
+            # A round that got answers is progress (a rate limit lets some through): only rounds without count.
+            stalled = stalled + 1 if len(retry) == len(pending) else 0
             pending = retry
             if pending:
-                attempt += 1
                 # The longest Retry-After of the items sent again, so that none of them is sent too early.
                 now = time.time()
                 waits = [(parse_retry_after(value, now) or 0.0, value) for value in retry_afters]
                 retry_after = max(waits)[1] if waits else None
-                self.transport.pause(attempt, retry_after, f"{len(pending)} batched request(s) answered 429/503/504")
+                self.transport.pause(max(stalled, 1), retry_after,
+                                     f"{len(pending)} batched request(s) answered 429/503/504")
         return results
 
     def _rest_of_pages(self, body: t.Any, action: str) -> t.Any:

@@ -55,8 +55,13 @@ class TokenView:
 
     @classmethod
     def from_graph(cls, device: dict[str, t.Any]) -> "TokenView":
+        """A device object of Graph. One with a holder but status ``available`` (how Entra's documentation shows a
+        token created with ``assignTo``) is taken as ``assigned``: a holder means assigned."""
         assigned = device.get("assignedTo") or {}
-        return cls(id=device["id"], serial_number=device.get("serialNumber") or "", status=device.get("status") or "",
+        status = device.get("status") or ""
+        if status == "available" and assigned.get("id"):
+            status = "assigned"
+        return cls(id=device["id"], serial_number=device.get("serialNumber") or "", status=status,
                    assigned_to_id=(assigned.get("id") or "").lower() or None, assigned_to_name=assigned.get("displayName"),
                    display_name=device.get("displayName"), hash_function=device.get("hashFunction") or "hmacsha1",
                    time_interval=int(device.get("timeIntervalInSeconds") or 30), manufacturer=device.get("manufacturer"),

@@ -11,12 +11,13 @@ take effect is it sent again, with a fresh code (a code is never sent twice)."""
 
 from __future__ import annotations
 
+import time
 import typing as t
 
 from ._errors import GraphError, WriteOutcomeUnknown
-from ._graph_client import GraphClient, odata_string, segment
-from ._inventory import (CREATE, DELETE, MAX_FILTER_EXPRESSIONS, UPDATE, TokenSpec, chunks, create_body, recreation_spec,
-                         unique, update_body, users_filter)
+from ._graph_client import MAX_BATCH, GraphClient, segment
+from ._inventory import (CREATE, DELETE, MAX_FILTER_EXPRESSIONS, UPDATE, Lookup, TokenQuery, TokenSpec, chunks,
+                         create_body, plan_token, recreation_spec, unique, update_body, users_filter)
 from ._policy import POLICY_PATH, PolicyPlan, reached
 from ._hardware_oath import (ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CODE_ACTIONS, SET_DISPLAY_NAME, UNASSIGN, Action,
                              CodeSource, Plan, PlanError, TokenView, UserView)
@@ -24,6 +25,12 @@ from ._hardware_oath import (ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CODE_ACTIONS
 DEVICES = "/directory/authenticationMethodDevices/hardwareOathDevices"
 USER_SELECT = "id,userPrincipalName,displayName,userType"
 MAX_PAGE_SIZE = 999  # the largest $top directory collections take; the service may serve smaller pages
+LISTING = "Listing the hardware OATH token inventory"
+# Graph's directory is eventually consistent: a read may not show a write of a moment ago. Where a step must see an
+# earlier write (a token imported by the task before, the answer of a lost write), it reads again, waiting 0.5, 1,
+# 2, 4 ... s, for at most this many seconds in all.
+READ_AFTER_WRITE_WAIT = 10.0
+T = t.TypeVar("T")
 
 # What each operation needs, for error messages (reference section 2.4, least privilege first).
 PERMISSIONS = {
@@ -47,6 +54,24 @@ ROLES = {
 }
 
 
+class TokenExists(GraphError):
+    """Graph refused a creation (409): a token with that serial number is in the inventory, maybe not visible yet."""
+
+    def __init__(self, error: GraphError) -> None:
+        super().__init__(error.message, status=error.status, code=error.code, graph_message=error.graph_message,
+                         request_id=error.request_id, client_request_id=error.client_request_id, date=error.date,
+                         details=error.details)
+
+
+class FilterRefused(Exception):
+    """Graph answered 400 to an inventory listing's ``$filter``."""
+
+    def __init__(self, text: str, error: GraphError) -> None:
+        super().__init__(text)
+        self.filter = text
+        self.error = error
+
+
 def _user_path(user: str) -> str:
     """``/me`` for the signed-in user, else ``/users/{id or UPN}``."""
     return "/me" if user == "me" else f"/users/{segment(user)}"
@@ -67,15 +92,40 @@ def _with_permission_hint(error: GraphError, need: str) -> GraphError:
 
 
 class HardwareOathApi:
-    def __init__(self, client: GraphClient) -> None:
+    """``warn``: shown to the user once per kind of surprise (a filter Graph ignored or refused, a refused $top);
+    ``sleep``: how to wait while a write propagates."""
+
+    def __init__(self, client: GraphClient, warn: t.Callable[[str], None] | None = None,
+                 sleep: t.Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.me: UserView | None = None  # the signed-in user, once looked up as "me"
+        self._warn = warn or (lambda message: None)
+        self._warned: set[str] = set()
+        self._sleep = sleep
+        self.top: str | None = str(MAX_PAGE_SIZE)  # None once Graph refused $top
 
     def _call(self, need: str, method: str, path: str, *, action: str, **kwargs: t.Any) -> t.Any:
         try:
             return self.client.request(method, path, action=action, **kwargs)
         except GraphError as exc:
             raise _with_permission_hint(exc, need) from None
+
+    def warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self._warn(message)
+
+    def poll(self, read: t.Callable[[], T], done: t.Callable[[T], bool]) -> T:
+        """``read()`` until ``done`` says its answer shows an earlier write, for at most READ_AFTER_WRITE_WAIT seconds
+        (waits of 0.5, 1, 2, 4 ... s): Graph's directory is eventually consistent. Returns the last answer."""
+        answer, waited, wait = read(), 0.0, 0.5
+        while not done(answer) and waited < READ_AFTER_WRITE_WAIT:
+            wait = min(wait, READ_AFTER_WRITE_WAIT - waited)
+            self._sleep(wait)
+            waited += wait
+            wait *= 2
+            answer = read()
+        return answer
 
     # ------------------------------------------------------------------ reads
     def user(self, user: str) -> UserView:
@@ -91,26 +141,38 @@ class HardwareOathApi:
 
     def find_token(self, serial: str) -> TokenView | None:
         """The token with this serial number (one filtered request), or None."""
-        body = self._call("read_token", "GET", DEVICES, action=f"Looking up token {serial}",
-                          params={"$filter": f"serialNumber eq {odata_string(serial)}"})
-        found = [d for d in body.get("value", []) if (d.get("serialNumber") or "").lower() == serial.lower()]
-        return TokenView.from_graph(found[0]) if found else None
+        found = self.list_tokens(TokenQuery(serial_numbers=(serial,)))
+        return found[0] if found else None
 
     def token_by_serial(self, serial: str) -> TokenView:
-        token = self.find_token(serial)
+        """The token with this serial number; one imported a moment ago is waited for (see :meth:`poll`)."""
+        token = self.poll(lambda: self.find_token(serial), lambda found: found is not None)
         if token is None:
-            raise GraphError(f"No hardware OATH token with serial number {serial} is in the tenant's inventory; "
+            raise GraphError(f"No hardware OATH token with serial number {serial} is in the tenant's inventory (looked "
+                             f"up again for {READ_AFTER_WRITE_WAIT:.0f} s, in case it was imported a moment ago); "
                              "import it first (tokenops.entra.hardware_oath_token).", status=404, code="notFound")
         return token
 
-    def token_by_id(self, device_id: str) -> TokenView:
-        try:
-            body = self._call("read_token", "GET", f"{DEVICES}/{segment(device_id)}", action=f"Looking up token {device_id}")
-        except GraphError as exc:
-            if exc.status == 404:
+    def token_by_id(self, device_id: str, *, wait: bool = False) -> TokenView:
+        """The token with this id; with ``wait``, one imported a moment ago is waited for (see :meth:`poll`)."""
+        def read() -> TokenView | GraphError:
+            try:
+                body = self._call("read_token", "GET", f"{DEVICES}/{segment(device_id)}",
+                                  action=f"Looking up token {device_id}")
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
                 exc.message = f"No hardware OATH token with id {device_id} is in the tenant's inventory ({exc.message})"
-            raise
-        return TokenView.from_graph(body)
+                return exc
+            return TokenView.from_graph(body)
+
+        answer = self.poll(read, lambda found: not isinstance(found, GraphError)) if wait else read()
+        if isinstance(answer, GraphError):
+            if wait:
+                answer.message += (f"; looked up again for {READ_AFTER_WRITE_WAIT:.0f} s, in case it was imported a moment "
+                                   "ago")
+            raise answer
+        return answer
 
     def token_exists(self, device_id: str) -> bool:
         try:
@@ -121,19 +183,102 @@ class HardwareOathApi:
             raise
         return True
 
-    def list_tokens(self, filters: t.Sequence[str | None]) -> list[TokenView]:
-        """Every token matching any of ``filters`` (None: all), each listing followed to its last page, in the
-        largest pages Graph serves."""
+    def list_tokens(self, query: TokenQuery = TokenQuery()) -> list[TokenView]:
+        """The tokens matching ``query``, each checked locally. Up to MAX_BATCH values: one ``eq`` listing each, in
+        one round trip. More (serial numbers): the whole inventory is listed for at most as many pages as those
+        listings would take round trips, and the serial numbers not seen by then are looked up; a query costs at most
+        twice the cheaper way. A filter Graph refuses (400) is replaced by a listing of everything, once."""
+        lookups = query.lookups()
+        try:
+            if not lookups:
+                found = self._list_everything()
+            elif len(lookups) <= MAX_BATCH or not query.serial_numbers:
+                found = self._look_up(lookups)
+            else:
+                found = self._list_then_look_up(lookups)
+        except FilterRefused as exc:
+            self.warn_once("filter-refused", f"Graph refused the inventory filter {exc.filter!r} ({exc.error.message}); "
+                           "listing the whole inventory and filtering it locally instead.")
+            found = self._list_everything()
         tokens: dict[str, TokenView] = {}
-        for text in filters:
-            params = {"$top": str(MAX_PAGE_SIZE), **({"$filter": text} if text else {})}
-            try:
-                for device in self.client.paged(DEVICES, action="Listing the hardware OATH token inventory", params=params):
-                    token = TokenView.from_graph(device)
-                    tokens.setdefault(token.id.lower(), token)
-            except GraphError as exc:
-                raise _with_permission_hint(exc, "read_token") from None
+        for token in found:
+            if query.matches(token):
+                tokens.setdefault(token.id.lower(), token)
         return list(tokens.values())
+
+    def _params(self, text: str | None, many: bool) -> dict[str, str]:
+        """A listing's query: ``$top`` where many tokens may come (unless Graph refused it)."""
+        params = {"$filter": text} if text else {}
+        if many and self.top:
+            params["$top"] = self.top
+        return params
+
+    def _first_page(self, text: str | None, many: bool, action: str = LISTING) -> t.Any:
+        """The first page of one inventory listing. A 400 is taken for a refused $top when the listing without it is
+        answered (then $top is left out for the rest of the task), else for a refused filter (FilterRefused)."""
+        try:
+            return self.client.get(DEVICES, action=action, params=self._params(text, many))
+        except GraphError as exc:
+            if exc.status == 400 and many and self.top:
+                top, self.top = self.top, None
+                try:
+                    body = self._first_page(text, many, action)
+                except FilterRefused:
+                    self.top = top  # the filter was refused, not $top
+                    raise
+                self.warn_once("top-refused", f"Graph refused $top={MAX_PAGE_SIZE} ({exc.message}); listing in the pages "
+                               "it chooses.")
+                return body
+            if exc.status == 400 and text:
+                raise FilterRefused(text, exc) from None
+            raise _with_permission_hint(exc, "read_token") from None
+
+    def _tokens(self, first_page: t.Any) -> list[TokenView]:
+        """Every token of a listing from its first page on."""
+        try:
+            return [TokenView.from_graph(d) for page, _more in self.client.pages(first_page, action=LISTING) for d in page]
+        except GraphError as exc:
+            raise _with_permission_hint(exc, "read_token") from None
+
+    def _list_everything(self) -> list[TokenView]:
+        return self._tokens(self._first_page(None, True))
+
+    def _look_up(self, lookups: list[Lookup]) -> list[TokenView]:
+        """One ``eq`` listing per lookup (several: batched). An answer that shows that Graph ignored its filter (it
+        holds other tokens) is the whole inventory: it is read to its end, and the other answers are not needed."""
+        many = lookups[0].field != "serial_number"  # a serial number matches one token at most
+        if len(lookups) == 1:
+            action = LISTING if many else f"Looking up token {lookups[0].value}"
+            first_pages: list[t.Any] = [self._first_page(lookups[0].filter, many, action)]
+        else:
+            first_pages = self.client.get_many([(DEVICES, self._params(lookup.filter, many)) for lookup in lookups],
+                                               action=LISTING, follow_pages=False)
+        for lookup, answer in zip(lookups, first_pages):
+            if isinstance(answer, GraphError):
+                if answer.status == 400:
+                    raise FilterRefused(lookup.filter, answer)
+                raise _with_permission_hint(answer, "read_token")
+        for lookup, body in zip(lookups, first_pages):
+            if not all(lookup.answers(TokenView.from_graph(d)) for d in body.get("value", [])):
+                self.warn_once("filter-ignored", f"Graph ignored the inventory filter {lookup.filter!r} (its answer "
+                               "holds other tokens); reading the whole inventory and filtering it locally.")
+                return self._tokens(body)
+        return [token for body in first_pages for token in self._tokens(body)]
+
+    def _list_then_look_up(self, lookups: list[Lookup]) -> list[TokenView]:
+        budget = -(-len(lookups) // MAX_BATCH)  # the round trips the eq listings would take
+        listed: list[TokenView] = []
+        for number, (items, more) in enumerate(self.client.pages(self._first_page(None, True), action=LISTING), 1):
+            listed += [TokenView.from_graph(d) for d in items]
+            if not more:
+                return listed
+            if number >= budget:
+                break
+        seen = {token.serial_number.casefold() for token in listed}
+        rest = [lookup for lookup in lookups if lookup.value.casefold() not in seen]
+        for part in chunks(rest, MAX_BATCH):
+            listed += self._look_up(part)
+        return listed
 
     def users_by_ids(self, user_ids: t.Sequence[str]) -> dict[str, UserView]:
         """The users with these object ids, ``MAX_FILTER_EXPRESSIONS`` per filtered listing, the listings batched.
@@ -164,7 +309,22 @@ class HardwareOathApi:
             if isinstance(methods, GraphError):
                 raise _with_permission_hint(methods, "read_method")
             out.append((UserView.from_graph(user), methods.get("value", [])))
+        self._complete_devices([(_user_path(ref), method) for ref, (_user, methods) in zip(refs, out) for method in methods])
         return out
+
+    def _complete_devices(self, methods: t.Sequence[tuple[str, dict[str, t.Any]]]) -> None:
+        """Graph may leave a method's ``device`` out of a listing (it is a navigation property): read it, for each
+        ``(user path, method)`` that lacks it, in one batched round trip, and put it in."""
+        missing = [(path, method) for path, method in methods if not method.get("device")]
+        if not missing:
+            return
+        requests: list[tuple[str, dict | None]] = [
+            (f"{path}/authentication/hardwareOathMethods/{segment(method['id'])}/device", None) for path, method in missing]
+        devices = self.client.get_many(requests, action="Reading the devices of hardware OATH methods")
+        for (_path, method), device in zip(missing, devices):
+            if isinstance(device, GraphError):
+                raise _with_permission_hint(device, "read_method")
+            method["device"] = device
 
     def policy(self) -> dict[str, t.Any]:
         return self._call("read_policy", "GET", POLICY_PATH, action="Reading the hardwareOath authentication method policy")
@@ -186,6 +346,7 @@ class HardwareOathApi:
         """For ``/me``: the token among the signed-in user's own methods, or None."""
         body = self._call("read_own_method", "GET", "/me/authentication/hardwareOathMethods",
                           action="Listing your hardware OATH tokens")
+        self._complete_devices([("/me", method) for method in body.get("value", [])])
         for method in body.get("value", []):
             token = TokenView.from_method(method, self.me)
             if (serial and token.serial_number.lower() == serial.lower()) or \
@@ -213,8 +374,11 @@ class HardwareOathApi:
             self._call("write_token", "PATCH", f"{DEVICES}/{segment(token.id)}", action=context,
                        json={"displayName": display_name}, expected=(204, 200))
         elif action.kind == ASSIGN:
-            self._call("write_method", "POST", methods, action=context, json={"device": {"id": token.id}},
-                       expected=(201, 200))
+            try:
+                self._call("write_method", "POST", methods, action=context, json={"device": {"id": token.id}},
+                           expected=(201, 200))
+            except GraphError as exc:
+                raise _refusal_hint(exc, action.kind, token.status) from None
         else:
             body: dict[str, t.Any] = {"verificationCode": code}
             if display_name is not None:
@@ -225,14 +389,31 @@ class HardwareOathApi:
                 path, body = f"{methods}/assignAndActivateBySerialNumber", {"serialNumber": token.serial_number, **body}
             else:
                 path, body = f"{methods}/assignAndActivate", {"device": {"id": token.id}, **body}
-            self._call("write_method", "POST", path, action=context, json=body, expected=(204, 200))
+            try:
+                self._call("write_method", "POST", path, action=context, json=body, expected=(204, 200))
+            except GraphError as exc:
+                raise _refusal_hint(exc, action.kind, token.status) from None
 
-    def create_token(self, body: dict[str, t.Any]) -> TokenView:
-        """``body`` holds the secret: it goes to Graph only, never into a message."""
+    def create_token(self, body: dict[str, t.Any], *, while_deleted: bool = False) -> TokenView:
+        """``body`` holds the secret: it goes to Graph only, never into a message. A serial number in use is
+        TokenExists; with ``while_deleted`` (the token of that serial number was deleted a moment ago, to rotate it)
+        the creation is sent again while the delete propagates, for at most READ_AFTER_WRITE_WAIT seconds."""
         need = "write_method" if body.get("assignTo") else "write_token"
-        answer = self._call(need, "POST", DEVICES, action=f"Creating token {body['serialNumber']}", json=body,
-                            expected=(201, 200))
-        return TokenView.from_graph(answer)
+
+        def create() -> TokenView | TokenExists:
+            try:
+                answer = self._call(need, "POST", DEVICES, action=f"Creating token {body['serialNumber']}", json=body,
+                                    expected=(201, 200))
+            except GraphError as exc:
+                if exc.status != 409:
+                    raise _refusal_hint(exc, CREATE, "available") from None
+                return TokenExists(exc)
+            return TokenView.from_graph(answer)
+
+        created = self.poll(create, lambda answer: not isinstance(answer, TokenExists)) if while_deleted else create()
+        if isinstance(created, TokenExists):
+            raise created
+        return created
 
     def update_token(self, token: TokenView, body: dict[str, t.Any]) -> None:
         self._call("write_token", "PATCH", f"{DEVICES}/{segment(token.id)}", action=f"Updating {token.label}",
@@ -296,7 +477,7 @@ def _execute_action(api: HardwareOathApi, action: Action, token: TokenView, user
         return None
     except WriteOutcomeUnknown as exc:
         log(f"{exc}; reading {token.label} again before anything else")
-        latest = api.reread(token, me)
+        latest = api.poll(lambda: api.reread(token, me), lambda now: took_effect(action, now, display_name))
     if took_effect(action, latest, display_name):
         return latest
     if action.kind in CODE_ACTIONS and not codes.available:
@@ -331,6 +512,23 @@ def refuses_the_code(error: GraphError) -> bool:
     """Did Graph refuse the verification code (rather than the request for another reason)?"""
     said = f"{error.code or ''} {error.graph_message or ''}".lower()
     return error.status == 400 and any(word in said for word in CODE_REFUSAL_WORDS)
+
+
+def _refusal_hint(error: GraphError, kind: str, status: str) -> GraphError:
+    """What to do about Graph's refusals whose error codes Microsoft does not document: the five-method limit of a
+    user (an assignment, or a creation with assignTo), and a re-activation (of a token with this ``status``)."""
+    if error.status != 400 or refuses_the_code(error):
+        return error
+    if kind in (ASSIGN, ASSIGN_AND_ACTIVATE, CREATE) and "maximum" in (error.graph_message or "").lower():
+        error.message += (". A user holds at most five OATH methods, hardware tokens and authenticator apps together: "
+                          "remove one of theirs first (a hardware token with tokenops.entra.hardware_oath_assignment "
+                          "state=absent, an authenticator app in the Entra admin center), or give this token to "
+                          "someone else")
+    elif kind == ACTIVATE and status == "activated":
+        error.message += (". Graph does not activate an activated token again, so its display name can't be changed "
+                          "this way: leave display_name unset, or unassign the token and assign it again with "
+                          "display_name (its holder activates it again)")
+    return error
 
 
 _DONE = {UNASSIGN: "unassigned it from {who}", SET_DISPLAY_NAME: "set its display name", ASSIGN: "assigned it to {who}",
@@ -370,6 +568,28 @@ def interrupted(exc: GraphError, token: TokenView | TokenSpec, done: t.Sequence[
 
 
 # ---------------------------------------------------------------------- inventory plans
+def apply_token(api: HardwareOathApi, spec: TokenSpec, secret_b32: str | None, *, check_mode: bool,
+                log: t.Callable[[str], None]) -> tuple[Plan, TokenView | None]:
+    """Read one inventory entry, plan, and (outside check mode) write. Returns the plan and the token a creation made.
+    A creation refused because the serial number is in use (imported a moment ago, not visible to reads yet) is
+    planned again against that token once it shows: never a second token of one serial number."""
+    current = api.find_token(spec.serial_number)
+    plan = plan_token(current, spec)
+    if not plan.changed or check_mode:
+        return plan, None
+    try:
+        return plan, execute_token_plan(api, plan, current, spec, secret_b32, log)
+    except TokenExists:
+        if current is not None:
+            raise
+        log(f"{spec.label} is in use although the inventory did not show it: reading it again")
+        current = api.poll(lambda: api.find_token(spec.serial_number), lambda token: token is not None)
+        if current is None:
+            raise
+    plan = plan_token(current, spec)
+    return plan, execute_token_plan(api, plan, current, spec, secret_b32, log) if plan.changed else None
+
+
 def execute_token_plan(api: HardwareOathApi, plan: Plan, current: TokenView | None, spec: TokenSpec, secret_b32: str | None,
                        log: t.Callable[[str], None]) -> TokenView | None:
     """Run an inventory plan's writes in order. Returns the token a creation made, else None. A write whose answer
@@ -421,7 +641,7 @@ def _send_inventory_write(api: HardwareOathApi, action: Action, current: TokenVi
                           secret_b32: str | None) -> TokenView | None:
     if action.kind == CREATE:
         source = recreation_spec(current, spec) if current is not None else spec
-        return api.create_token(create_body(source, secret_b32 or "", action.user_id))
+        return api.create_token(create_body(source, secret_b32 or "", action.user_id), while_deleted=current is not None)
     current = t.cast(TokenView, current)  # every other write acts on the existing token
     if action.kind == UPDATE:
         api.update_token(current, update_body(spec, action.changes))
@@ -434,13 +654,16 @@ def _send_inventory_write(api: HardwareOathApi, action: Action, current: TokenVi
 
 def _inventory_write_took_effect(api: HardwareOathApi, action: Action, current: TokenView | None,
                                  spec: TokenSpec) -> tuple[bool, TokenView | None]:
+    """Judged from fresh reads, for as long as a write may take to show (see HardwareOathApi.poll)."""
     if action.kind == CREATE:
-        found = api.find_token(spec.serial_number)
+        found = api.poll(lambda: api.find_token(spec.serial_number), lambda token: token is not None)
         return found is not None, found
     current = t.cast(TokenView, current)
     if action.kind == DELETE:
-        return not api.token_exists(current.id), None
-    now = api.token_by_id(current.id)
+        return not api.poll(lambda: api.token_exists(current.id), lambda exists: not exists), None
     if action.kind == UPDATE:
-        return all(getattr(now, name) == getattr(spec, name) for name in action.changes), None
-    return took_effect(action, now, None), None
+        def updated(now: TokenView) -> bool:
+            return all(getattr(now, name) == getattr(spec, name) for name in action.changes)
+        return updated(api.poll(lambda: api.token_by_id(current.id), updated)), None
+    return took_effect(action, api.poll(lambda: api.token_by_id(current.id),
+                                        lambda now: took_effect(action, now, None)), None), None

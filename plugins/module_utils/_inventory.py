@@ -32,9 +32,10 @@ STATUSES = ("available", "assigned", "activated", "failedActivation")
 # hardware OATH tokens in CSV format). 256 for display names: Entra ID's limit for the display names of directory
 # objects (the user and group resources).
 TEXT_LIMITS = {"serial_number": 128, "manufacturer": 128, "model": 128, "display_name": 256}
-# "When using the in operator, requests are limited to 15 expressions in a filter clause" (Graph's filter docs);
-# every eq and every value of an in list is one expression.
+# "When using the in operator, requests are limited to 15 expressions in a filter clause" (Graph's filter docs for
+# directory objects, which document `in` for users); every value of an in list is one expression.
 MAX_FILTER_EXPRESSIONS = 15
+T = t.TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -208,28 +209,53 @@ def unique(values: t.Iterable[str]) -> list[str]:
     return out
 
 
-def inventory_filters(serial_numbers: t.Sequence[str] | None = None, statuses: t.Sequence[str] | None = None,
-                      manufacturer: str | None = None, model: str | None = None,
-                      assigned_to_id: str | None = None) -> list[str | None]:
-    """The ``$filter`` of each inventory listing that together answer the query: one, or one per chunk of serial
-    numbers when they don't fit the expression limit with the other conditions. ``[None]``: list everything."""
-    clauses = []
-    for prop, values in (("status", unique(statuses or [])), ("manufacturer", [manufacturer] if manufacturer else []),
-                         ("model", [model] if model else []), ("assignedTo/id", [assigned_to_id] if assigned_to_id else [])):
-        if values:
-            clauses.append((_clause(prop, values), len(values)))
-    common = " and ".join(text for text, _count in clauses)
-    if not serial_numbers:
-        return [common or None]
-    room = MAX_FILTER_EXPRESSIONS - sum(count for _text, count in clauses)
-    if room < 1:
-        raise ValueError(f"the filter conditions take {MAX_FILTER_EXPRESSIONS - room} expressions; Graph allows "
-                         f"{MAX_FILTER_EXPRESSIONS}, and serial numbers need at least one more")
-    serials = unique(serial_numbers)
-    return [" and ".join(filter(None, [_clause("serialNumber", part), common])) for part in chunks(serials, room)]
+@dataclass(frozen=True)
+class TokenQuery:
+    """What an inventory read asks for. Graph documents ``$filter`` on the inventory with one ``eq`` comparison only,
+    and may ignore an unsupported filter silently, so a query becomes ``eq`` listings of one property and every
+    condition is checked again, locally, on what comes back (:meth:`matches`): a filter Graph ignored can never widen
+    a result. Strings compare without regard to case, as the directory does."""
+
+    serial_numbers: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    manufacturer: str | None = None
+    model: str | None = None
+    assigned_to_id: str | None = None
+
+    def matches(self, token: TokenView) -> bool:
+        def same(wanted: str | None, actual: str | None) -> bool:
+            return wanted is None or (actual or "").casefold() == wanted.casefold()
+        return ((not self.serial_numbers or token.serial_number.casefold() in {s.casefold() for s in self.serial_numbers})
+                and (not self.statuses or token.status in self.statuses)
+                and same(self.manufacturer, token.manufacturer) and same(self.model, token.model)
+                and same(self.assigned_to_id, token.assigned_to_id))
+
+    def lookups(self) -> list[Lookup]:
+        """One ``eq`` listing per value of the most selective condition: serial numbers (one token each), then the
+        holder (five at most), then statuses, model, manufacturer. Empty: list everything."""
+        for field, prop, values in (("serial_number", "serialNumber", unique(self.serial_numbers)),
+                                    ("assigned_to_id", "assignedTo/id", [self.assigned_to_id]),
+                                    ("status", "status", unique(self.statuses)), ("model", "model", [self.model]),
+                                    ("manufacturer", "manufacturer", [self.manufacturer])):
+            values = [v for v in values if v]
+            if values:
+                return [Lookup(field, value, f"{prop} eq {odata_string(value)}") for value in values]
+        return []
 
 
-def chunks(values: t.Sequence[str], size: int) -> list[list[str]]:
+class Lookup(t.NamedTuple):
+    """One ``eq`` listing of the inventory: the TokenView field it compares, the value, the ``$filter``."""
+
+    field: str
+    value: str
+    filter: str
+
+    def answers(self, token: TokenView) -> bool:
+        """Could this listing, filtered as asked, have answered ``token``?"""
+        return (getattr(token, self.field) or "").casefold() == self.value.casefold()
+
+
+def chunks(values: t.Sequence[T], size: int) -> list[list[T]]:
     return [list(values[i:i + size]) for i in range(0, len(values), size)]
 
 

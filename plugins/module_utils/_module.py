@@ -14,15 +14,14 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ._auth import TokenProvider, graph_argument_spec, msal, resolve_credential
+from ._auth import NATIONAL_CLOUD_MESSAGE, TokenProvider, graph_argument_spec, msal, national_cloud, resolve_credential
 from ._endpoints import Destinations
 from ._errors import GraphError
 from ._graph_client import GraphClient, Transport, httpx, tls_context
 from ._hardware_oath import pyotp
 from ._validation import shown, text_problem
 
-GLOBAL_ONLY_NOTE = ("The hardware OATH APIs are documented for the global cloud only; cloud={cloud} may not "
-                    "offer them.")
+GLOBAL_ONLY_NOTE = "The hardware OATH APIs are documented for the global cloud only; {what} may not offer them."
 
 
 class GraphModule(AnsibleModule):
@@ -44,8 +43,11 @@ class GraphModule(AnsibleModule):
             if not params["validate_certs"]:
                 self.warn("validate_certs=false: TLS certificates of Microsoft Graph and the identity platform are "
                           "not verified; anyone on the network path can read the credentials and codes.")
-            if params["cloud"] != "public":
-                self.warn(GLOBAL_ONLY_NOTE.format(cloud=params["cloud"]))
+            national = national_cloud(params["cloud"], credential.graph_endpoint)
+            if national and not params["allow_national_cloud"]:
+                raise GraphError(NATIONAL_CLOUD_MESSAGE.format(what=national))
+            if national:
+                self.warn(GLOBAL_ONLY_NOTE.format(what=national))
             destinations = Destinations(credential.graph_endpoint, credential.authority_host,
                                         credential.managed_identity_origins)
             self._transport = Transport(destinations=destinations,

@@ -41,7 +41,9 @@ options:
     required: true
   serial_number:
     description:
-      - The serial number of the token. One filtered request finds it in the inventory.
+      - The serial number of the token. One filtered request finds it in the inventory. A token that is not there is
+        looked up again for up to 10 seconds, in case it was imported a moment ago (Graph's directory is eventually
+        consistent), before the task fails.
       - Exactly one of O(serial_number) and O(device_id) is required.
     type: str
   device_id:
@@ -318,7 +320,7 @@ def find_token(api: HardwareOathApi, params: dict[str, t.Any]) -> TokenView:
         if mine is not None:
             return mine
     try:
-        return api.token_by_serial(serial) if serial else api.token_by_id(device_id)
+        return api.token_by_serial(serial) if serial else api.token_by_id(device_id, wait=True)
     except GraphError as exc:
         if not me or exc.status != 403:
             raise
@@ -330,7 +332,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     module.check_text({"user": None, "serial_number": TEXT_LIMITS["serial_number"], "device_id": None,
                        "display_name": TEXT_LIMITS["display_name"]})
     codes = code_source(module)
-    api = HardwareOathApi(module.client)
+    api = HardwareOathApi(module.client, warn=module.warn)
     user = api.user(params["user"])
     token = find_token(api, params)
     desired = Desired(state=params["state"], activate=params["activate"], display_name=params["display_name"],

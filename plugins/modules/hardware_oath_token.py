@@ -120,6 +120,9 @@ notes:
   - Without C(UserAuthenticationMethod.ReadWrite.All), Graph silently ignores the assignment of a token created
     with O(assigned_to); this module detects it and fails, naming the permission.
   - An unchanged run makes one Graph request (two with O(assigned_to)); a creation or an update one more.
+  - Graph's directory is eventually consistent. A token created a moment ago (by the task before) may not be listed
+    yet; Graph then refuses to create it again, and the module reads it again (for up to 10 seconds) and updates it
+    as needed. With O(rotate), the creation is sent again while the deletion propagates (up to 10 seconds).
 seealso:
   - module: tokenops.entra.hardware_oath_assignment
   - module: tokenops.entra.hardware_oath_token_info
@@ -296,9 +299,9 @@ graph_error:
 import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, normalize_secret
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute_token_plan
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TEXT_LIMITS, TokenSpec, plan_token, token_result
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import normalize_secret
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, apply_token
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TEXT_LIMITS, TokenSpec, token_result
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 
 
@@ -322,19 +325,16 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     if params["rotate"] and (secret_b32 is None or params["state"] == "absent"):
         raise GraphError(f"token {params['serial_number']}: rotate=true recreates the token with a new secret; give "
                          "secret_key, with state=present.")
-    api = HardwareOathApi(module.client)
+    api = HardwareOathApi(module.client, warn=module.warn)
     target = api.user(params["assigned_to"]) if params["assigned_to"] and params["state"] == "present" else None
     spec = TokenSpec(serial_number=params["serial_number"], state=params["state"], has_secret=secret_b32 is not None,
                      manufacturer=params["manufacturer"], model=params["model"], time_interval=params["time_interval"],
                      hash_function=params["hash_function"], display_name=params["display_name"], assigned_to=target,
                      force_unassign=params["force_unassign"], rotate=params["rotate"])
-    current = api.find_token(spec.serial_number)
-    plan = plan_token(current, spec)
+    plan, created = apply_token(api, spec, secret_b32, check_mode=module.check_mode, log=module.log)
     after = plan.after
-    if plan.changed and not module.check_mode:
-        created: TokenView | None = execute_token_plan(api, plan, current, spec, secret_b32, log=module.log)
-        if created is not None:  # Graph's answer: the new id and status
-            after = token_result(created, (after.get("assigned_to") or {}).get("user_principal_name"))
+    if created is not None:  # Graph's answer: the new id and status
+        after = token_result(created, (after.get("assigned_to") or {}).get("user_principal_name"))
     return module.result(plan.changed, plan.before, after, actions=[a.to_result() for a in plan.actions], token=after)
 
 

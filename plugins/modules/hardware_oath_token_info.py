@@ -11,8 +11,12 @@ short_description: List hardware OATH tokens of Microsoft Entra ID, and the toke
 version_added: 0.1.0
 description:
   - Lists the tokens of the tenant's hardware OATH inventory that match every given filter, following every page,
-    with the user principal name of each token's holder. Graph filters the inventory; the module never reads
-    tokens one by one.
+    with the user principal name of each token's holder.
+  - Graph documents one C(eq) comparison per inventory C($filter), and may ignore a filter it does not support. So
+    the module asks Graph for one C(eq) listing per value of the most selective filter (serial numbers, then
+    O(assigned_to), O(status), O(model), O(manufacturer)), several at once through JSON batching, and checks every
+    filter again on what comes back, so a filter Graph ignored never widens the result. A filter Graph refuses is
+    replaced, once, by a listing of the whole inventory filtered locally (with a warning).
   - Optionally reads the hardware OATH authentication methods of given users (O(users)), which needs only the
     permission to read their methods; set O(inventory=false) to read nothing else.
 author:
@@ -25,7 +29,10 @@ options:
   serial_numbers:
     description:
       - Only these tokens. Serial numbers that match no token are listed in RV(missing_serial_numbers).
-      - Graph takes 15 conditions per filter; longer lists are read in several filtered requests.
+      - Up to 20 serial numbers are one C(eq) listing each, in one round trip. Longer lists are read from a listing
+        of the whole inventory, for at most as many pages as the C(eq) listings would take round trips; the serial
+        numbers not seen by then are looked up with C(eq) listings. A list never costs more than twice the cheaper
+        of the two ways.
     type: list
     elements: str
   status:
@@ -78,8 +85,9 @@ notes:
     C(UserAuthenticationMethod.Read.All) for O(users). A signed-in (delegated) user needs the Global Reader role
     (or Authentication Policy Administrator for the inventory, Authentication Administrator for methods); anyone may
     read their own methods with O(users=[me]) and C(UserAuthenticationMethod.Read)."
-  - "Cost: one request per page of up to 999 tokens (per chunk of serial numbers), one batched request per 300
-    distinct holders, one per user for O(assigned_to), and one batched request per 10 O(users)."
+  - "Cost: one request per page of up to 999 tokens, or one batched request per 20 C(eq) listings (see
+    O(serial_numbers)), one batched request per 300 distinct holders, one per user for O(assigned_to), and one
+    batched request per 10 O(users) (one more when Graph leaves the C(device) of methods out)."
 seealso:
   - module: tokenops.entra.hardware_oath_token
   - module: tokenops.entra.hardware_oath_assignment
@@ -238,7 +246,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._errors import Grap
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi
 from ansible_collections.tokenops.entra.plugins.module_utils._inventory import (
-    STATUSES, TEXT_LIMITS, inventory_filters, token_result, unique)
+    STATUSES, TEXT_LIMITS, TokenQuery, token_result, unique)
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 
 INVENTORY_FILTERS = ("serial_numbers", "status", "manufacturer", "model", "assigned_to", "unassigned_only")
@@ -259,8 +267,9 @@ def list_inventory(api: HardwareOathApi, params: dict[str, t.Any]) -> dict[str, 
     holder = api.user(params["assigned_to"]) if params["assigned_to"] else None
     serials = unique(params["serial_numbers"] or [])
     statuses = ["available"] if params["unassigned_only"] else params["status"]
-    tokens = api.list_tokens(inventory_filters(serials, statuses, params["manufacturer"], params["model"],
-                                               holder.id if holder else None))
+    tokens = api.list_tokens(TokenQuery(serial_numbers=tuple(serials), statuses=tuple(statuses or ()),
+                                        manufacturer=params["manufacturer"], model=params["model"],
+                                        assigned_to_id=holder.id if holder else None))
     tokens.sort(key=lambda token: (token.serial_number.lower(), token.id))
     upns = {holder.id: holder.user_principal_name} if holder else {}
     if params["resolve_assignees"] and not holder:
@@ -285,7 +294,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     module.check_text({"serial_numbers": TEXT_LIMITS["serial_number"], "manufacturer": TEXT_LIMITS["manufacturer"],
                        "model": TEXT_LIMITS["model"], "assigned_to": None, "users": None})
     check_options(params)
-    api = HardwareOathApi(module.client)
+    api = HardwareOathApi(module.client, warn=module.warn)
     result: dict[str, t.Any] = {"changed": False, "hardware_oath_tokens": []}
     if params["inventory"]:
         result.update(list_inventory(api, params))

@@ -41,6 +41,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--write-quota", default="3000/150",
                         help="writes per app as N/SECONDS, or 'off' (default 3000/150, Graph's identity write quota)")
     parser.add_argument("--read-rate", default="3500/10", help="reads per app as N/SECONDS, or 'off' (default 3500/10)")
+    parser.add_argument("--methods-rate", default="off",
+                        help="requests under /users/{id}/authentication/ and /me/authentication/ per app as N/SECONDS, "
+                             "or 'off' (default off; 5/10 is the strict reading of Graph's authenticationMethod limit)")
     parser.add_argument("--faults", help="JSON or YAML fault specification applied at start (same shape as POST /_admin/faults)")
     parser.add_argument("--fault-seed", type=int, help="seed of the random generator behind fault probabilities")
     parser.add_argument("--verbose", action="store_true", help="log each HTTP request to stderr")
@@ -55,6 +58,7 @@ def initial_faults(args: argparse.Namespace) -> dict:
     spec.setdefault("latency", {"ms": args.latency_ms, "jitter_ms": args.jitter_ms})
     spec.setdefault("write_quota", faultlib.parse_quota_arg(args.write_quota) or False)
     spec.setdefault("read_rate", faultlib.parse_quota_arg(args.read_rate) or False)
+    spec.setdefault("methods_rate", faultlib.parse_quota_arg(args.methods_rate) or False)
     return spec
 
 

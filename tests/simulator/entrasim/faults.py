@@ -16,8 +16,10 @@ first ``skip`` matches and for the next ``count`` matches only. Its action is on
 response (a client time-out after a write). ``{"type": "commit_then_drop"}`` is accepted as shorthand.
 
 Quotas are token buckets per application: ``write_quota`` (default 3,000 writes per 150 s, Graph's identity
-write limit per app and tenant) and ``read_rate`` (default 3,500 reads per 10 s). When a bucket is empty the
-request is answered 429 with an integer ``Retry-After`` and Graph's throttle headers.
+write limit per app and tenant), ``read_rate`` (default 3,500 reads per 10 s) and ``methods_rate`` (off unless set;
+``true`` is 5 requests per 10 s, the strict reading of Graph's limit for ``authenticationMethod``), which counts
+every request under ``/users/{id}/authentication/`` or ``/me/authentication/`` besides the other buckets. When a
+bucket is empty the request is answered 429 with an integer ``Retry-After`` and Graph's throttle headers.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ from urllib.parse import urlsplit, urlunsplit
 ACTION_TYPES = ("status", "reset", "latency", "next_link")
 DEFAULT_WRITE_QUOTA = {"requests": 3000, "per_seconds": 150.0}
 DEFAULT_READ_RATE = {"requests": 3500, "per_seconds": 10.0}
+DEFAULT_METHODS_RATE = {"requests": 5, "per_seconds": 10.0}
+# Quota name -> (its value for ``true``, its value when nothing configures it: None is off).
+QUOTAS: dict[str, tuple[dict, dict | None]] = {
+    "write_quota": (DEFAULT_WRITE_QUOTA, DEFAULT_WRITE_QUOTA),
+    "read_rate": (DEFAULT_READ_RATE, DEFAULT_READ_RATE),
+    "methods_rate": (DEFAULT_METHODS_RATE, None),
+}
 
 
 class FaultConfigError(ValueError):
@@ -81,15 +90,16 @@ class TokenBucket:
         self.tokens = float(capacity)
         self.updated = time.monotonic()
 
-    def take(self) -> float:
-        """Take one token; returns 0 on success, else the seconds until one is available."""
+    def wait(self) -> float:
+        """Refill; returns 0 when a token is available, else the seconds until one is."""
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        """Take the token :meth:`wait` found."""
+        self.tokens -= 1
 
 
 def _quota(spec: Any, default: dict, name: str) -> dict | None:
@@ -106,6 +116,10 @@ def _quota(spec: Any, default: dict, name: str) -> dict | None:
     if out["requests"] < 1 or out["per_seconds"] <= 0:
         raise FaultConfigError(f"{name}: requests must be >= 1 and per_seconds > 0")
     return out
+
+
+def _initial_quotas() -> dict[str, dict | None]:
+    return {name: None if initial is None else dict(initial) for name, (_true, initial) in QUOTAS.items()}
 
 
 def parse_quota_arg(text: str) -> dict | None:
@@ -183,8 +197,8 @@ class FaultEngine:
         self._initial: dict = {}
         self.rules: list[Rule] = []
         self.latency: dict = {"ms": 0, "jitter_ms": 0}
-        self.write_quota: dict | None = dict(DEFAULT_WRITE_QUOTA)
-        self.read_rate: dict | None = dict(DEFAULT_READ_RATE)
+        # Quota name -> {"requests", "per_seconds"} or None (off).
+        self.quotas: dict[str, dict | None] = _initial_quotas()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
 
     def set_initial(self, spec: dict) -> None:
@@ -196,8 +210,7 @@ class FaultEngine:
         with self._lock:
             self.rules = []
             self.latency = {"ms": 0, "jitter_ms": 0}
-            self.write_quota = dict(DEFAULT_WRITE_QUOTA)
-            self.read_rate = dict(DEFAULT_READ_RATE)
+            self.quotas = _initial_quotas()
             self._buckets.clear()
             self._rng.seed(self._seed)
         self.configure(self._initial)
@@ -210,8 +223,7 @@ class FaultEngine:
         latency = spec.get("latency")
         if latency is not None and (not isinstance(latency, dict) or not isinstance(latency.get("ms", 0), (int, float))):
             raise FaultConfigError("latency must be a mapping like {\"ms\": 50, \"jitter_ms\": 10}")
-        write_quota = _quota(spec["write_quota"], DEFAULT_WRITE_QUOTA, "write_quota") if "write_quota" in spec else ...
-        read_rate = _quota(spec["read_rate"], DEFAULT_READ_RATE, "read_rate") if "read_rate" in spec else ...
+        quotas = {name: _quota(spec[name], QUOTAS[name][0], name) for name in QUOTAS if name in spec}
         if "seed" in spec:
             self._rng.seed(spec["seed"])
         with self._lock:
@@ -219,17 +231,13 @@ class FaultEngine:
                 self.rules = (self.rules + rules) if spec.get("append") else rules
             if latency is not None:
                 self.latency = {"ms": float(latency.get("ms", 0)), "jitter_ms": float(latency.get("jitter_ms", 0))}
-            if write_quota is not ...:
-                self.write_quota = write_quota
-                self._buckets = {k: v for k, v in self._buckets.items() if k[0] != "write"}
-            if read_rate is not ...:
-                self.read_rate = read_rate
-                self._buckets = {k: v for k, v in self._buckets.items() if k[0] != "read"}
+            for name, quota in quotas.items():
+                self.quotas[name] = quota  # and its buckets refill
+                self._buckets = {k: v for k, v in self._buckets.items() if k[0] != name}
 
     def state(self) -> dict:
         with self._lock:
-            return {"rules": [r.to_json() for r in self.rules], "latency": dict(self.latency),
-                    "write_quota": self.write_quota, "read_rate": self.read_rate}
+            return {"rules": [r.to_json() for r in self.rules], "latency": dict(self.latency), **self.quotas}
 
     def _jitter(self, ms: float, jitter_ms: float) -> float:
         return max(0.0, ms + (self._rng.uniform(-jitter_ms, jitter_ms) if jitter_ms else 0.0)) / 1000.0
@@ -269,17 +277,28 @@ class FaultEngine:
                     decision.rules.append(rule.name)
         return decision
 
-    def throttle(self, client_id: str, write: bool) -> float:
-        """Charge the app's bucket; returns 0, or the seconds to wait when the quota is exhausted."""
-        quota = self.write_quota if write else self.read_rate
-        if quota is None:
-            return 0.0
-        key = ("write" if write else "read", client_id)
+    def throttle(self, client_id: str, write: bool, methods: bool = False) -> tuple[str, float] | None:
+        """Charge the app's buckets (the write or the read one, and the methods one for a request under a user's
+        authentication methods). None when every bucket had a token (each is then charged one), else the quota
+        that is exhausted and the seconds until it has one; a throttled request is charged nothing."""
+        names = ["write_quota" if write else "read_rate"] + (["methods_rate"] if methods else [])
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = TokenBucket(quota["requests"], quota["per_seconds"])
-            return bucket.take()
+            buckets = []
+            for name in names:
+                quota = self.quotas[name]
+                if quota is None:
+                    continue
+                key = (name, client_id)
+                bucket = self._buckets.get(key)
+                if bucket is None:
+                    bucket = self._buckets[key] = TokenBucket(quota["requests"], quota["per_seconds"])
+                wait = bucket.wait()
+                if wait:
+                    return name, wait
+                buckets.append(bucket)
+            for bucket in buckets:
+                bucket.take()
+        return None
 
 
 def retry_after_header(action: dict) -> str | None:

@@ -13,7 +13,8 @@ from typing import Any, Callable
 from . import odata, permissions as perm
 from .errors import GraphError, bad_request, conflict, not_found, odata_bad_request
 from .identity import Principal
-from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, User
+from .settings import Settings
+from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, Token, User, method_limit
 
 DEVICE_TYPE = "microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"
 METHOD_TYPE = "microsoft.graph.hardwareOathAuthenticationMethod"
@@ -48,9 +49,18 @@ METHOD_SELECT = {"id", "createdDateTime", "lastUsedDateTime", "device"}
 USER_PROPERTIES = {"id": odata.Property("id"), "userPrincipalName": odata.Property("userPrincipalName"),
                    "displayName": odata.Property("displayName"), "userType": odata.Property("userType")}
 USER_SELECT = {"id", "userPrincipalName", "displayName", "userType", "accountEnabled"}
-SETTINGS = ("page_size", "max_page_size", "create_assign_without_permission")
-# What a create with assignTo does when the caller may write the inventory but not the user's methods.
-CREATE_ASSIGN_MODES = ("forbid", "ignore")
+
+# $filter support per collection. The inventory's depends on filter_mode (see GraphApi._device_filter): lenient is
+# DEVICE_LENIENT; documented is one eq comparison of a property Microsoft documents as filterable (reference §6 and
+# its fidelity review: the list page and the SDK model's "Supports $filter (eq)"); silent ignores what documented
+# refuses. Users take what the user resource documents (eq, ne, not, in, startswith); user methods eq, in and.
+DEVICE_LENIENT = odata.Support()
+DOCUMENTED_DEVICE_FILTERS = ("serialNumber", "status", "manufacturer", "model", "hashFunction",
+                             "timeIntervalInSeconds", "assignedTo/id")
+DOCUMENTED_FILTER_MESSAGE = ("Unsupported query: only one 'eq' comparison of " + ", ".join(DOCUMENTED_DEVICE_FILTERS[:-1])
+                             + f" or {DOCUMENTED_DEVICE_FILTERS[-1]} is supported.")
+USER_FILTERS = odata.Support(operators=frozenset({"eq", "ne", "in"}), functions=frozenset({"startswith"}), negation=True)
+METHOD_FILTERS = odata.Support()
 
 
 @dataclass
@@ -107,51 +117,20 @@ def _reference_id(value: Any, name: str) -> str:
     return value["id"]
 
 
-def check_settings(data: Any) -> None:
-    """Validate runtime settings: ``page_size`` and/or ``max_page_size``, positive integers (the latter at most
-    999), and/or ``create_assign_without_permission`` (``forbid`` or ``ignore``). Raises ValueError naming the
-    problem."""
-    if not isinstance(data, dict) or not data:
-        raise ValueError(f"the settings must be a JSON object with one or more of {', '.join(SETTINGS)}")
-    for name, value in data.items():
-        if name not in SETTINGS:
-            raise ValueError(f"unknown setting '{name}' (known: {', '.join(SETTINGS)})")
-        if name == "create_assign_without_permission":
-            if value not in CREATE_ASSIGN_MODES:
-                raise ValueError(f"create_assign_without_permission must be {' or '.join(CREATE_ASSIGN_MODES)}, "
-                                 f"not {json.dumps(value)}")
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, not {json.dumps(value)}")
-        if name == "max_page_size" and value > odata.MAX_TOP:
-            raise ValueError(f"max_page_size must be at most {odata.MAX_TOP}, not {value}")
-
-
 class GraphApi:
-    def __init__(self, tenant: Tenant, *, page_size: int = 100, max_page_size: int = odata.MAX_TOP,
-                 bulk_max_items: int = 100) -> None:
+    def __init__(self, tenant: Tenant, *, bulk_max_items: int = 100) -> None:
         self.tenant = tenant
-        self.page_size = page_size
-        self.max_page_size = max_page_size
         self.bulk_max_items = bulk_max_items
         self.base_url = ""
-        check_settings(self.settings())
 
-    def settings(self) -> dict:
-        return {"page_size": self.page_size, "max_page_size": self.max_page_size,
-                "create_assign_without_permission": self.tenant.create_assign_without_permission}
-
-    def configure(self, data: Any) -> dict:
-        """Change the runtime settings (all or nothing) and return them. ``create_assign_without_permission`` is
-        the tenant's (its seed value is the start-up one)."""
-        check_settings(data)
-        with self.tenant.lock:
-            for name, value in data.items():
-                setattr(self.tenant if name == "create_assign_without_permission" else self, name, value)
-            return self.settings()
+    @property
+    def config(self) -> Settings:
+        """The runtime settings (the tenant's)."""
+        return self.tenant.config
 
     def _paginate(self, items: list[Any], key: Callable[[Any], Any], request: Request) -> tuple[list[Any], dict | None]:
-        return odata.paginate(items, key, request.query, self.page_size, self.max_page_size)
+        return odata.paginate(items, key, request.query, self.config.page_size, self.config.max_page_size,
+                              self.config.top_above_max)
 
     def url(self, path: str, version: str = "beta") -> str:
         return f"{self.base_url}/{version}/{path}"
@@ -212,8 +191,8 @@ class GraphApi:
         odata.check_options(request.query)
         users = [self.tenant.user_json(u) for u in self.tenant.users.values()]
         if "$filter" in request.query:
-            clauses = odata.FilterParser(request.query["$filter"], USER_PROPERTIES, USER_TYPE).parse()
-            users = [u for u in users if all(c.matches(u) for c in clauses)]
+            parsed = odata.parse_filter(request.query["$filter"], USER_PROPERTIES, USER_TYPE, USER_FILTERS)
+            users = [u for u in users if parsed.matches(u)]
         fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
         page, next_query = self._paginate(users, lambda u: u["id"], request)
         body: dict = {"@odata.context": self.url("$metadata#users", request.version),
@@ -236,13 +215,10 @@ class GraphApi:
             if request.method not in ("GET", "PATCH", "DELETE"):
                 raise self._method_not_allowed()
             perm.authorize(request.principal, perm.DEVICES_READ if request.method == "GET" else perm.DEVICES_WRITE)
-            token = self.tenant.require_token(rest[0])
             if request.method == "GET":
-                odata.check_entity_options(request.query)
-                fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
-                body = {"@odata.context": self.url("$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"),
-                        **odata.apply_select(self.tenant.device_json(token), fields)}
-                return 200, body, {}
+                return self._device_entity(request, self.tenant.require_visible_token(rest[0]),
+                                           "directory/authenticationMethodDevices/hardwareOathDevices/$entity")
+            token = self.tenant.require_token(rest[0])
             if request.method == "PATCH":
                 body = parse_json_body(request)
                 if "secretKey" in body:
@@ -256,17 +232,34 @@ class GraphApi:
             return 204, None, {}
         raise self._unknown_segment(rest)
 
+    def _device_entity(self, request: Request, token: Token, context: str) -> Response:
+        """One device (``GET`` of the inventory item, or of a user method's ``/device``), ``$select`` applied."""
+        odata.check_entity_options(request.query)
+        fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
+        return 200, {"@odata.context": self.url("$metadata#" + context),
+                     **odata.apply_select(self.tenant.device_json(token), fields)}, {}
+
+    def _device_filter(self, text: str) -> odata.Filter | None:
+        """The inventory's ``$filter`` as filter_mode has it; None: answer the whole collection."""
+        if self.config.filter_mode == "lenient":
+            return odata.parse_filter(text, DEVICE_PROPERTIES, DEVICE_TYPE, DEVICE_LENIENT)
+        parsed = odata.FilterParser(text, DEVICE_PROPERTIES, DEVICE_TYPE).parse()
+        root = parsed.root
+        if (not parsed.grouped and isinstance(root, odata.Comparison) and root.operator == "eq"
+                and root.prop.path in DOCUMENTED_DEVICE_FILTERS):
+            return parsed
+        if self.config.filter_mode == "silent":
+            return None  # Graph's known issue: an unsupported query may be ignored, not refused
+        raise odata_bad_request(DOCUMENTED_FILTER_MESSAGE)
+
     def _list_devices(self, request: Request) -> Response:
         perm.authorize(request.principal, perm.DEVICES_READ)
         odata.check_options(request.query)
-        clauses = []
-        if "$filter" in request.query:
-            clauses = odata.FilterParser(request.query["$filter"], DEVICE_PROPERTIES, DEVICE_TYPE).parse()
+        parsed = self._device_filter(request.query["$filter"]) if "$filter" in request.query else None
         fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
-        tokens = list(self.tenant.tokens.values())
-        if clauses:
-            pairs = [(t, self.tenant.device_json(t)) for t in tokens]
-            tokens = [t for t, j in pairs if all(c.matches(j) for c in clauses)]
+        tokens = self.tenant.visible_tokens()
+        if parsed is not None:
+            tokens = [t for t in tokens if parsed.matches(self.tenant.device_json(t))]
         page, next_query = self._paginate(tokens, lambda t: t.order, request)
         context = "$metadata#directory/authenticationMethodDevices/hardwareOathDevices"
         if fields:
@@ -290,7 +283,7 @@ class GraphApi:
         try:
             perm.authorize(request.principal, perm.METHODS_WRITE, user)
         except GraphError:
-            if self.tenant.create_assign_without_permission == "ignore":
+            if self.config.create_assign_without_permission == "ignore":
                 return None  # reported by a third party: the token is created, assignTo silently dropped
             raise
         return user
@@ -358,7 +351,7 @@ class GraphApi:
         check_properties(item, DEVICE_WRITABLE | {"assignTo"}, DEVICE_TYPE, DEVICE_READ_ONLY)
         fields = self.tenant.validate_device_fields(item, creating=True)
         serial = fields["serialNumber"].lower()
-        if serial in serials or self.tenant.find_token_by_serial(serial):
+        if serial in serials or self.tenant.serial_taken(serial):
             raise conflict(f"A hardware OATH token with serial number '{fields['serialNumber']}' already exists.")
         serials.add(serial)
         user = self._assign_target(request, item.get("assignTo"))
@@ -366,9 +359,8 @@ class GraphApi:
             if user.is_guest:
                 raise bad_request(f"Hardware OATH tokens can't be assigned to guest users ({user.user_principal_name}).")
             added[user.id] = added.get(user.id, 0) + 1
-            if len(self.tenant.methods_of(user.id)) + added[user.id] > MAX_METHODS_PER_USER:
-                raise bad_request(f"The user {user.user_principal_name} already has the maximum of "
-                                  f"{MAX_METHODS_PER_USER} hardware OATH tokens.")
+            if self.tenant.oath_method_count(user) + added[user.id] > MAX_METHODS_PER_USER:
+                raise method_limit(user)
         return None, fields, user
 
     # ------------------------------------------------------------------ user methods
@@ -409,19 +401,23 @@ class GraphApi:
             self._require_code(body)
             self.tenant.assign_and_activate(token, user, body["verificationCode"], self._display_name(body))
             return 204, None, {}
-        if len(rest) > 2 or (len(rest) == 2 and rest[1] not in ("activate", "deactivate")):
+        if len(rest) > 2 or (len(rest) == 2 and rest[1] not in ("activate", "deactivate", "device")):
             raise self._unknown_segment(rest)
-        allowed = ("GET", "DELETE") if len(rest) == 1 else ("POST",)
+        allowed = ("GET", "DELETE") if len(rest) == 1 else ("GET",) if rest[1] == "device" else ("POST",)
         if request.method not in allowed:
             raise self._method_not_allowed()
         perm.authorize(principal, perm.METHODS_READ if request.method == "GET" else perm.METHODS_WRITE, user)
+        if request.method == "GET":
+            token = self.tenant.require_visible_method(user, rest[0])
+            if len(rest) == 2:  # .../{methodId}/device: in every mode, the way to the device when not inline
+                return self._device_entity(request, token, f"users('{user.id}')/authentication/hardwareOathMethods"
+                                                           f"('{token.id}')/device/$entity")
+            odata.check_entity_options(request.query)
+            fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
+            return 200, {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
+                         **odata.apply_select(self._method_json(token), fields)}, {}
         token = self.tenant.require_method(user, rest[0])
         if len(rest) == 1:
-            if request.method == "GET":
-                odata.check_entity_options(request.query)
-                fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
-                return 200, {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
-                             **odata.apply_select(self.tenant.method_json(token), fields)}, {}
             self.tenant.unassign(token)
             return 204, None, {}
         if rest[1] == "deactivate":
@@ -447,17 +443,24 @@ class GraphApi:
             raise bad_request("The property 'displayName' must be a string.")
         return name
 
+    def _method_json(self, token: Token) -> dict:
+        """A user method as reads answer it: with its device inline unless method_device_inline is off."""
+        method = self.tenant.method_json(token)
+        if not self.config.method_device_inline:
+            del method["device"]
+        return method
+
     def _list_methods(self, request: Request, user: User) -> Response:
         odata.check_options(request.query)
-        methods = [self.tenant.method_json(t) for t in self.tenant.methods_of(user.id)]
+        tokens = self.tenant.visible_methods_of(user.id)
         if "$filter" in request.query:
-            clauses = odata.FilterParser(request.query["$filter"], METHOD_PROPERTIES, METHOD_TYPE).parse()
-            methods = [m for m in methods if all(c.matches(m) for c in clauses)]
+            # On the device even when it is not inline (*simulator choice*).
+            parsed = odata.parse_filter(request.query["$filter"], METHOD_PROPERTIES, METHOD_TYPE, METHOD_FILTERS)
+            tokens = [t for t in tokens if parsed.matches(self.tenant.method_json(t))]
         fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
-        order = {t.id: t.order for t in self.tenant.tokens.values()}
-        page, next_query = self._paginate(methods, lambda m: order[m["id"]], request)
+        page, next_query = self._paginate(tokens, lambda t: t.order, request)
         body: dict = {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods"),
-                      "value": [odata.apply_select(m, fields) for m in page]}
+                      "value": [odata.apply_select(self._method_json(t), fields) for t in page]}
         if next_query:
             body["@odata.nextLink"] = self.url(f"users/{user.id}/authentication/hardwareOathMethods?"
                                                + odata.build_query_string(next_query))

@@ -1,5 +1,6 @@
-"""The OData query options Graph supports on these collections: ``$filter`` (``eq``, ``in``, ``and``),
-``$select``, ``$top`` and server-driven paging with an opaque ``$skiptoken``."""
+"""The OData query options Graph supports on these collections: ``$filter`` (what each collection supports is a
+:class:`Support`; the inventory's depends on the filter_mode setting, see graph.py), ``$select``, ``$top`` and
+server-driven paging with an opaque ``$skiptoken``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from .errors import bad_request, odata_bad_request
+from .settings import MAX_PAGE_SIZE
 from .tenant import b64url, b64url_decode
 
-MAX_TOP = 999
-MAX_FILTER_EXPRESSIONS = 15  # directory queries: eq comparisons plus values of in (...) lists
+MAX_TOP = MAX_PAGE_SIZE
+MAX_FILTER_EXPRESSIONS = 15  # directory queries: comparisons and functions, each value of an in (...) list counting one
 SUPPORTED_OPTIONS = {"$filter", "$select", "$top", "$skiptoken"}
 UNSUPPORTED_OPTIONS = {"$orderby", "$search", "$skip", "$expand", "$count", "$format", "$apply"}
 
@@ -30,7 +32,7 @@ _TOKEN_RE = re.compile(r"""
 
 @dataclass
 class Property:
-    """A filterable property: its JSON path and type ("string", "int", "enum:<a,b>")."""
+    """A property a $filter may name: its JSON path and type ("string", "int", "enum:<a,b>")."""
 
     path: str
     kind: str = "string"
@@ -39,12 +41,69 @@ class Property:
 
 @dataclass
 class Comparison:
-    path: str
-    values: list  # eq: one value; in: several
+    """``path eq|ne|gt|ge|lt|le literal`` or ``path in (literal, ...)``."""
+
+    prop: Property
+    operator: str
+    values: list  # one value, or the values of an in (...) list
 
     def matches(self, item: dict) -> bool:
-        actual = resolve(item, self.path)
-        return any(_equal(actual, v) for v in self.values)
+        found = any(_equal(resolve(item, self.prop.path), v) for v in self.values)
+        return not found if self.operator == "ne" else found
+
+
+@dataclass
+class Call:
+    """A function of a property and a literal, such as ``startswith(displayName, 'Amy')``."""
+
+    function: str
+    prop: Property
+    value: Any
+
+    def matches(self, item: dict) -> bool:
+        actual = resolve(item, self.prop.path)  # only startswith passes check_supported
+        return isinstance(actual, str) and isinstance(self.value, str) and actual.lower().startswith(self.value.lower())
+
+
+@dataclass
+class Not:
+    operand: "Node"
+
+    def matches(self, item: dict) -> bool:
+        return not self.operand.matches(item)
+
+
+@dataclass
+class Junction:
+    operator: str  # "and" or "or"
+    operands: list["Node"]
+
+    def matches(self, item: dict) -> bool:
+        results = (operand.matches(item) for operand in self.operands)
+        return all(results) if self.operator == "and" else any(results)
+
+
+Node = Comparison | Call | Not | Junction
+
+
+@dataclass
+class Filter:
+    """A parsed ``$filter``: its expression tree, and whether it groups a sub-expression in parentheses."""
+
+    root: Node
+    grouped: bool = False
+
+    def matches(self, item: dict) -> bool:
+        return self.root.matches(item)
+
+
+@dataclass(frozen=True)
+class Support:
+    """What a collection's ``$filter`` supports beyond syntax; the rest is 400 "Unsupported query: ..."."""
+
+    operators: frozenset = frozenset({"eq", "in"})
+    functions: frozenset = frozenset()
+    negation: bool = False
 
 
 def resolve(item: dict, path: str) -> Any:
@@ -80,7 +139,13 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 
 
 class FilterParser:
-    """``expr := term ('and' term)*``; ``term := path 'eq' literal | path 'in' '(' literal, ... ')' | '(' expr ')'``."""
+    """The OData filter syntax Graph's directory understands, checked against the properties of the collection:
+
+    ``expr := conj ('or' conj)*``; ``conj := unary ('and' unary)*``; ``unary := 'not' unary | term``;
+    ``term := '(' expr ')' | function '(' path ',' literal ')' | path op literal | path 'in' '(' literal, ... ')'``.
+
+    Syntax errors, unknown properties and literals of the wrong type are 400 here; what a collection supports is
+    decided afterwards (:func:`check_supported`, or the inventory's filter_mode)."""
 
     def __init__(self, text: str, properties: dict[str, Property], type_name: str) -> None:
         self.text = text
@@ -88,15 +153,15 @@ class FilterParser:
         self.pos = 0
         self.properties = properties
         self.type_name = type_name
+        self.grouped = False
 
-    def parse(self) -> list[Comparison]:
+    def parse(self) -> Filter:
         if not self.tokens:
             raise odata_bad_request("Invalid filter clause: the expression is empty.")
-        result = self._expr()
+        root = self._junction("or", self._conjunction)
         if self.pos != len(self.tokens):
             raise odata_bad_request(f"Invalid filter clause: unexpected '{self.tokens[self.pos][1]}'.")
-        check_expression_count(result)
-        return result
+        return Filter(root, self.grouped)
 
     def _peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -110,35 +175,46 @@ class FilterParser:
         self.pos += 1
         return token
 
-    def _expr(self) -> list[Comparison]:
-        terms = self._term()
-        while self._peek() is not None and self._peek()[0] == "word" and self._peek()[1] in ("and", "or"):
-            operator = self._next()[1]
-            if operator == "or":
-                raise odata_bad_request("Unsupported query: the 'or' operator is not supported on this resource.")
-            terms += self._term()
-        return terms
+    def _at_word(self, *words: str) -> bool:
+        token = self._peek()
+        return token is not None and token[0] == "word" and token[1] in words
 
-    def _term(self) -> list[Comparison]:
+    def _junction(self, operator: str, operand: Callable[[], Node]) -> Node:
+        operands = [operand()]
+        while self._at_word(operator):
+            self._next()
+            operands.append(operand())
+        return operands[0] if len(operands) == 1 else Junction(operator, operands)
+
+    def _conjunction(self) -> Node:
+        return self._junction("and", self._unary)
+
+    def _unary(self) -> Node:
+        if self._at_word("not"):
+            self._next()
+            return Not(self._unary())
+        return self._term()
+
+    def _term(self) -> Node:
         token = self._peek()
         if token is not None and token[0] == "lparen":
             self._next()
-            inner = self._expr()
+            self.grouped = True
+            inner = self._junction("or", self._conjunction)
             self._next("rparen")
             return inner
         kind, name = self._next()
         if kind != "word":
             raise odata_bad_request(f"Invalid filter clause: expected a property name but found '{name}'.")
-        if "(" in name or (self._peek() is not None and self._peek()[0] == "lparen"):
-            raise odata_bad_request(f"Unsupported query: the function '{name}' is not supported on this resource.")
-        prop = self.properties.get(name)
-        if prop is None:
-            raise odata_bad_request(f"Could not find a property named '{name.split('/')[0]}' on type '{self.type_name}'.")
-        if not prop.filterable:
-            raise odata_bad_request(f"Unsupported query: filtering on '{name}' is not supported.")
+        if self._peek() is not None and self._peek()[0] == "lparen":
+            self._next()
+            prop = self._property(self._next("word")[1])
+            self._next("comma")
+            value = self._literal(prop)
+            self._next("rparen")
+            return Call(name, prop, value)
+        prop = self._property(name)
         operator = self._next("word")[1]
-        if operator == "eq":
-            return [Comparison(prop.path, [self._literal(prop)])]
         if operator == "in":
             self._next("lparen")
             values = [self._literal(prop)]
@@ -146,8 +222,16 @@ class FilterParser:
                 self._next()
                 values.append(self._literal(prop))
             self._next("rparen")
-            return [Comparison(prop.path, values)]
-        raise odata_bad_request(f"Unsupported query: the '{operator}' operator is not supported on this resource.")
+            return Comparison(prop, "in", values)
+        if operator in ("eq", "ne", "gt", "ge", "lt", "le"):
+            return Comparison(prop, operator, [self._literal(prop)])
+        raise odata_bad_request(f"Invalid filter clause: '{operator}' is not an operator.")
+
+    def _property(self, name: str) -> Property:
+        prop = self.properties.get(name)
+        if prop is None:
+            raise odata_bad_request(f"Could not find a property named '{name.split('/')[0]}' on type '{self.type_name}'.")
+        return prop
 
     def _literal(self, prop: Property) -> Any:
         kind, text = self._next()
@@ -169,9 +253,47 @@ class FilterParser:
         return value
 
 
-def check_expression_count(comparisons: list[Comparison]) -> None:
-    """One expression per ``eq`` and one per value of each ``in (...)`` list, at most 15 in the whole filter."""
-    count = sum(len(c.values) for c in comparisons)
+def parse_filter(text: str, properties: dict[str, Property], type_name: str, support: Support) -> Filter:
+    """A collection's ``$filter``: parsed, limited to what the collection supports and to 15 expressions."""
+    parsed = FilterParser(text, properties, type_name).parse()
+    check_supported(parsed.root, support)
+    check_expression_count(parsed.root)
+    return parsed
+
+
+def check_supported(node: Node, support: Support) -> None:
+    """400 "Unsupported query" for the first operator, function or property the collection does not support."""
+    if isinstance(node, Junction):
+        if node.operator == "or":
+            raise odata_bad_request("Unsupported query: the 'or' operator is not supported on this resource.")
+        for operand in node.operands:
+            check_supported(operand, support)
+        return
+    if isinstance(node, Not):
+        if not support.negation:
+            raise odata_bad_request("Unsupported query: the 'not' operator is not supported on this resource.")
+        check_supported(node.operand, support)
+        return
+    if isinstance(node, Call) and node.function not in support.functions:
+        raise odata_bad_request(f"Unsupported query: the function '{node.function}' is not supported on this resource.")
+    if not node.prop.filterable:
+        raise odata_bad_request(f"Unsupported query: filtering on '{node.prop.path}' is not supported.")
+    if isinstance(node, Comparison) and node.operator not in support.operators:
+        raise odata_bad_request(f"Unsupported query: the '{node.operator}' operator is not supported on this resource.")
+
+
+def _expressions(node: Node) -> int:
+    if isinstance(node, Junction):
+        return sum(_expressions(operand) for operand in node.operands)
+    if isinstance(node, Not):
+        return _expressions(node.operand)
+    return len(node.values) if isinstance(node, Comparison) else 1
+
+
+def check_expression_count(node: Node) -> None:
+    """One expression per comparison or function and one per value of each ``in (...)`` list, at most 15 in the
+    whole filter."""
+    count = _expressions(node)
     if count > MAX_FILTER_EXPRESSIONS:
         raise bad_request(f"Too many child clauses specified in search filter expression containing 'OR' operators: "
                           f"{count}. Max allowed: {MAX_FILTER_EXPRESSIONS}.", code="Request_UnsupportedQuery")
@@ -190,12 +312,15 @@ def parse_select(text: str | None, allowed: set[str], type_name: str) -> list[st
 
 
 def apply_select(item: dict, fields: list[str] | None) -> dict:
+    """``item`` with ``id``, its annotations and the selected properties it has (a method without its device inline
+    has no ``device`` to select)."""
     if fields is None:
         return item
     out = {k: v for k, v in item.items() if k.startswith("@odata.")}
     out["id"] = item.get("id")
     for name in fields:
-        out[name] = item.get(name)
+        if name in item:
+            out[name] = item[name]
     return out
 
 
@@ -237,12 +362,17 @@ def decode_skiptoken(token: str) -> Any:
 
 
 def paginate(items: list[Any], key: Callable[[Any], Any], query: dict, default_page_size: int,
-             max_page_size: int = MAX_TOP) -> tuple[list[Any], dict | None]:
+             max_page_size: int = MAX_TOP, top_above_max: str = "cap") -> tuple[list[Any], dict | None]:
     """Keyset paging over ``items`` sorted by ``key``: stable while items are added or removed between pages.
 
     A page holds ``$top`` (or the default page size) items, never more than ``max_page_size``; ``$top`` stays in
-    the next link, so every page is capped the same way."""
-    top = min(parse_top(query.get("$top"), default_page_size), max_page_size)
+    the next link, so every page is capped the same way. With ``top_above_max="reject"`` a ``$top`` above
+    ``max_page_size`` is a 400 naming the maximum instead."""
+    top = parse_top(query.get("$top"), default_page_size)
+    if top > max_page_size and top_above_max == "reject" and "$top" in query:
+        raise odata_bad_request(f"Invalid page size specified: '{query['$top']}'. Must be between 1 and "
+                                f"{max_page_size} inclusive.")
+    top = min(top, max_page_size)
     items = sorted(items, key=key)
     if "$skiptoken" in query:
         after = decode_skiptoken(query["$skiptoken"])

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 import jwt
 import trustme
 
-from . import faults as faultlib, odata
+from . import faults as faultlib, settings as settingslib
 from .errors import GraphError, IdentityError, envelope, odata_bad_request
 from .graph import GraphApi, Request
 from .httpbase import RequestHandler
@@ -32,6 +32,10 @@ from .tenant import Tenant
 GRAPH_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 MAX_BATCH = 20
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
+# The x-ms-throttle-scope limit and the x-ms-throttle-information of each quota's 429.
+THROTTLE_HEADERS = {"write_quota": ("ReadWrite", "WriteLimitExceeded"),
+                    "read_rate": ("Read", "ResourceUnitLimitExceeded"),
+                    "methods_rate": ("AuthenticationMethods", "ResourceUnitLimitExceeded")}
 DIAGNOSTIC = json.dumps({"ServerInfo": {"DataCenter": "Simulated", "Slice": "E", "Ring": "1", "ScaleUnit": "000",
                                         "RoleInstance": "ENTRASIM", "ADSiteName": "LOC"}})
 
@@ -93,13 +97,13 @@ def _split_query(raw_query: str) -> dict:
 
 class Simulator:
     def __init__(self, seed_path: str, *, state_dir: str, host: str = "127.0.0.1", port: int = 0,
-                 page_size: int = 100, max_page_size: int = odata.MAX_TOP, token_lifetime: int = 3599,
+                 page_size: int = 100, max_page_size: int = settingslib.MAX_PAGE_SIZE, token_lifetime: int = 3599,
                  fault_seed: int | None = None, initial_faults: dict | None = None, verbose: bool = False) -> None:
         self.tenant = Tenant.from_seed_file(seed_path)
         self.identity = IdentityPlatform(self.tenant, token_lifetime=token_lifetime)
-        self.graph = GraphApi(self.tenant, page_size=page_size, max_page_size=max_page_size,
-                              bulk_max_items=int(self.tenant.settings.get("bulk_max_items", 100)))
-        self.initial_settings = self.graph.settings()
+        self.graph = GraphApi(self.tenant, bulk_max_items=int(self.tenant.settings.get("bulk_max_items", 100)))
+        # The seed's settings (tenant.config) with the command line's page sizes: what a reset restores.
+        self.initial_settings = self.tenant.config.update({"page_size": page_size, "max_page_size": max_page_size})
         self.faults = faultlib.FaultEngine(fault_seed)
         self.faults.set_initial(initial_faults or {})
         self.log = RequestLog()
@@ -235,11 +239,14 @@ class Simulator:
                 if method != "POST":
                     raise GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
                 return self._batch(principal, headers, body, request_id)
-            wait = self.faults.throttle(principal.client_id, entry["write"])
-            if wait:
+            # Every request under a user's authentication methods also counts towards methods_rate.
+            methods = ((segments[:1] == ["me"] and segments[1:2] == ["authentication"])
+                       or (segments[:1] == ["users"] and segments[2:3] == ["authentication"]))
+            throttled = self.faults.throttle(principal.client_id, entry["write"], methods)
+            if throttled:
+                quota, wait = throttled
                 entry["throttled"] = True
-                scope = "ReadWrite" if entry["write"] else "Read"
-                info = "WriteLimitExceeded" if entry["write"] else "ResourceUnitLimitExceeded"
+                scope, info = THROTTLE_HEADERS[quota]
                 raise GraphError(429, "TooManyRequests", "Too many requests. Please retry again later.", headers={
                     "Retry-After": faultlib.quota_retry_after(wait),
                     "x-ms-throttle-scope": f"Tenant_Application/{scope}/{principal.client_id}/{self.tenant.tenant_id}",
@@ -283,8 +290,12 @@ class Simulator:
                                             "request listed before it.")
             seen[item["id"].lower()] = index
         statuses: dict[str, int] = {}
+        # When each item's response is ready, in seconds of added latency after the batch started: items without
+        # dependsOn run in parallel (batch_parallel) or one after the other; an item starts once its dependencies
+        # are done. The batch answers when the last one is.
+        done: dict[str, float] = {}
+        parallel = self.tenant.config.batch_parallel
         responses = []
-        delay_after = 0.0
         reset = False
         for item in items:
             item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
@@ -296,6 +307,9 @@ class Simulator:
                            "query": _split_query(raw_query), "client_request_id": item_headers.get("client-request-id"),
                            "batch_request_id": request_id, "batch_item_id": item["id"],
                            "write": method in WRITE_METHODS}
+            depends_on = [str(d).lower() for d in item.get("dependsOn") or []]
+            started = max([done[d] for d in depends_on], default=0.0) if parallel else max(done.values(), default=0.0)
+            latency = 0.0
             failed_deps = [d for d in item.get("dependsOn") or [] if statuses.get(str(d).lower(), 0) >= 400]
             if failed_deps:
                 outcome = Outcome(424, envelope(GraphError(424, "FailedDependency",
@@ -311,7 +325,7 @@ class Simulator:
                     raw_body = json.dumps(item_body).encode()
                 decision = self.faults.decide(method=method, path=unquote(raw_path), kind="graph",
                                               client_id=principal.client_id)
-                delay_after += decision.delay_before + decision.delay_after
+                latency = decision.delay_before + decision.delay_after
                 handler = functools.partial(self._graph, method, raw_path, raw_query, item_headers, raw_body, entry,
                                             principal=principal, batch_request_id=request_id)
                 outcome = self._with_faults(decision, handler, item_headers, entry)
@@ -319,6 +333,7 @@ class Simulator:
             entry["status"] = outcome.status
             self.log.add(entry)
             statuses[item["id"].lower()] = outcome.status
+            done[item["id"].lower()] = started + latency
             response: dict = {"id": item["id"], "status": outcome.status,
                               "headers": {k: v for k, v in outcome.headers.items()
                                           if k.lower() in ("retry-after", "location", "request-id", "client-request-id",
@@ -328,7 +343,7 @@ class Simulator:
                 response["body"] = outcome.body
             responses.append(response)
         return Outcome(200, {"responses": responses}, self._graph_headers(headers, request_id), reset=reset,
-                       delay_after=delay_after)
+                       delay_after=max(done.values(), default=0.0))
 
     def _identity(self, method: str, raw_path: str, headers: dict, body: bytes, entry: dict) -> Outcome:
         parts = [unquote(p) for p in raw_path.strip("/").split("/")]
@@ -401,15 +416,18 @@ class Simulator:
             self.faults.reset()
             return Outcome(200, self.faults.state())
         if route == "reset" and method == "POST":
-            self.tenant.reset()
+            with self.tenant.lock:
+                self.tenant.reset()
+                self.tenant.config.update(self.initial_settings)
             self.faults.reset()
-            self.graph.configure(self.initial_settings)
             self.log.clear()
             return Outcome(204)
         if route == "settings" and method == "GET":
-            return Outcome(200, self.graph.settings())
+            with self.tenant.lock:
+                return Outcome(200, self.tenant.config.as_dict())
         if route == "settings" and method == "POST":
-            return Outcome(200, self.graph.configure(data))
+            with self.tenant.lock:
+                return Outcome(200, self.tenant.config.update(data))
         if route == "clock" and method == "POST":
             self.tenant.clock_offset = float(data.get("offset_seconds", 0))
             return Outcome(200, {"offset_seconds": self.tenant.clock_offset, "now": self.tenant.now()})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import copy
 import datetime
 import hashlib
 import itertools
@@ -17,7 +19,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 from cryptography import x509
@@ -25,10 +27,13 @@ from cryptography.hazmat.primitives import serialization
 
 from . import totp
 from .errors import GraphError, bad_request, conflict, not_found, user_not_found
+from .settings import Settings
 
 STATUSES = ("available", "assigned", "activated", "failedActivation")
 HASH_FUNCTIONS = ("hmacsha1", "hmacsha256")
 TIME_INTERVALS = (30, 60)
+# "Up to five OATH hardware tokens or authenticator applications" per user (Entra's upload page): hardware tokens
+# and a user's other OATH methods (User.other_oath_methods) count together.
 MAX_METHODS_PER_USER = 5
 MAX_SECRET_LENGTH = 128
 # RFC 4226 R6: at least 128 bits of shared secret (26 base32 characters). Entra's own minimum is undocumented.
@@ -77,6 +82,7 @@ class User:
     roles: list[str] = field(default_factory=list)
     password: str | None = None
     account_enabled: bool = True
+    other_oath_methods: int = 0  # authenticator apps and other OATH methods the user holds besides hardware tokens
 
     @property
     def is_guest(self) -> bool:
@@ -199,13 +205,30 @@ def _str_list(value: Any, where: str) -> list[str]:
 
 
 class Tenant:
-    """The whole simulated tenant. Build with :meth:`from_seed_file`; :meth:`reset` restores the seed."""
+    """The whole simulated tenant. Build with :meth:`from_seed_file`; :meth:`reset` restores the seed.
+
+    ``config`` holds the runtime settings (entrasim.settings), the seed's over the defaults at start; the server
+    changes and restores them (a reset of the tenant leaves them alone).
+
+    Reads lag writes by ``config.read_after_write_delay_ms``: every write to a token is remembered in
+    ``versions`` (token id -> ``[(time.monotonic() of the write, the token as it was then or None), ...]``, the
+    first entry being the state before the first remembered write) for as long as the delay needs it, and reads
+    (``visible_*``) show the newest version at least that old. Writes and their checks always see the current
+    state (``tokens``), and so does the admin view.
+    """
 
     def __init__(self, seed: dict, base_dir: str = ".") -> None:
         self.lock = threading.RLock()
         self.clock_offset = 0.0
         self._seed = seed
         self._base_dir = base_dir
+        settings = seed.get("settings") if isinstance(seed, dict) else None
+        if settings is not None and not isinstance(settings, dict):
+            raise SeedError("settings must be a mapping")
+        try:
+            self.config = Settings.from_seed(settings or {})
+        except ValueError as exc:
+            raise SeedError(str(exc)) from exc
         self._load(seed)
 
     @classmethod
@@ -237,10 +260,8 @@ class Tenant:
         self.settings = dict(seed.get("settings") or {})
         self.activation_window_steps = int(self.settings.get("activation_window_steps",
                                                              totp.DEFAULT_ACTIVATION_WINDOW_STEPS))
-        self.create_assign_without_permission = self.settings.get("create_assign_without_permission", "forbid")
-        if self.create_assign_without_permission not in ("forbid", "ignore"):
-            raise SeedError("settings.create_assign_without_permission must be 'forbid' or 'ignore'")
         self._order = itertools.count(1)
+        self.versions: dict[str, list[tuple[float, Token | None]]] = {}
 
         self.groups: dict[str, Group] = {}
         for i, entry in enumerate(seed.get("groups") or []):
@@ -257,10 +278,13 @@ class Tenant:
             user_type = entry.get("user_type", "Member")
             if user_type not in ("Member", "Guest"):
                 raise SeedError(f"{where}: user_type must be Member or Guest")
+            others = entry.get("other_oath_methods", 0)
+            if not isinstance(others, int) or isinstance(others, bool) or not 0 <= others <= MAX_METHODS_PER_USER:
+                raise SeedError(f"{where}: other_oath_methods must be an integer from 0 to {MAX_METHODS_PER_USER}")
             user = User(id=uid, user_principal_name=str(_require(entry, "user_principal_name", where)),
                         display_name=str(_require(entry, "display_name", where)), user_type=user_type,
                         roles=_str_list(entry.get("roles"), f"{where}.roles"), password=entry.get("password"),
-                        account_enabled=bool(entry.get("account_enabled", True)))
+                        account_enabled=bool(entry.get("account_enabled", True)), other_oath_methods=others)
             if uid in self.users or self.find_user_by_upn(user.user_principal_name):
                 raise SeedError(f"{where}: duplicate user id or user_principal_name")
             self.users[uid] = user
@@ -339,8 +363,9 @@ class Tenant:
                 raise SeedError(f"{where}: assigned_to names an unknown user")
             if user.is_guest:
                 raise SeedError(f"{where}: hardware tokens can't be assigned to guest users")
-            if len(self.methods_of(user.id)) >= MAX_METHODS_PER_USER:
-                raise SeedError(f"{where}: {user.user_principal_name} already has {MAX_METHODS_PER_USER} tokens")
+            if self.oath_method_count(user) >= MAX_METHODS_PER_USER:
+                raise SeedError(f"{where}: {user.user_principal_name} already has {MAX_METHODS_PER_USER} OATH methods "
+                                "(hardware tokens and other_oath_methods)")
             if status == "available":
                 raise SeedError(f"{where}: an assigned token can't have status 'available'")
             token.assigned_to = user.id
@@ -384,10 +409,90 @@ class Tenant:
         return sorted((t for t in self.tokens.values() if t.assigned_to == user_id), key=lambda t: t.order)
 
     def require_method(self, user: User, method_id: str) -> Token:
-        token = self.tokens.get(method_id.lower())
+        return self._method_or_404(user, method_id, self.tokens.get(method_id.lower()))
+
+    @staticmethod
+    def _method_or_404(user: User, method_id: str, token: Token | None) -> Token:
         if token is None or token.assigned_to != user.id:
             raise not_found(f"Hardware OATH authentication method '{method_id}' was not found for this user.")
         return token
+
+    def oath_method_count(self, user: User) -> int:
+        """The OATH methods the user holds: hardware tokens and the seed's other_oath_methods."""
+        return len(self.methods_of(user.id)) + user.other_oath_methods
+
+    def serial_taken(self, serial: str) -> bool:
+        """Whether a create of ``serial`` conflicts: a token holds it (visible to reads or not yet), or one deleted
+        less than ``read_after_write_delay_ms`` ago held it (Graph answers 409 while a delete replicates)."""
+        if self.find_token_by_serial(serial):
+            return True
+        serial, cutoff = serial.lower(), self._read_cutoff()
+        for history in self.versions.values():
+            deleted_at, now_state = history[-1]
+            if now_state is None and deleted_at > cutoff:
+                held = next((t for _at, t in reversed(history) if t is not None), None)
+                if held is not None and held.serial_number.lower() == serial:
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ reads (read_after_write_delay_ms)
+    def _read_cutoff(self) -> float:
+        """Writes made after this (time.monotonic()) are not visible to reads yet."""
+        return time.monotonic() - self.config.read_after_write_delay_ms / 1000
+
+    def visible_token(self, token_id: str) -> Token | None:
+        """The token as reads see it: its newest version older than the delay (None: absent for reads)."""
+        token_id = token_id.lower()
+        history = self.versions.get(token_id)
+        if history is None:
+            return self.tokens.get(token_id)
+        cutoff = self._read_cutoff()
+        state = history[0][1]  # the oldest remembered, if even that is too recent (the delay was raised)
+        for written, version in history:
+            if written > cutoff:
+                break
+            state = version
+        return state
+
+    def visible_tokens(self) -> list[Token]:
+        ids = set(self.tokens) | set(self.versions)
+        return sorted((t for t in map(self.visible_token, ids) if t is not None), key=lambda t: t.order)
+
+    def require_visible_token(self, token_id: str) -> Token:
+        token = self.visible_token(token_id)
+        if token is None:
+            raise not_found(f"Hardware OATH token '{token_id}' was not found.")
+        return token
+
+    def visible_methods_of(self, user_id: str) -> list[Token]:
+        return [t for t in self.visible_tokens() if t.assigned_to == user_id]
+
+    def require_visible_method(self, user: User, method_id: str) -> Token:
+        return self._method_or_404(user, method_id, self.visible_token(method_id))
+
+    @contextlib.contextmanager
+    def _change(self, token: Token) -> Iterator[None]:
+        """Around every write to a token (its creation and deletion too): remembers its versions for reads. The
+        version after is recorded even when the write fails halfway (a wrong code still sets failedActivation)."""
+        before = self.tokens.get(token.id)
+        history = self.versions.setdefault(token.id, [(float("-inf"), copy.copy(before))])
+        try:
+            yield
+        finally:
+            after = self.tokens.get(token.id)
+            history.append((time.monotonic(), copy.copy(after)))
+            self._forget_settled()
+
+    def _forget_settled(self) -> None:
+        """Drop the versions reads no longer need: those older than the newest one past the delay, and a whole
+        history once its last version is past the delay (reads then see the current state)."""
+        cutoff = self._read_cutoff()
+        for token_id, history in list(self.versions.items()):
+            settled = [i for i, (written, _version) in enumerate(history) if written <= cutoff]
+            if settled:
+                del history[:settled[-1]]
+            if len(history) == 1 and history[0][0] <= cutoff:
+                del self.versions[token_id]
 
     # ------------------------------------------------------------------ validation
     def validate_device_fields(self, body: dict, creating: bool) -> dict:
@@ -440,36 +545,41 @@ class Tenant:
             raise conflict(f"The hardware OATH token '{token.serial_number}' is already assigned to this user.")
         if token.assigned_to is not None:
             raise conflict(f"The hardware OATH token '{token.serial_number}' is already assigned to another user.")
-        if len(self.methods_of(user.id)) >= MAX_METHODS_PER_USER:
-            raise bad_request(f"The user {user.user_principal_name} already has the maximum of "
-                              f"{MAX_METHODS_PER_USER} hardware OATH tokens.")
+        if self.oath_method_count(user) >= MAX_METHODS_PER_USER:
+            raise method_limit(user)
 
     # ------------------------------------------------------------------ inventory operations
     def create_device(self, fields: dict, assign_to: User | None) -> Token:
-        if self.find_token_by_serial(fields["serialNumber"]):
+        if self.serial_taken(fields["serialNumber"]):
             raise conflict(f"A hardware OATH token with serial number '{fields['serialNumber']}' already exists.")
         token = self._new_token(fields)
         if assign_to is not None:
             self.check_assignable(token, assign_to)
-        self.tokens[token.id] = token
-        if assign_to is not None:
-            self._assign(token, assign_to)
+        with self._change(token):
+            self.tokens[token.id] = token
+            if assign_to is not None:
+                self._assign(token, assign_to)
+                # The Entra page's example answers "available" with assignedTo filled; the token is still the
+                # user's in every other way (create_assign_status).
+                token.status = self.config.create_assign_status
         return token
 
     def update_device(self, token: Token, fields: dict) -> None:
         if token.assigned_to is not None:
             raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
                               "unassign it before updating it.")
-        for key, attr in (("manufacturer", "manufacturer"), ("model", "model"), ("displayName", "display_name"),
-                          ("timeIntervalInSeconds", "time_interval"), ("hashFunction", "hash_function")):
-            if key in fields:
-                setattr(token, attr, fields[key])
+        with self._change(token):
+            for key, attr in (("manufacturer", "manufacturer"), ("model", "model"), ("displayName", "display_name"),
+                              ("timeIntervalInSeconds", "time_interval"), ("hashFunction", "hash_function")):
+                if key in fields:
+                    setattr(token, attr, fields[key])
 
     def delete_device(self, token: Token) -> None:
         if token.assigned_to is not None:
             raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
                               "unassign it before deleting it.")
-        del self.tokens[token.id]
+        with self._change(token):
+            del self.tokens[token.id]
 
     # ------------------------------------------------------------------ user method operations
     def _assign(self, token: Token, user: User) -> None:
@@ -479,12 +589,14 @@ class Tenant:
 
     def assign(self, token: Token, user: User) -> None:
         self.check_assignable(token, user)
-        self._assign(token, user)
+        with self._change(token):
+            self._assign(token, user)
 
     def unassign(self, token: Token) -> None:
-        token.assigned_to = None
-        token.status = "available"
-        token.method_created = None
+        with self._change(token):
+            token.assigned_to = None
+            token.status = "available"
+            token.method_created = None
 
     def _verify_code(self, token: Token, code: Any) -> bool:
         """Verify a code; records the attempt. Returns True when accepted."""
@@ -502,30 +614,35 @@ class Tenant:
         return False
 
     def activate(self, token: Token, code: Any, display_name: str | None) -> None:
-        if self._verify_code(token, code):
-            token.status = "activated"
-            if display_name is not None:
-                token.display_name = display_name
-            return
-        if token.status != "activated":
-            token.status = "failedActivation"
-        raise bad_request("Invalid verification code.", code="invalidVerificationCode")
+        if token.status == "activated" and self.config.reactivate_activated == "refuse":
+            raise bad_request("The hardware OATH token is already activated.")
+        with self._change(token):
+            if self._verify_code(token, code):
+                token.status = "activated"
+                if display_name is not None:
+                    token.display_name = display_name
+                return
+            if token.status != "activated":
+                token.status = "failedActivation"
+            raise bad_request("Invalid verification code.", code="invalidVerificationCode")
 
     def deactivate(self, token: Token) -> None:
-        token.status = "assigned"
+        with self._change(token):
+            token.status = "assigned"
 
     def assign_and_activate(self, token: Token, user: User, code: Any, display_name: str | None) -> None:
         """Assign (unless already this user's) and activate, atomically: a wrong code assigns nothing."""
-        if token.assigned_to != user.id:
-            self.check_assignable(token, user)
-            if not self._verify_code(token, code):
-                raise bad_request("Invalid verification code.", code="invalidVerificationCode")
+        if token.assigned_to == user.id:
+            self.activate(token, code, display_name)
+            return
+        self.check_assignable(token, user)
+        if not self._verify_code(token, code):
+            raise bad_request("Invalid verification code.", code="invalidVerificationCode")
+        with self._change(token):
             self._assign(token, user)
             token.status = "activated"
             if display_name is not None:
                 token.display_name = display_name
-            return
-        self.activate(token, code, display_name)
 
     # ------------------------------------------------------------------ representations
     def device_json(self, token: Token) -> dict:
@@ -598,7 +715,8 @@ class Tenant:
             "clock_offset": self.clock_offset,
             "users": [{"id": u.id, "user_principal_name": u.user_principal_name, "display_name": u.display_name,
                        "user_type": u.user_type, "roles": list(u.roles),
-                       "hardware_oath_methods": [t.id for t in self.methods_of(u.id)]} for u in self.users.values()],
+                       "hardware_oath_methods": [t.id for t in self.methods_of(u.id)],
+                       "other_oath_methods": u.other_oath_methods} for u in self.users.values()],
             "apps": [{"client_id": a.client_id, "display_name": a.display_name,
                       "application_permissions": list(a.application_permissions),
                       "delegated_permissions": list(a.delegated_permissions)} for a in self.apps.values()],
@@ -610,6 +728,12 @@ class Tenant:
             "policy": {"hardware_oath": {"state": self.policy.state, "include_targets": self.policy.include_targets,
                                          "exclude_targets": self.policy.exclude_targets}},
         }
+
+
+def method_limit(user: User) -> GraphError:
+    """The refusal of a sixth OATH method (assign, assignAndActivate*, create or bulk create with assignTo)."""
+    return bad_request(f"The user {user.user_principal_name} already has the maximum of {MAX_METHODS_PER_USER} OATH "
+                       "methods (hardware tokens and authenticator apps).")
 
 
 def b64url(data: bytes) -> str:

@@ -189,7 +189,10 @@ def test_reset_clears_replay_memory(api, totp):
 
 
 # ------------------------------------------------------------------ settings
-DEFAULT_SETTINGS = {"page_size": 100, "max_page_size": 999, "create_assign_without_permission": "forbid"}
+DEFAULT_SETTINGS = {"page_size": 100, "max_page_size": 999, "create_assign_without_permission": "forbid",
+                    "filter_mode": "documented", "top_above_max": "cap", "method_device_inline": True,
+                    "create_assign_status": "assigned", "reactivate_activated": "allow", "batch_parallel": True,
+                    "read_after_write_delay_ms": 0}
 
 
 def settings(**changed):

@@ -460,7 +460,8 @@ def test_reset_restores_default_quotas(api):
     api.reset()
     assert api.admin("GET", "faults").json() == {
         "rules": [], "latency": {"ms": 0.0, "jitter_ms": 0.0},
-        "write_quota": {"requests": 3000, "per_seconds": 150.0}, "read_rate": {"requests": 3500, "per_seconds": 10.0}}
+        "write_quota": {"requests": 3000, "per_seconds": 150.0}, "read_rate": {"requests": 3500, "per_seconds": 10.0},
+        "methods_rate": None}
 
 
 # ------------------------------------------------------------------ faults given at start-up

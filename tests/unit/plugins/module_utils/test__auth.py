@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.tokenops.entra.plugins.module_utils._auth import (
-    AUTH_METHODS, CLOUDS, TOKEN_REFRESH_MARGIN, Credential, MsalHttpClient, TokenCacheFile, TokenProvider,
-    graph_argument_spec, load_certificate, resolve_credential)
+    AUTH_METHODS, CLOUDS, NATIONAL_CLOUD_MESSAGE, TOKEN_REFRESH_MARGIN, Credential, MsalHttpClient, TokenCacheFile,
+    TokenProvider, graph_argument_spec, load_certificate, national_cloud, resolve_credential)
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphAuthError, GraphError
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -807,3 +807,23 @@ def test_token_provider_federated_missing_file(tmp_path):
 
 def test_msal_is_importable():
     assert msal.SerializableTokenCache is not None
+
+
+@pytest.mark.parametrize("cloud, graph_endpoint, expected", [
+    ("public", "https://graph.microsoft.com", None),
+    (None, "https://127.0.0.1:8443", None),
+    ("usgov", "https://graph.microsoft.us", "cloud=usgov"),
+    ("china", "https://127.0.0.1:8443", "cloud=china"),
+    ("public", "https://graph.microsoft.us", "graph_endpoint=https://graph.microsoft.us (the usgov cloud's Graph)"),
+    ("public", "https://dod-graph.microsoft.us", "graph_endpoint=https://dod-graph.microsoft.us (the usgov_dod cloud's Graph)"),
+])
+def test_national_cloud(cloud, graph_endpoint, expected):
+    assert national_cloud(cloud, graph_endpoint) == expected
+
+
+def test_national_cloud_message_says_what_to_do():
+    message = NATIONAL_CLOUD_MESSAGE.format(what="cloud=usgov")
+    assert message.startswith("cloud=usgov: Microsoft documents the hardware OATH APIs of Microsoft Graph for the "
+                              "global service only")
+    assert message.endswith("set allow_national_cloud=true.")
+    assert graph_argument_spec()["allow_national_cloud"] == {"type": "bool", "default": False}

@@ -728,9 +728,11 @@ def test_get_many_gives_up_after_max_retries(max_retries, monkeypatch):
     batch = Batch(lambda number, item_id, url: throttled if item_id == "0" else ok({"n": number}))
     client, sleeps, _logs = batch_client(batch, monkeypatch, max_retries=max_retries)
     results = client.get_many([("/users", {"$top": "999"}), ("/me", None)], action="Listing users")
-    assert len(batch.posts) == max_retries + 1
-    assert [[item["id"] for item in p] for p in batch.posts] == [["0", "1"]] + [["0"]] * max_retries
-    assert sleeps == [2.0] * max_retries
+    # The first round got /me answered (progress), so max_retries rounds without any answer follow it.
+    retries = max_retries + 1 if max_retries else 0
+    assert len(batch.posts) == retries + 1
+    assert [[item["id"] for item in p] for p in batch.posts] == [["0", "1"]] + [["0"]] * retries
+    assert sleeps == [2.0] * retries
     assert results[1] == {"n": 0}
     assert isinstance(results[0], GraphError)
     assert results[0].status == 429
@@ -738,6 +740,33 @@ def test_get_many_gives_up_after_max_retries(max_retries, monkeypatch):
         "Listing users (/users): Graph answered 429 TooManyRequests: Too many requests (request-id rid, date "
         "2026-01-01T00:00:00); still throttled after the allowed retries (Retry-After: 2). Run again later, or raise "
         "max_retries / max_retry_wait")
+
+
+def test_get_many_paces_itself_through_a_rate_limit(monkeypatch):
+    """A rate limit that lets one item through per round: every round is progress, so no budget runs out."""
+    answered: list[str] = []
+
+    def one_per_round(number, item_id, url):
+        if len(answered) < number + 1:
+            answered.append(item_id)
+            return ok({"id": item_id})
+        return {"status": 429, "headers": {"Retry-After": "2"}}
+
+    batch = Batch(one_per_round)
+    client, sleeps, _logs = batch_client(batch, monkeypatch, max_retries=2)
+    results = client.get_many([(f"/users/u{i}", None) for i in range(8)], action="Reading users")
+    assert results == [{"id": str(i)} for i in range(8)]
+    assert len(batch.posts) == 8
+    assert sleeps == [2.0] * 7
+
+
+def test_get_many_first_pages_only(monkeypatch):
+    link = GRAPH + "/beta/users?$skiptoken=a"
+    batch = Batch(lambda number, item_id, url: ok({"value": [{"id": "u1"}], "@odata.nextLink": link}))
+    client, _sleeps, _logs = batch_client(batch, monkeypatch)
+    assert client.get_many([("/users", None)], action="a", follow_pages=False) == [
+        {"value": [{"id": "u1"}], "@odata.nextLink": link}]
+    assert len(batch.posts) == 1
 
 
 def test_get_many_follows_the_next_link_of_a_collection(monkeypatch):

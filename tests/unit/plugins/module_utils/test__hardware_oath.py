@@ -621,3 +621,13 @@ def test_code_source_redacts_the_given_code_nowhere_else():
     codes = CodeSource(verification_code="654321", redact=redacted.append)
     codes.next_code(make_token("available", "none"))
     assert "654321" not in codes.used
+
+
+def test_a_token_with_a_holder_is_assigned_whatever_its_status_says():
+    """Entra's documentation shows a token created with assignTo as available, with assignedTo filled in."""
+    device = {"id": DEVICE_ID, "serialNumber": SERIAL, "status": "available",
+              "assignedTo": {"id": THIS.id.upper(), "displayName": THIS.display_name}}
+    view = TokenView.from_graph(device)
+    assert (view.status, view.assigned_to_id) == ("assigned", THIS.id)
+    assert TokenView.from_graph({**device, "assignedTo": None}).status == "available"
+    assert TokenView.from_graph({**device, "status": "activated"}).status == "activated"

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import httpx
@@ -16,8 +17,9 @@ from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath impo
 from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import Destinations
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import USER_AGENT, GraphClient, Transport
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
-    DEVICES, HardwareOathApi, execute, execute_token_plan, refuses_the_code, took_effect)
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TokenSpec, inventory_filters, plan_token
+    DEVICES, READ_AFTER_WRITE_WAIT, HardwareOathApi, TokenExists, apply_token, execute, execute_token_plan,
+    refuses_the_code, took_effect)
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TokenQuery, TokenSpec, plan_token
 from ansible_collections.tokenops.entra.plugins.module_utils._policy import POLICY_PATH, PolicySpec, plan_policy
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
@@ -34,11 +36,17 @@ class FakeApi:
     """Records writes and re-reads. ``lost``: numbers (0-based) of the writes whose answer is lost; ``failures``:
     write number -> the GraphError it fails with."""
 
+    poll = HardwareOathApi.poll  # the real one, waiting through _sleep
+
     def __init__(self, lost=(), rereads=(), failures=None):
         self.lost = set(lost)
-        self.rereads = list(rereads)
+        self.rereads = list(rereads)  # the last one is answered to every further re-read
         self.failures = dict(failures or {})
         self.calls: list[tuple] = []
+        self.sleeps: list[float] = []
+
+    def _sleep(self, seconds):
+        self.sleeps.append(seconds)
 
     @property
     def writes(self):
@@ -54,7 +62,7 @@ class FakeApi:
 
     def reread(self, token_view, me=False):
         self.calls.append(("reread", token_view.id, me))
-        return self.rereads.pop(0)
+        return self.rereads.pop(0) if len(self.rereads) > 1 else self.rereads[0]
 
 
 def secret_codes(redacted=None):
@@ -70,7 +78,13 @@ def run(api, current, desired, codes, *, by_serial=True, me=False, user=AMY):
 
 
 def kinds(api):
-    return [(c[0], c[1]) if c[0] == "write" else ("reread",) for c in api.calls]
+    """The calls, consecutive re-reads (a poll while a write may not show yet) as one."""
+    out: list[tuple] = []
+    for call in api.calls:
+        kind = (call[0], call[1]) if call[0] == "write" else ("reread",)
+        if not (kind == ("reread",) and out and out[-1] == kind):
+            out.append(kind)
+    return out
 
 
 def test_execute_normal_path_runs_the_actions_in_order():
@@ -129,14 +143,25 @@ def test_execute_lost_answer_not_done_resends_with_a_code_of_a_later_step():
     result, _logs = run(api, token(), Desired(display_name=NAME), codes)
     assert result == not_done
     assert kinds(api) == [("write", ASSIGN_AND_ACTIVATE), ("reread",), ("write", ASSIGN_AND_ACTIVATE)]
-    first, second = api.calls[0][5], api.calls[2][5]
+    # it read again while the write may not have shown yet (10 s in all), then sent it again
+    assert api.sleeps == [0.5, 1.0, 2.0, 4.0, 2.5]
+    first, second = api.writes[0][5], api.writes[1][5]
     assert first == totp_code(SECRET, 1) == "287082"
     assert second == totp_code(SECRET, 2)
     assert second != first
-    assert api.calls[2][3] == not_done  # the fresh read is what the second write works from
-    assert api.calls[2][6] == NAME
+    assert api.writes[1][3] == not_done  # the fresh read is what the second write works from
+    assert api.writes[1][6] == NAME
     assert redacted == [first, second]
     assert codes.used == ["computed", "computed"]
+
+
+def test_execute_lost_answer_shown_after_a_moment_is_not_written_again():
+    """Graph's directory is eventually consistent: the fresh read may show the write only a moment later."""
+    api = FakeApi(lost={0}, rereads=[token("available"), token("available"), token("activated", AMY)])
+    result, _logs = run(api, token(), Desired(), secret_codes())
+    assert result == token("activated", AMY)
+    assert len(api.writes) == 1
+    assert api.sleeps == [0.5, 1.0]
 
 
 def test_execute_lost_answer_with_a_given_code_never_sends_it_twice():
@@ -167,7 +192,7 @@ def test_execute_assign_and_activate_half_done_is_followed_by_activate(status):
     codes = secret_codes()
     run(api, token(), Desired(display_name=NAME), codes, by_serial=True)
     assert kinds(api) == [("write", ASSIGN_AND_ACTIVATE), ("reread",), ("write", ACTIVATE)]
-    write = api.calls[2]
+    write = api.writes[1]
     assert write[2] == AMY.id
     assert write[3] == half
     assert write[5] == totp_code(SECRET, 2)
@@ -191,8 +216,8 @@ def test_execute_lost_unassign_not_done_is_resent_then_the_plan_goes_on():
     api = FakeApi(lost={0}, rereads=[still])
     run(api, token("activated", ADELE), Desired(reassign=True), secret_codes())
     assert kinds(api) == [("write", UNASSIGN), ("reread",), ("write", UNASSIGN), ("write", ASSIGN_AND_ACTIVATE)]
-    assert api.calls[2][2] == ADELE.id and api.calls[2][5] is None
-    assert api.calls[3][5] == "287082"  # the first code used, for the first code action
+    assert api.writes[1][2] == ADELE.id and api.writes[1][5] is None
+    assert api.writes[2][5] == "287082"  # the first code used, for the first code action
 
 
 def refused(status=400, code="invalidVerificationCode", message="Invalid verification code."):
@@ -309,7 +334,7 @@ def test_execute_lost_reactivation_for_a_rename():
     api = FakeApi(lost={0}, rereads=[token("activated", AMY, "old")])
     run(api, current, Desired(display_name=NAME), secret_codes())
     assert kinds(api) == [("write", ACTIVATE), ("reread",), ("write", ACTIVATE)]
-    assert api.calls[0][5] != api.calls[2][5]
+    assert api.writes[0][5] != api.writes[1][5]
 
 
 def test_execute_second_lost_answer_is_not_swallowed():
@@ -475,31 +500,6 @@ def test_user_forbidden_names_the_permission():
     assert info.value.message == "m. The caller needs the Microsoft Graph permission User.Read.All (or User.ReadBasic.All)"
 
 
-def test_token_by_serial_filters_and_matches_case_insensitively():
-    device = {"id": DEVICE_ID, "serialNumber": "totp123456", "status": "available"}
-    client = FakeClient({"value": [{"id": "other", "serialNumber": "TOTP1234567"}, device]})
-    found = HardwareOathApi(client).token_by_serial("TOTP123456")
-    assert found.id == DEVICE_ID
-    assert client.calls == [("GET", DEVICES, "Looking up token TOTP123456",
-                             {"params": {"$filter": "serialNumber eq 'TOTP123456'"}})]
-
-
-def test_token_by_serial_quotes_the_value():
-    client = FakeClient({"value": []})
-    with pytest.raises(GraphError):
-        HardwareOathApi(client).token_by_serial("O'Brien' or 1 eq 1")
-    assert client.calls[0][3] == {"params": {"$filter": "serialNumber eq 'O''Brien'' or 1 eq 1'"}}
-
-
-def test_token_by_serial_not_found():
-    client = FakeClient({"value": []})
-    with pytest.raises(GraphError) as info:
-        HardwareOathApi(client).token_by_serial("NOPE1")
-    assert (info.value.status, info.value.code) == (404, "notFound")
-    assert info.value.message == ("No hardware OATH token with serial number NOPE1 is in the tenant's inventory; import "
-                                  "it first (tokenops.entra.hardware_oath_token).")
-
-
 def test_token_by_id_and_reread():
     device = {"id": DEVICE_ID, "serialNumber": SERIAL, "status": "activated",
               "assignedTo": {"id": AMY.id, "displayName": "Amy Masters"}}
@@ -661,6 +661,8 @@ class FakeInventoryApi:
     """Records the inventory writes and reads of execute_token_plan. ``lost``: numbers (0-based) of the writes whose
     answer is lost; ``reads``: the answers of find_token / token_exists / token_by_id, in order."""
 
+    poll = HardwareOathApi.poll  # the real one, waiting through _sleep
+
     def __init__(self, lost=(), reads=(), creates=(), failures=None):
         self.lost = set(lost)
         self.reads = list(reads)
@@ -668,6 +670,14 @@ class FakeInventoryApi:
         self.failures = dict(failures or {})
         self.calls: list[tuple] = []
         self.writes = 0
+        self.sleeps: list[float] = []
+
+    def _sleep(self, seconds):
+        self.sleeps.append(seconds)
+
+    def _read(self):
+        """The next read answer; the last one is answered to every further read."""
+        return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
 
     def _written(self, call):
         self.calls.append(call)
@@ -677,7 +687,7 @@ class FakeInventoryApi:
         if self.writes - 1 in self.failures:
             raise self.failures[self.writes - 1]
 
-    def create_token(self, body):
+    def create_token(self, body, *, while_deleted=False):
         self._written(("create", body))
         answer = self.creates.pop(0)
         if isinstance(answer, Exception):
@@ -695,15 +705,15 @@ class FakeInventoryApi:
 
     def find_token(self, serial):
         self.calls.append(("find_token", serial))
-        return self.reads.pop(0)
+        return self._read()
 
     def token_exists(self, device_id):
         self.calls.append(("token_exists", device_id))
-        return self.reads.pop(0)
+        return self._read()
 
     def token_by_id(self, device_id):
         self.calls.append(("token_by_id", device_id))
-        return self.reads.pop(0)
+        return self._read()
 
 
 def body(holder: UserView | None = None, **fields) -> dict:
@@ -865,6 +875,12 @@ LOST = {
 }
 
 
+def collapsed(calls):
+    """The calls, consecutive identical reads (a poll while a write may not show yet) as one."""
+    return [call for n, call in enumerate(calls) if n == 0 or call != calls[n - 1] or call[0] not in
+            ("find_token", "token_exists", "token_by_id")]
+
+
 @pytest.mark.parametrize("kind", list(LOST))
 def test_execute_token_plan_lost_answer_that_took_effect_is_not_written_again(kind):
     current, spec, lost, read, done, _not_done = LOST[kind]
@@ -886,17 +902,19 @@ def test_execute_token_plan_lost_answer_that_did_not_take_effect_is_written_once
     api = FakeInventoryApi(lost={lost}, reads=[not_done], creates=[created()])
     result, _logs = run_plan(api, current, spec)
     plan = plan_token(current, spec)
-    assert api.calls[1] == read
-    assert api.calls[2] == api.calls[0]  # the same write, once more
-    assert len(api.calls) == len(plan.actions) + 2
+    calls = collapsed(api.calls)
+    assert calls[1] == read  # read again and again while the write might not show yet (10 s in all)
+    assert api.sleeps == [0.5, 1.0, 2.0, 4.0, 2.5]
+    assert calls[2] == calls[0]  # the same write, once more
+    assert len(calls) == len(plan.actions) + 2
     assert result == (created() if kind == "create" else None)
 
 
 def test_execute_token_plan_lost_update_partly_done_is_written_again():
     api = FakeInventoryApi(lost={0}, reads=[inv(display_name=NAME)])
     run_plan(api, inv(), UPDATE_SPEC)
-    assert api.calls == [("update", DEVICE_ID, {"model": "X2", "displayName": NAME}), ("token_by_id", DEVICE_ID),
-                         ("update", DEVICE_ID, {"model": "X2", "displayName": NAME})]
+    assert collapsed(api.calls) == [("update", DEVICE_ID, {"model": "X2", "displayName": NAME}),
+                                    ("token_by_id", DEVICE_ID), ("update", DEVICE_ID, {"model": "X2", "displayName": NAME})]
 
 
 def test_execute_token_plan_lost_unassign_then_the_rest_of_the_plan():
@@ -924,7 +942,7 @@ def test_execute_token_plan_second_lost_answer_is_not_swallowed():
     api = FakeInventoryApi(lost={0, 1}, reads=[inv()])
     with pytest.raises(WriteOutcomeUnknown):
         run_plan(api, inv(), UPDATE_SPEC)
-    assert [c[0] for c in api.calls] == ["update", "token_by_id", "update"]
+    assert [c[0] for c in collapsed(api.calls)] == ["update", "token_by_id", "update"]
 
 
 # ---------------------------------------------------------------------------------------------------- reads on a mock Graph
@@ -954,12 +972,14 @@ class Graph:
         return [dict(r.url.params) for r in self.requests]
 
 
-def graph_api(graph: Graph) -> HardwareOathApi:
+def graph_api(graph: Graph, warnings: list | None = None, sleeps: list | None = None) -> HardwareOathApi:
     transport = Transport(destinations=Destinations(GRAPH, "https://login.microsoftonline.com"), verify=True,
                           timeout=5.0, max_retries=2, max_retry_wait=1.0, sleep=lambda seconds: None)
     transport.client.close()
     transport.client = httpx.Client(transport=httpx.MockTransport(graph), headers={"User-Agent": USER_AGENT})
-    return HardwareOathApi(GraphClient(transport, GRAPH, lambda force: "t"))
+    return HardwareOathApi(GraphClient(transport, GRAPH, lambda force: "t"),
+                           warn=(warnings if warnings is not None else []).append,
+                           sleep=(sleeps if sleeps is not None else []).append)
 
 
 def device(device_id, serial, holder: UserView | None = None) -> dict:
@@ -980,7 +1000,7 @@ def test_list_tokens_everything_in_pages_of_999():
     link = GRAPH + "/beta" + DEVICES + "?$top=999&$skiptoken=abc"
     graph = Graph({DEVICES: [(200, {"value": [device("d1", "S1"), device("d2", "S2", AMY)], "@odata.nextLink": link}),
                              (200, {"value": [device("d3", "S3")]})]})
-    tokens = graph_api(graph).list_tokens(inventory_filters())
+    tokens = graph_api(graph).list_tokens()
     assert [(t.id, t.serial_number, t.assigned_to_id) for t in tokens] == [
         ("d1", "S1", None), ("d2", "S2", AMY.id), ("d3", "S3", None)]
     assert len(graph.requests) == 2
@@ -989,23 +1009,112 @@ def test_list_tokens_everything_in_pages_of_999():
     assert all(r.method == "GET" and r.headers["Authorization"] == "Bearer t" for r in graph.requests)
 
 
-def test_list_tokens_one_listing_per_filter_deduplicated_by_id():
-    serials = [f"S{i:02d}" for i in range(20)]
-    filters = inventory_filters(serials, ["available"])
-    assert len(filters) == 2
-    graph = Graph({DEVICES: [(200, {"value": [device("D1", "S00"), device("d2", "S01")]}),
-                             (200, {"value": [device("d1", "S00"), device("d3", "S19")]})]})
-    tokens = graph_api(graph).list_tokens(filters)
-    assert [t.id for t in tokens] == ["D1", "d2", "d3"]
+def test_list_tokens_without_top_when_graph_refuses_it():
+    refused = (400, {"error": {"code": "BadRequest", "message": "$top may not be above 100."}})
+    graph = Graph({DEVICES: [refused, (200, {"value": [device("d1", "S1")]}), (200, {"value": [device("d2", "S2")]})]})
+    warnings: list[str] = []
+    api = graph_api(graph, warnings)
+    assert [t.id for t in api.list_tokens()] == ["d1"]
+    assert [t.id for t in api.list_tokens(TokenQuery(statuses=("available",)))] == ["d2"]
+    assert graph.params == [{"$top": "999"}, {}, {"$filter": "status eq 'available'"}]  # refused once, then never sent
+    assert len(warnings) == 1 and warnings[0].startswith("Graph refused $top=999 (")
+
+
+def batch_of(*bodies):
+    return (200, {"responses": [{"id": str(n), "status": 200, "body": body} for n, body in enumerate(bodies)]})
+
+
+def test_list_tokens_several_values_one_eq_listing_each_in_one_batch():
+    graph = Graph({"/$batch": [batch_of({"value": [device("d1", "S00")]}, {"value": []},
+                                        {"value": [device("d3", "s02", AMY)]})]})
+    tokens = graph_api(graph).list_tokens(TokenQuery(serial_numbers=("S00", "S01", "s00", "S02"), statuses=("available",)))
+    assert [t.id for t in tokens] == ["d1"]  # d3 is assigned: checked locally
+    assert len(graph.requests) == 1
+    sent = json.loads(graph.requests[0].content)["requests"]
+    assert [item["url"] for item in sent] == [f"{DEVICES}?$filter=serialNumber%20eq%20'S00'",
+                                              f"{DEVICES}?$filter=serialNumber%20eq%20'S01'",
+                                              f"{DEVICES}?$filter=serialNumber%20eq%20'S02'"]
+
+
+def test_list_tokens_statuses_one_eq_listing_each_with_top_and_checked_locally():
+    graph = Graph({"/$batch": [batch_of({"value": [device("d1", "S1", AMY) | {"status": "activated"}]},
+                                        {"value": [device("d2", "S2", AMY)]})]})
+    tokens = graph_api(graph).list_tokens(TokenQuery(statuses=("activated", "assigned"), model="OATH-TOTP",
+                                                     manufacturer="Other"))
+    assert tokens == []  # the manufacturer differs: checked locally
+    sent = json.loads(graph.requests[0].content)["requests"]
+    assert [item["url"] for item in sent] == [f"{DEVICES}?$filter=status%20eq%20'activated'&$top=999",
+                                              f"{DEVICES}?$filter=status%20eq%20'assigned'&$top=999"]
+
+
+def test_list_tokens_a_filter_graph_ignored_never_widens_the_result():
+    everything = [device("d1", "S1"), device("d2", "S2", AMY), device(DEVICE_ID, SERIAL)]
+    link = GRAPH + "/beta" + DEVICES + "?$skiptoken=p2"
+    graph = Graph({DEVICES: [(200, {"value": everything[:2], "@odata.nextLink": link}),
+                             (200, {"value": everything[2:]})]})
+    warnings: list[str] = []
+    api = graph_api(graph, warnings)
+    assert api.find_token(SERIAL).id == DEVICE_ID  # on the second page of the unfiltered answer
     assert len(graph.requests) == 2
-    assert graph.params == [{"$top": "999", "$filter": filters[0]}, {"$top": "999", "$filter": filters[1]}]
-    assert graph.params[1]["$filter"] == "serialNumber in ('S14', 'S15', 'S16', 'S17', 'S18', 'S19') and status eq 'available'"
+    assert warnings == [f"Graph ignored the inventory filter \"serialNumber eq '{SERIAL}'\" (its answer holds other "
+                        "tokens); reading the whole inventory and filtering it locally."]
+
+
+def test_list_tokens_an_ignored_filter_in_a_batch_reads_that_answer_only():
+    everything = [device("d1", "S1"), device("d2", "S2", AMY), device("d3", "S3")]
+    graph = Graph({"/$batch": [batch_of({"value": everything}, {"value": everything})]})
+    warnings: list[str] = []
+    tokens = graph_api(graph, warnings).list_tokens(TokenQuery(serial_numbers=("S1", "S3")))
+    assert [t.id for t in tokens] == ["d1", "d3"]
+    assert len(graph.requests) == 1 and len(warnings) == 1
+
+
+def test_list_tokens_a_refused_filter_falls_back_to_listing_everything_once():
+    refused = (400, {"error": {"code": "BadRequest", "message": "Unsupported query."}})
+    listing = (200, {"value": [device("d1", "S1", AMY), device("d2", "S2")]})
+    graph = Graph({DEVICES: [refused, refused, listing, refused, refused, listing]})
+    warnings: list[str] = []
+    api = graph_api(graph, warnings)
+    assert [t.id for t in api.list_tokens(TokenQuery(assigned_to_id=AMY.id))] == ["d1"]
+    assert [t.id for t in api.list_tokens(TokenQuery(assigned_to_id=AMY.id))] == ["d1"]
+    # refused with $top, refused without it too: the filter was refused, not $top, which the listing keeps
+    assert graph.params == [{"$filter": f"assignedTo/id eq '{AMY.id}'", "$top": "999"},
+                            {"$filter": f"assignedTo/id eq '{AMY.id}'"}, {"$top": "999"}] * 2
+    assert len(warnings) == 1 and warnings[0].startswith(f"Graph refused the inventory filter \"assignedTo/id eq '{AMY.id}'\"")
+
+
+def test_list_tokens_a_refused_filter_in_a_batch_falls_back_too():
+    refused = {"id": "1", "status": 400, "body": {"error": {"code": "BadRequest", "message": "Unsupported query."}}}
+    graph = Graph({"/$batch": [(200, {"responses": [{"id": "0", "status": 200, "body": {"value": []}}, refused]})],
+                   DEVICES: [(200, {"value": [device("d1", "S1"), device("d2", "S2")]})]})
+    tokens = graph_api(graph).list_tokens(TokenQuery(serial_numbers=("S1", "S2")))
+    assert [t.id for t in tokens] == ["d1", "d2"]
+    assert graph.params[-1] == {"$top": "999"}
+
+
+@pytest.mark.parametrize("inventory, pages, lookups", [
+    (30, 1, 0),     # the inventory fits one page: it answers everything in one round trip
+    (3000, 2, 1),   # two pages (the eq listings would take two round trips), then the 5 serials not seen yet
+])
+def test_list_tokens_many_serial_numbers_cost_at_most_twice_the_cheaper_way(inventory, pages, lookups):
+    serials = [f"S{i:04d}" for i in range(25)] + [f"T{i}" for i in range(5)]  # 30 values: 2 batch round trips
+    tokens = [device(f"d{i}", f"S{i:04d}") for i in range(inventory)] + [device(f"t{i}", f"T{i}") for i in range(5)]
+    by_page = [tokens[i:i + 999] for i in range(0, len(tokens), 999)]
+    answers = [(200, {"value": page, **({"@odata.nextLink": f"{GRAPH}/beta{DEVICES}?$skiptoken={n + 1}"}
+                                        if n + 1 < len(by_page) else {})}) for n, page in enumerate(by_page)]
+    graph = Graph({DEVICES: answers, "/$batch": [batch_of(*[{"value": [device(f"t{i}", f"T{i}")]} for i in range(5)])]})
+    found = graph_api(graph).list_tokens(TokenQuery(serial_numbers=tuple(serials)))
+    assert sorted(t.serial_number for t in found) == sorted(serials)
+    assert [r.url.path for r in graph.requests] == [f"/beta{DEVICES}"] * pages + ["/beta/$batch"] * lookups
+    if lookups:
+        sent = json.loads(graph.requests[-1].content)["requests"]
+        assert [item["url"].rsplit("'", 2)[1] for item in sent] == [f"T{i}" for i in range(5)]
 
 
 def test_list_tokens_forbidden_names_the_permission():
     graph = Graph({DEVICES: [DENIED]})
     with pytest.raises(GraphError) as info:
-        graph_api(graph).list_tokens([None])
+        graph_api(graph).list_tokens()
     assert info.value.status == 403
     assert info.value.message == (
         f"Listing the hardware OATH token inventory: {DENIED_TEXT}. The caller needs the Microsoft Graph permission "
@@ -1015,13 +1124,32 @@ def test_list_tokens_forbidden_names_the_permission():
 
 
 def test_find_token_on_graph():
-    graph = Graph({DEVICES: [(200, {"value": [device("d0", "TOTP1234567"), device(DEVICE_ID, SERIAL.lower(), AMY)]}),
-                             (200, {"value": []})]})
+    graph = Graph({DEVICES: [(200, {"value": [device(DEVICE_ID, SERIAL.lower(), AMY)]}), (200, {"value": []})]})
     api = graph_api(graph)
     found = api.find_token(SERIAL)
     assert (found.id, found.serial_number, found.status, found.assigned_to_id) == (DEVICE_ID, SERIAL.lower(), "assigned", AMY.id)
-    assert api.find_token("O'Brien") is None
-    assert graph.params == [{"$filter": f"serialNumber eq '{SERIAL}'"}, {"$filter": "serialNumber eq 'O''Brien'"}]
+    assert api.find_token("O'Brien' or 1 eq 1") is None
+    assert graph.params == [{"$filter": f"serialNumber eq '{SERIAL}'"}, {"$filter": "serialNumber eq 'O''Brien'' or 1 eq 1'"}]
+
+
+def test_token_by_serial_waits_for_a_token_imported_a_moment_ago():
+    graph = Graph({DEVICES: [(200, {"value": []}), (200, {"value": []}), (200, {"value": [device(DEVICE_ID, SERIAL)]})]})
+    sleeps: list[float] = []
+    assert graph_api(graph, sleeps=sleeps).token_by_serial(SERIAL).id == DEVICE_ID
+    assert sleeps == [0.5, 1.0]
+
+
+def test_token_by_serial_not_found_after_waiting():
+    graph = Graph({DEVICES: lambda request: (200, {"value": []})})
+    sleeps: list[float] = []
+    with pytest.raises(GraphError) as info:
+        graph_api(graph, sleeps=sleeps).token_by_serial("NOPE1")
+    assert (info.value.status, info.value.code) == (404, "notFound")
+    assert info.value.message == ("No hardware OATH token with serial number NOPE1 is in the tenant's inventory (looked "
+                                  f"up again for {READ_AFTER_WRITE_WAIT:.0f} s, in case it was imported a moment ago); "
+                                  "import it first (tokenops.entra.hardware_oath_token).")
+    assert sum(sleeps) == READ_AFTER_WRITE_WAIT == 10.0
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 2.5]
 
 
 def test_token_exists_on_graph():
@@ -1128,3 +1256,153 @@ def test_users_with_methods_forbidden_user_names_the_permission():
         graph_api(graph).users_with_methods(["me"])
     assert info.value.message == (f"Reading the hardware OATH methods of users (/me): {DENIED_TEXT}. The caller needs the "
                                   "Microsoft Graph permission User.Read.All (or User.ReadBasic.All)")
+
+
+# ---------------------------------------------------------------------------------------------------- eventual consistency
+def conflict():
+    return TokenExists(GraphError(f"Creating token {SERIAL}: Graph answered 409 conflict", status=409, code="conflict"))
+
+
+def test_apply_token_creation_of_a_serial_number_in_use_is_planned_again_once_it_shows():
+    """Imported by the task before, a moment ago: not visible to the first read, refused as a duplicate."""
+    api = FakeInventoryApi(reads=[None, None, created()], creates=[conflict()])
+    logs: list[str] = []
+    plan, made = apply_token(api, NEW, SECRET, check_mode=False, log=logs.append)
+    assert made is None and plan.changed is False
+    assert [c[0] for c in collapsed(api.calls)] == ["find_token", "create", "find_token"]
+    assert api.sleeps == [0.5]
+    assert logs == [f"token {SERIAL} is in use although the inventory did not show it: reading it again"]
+
+
+def test_apply_token_replanned_against_the_token_that_shows():
+    api = FakeInventoryApi(reads=[None, created(model="Old")], creates=[conflict()])
+    plan, _made = apply_token(api, NEW, SECRET, check_mode=False, log=lambda message: None)
+    assert [a.kind for a in plan.actions] == ["update"]
+    assert api.calls[-1] == ("update", NEW_ID, {"model": "OATH-TOTP"})
+
+
+def test_apply_token_a_conflict_that_never_shows_fails():
+    api = FakeInventoryApi(reads=[None], creates=[conflict()])
+    with pytest.raises(TokenExists):
+        apply_token(api, NEW, SECRET, check_mode=False, log=lambda message: None)
+    assert sum(api.sleeps) == READ_AFTER_WRITE_WAIT
+
+
+def test_apply_token_check_mode_writes_nothing():
+    api = FakeInventoryApi(reads=[None])
+    plan, made = apply_token(api, NEW, SECRET, check_mode=True, log=lambda message: None)
+    assert [a.kind for a in plan.actions] == ["create"] and made is None
+    assert api.calls == [("find_token", SERIAL)]
+
+
+def test_create_while_the_delete_of_its_serial_number_propagates():
+    duplicate = (409, {"error": {"code": "conflict", "message": "already exists"}})
+    graph = Graph({DEVICES: [duplicate, duplicate, (201, device(NEW_ID, SERIAL))]})
+    sleeps: list[float] = []
+    api = graph_api(graph, sleeps=sleeps)
+    assert api.create_token({"serialNumber": SERIAL}, while_deleted=True).id == NEW_ID
+    assert sleeps == [0.5, 1.0]
+    graph = Graph({DEVICES: [duplicate]})
+    with pytest.raises(TokenExists):
+        graph_api(graph).create_token({"serialNumber": SERIAL})
+    assert len(graph.requests) == 1
+
+
+def test_users_with_methods_read_a_device_graph_left_out():
+    bare = [{"id": DEVICE_ID, "createdDateTime": "2026-01-01T00:00:00Z"}, {"id": "d2", "device": device("d2", "S2", AMY)}]
+    answers = {f"/users/{AMY.id}?$select=id,userPrincipalName,displayName,userType": (200, user_body(AMY)),
+               f"/users/{AMY.id}/authentication/hardwareOathMethods": (200, {"value": bare}),
+               f"/users/{AMY.id}/authentication/hardwareOathMethods/{DEVICE_ID}/device": (200, device(DEVICE_ID, SERIAL, AMY))}
+    graph = Graph({"/$batch": batch_items(answers.__getitem__)})
+    [(user, methods)] = graph_api(graph).users_with_methods([AMY.id])
+    assert user == AMY
+    assert [TokenView.from_method(m, AMY).serial_number for m in methods] == [SERIAL, "S2"]
+    assert len(graph.requests) == 2  # the users and their methods, then the one device left out
+    assert [item["url"] for item in json.loads(graph.requests[1].content)["requests"]] == [
+        f"/users/{AMY.id}/authentication/hardwareOathMethods/{DEVICE_ID}/device"]
+
+
+def test_my_token_reads_a_device_graph_left_out():
+    graph = Graph({"/me/authentication/hardwareOathMethods": [(200, {"value": [{"id": DEVICE_ID}]})],
+                   "/$batch": batch_items(lambda url: (200, device(DEVICE_ID, SERIAL, AMY)))})
+    found = graph_api(graph).my_token(SERIAL, None)
+    assert (found.id, found.serial_number, found.assigned_to_id) == (DEVICE_ID, SERIAL, AMY.id)
+    assert len(graph.requests) == 2
+
+
+def test_a_device_read_refused_names_the_permission():
+    graph = Graph({"/me/authentication/hardwareOathMethods": [(200, {"value": [{"id": DEVICE_ID}]})],
+                   "/$batch": batch_items(lambda url: DENIED)})
+    with pytest.raises(GraphError, match="UserAuthenticationMethod.Read"):
+        graph_api(graph).my_token(SERIAL, None)
+
+
+# ---------------------------------------------------------------------------------------------------- refusals
+FIVE = GraphError(f"assign and activate token {SERIAL} for amy: Graph answered 400 badRequest: The user already has "
+                  "the maximum of 5 OATH methods.", status=400, code="badRequest",
+                  graph_message="The user amy.masters@contoso.com already has the maximum of 5 OATH methods (hardware "
+                                "tokens and authenticator apps).")
+ACTIVATED = GraphError("activate: Graph answered 400 badRequest", status=400, code="badRequest",
+                       graph_message="The hardware OATH token is already activated.")
+
+
+@pytest.mark.parametrize("kind", [ASSIGN, ASSIGN_AND_ACTIVATE])
+def test_the_five_method_limit_says_what_to_do(kind):
+    api = HardwareOathApi(FakeClient(copy.copy(FIVE)))
+    with pytest.raises(GraphError) as info:
+        api.write(Action(kind, AMY.id, ""), token(), AMY, "123456", None, by_serial=True, me=False)
+    assert info.value.message.endswith(
+        ". A user holds at most five OATH methods, hardware tokens and authenticator apps together: remove one of theirs "
+        "first (a hardware token with tokenops.entra.hardware_oath_assignment state=absent, an authenticator app in the "
+        "Entra admin center), or give this token to someone else")
+
+
+def test_the_five_method_limit_on_a_creation_with_assign_to():
+    api = HardwareOathApi(FakeClient(copy.copy(FIVE)))
+    with pytest.raises(GraphError, match="at most five OATH methods"):
+        api.create_token({"serialNumber": SERIAL, "assignTo": {"id": AMY.id}})
+
+
+def test_a_refused_reactivation_says_what_to_do():
+    api = HardwareOathApi(FakeClient(copy.copy(ACTIVATED)))
+    with pytest.raises(GraphError) as info:
+        api.write(Action(ACTIVATE, AMY.id, ""), token("activated", AMY), AMY, "123456", NAME, by_serial=True, me=False)
+    assert "Graph does not activate an activated token again, so its display name can't be changed this way: leave " \
+           "display_name unset, or unassign the token and assign it again with display_name" in info.value.message
+
+
+@pytest.mark.parametrize("error, kind, status", [
+    (ACTIVATED, ACTIVATE, "assigned"),  # not a re-activation
+    (refused(), ACTIVATE, "activated"),  # a refused code is said as Graph says it
+    (GraphError("x", status=403, graph_message="maximum"), ASSIGN, "available"),
+])
+def test_other_refusals_are_left_as_they_are(error, kind, status):
+    api = HardwareOathApi(FakeClient(copy.copy(error)))
+    with pytest.raises(GraphError) as info:
+        api.write(Action(kind, AMY.id, ""), token(status, AMY if status != "available" else None), AMY, "123456", None,
+                  by_serial=True, me=False)
+    assert info.value.message == error.message or info.value.message.endswith(". The caller needs the Microsoft Graph "
+                                                                              "permission UserAuthenticationMethod."
+                                                                              "ReadWrite.All (or UserAuthMethod-"
+                                                                              "HardwareOATH.ReadWrite.All) and, when "
+                                                                              "signed in as a user, the Authentication "
+                                                                              "Administrator role (Privileged "
+                                                                              "Authentication Administrator for admin "
+                                                                              "users)")
+    assert "at most five" not in info.value.message and "activate an activated" not in info.value.message
+
+
+def test_token_by_id_waits_for_a_token_imported_a_moment_ago():
+    missing = (404, {"error": {"code": "itemNotFound", "message": "Not found"}})
+    graph = Graph({f"{DEVICES}/{DEVICE_ID}": [missing, (200, device(DEVICE_ID, SERIAL))]})
+    sleeps: list[float] = []
+    assert graph_api(graph, sleeps=sleeps).token_by_id(DEVICE_ID, wait=True).id == DEVICE_ID
+    assert sleeps == [0.5]
+    graph = Graph({f"{DEVICES}/{DEVICE_ID}": lambda request: missing})
+    sleeps = []
+    with pytest.raises(GraphError) as info:
+        graph_api(graph, sleeps=sleeps).token_by_id(DEVICE_ID, wait=True)
+    assert info.value.status == 404 and sum(sleeps) == READ_AFTER_WRITE_WAIT
+    assert info.value.message.endswith("; looked up again for 10 s, in case it was imported a moment ago")
+    with pytest.raises(GraphError):  # without wait: one lookup
+        graph_api(graph, sleeps=sleeps).token_by_id(DEVICE_ID)

@@ -4,15 +4,14 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
     ASSIGN, UNASSIGN, Action, PlanError, TokenView, UserView)
 from ansible_collections.tokenops.entra.plugins.module_utils._inventory import (
-    CREATE, DELETE, MAX_FILTER_EXPRESSIONS, UPDATE, TokenSpec, chunks, create_body, inventory_filters, plan_token,
-    recreation_spec, token_result, unique, update_body, users_filter)
+    CREATE, DELETE, UPDATE, Lookup, TokenQuery, TokenSpec, chunks, create_body, plan_token, recreation_spec,
+    token_result, unique, update_body, users_filter)
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
 GUEST = UserView(id="99999999-9999-4999-8999-999999999999",
@@ -436,78 +435,64 @@ def test_update_body(changes, expected):
     assert update_body(wanted, changes) == expected
 
 
-# ---------------------------------------------------------------------------------------------------- filters
-def expressions(text: str) -> int:
-    """The expressions of a filter: one per string literal (every eq, every value of an in list)."""
-    return len(re.findall(r"'(?:[^']|'')*'", text))
+# ---------------------------------------------------------------------------------------------------- queries
+def test_a_query_without_conditions_lists_everything():
+    assert TokenQuery().lookups() == []
+    assert TokenQuery(serial_numbers=(), statuses=()).lookups() == []
 
 
-def test_inventory_filters_without_conditions_lists_everything():
-    assert inventory_filters() == [None]
-    assert inventory_filters([], [], None, None, None) == [None]
-
-
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"statuses": ["available"]}, "status eq 'available'"),
-    ({"statuses": ["available", "assigned", "Available"]}, "status in ('available', 'assigned')"),
-    ({"statuses": ["available", "assigned", "activated", "failedActivation"]},
-     "status in ('available', 'assigned', 'activated', 'failedActivation')"),
-    ({"manufacturer": "Contoso"}, "manufacturer eq 'Contoso'"),
-    ({"model": "OATH-TOTP"}, "model eq 'OATH-TOTP'"),
-    ({"assigned_to_id": AMY.id}, f"assignedTo/id eq '{AMY.id}'"),
-    ({"statuses": ["assigned"], "manufacturer": "Contoso", "model": "OATH-TOTP", "assigned_to_id": AMY.id},
-     f"status eq 'assigned' and manufacturer eq 'Contoso' and model eq 'OATH-TOTP' and assignedTo/id eq '{AMY.id}'"),
-    ({"serial_numbers": ["A1"]}, "serialNumber eq 'A1'"),
-    ({"serial_numbers": ["A1", "B2"]}, "serialNumber in ('A1', 'B2')"),
-    ({"serial_numbers": ["A1", "B2"], "statuses": ["available"], "model": "X2"},
-     "serialNumber in ('A1', 'B2') and status eq 'available' and model eq 'X2'"),
-    ({"serial_numbers": ["abc", "ABC", "def", "Def", "abc"]}, "serialNumber in ('abc', 'def')"),
-    ({"serial_numbers": ["O'Brien"]}, "serialNumber eq 'O''Brien'"),
-    ({"serial_numbers": ["x' or 1 eq 1 or serialNumber eq 'y", "b"]},
-     "serialNumber in ('x'' or 1 eq 1 or serialNumber eq ''y', 'b')"),
-    ({"manufacturer": "O'Neil"}, "manufacturer eq 'O''Neil'"),
+@pytest.mark.parametrize("query, expected", [
+    (TokenQuery(statuses=("available",)), [("status", "available", "status eq 'available'")]),
+    (TokenQuery(statuses=("available", "assigned", "Available")),
+     [("status", "available", "status eq 'available'"), ("status", "assigned", "status eq 'assigned'")]),
+    (TokenQuery(manufacturer="Contoso"), [("manufacturer", "Contoso", "manufacturer eq 'Contoso'")]),
+    (TokenQuery(model="OATH-TOTP"), [("model", "OATH-TOTP", "model eq 'OATH-TOTP'")]),
+    (TokenQuery(assigned_to_id=AMY.id), [("assigned_to_id", AMY.id, f"assignedTo/id eq '{AMY.id}'")]),
+    # the most selective condition only: serial numbers, then the holder, statuses, model, manufacturer
+    (TokenQuery(statuses=("assigned",), manufacturer="Contoso", model="OATH-TOTP", assigned_to_id=AMY.id),
+     [("assigned_to_id", AMY.id, f"assignedTo/id eq '{AMY.id}'")]),
+    (TokenQuery(statuses=("assigned",), manufacturer="Contoso", model="X2"), [("status", "assigned", "status eq 'assigned'")]),
+    (TokenQuery(manufacturer="Contoso", model="X2"), [("model", "X2", "model eq 'X2'")]),
+    (TokenQuery(serial_numbers=("A1", "B2"), statuses=("available",), model="X2"),
+     [("serial_number", "A1", "serialNumber eq 'A1'"), ("serial_number", "B2", "serialNumber eq 'B2'")]),
+    (TokenQuery(serial_numbers=("abc", "ABC", "def", "Def", "abc")),
+     [("serial_number", "abc", "serialNumber eq 'abc'"), ("serial_number", "def", "serialNumber eq 'def'")]),
+    (TokenQuery(serial_numbers=("O'Brien",)), [("serial_number", "O'Brien", "serialNumber eq 'O''Brien'")]),
+    (TokenQuery(serial_numbers=("x' or 1 eq 1 or serialNumber eq 'y",)),
+     [("serial_number", "x' or 1 eq 1 or serialNumber eq 'y", "serialNumber eq 'x'' or 1 eq 1 or serialNumber eq ''y'")]),
+    (TokenQuery(manufacturer="O'Neil"), [("manufacturer", "O'Neil", "manufacturer eq 'O''Neil'")]),
 ])
-def test_inventory_filters_one_filter(kwargs, expected):
-    assert inventory_filters(**kwargs) == [expected]
+def test_a_query_becomes_documented_eq_lookups(query, expected):
+    lookups = query.lookups()
+    assert [tuple(lookup) for lookup in lookups] == expected
+    assert all(isinstance(lookup, Lookup) for lookup in lookups)
+    assert all(" and " not in lookup.filter and " in (" not in lookup.filter for lookup in lookups)
 
 
-def test_inventory_filters_fifteen_serials_fit_one_filter():
-    serials = [f"S{i:02d}" for i in range(15)]
-    filters = inventory_filters(serials)
-    assert filters == ["serialNumber in (" + ", ".join(f"'{s}'" for s in serials) + ")"]
-    assert expressions(filters[0]) == MAX_FILTER_EXPRESSIONS == 15
-
-
-def test_inventory_filters_sixteen_serials_take_two():
-    serials = [f"S{i:02d}" for i in range(16)]
-    assert inventory_filters(serials) == ["serialNumber in (" + ", ".join(f"'{s}'" for s in serials[:15]) + ")",
-                                          "serialNumber eq 'S15'"]
-
-
-def test_inventory_filters_chunks_count_the_other_clauses():
-    serials = [f"S{i:02d}" for i in range(20)]
-    filters = inventory_filters(serials, ["available", "assigned"], "Contoso")
-    common = " and status in ('available', 'assigned') and manufacturer eq 'Contoso'"
-    assert filters == ["serialNumber in (" + ", ".join(f"'{s}'" for s in serials[:12]) + ")" + common,
-                       "serialNumber in (" + ", ".join(f"'{s}'" for s in serials[12:]) + ")" + common]
-    assert [expressions(f) for f in filters] == [15, 11]
-
-
-@pytest.mark.parametrize("count", [1, 7, 14, 15, 16, 29, 30, 31, 100])
-@pytest.mark.parametrize("others", [
-    {},
-    {"statuses": ["available"]},
-    {"statuses": ["available", "assigned", "activated", "failedActivation"], "manufacturer": "C", "model": "M",
-     "assigned_to_id": AMY.id},
+@pytest.mark.parametrize("query, matches", [
+    (TokenQuery(), True),
+    (TokenQuery(serial_numbers=(SERIAL.lower(), "OTHER")), True),
+    (TokenQuery(serial_numbers=("OTHER",)), False),
+    (TokenQuery(statuses=("activated", "assigned")), True),
+    (TokenQuery(statuses=("available",)), False),
+    (TokenQuery(manufacturer="contoso", model="oath-totp"), True),
+    (TokenQuery(manufacturer="Fabrikam"), False),
+    (TokenQuery(model="X2"), False),
+    (TokenQuery(assigned_to_id=AMY.id), True),
+    (TokenQuery(assigned_to_id=ADELE.id), False),
+    (TokenQuery(serial_numbers=(SERIAL,), statuses=("activated",), manufacturer="Contoso", assigned_to_id=AMY.id), True),
+    (TokenQuery(serial_numbers=(SERIAL,), statuses=("available",)), False),
 ])
-def test_inventory_filters_never_exceed_the_limit_and_cover_every_serial(count, others):
-    serials = [f"T{i:03d}" for i in range(count)]
-    filters = inventory_filters(serials + [s.lower() for s in serials], **others)
-    assert all(expressions(f) <= MAX_FILTER_EXPRESSIONS for f in filters)
-    found = [s for f in filters for s in re.findall(r"'(T\d{3})'", f)]
-    assert found == serials
-    room = MAX_FILTER_EXPRESSIONS - (expressions(inventory_filters(**others)[0] or ""))
-    assert len(filters) == -(-count // room)
+def test_a_query_is_checked_locally(query, matches):
+    assert query.matches(inv("activated", AMY)) is matches
+
+
+def test_a_lookup_answers_only_its_value():
+    lookup = TokenQuery(statuses=("activated",)).lookups()[0]
+    assert lookup.answers(inv("activated", AMY))
+    assert not lookup.answers(inv("available"))
+    holder = TokenQuery(assigned_to_id=AMY.id.upper()).lookups()[0]
+    assert holder.answers(inv("activated", AMY)) and not holder.answers(inv("available"))
 
 
 def test_unique():
@@ -549,10 +534,3 @@ def test_token_spec_wanted_and_label():
     assert spec(display_name="", time_interval=60, assigned_to=AMY, has_secret=True).wanted() == {
         "time_interval": 60, "display_name": ""}
     assert spec().label == LABEL
-
-
-def test_inventory_filters_refuse_conditions_that_leave_no_room_for_serial_numbers():
-    with pytest.raises(ValueError) as info:
-        inventory_filters(["S1"], [f"s{i}" for i in range(15)])
-    assert str(info.value) == ("the filter conditions take 15 expressions; Graph allows 15, and serial numbers need at "
-                               "least one more")

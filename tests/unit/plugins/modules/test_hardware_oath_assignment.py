@@ -36,6 +36,9 @@ class FakeModule:
     def log(self, message):
         self.logs.append(message)
 
+    def warn(self, message):
+        self.logs.append(f"warning: {message}")
+
     def fail_json(self, **result):
         raise Failed(result)
 
@@ -58,7 +61,7 @@ class FakeApi:
         assert serial == SERIAL
         return self.current
 
-    def token_by_id(self, device_id):
+    def token_by_id(self, device_id, wait=False):
         assert device_id == DEVICE_ID
         return self.current
 
@@ -78,7 +81,7 @@ def api(monkeypatch):
 
     def factory(current):
         holder["api"] = FakeApi(current)
-        monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client: holder["api"])
+        monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None: holder["api"])
         return holder["api"]
     return factory
 
@@ -203,7 +206,7 @@ def test_run_absent_unassigns(api):
     ("device_id", "6f3e\x00", "holds control or bidirectional formatting characters (U+0000)"),
 ])
 def test_run_refuses_bad_text_before_any_request(monkeypatch, option, value, problem):
-    def no_api(client):
+    def no_api(client, warn=None):
         raise AssertionError("no Graph client may be used")
     monkeypatch.setattr(module_under_test, "HardwareOathApi", no_api)
     with pytest.raises(Failed) as info:
@@ -216,6 +219,6 @@ def test_run_accepts_the_longest_text(monkeypatch):
         def token_by_serial(self, serial):
             return token()
     fake = Api(token())
-    monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client: fake)
+    monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None: fake)
     module_under_test.run(FakeModule(secret_key=SECRET, serial_number="S" * 128, display_name="N" * 256))
     assert len(fake.writes) == 1
