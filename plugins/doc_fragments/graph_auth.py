@@ -133,6 +133,14 @@ options:
       - The longest wait before one retry, in seconds. Graph's C(Retry-After) is honoured up to this.
     type: float
     default: 60
+  read_after_write_wait:
+    description:
+      - Graph's directory is eventually consistent, so a read may not show a write of a moment ago. Where a step must
+        see an earlier write (a token imported by the task before, the outcome of a write whose answer was lost, a
+        rotation's deletion), it reads again, waiting 0.5, 1, 2, 4 ... seconds, for at most this many seconds in all.
+      - A token that is not in the inventory costs this long before an assignment fails.
+    type: float
+    default: 10
 requirements:
   - httpx
   - msal

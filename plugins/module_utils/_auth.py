@@ -73,6 +73,7 @@ def graph_argument_spec() -> dict[str, dict[str, t.Any]]:
         "timeout": {"type": "float", "default": 30.0},
         "max_retries": {"type": "int", "default": 5},
         "max_retry_wait": {"type": "float", "default": 60.0},
+        "read_after_write_wait": {"type": "float", "default": 10.0},
     }
 
 

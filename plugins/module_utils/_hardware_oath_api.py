@@ -28,7 +28,7 @@ MAX_PAGE_SIZE = 999  # the largest $top directory collections take; the service 
 LISTING = "Listing the hardware OATH token inventory"
 # Graph's directory is eventually consistent: a read may not show a write of a moment ago. Where a step must see an
 # earlier write (a token imported by the task before, the answer of a lost write), it reads again, waiting 0.5, 1,
-# 2, 4 ... s, for at most this many seconds in all.
+# 2, 4 ... s, for at most this many seconds in all (the read_after_write_wait option's default).
 READ_AFTER_WRITE_WAIT = 10.0
 T = t.TypeVar("T")
 
@@ -93,11 +93,12 @@ def _with_permission_hint(error: GraphError, need: str) -> GraphError:
 
 class HardwareOathApi:
     """``warn``: shown to the user once per kind of surprise (a filter Graph ignored or refused, a refused $top);
-    ``sleep``: how to wait while a write propagates."""
+    ``wait``: the most seconds a step waits for an earlier write to show (see :meth:`poll`); ``sleep``: how."""
 
     def __init__(self, client: GraphClient, warn: t.Callable[[str], None] | None = None,
-                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+                 wait: float = READ_AFTER_WRITE_WAIT, sleep: t.Callable[[float], None] = time.sleep) -> None:
         self.client = client
+        self.wait = wait
         self.me: UserView | None = None  # the signed-in user, once looked up as "me"
         self._warn = warn or (lambda message: None)
         self._warned: set[str] = set()
@@ -116,11 +117,11 @@ class HardwareOathApi:
             self._warn(message)
 
     def poll(self, read: t.Callable[[], T], done: t.Callable[[T], bool]) -> T:
-        """``read()`` until ``done`` says its answer shows an earlier write, for at most READ_AFTER_WRITE_WAIT seconds
-        (waits of 0.5, 1, 2, 4 ... s): Graph's directory is eventually consistent. Returns the last answer."""
+        """``read()`` until ``done`` says its answer shows an earlier write, for at most ``self.wait`` seconds (waits
+        of 0.5, 1, 2, 4 ... s): Graph's directory is eventually consistent. Returns the last answer."""
         answer, waited, wait = read(), 0.0, 0.5
-        while not done(answer) and waited < READ_AFTER_WRITE_WAIT:
-            wait = min(wait, READ_AFTER_WRITE_WAIT - waited)
+        while not done(answer) and waited < self.wait:
+            wait = min(wait, self.wait - waited)
             self._sleep(wait)
             waited += wait
             wait *= 2
@@ -149,7 +150,7 @@ class HardwareOathApi:
         token = self.poll(lambda: self.find_token(serial), lambda found: found is not None)
         if token is None:
             raise GraphError(f"No hardware OATH token with serial number {serial} is in the tenant's inventory (looked "
-                             f"up again for {READ_AFTER_WRITE_WAIT:.0f} s, in case it was imported a moment ago); "
+                             f"up again for {self.wait:g} s, in case it was imported a moment ago); "
                              "import it first (tokenops.entra.hardware_oath_token).", status=404, code="notFound")
         return token
 
@@ -169,8 +170,7 @@ class HardwareOathApi:
         answer = self.poll(read, lambda found: not isinstance(found, GraphError)) if wait else read()
         if isinstance(answer, GraphError):
             if wait:
-                answer.message += (f"; looked up again for {READ_AFTER_WRITE_WAIT:.0f} s, in case it was imported a moment "
-                                   "ago")
+                answer.message += f"; looked up again for {self.wait:g} s, in case it was imported a moment ago"
             raise answer
         return answer
 
@@ -276,9 +276,7 @@ class HardwareOathApi:
                 break
         seen = {token.serial_number.casefold() for token in listed}
         rest = [lookup for lookup in lookups if lookup.value.casefold() not in seen]
-        for part in chunks(rest, MAX_BATCH):
-            listed += self._look_up(part)
-        return listed
+        return listed + (self._look_up(rest) if rest else [])
 
     def users_by_ids(self, user_ids: t.Sequence[str]) -> dict[str, UserView]:
         """The users with these object ids, ``MAX_FILTER_EXPRESSIONS`` per filtered listing, the listings batched.
@@ -397,7 +395,7 @@ class HardwareOathApi:
     def create_token(self, body: dict[str, t.Any], *, while_deleted: bool = False) -> TokenView:
         """``body`` holds the secret: it goes to Graph only, never into a message. A serial number in use is
         TokenExists; with ``while_deleted`` (the token of that serial number was deleted a moment ago, to rotate it)
-        the creation is sent again while the delete propagates, for at most READ_AFTER_WRITE_WAIT seconds."""
+        the creation is sent again while the delete propagates (see :meth:`poll`)."""
         need = "write_method" if body.get("assignTo") else "write_token"
 
         def create() -> TokenView | TokenExists:

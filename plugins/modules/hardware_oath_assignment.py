@@ -42,8 +42,8 @@ options:
   serial_number:
     description:
       - The serial number of the token. One filtered request finds it in the inventory. A token that is not there is
-        looked up again for up to 10 seconds, in case it was imported a moment ago (Graph's directory is eventually
-        consistent), before the task fails.
+        looked up again for up to O(read_after_write_wait) seconds, in case it was imported a moment ago (Graph's
+        directory is eventually consistent), before the task fails.
       - Exactly one of O(serial_number) and O(device_id) is required.
     type: str
   device_id:
@@ -332,7 +332,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     module.check_text({"user": None, "serial_number": TEXT_LIMITS["serial_number"], "device_id": None,
                        "display_name": TEXT_LIMITS["display_name"]})
     codes = code_source(module)
-    api = HardwareOathApi(module.client, warn=module.warn)
+    api = HardwareOathApi(module.client, warn=module.warn, wait=params["read_after_write_wait"])
     user = api.user(params["user"])
     token = find_token(api, params)
     desired = Desired(state=params["state"], activate=params["activate"], display_name=params["display_name"],

@@ -154,7 +154,7 @@ def spec_from(module: GraphModule) -> PolicySpec:
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     spec = spec_from(module)
-    api = HardwareOathApi(module.client, warn=module.warn)
+    api = HardwareOathApi(module.client, warn=module.warn, wait=module.params["read_after_write_wait"])
     plan = plan_policy(api.policy(), spec)
     if plan.changed and not module.check_mode:
         api.apply_policy(plan, module.log)

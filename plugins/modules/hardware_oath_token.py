@@ -121,8 +121,8 @@ notes:
     with O(assigned_to); this module detects it and fails, naming the permission.
   - An unchanged run makes one Graph request (two with O(assigned_to)); a creation or an update one more.
   - Graph's directory is eventually consistent. A token created a moment ago (by the task before) may not be listed
-    yet; Graph then refuses to create it again, and the module reads it again (for up to 10 seconds) and updates it
-    as needed. With O(rotate), the creation is sent again while the deletion propagates (up to 10 seconds).
+    yet; Graph then refuses to create it again, and the module reads it again (for up to O(read_after_write_wait)
+    seconds) and updates it as needed. With O(rotate), the creation is sent again while the deletion propagates.
 seealso:
   - module: tokenops.entra.hardware_oath_assignment
   - module: tokenops.entra.hardware_oath_token_info
@@ -325,7 +325,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     if params["rotate"] and (secret_b32 is None or params["state"] == "absent"):
         raise GraphError(f"token {params['serial_number']}: rotate=true recreates the token with a new secret; give "
                          "secret_key, with state=present.")
-    api = HardwareOathApi(module.client, warn=module.warn)
+    api = HardwareOathApi(module.client, warn=module.warn, wait=params["read_after_write_wait"])
     target = api.user(params["assigned_to"]) if params["assigned_to"] and params["state"] == "present" else None
     spec = TokenSpec(serial_number=params["serial_number"], state=params["state"], has_secret=secret_b32 is not None,
                      manufacturer=params["manufacturer"], model=params["model"], time_interval=params["time_interval"],

@@ -294,7 +294,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     module.check_text({"serial_numbers": TEXT_LIMITS["serial_number"], "manufacturer": TEXT_LIMITS["manufacturer"],
                        "model": TEXT_LIMITS["model"], "assigned_to": None, "users": None})
     check_options(params)
-    api = HardwareOathApi(module.client, warn=module.warn)
+    api = HardwareOathApi(module.client, warn=module.warn, wait=params["read_after_write_wait"])
     result: dict[str, t.Any] = {"changed": False, "hardware_oath_tokens": []}
     if params["inventory"]:
         result.update(list_inventory(api, params))

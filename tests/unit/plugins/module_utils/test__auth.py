@@ -827,3 +827,7 @@ def test_national_cloud_message_says_what_to_do():
                               "global service only")
     assert message.endswith("set allow_national_cloud=true.")
     assert graph_argument_spec()["allow_national_cloud"] == {"type": "bool", "default": False}
+
+
+def test_read_after_write_wait_option():
+    assert graph_argument_spec()["read_after_write_wait"] == {"type": "float", "default": 10.0}

@@ -37,6 +37,7 @@ class FakeApi:
     write number -> the GraphError it fails with."""
 
     poll = HardwareOathApi.poll  # the real one, waiting through _sleep
+    wait = READ_AFTER_WRITE_WAIT
 
     def __init__(self, lost=(), rereads=(), failures=None):
         self.lost = set(lost)
@@ -662,6 +663,7 @@ class FakeInventoryApi:
     answer is lost; ``reads``: the answers of find_token / token_exists / token_by_id, in order."""
 
     poll = HardwareOathApi.poll  # the real one, waiting through _sleep
+    wait = READ_AFTER_WRITE_WAIT
 
     def __init__(self, lost=(), reads=(), creates=(), failures=None):
         self.lost = set(lost)
@@ -1406,3 +1408,14 @@ def test_token_by_id_waits_for_a_token_imported_a_moment_ago():
     assert info.value.message.endswith("; looked up again for 10 s, in case it was imported a moment ago")
     with pytest.raises(GraphError):  # without wait: one lookup
         graph_api(graph, sleeps=sleeps).token_by_id(DEVICE_ID)
+
+
+def test_the_wait_for_an_earlier_write_is_an_option():
+    graph = Graph({DEVICES: lambda request: (200, {"value": []})})
+    sleeps: list[float] = []
+    transport_api = graph_api(graph, sleeps=sleeps)
+    transport_api.wait = 2.0
+    with pytest.raises(GraphError, match=r"looked up again for 2 s, in case it was imported a moment ago"):
+        transport_api.token_by_serial("NOPE1")
+    assert sleeps == [0.5, 1.0, 0.5]
+    assert len(graph.requests) == 4

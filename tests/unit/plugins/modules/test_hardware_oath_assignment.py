@@ -22,7 +22,7 @@ class FakeModule:
     def __init__(self, check_mode=False, diff=False, **params):
         self.params = {"user": AMY.user_principal_name, "serial_number": SERIAL, "device_id": None,
                        "verification_code": None, "secret_key": None, "secret_format": "base32", "display_name": None,
-                       "state": "present", "activate": True, "reassign": False}
+                       "state": "present", "activate": True, "reassign": False, "read_after_write_wait": 10.0}
         self.params.update(params)
         self.check_mode = check_mode
         self._diff = diff
@@ -81,7 +81,7 @@ def api(monkeypatch):
 
     def factory(current):
         holder["api"] = FakeApi(current)
-        monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None: holder["api"])
+        monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None, wait=None: holder["api"])
         return holder["api"]
     return factory
 
@@ -206,7 +206,7 @@ def test_run_absent_unassigns(api):
     ("device_id", "6f3e\x00", "holds control or bidirectional formatting characters (U+0000)"),
 ])
 def test_run_refuses_bad_text_before_any_request(monkeypatch, option, value, problem):
-    def no_api(client, warn=None):
+    def no_api(client, warn=None, wait=None):
         raise AssertionError("no Graph client may be used")
     monkeypatch.setattr(module_under_test, "HardwareOathApi", no_api)
     with pytest.raises(Failed) as info:
@@ -219,6 +219,6 @@ def test_run_accepts_the_longest_text(monkeypatch):
         def token_by_serial(self, serial):
             return token()
     fake = Api(token())
-    monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None: fake)
+    monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None, wait=None: fake)
     module_under_test.run(FakeModule(secret_key=SECRET, serial_number="S" * 128, display_name="N" * 256))
     assert len(fake.writes) == 1
