@@ -70,15 +70,25 @@ ansible_test = cd $(call collection,$(1)) && PATH="$(call venv,$(1))/bin:$$PATH"
 	$(call venv,$(1))/bin/python $(call venv,$(1))/bin/ansible-test
 
 # The per-core pattern targets (shim-X.Y, copy-X.Y, sanity-X.Y, units-X.Y,
-# integration-X.Y, core-X.Y) cannot be .PHONY: make skips implicit rule search for phony targets.
+# integration-X.Y, core-X.Y, pipeline-X.Y) cannot be .PHONY: make skips implicit rule search for phony targets.
 .PHONY: help test venvs sanity units integration simulator-test clean check-no-ignores dirs \
 	$(foreach c,$(CORES),venv-$(c))
 
 help:
 	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
-test: check-no-ignores $(foreach c,$(CORES),core-$(c)) simulator-test
+# The cores' pipelines (sanity, units, integration: in that order within a core) run side by side, one per CPU of
+# the 2-core CI machines; each core's output is printed as a block when its pipeline ends (its logs are also in
+# .tmp/core-X.Y/*.log). The venvs are built first, one after the other.
+test: check-no-ignores venvs
+	@echo "==> make test: the pipelines of cores $(CORES) side by side (each core's output appears when it ends)"
+	@$(MAKE) --no-print-directory -j$(words $(CORES)) --output-sync=recurse $(foreach c,$(CORES),pipeline-$(c))
+	@$(MAKE) --no-print-directory simulator-test
 	@echo "==> make test: all passed"
+
+# One core's sanity, units and integration, one after the other (-j1: the three share the core's collection copy).
+pipeline-%:
+	@$(MAKE) --no-print-directory -j1 core-$*
 
 venvs: $(foreach c,$(CORES),venv-$(c))
 sanity: check-no-ignores $(foreach c,$(CORES),sanity-$(c))
