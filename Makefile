@@ -1,6 +1,6 @@
 # Test toolchain for the tokenops.entra collection.
 #
-#   make test            everything: venvs, then sanity + units + integration on every core, then the simulator suite
+#   make test            everything: venvs, then sanity + units + integration on every core (the cores side by side), then the simulator suite
 #   make sanity          ansible-test sanity --venv on every core          (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units --venv on every core           (UNITS_ARGS=...)
 #   make integration     ansible-test integration --venv on every core, against the simulator (INTEGRATION_ARGS=...)

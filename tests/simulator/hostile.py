@@ -23,11 +23,9 @@ import json
 import os
 import re
 import signal
-import socket
 import ssl
 import sys
 import threading
-from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -35,7 +33,7 @@ import trustme
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from entrasim.httpbase import RequestHandler, write_ready_file  # noqa: E402  pylint: disable=wrong-import-position
+from entrasim.httpbase import RequestHandler, Server, write_ready_file  # noqa: E402  pylint: disable=wrong-import-position
 
 CREDENTIAL_KEYS = frozenset({"client_secret", "client_assertion", "password"})
 # Query parameters whose values are replaced in the log (a client could put a credential in a URL).
@@ -103,26 +101,13 @@ class RequestRecorder:
             handle.flush()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(Server):
     def __init__(self, address: tuple, scheme: str, recorder: RequestRecorder,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.scheme = scheme
         self.recorder = recorder
         self.ssl_context = ssl_context
         super().__init__(address, _Handler)
-
-    def finish_request(self, request: socket.socket, client_address: Any) -> None:
-        # TLS handshake in the worker thread, so one slow client can't stall the accept loop.
-        request.settimeout(30)
-        if self.ssl_context is not None:
-            try:
-                request = self.ssl_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                return
-        self.RequestHandlerClass(request, client_address, self)
 
 
 class _Handler(RequestHandler):

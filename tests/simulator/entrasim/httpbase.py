@@ -1,12 +1,34 @@
-"""What the simulator and the test kit's hostile server share: a request handler that reads any body and shrugs off
-broken connections, and the atomically written ready file."""
+"""What the simulator and the test kit's hostile server share: a threaded server that does the TLS handshake in
+the worker thread, a request handler that reads any body and shrugs off broken connections, and the atomically
+written ready file."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Server(ThreadingHTTPServer):
+    """``ssl_context``: HTTPS with it, plain HTTP without."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    ssl_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # TLS handshake in the worker thread, so one slow client can't stall the accept loop.
+        request.settimeout(30)
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context is not None:
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        self.RequestHandlerClass(request, client_address, self)
 
 
 class RequestHandler(BaseHTTPRequestHandler):

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
@@ -25,7 +24,7 @@ import trustme
 from . import faults as faultlib, settings as settingslib
 from .errors import GraphError, IdentityError, envelope, odata_bad_request
 from .graph import GraphApi, Request
-from .httpbase import RequestHandler
+from .httpbase import RequestHandler, Server
 from .identity import IdentityPlatform, Principal
 from .tenant import Tenant
 
@@ -495,24 +494,13 @@ def _default_message(status: int) -> str:
             504: "The gateway timed out waiting for the backend."}.get(status, f"Injected fault {status}.")
 
 
-class SimHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class SimHTTPServer(Server):
     request_queue_size = 128
 
     def __init__(self, address: tuple, handler: type, simulator: Simulator) -> None:
         self.simulator = simulator
+        self.ssl_context = simulator.ssl_context
         super().__init__(address, handler)
-
-    def finish_request(self, request: socket.socket, client_address: Any) -> None:
-        # TLS handshake in the worker thread, so one slow client can't stall the accept loop.
-        request.settimeout(30)
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            tls = self.simulator.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        self.RequestHandlerClass(tls, client_address, self)
 
 
 class SimHandler(RequestHandler):
