@@ -201,14 +201,9 @@ class GraphClient:
     def get(self, path: str, *, action: str, params: dict | None = None) -> t.Any:
         return self.request("GET", path, action=action, params=params)
 
-    def paged(self, path: str, *, action: str, params: dict | None = None) -> t.Iterator[dict]:
-        """Every item of a collection, following ``@odata.nextLink`` as given (never rebuilt)."""
-        for items, _more in self.pages(self.get(path, action=action, params=params), action=action):
-            yield from items
-
     def pages(self, body: t.Any, *, action: str) -> t.Iterator[tuple[list[dict], bool]]:
         """Each page of a collection from its first page ``body``: ``(items, whether another page follows)``, the
-        next page read only when asked for."""
+        next page read only when asked for, by its ``@odata.nextLink`` as given (never rebuilt)."""
         while True:
             next_link = body.get("@odata.nextLink") if isinstance(body, dict) else None
             yield (body.get("value", []) if isinstance(body, dict) else []), bool(next_link)
@@ -257,10 +252,11 @@ class GraphClient:
         return results
 
     def _rest_of_pages(self, body: t.Any, action: str) -> t.Any:
-        while isinstance(body, dict) and body.get("@odata.nextLink"):
-            following = self.request("GET", "", action=action, absolute_url=body["@odata.nextLink"])
-            body = {**following, "value": body.get("value", []) + following.get("value", [])}
-        return body
+        """A collection's first page ``body`` with the items of every page."""
+        if not isinstance(body, dict) or not body.get("@odata.nextLink"):
+            return body
+        items = [item for page, _more in self.pages(body, action=action) for item in page]
+        return {**{key: value for key, value in body.items() if key != "@odata.nextLink"}, "value": items}
 
 
 MAX_BATCH = 20  # Graph's limit of requests in one $batch

@@ -16,7 +16,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._errors import Grap
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import GraphClient
 
 from ansible_collections.tokenops.entra.tests.unit.plugins.module_utils.test__graph_client import (
-    GRAPH, Server, make_transport, reply)
+    GRAPH, Server, items_of, make_transport, reply)
 
 AUTHORITY = "https://login.microsoftonline.com"
 BEARER = {"Authorization": "Bearer secret-access-token"}
@@ -133,7 +133,8 @@ def client_for(server, monkeypatch):
 ])
 def test_a_foreign_next_link_is_not_followed(link, monkeypatch):
     server = Server(reply(200, json={"value": [{"id": "1"}], "@odata.nextLink": link}), reply(200, json={"value": []}))
-    pages = client_for(server, monkeypatch).paged(DEVICES, action="Listing tokens")
+    client = client_for(server, monkeypatch)
+    pages = items_of(client, DEVICES, action="Listing tokens")
     assert next(pages) == {"id": "1"}
     with pytest.raises(UnsafeDestination) as info:
         next(pages)
