@@ -5,6 +5,7 @@
 #   make units           ansible-test units --venv on every core           (UNITS_ARGS=...)
 #   make integration     ansible-test integration --venv on every core, against the simulator (INTEGRATION_ARGS=...)
 #   make simulator-test  pytest tests/simulator/tests with the 3.11 venv   (PYTEST_ARGS=...)
+#   make lint            ruff (lint, format check), mypy and ansible-lint, from the pinned lint venv
 #   make sanity-2.19     (or units-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
 #   make demo            run the example playbook against the local simulator
@@ -44,7 +45,8 @@ INTEGRATION_ARGS ?=
 PYTEST_ARGS ?=
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
-# (see toolchain-notes G1 for ANSIBLE_REMOTE_TMP).  The real HOME is kept for
+# (ANSIBLE_REMOTE_TMP too: ansible writes its module temp files there, not in
+# TMPDIR).  The real HOME is kept for
 # pyenv, which locates its versions through it when PYENV_ROOT is unset.
 REAL_HOME := $(HOME)
 export HOME := $(TMP_DIR)/home
@@ -57,8 +59,13 @@ export TMPDIR := $(TMP_DIR)/tmp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 ISOLATED_DIRS := $(HOME) $(XDG_CACHE_HOME) $(ANSIBLE_REMOTE_TMP) $(TMPDIR)
 
-venv = $(VENV_DIR)/core-$(1)
-req_files = tests/requirements.txt tests/requirements-core-$(1).txt
+# The lint venv (ruff, mypy, ansible-lint: tests/requirements-lint.txt) is built on the pins of core $(LINT_CORE).
+LINT_CORE := 2.19
+PYTHONS_lint := $(PYTHONS_$(LINT_CORE))
+lint_bin = $(VENV_DIR)/lint/bin
+venv = $(VENV_DIR)/$(if $(filter lint,$(1)),lint,core-$(1))
+req_top = tests/requirements-$(if $(filter lint,$(1)),lint,core-$(1)).txt
+req_files = tests/requirements.txt $(if $(filter lint,$(1)),tests/requirements-core-$(LINT_CORE).txt) $(call req_top,$(1))
 req_hash = $(firstword $(shell cat $(call req_files,$(1)) 2>/dev/null | sha256sum))
 stamp = $(call venv,$(1))/.stamp-$(call req_hash,$(1))
 collection = $(TMP_DIR)/core-$(1)/$(COLLECTION_PATH)
@@ -71,8 +78,8 @@ ansible_test = cd $(call collection,$(1)) && PATH="$(call venv,$(1))/bin:$$PATH"
 
 # The per-core pattern targets (shim-X.Y, copy-X.Y, sanity-X.Y, units-X.Y,
 # integration-X.Y, core-X.Y, pipeline-X.Y) cannot be .PHONY: make skips implicit rule search for phony targets.
-.PHONY: help test venvs sanity units integration simulator-test clean check-no-ignores dirs \
-	$(foreach c,$(CORES),venv-$(c))
+.PHONY: help test venvs sanity units integration simulator-test lint clean check-no-ignores dirs \
+	$(foreach c,$(CORES) lint,venv-$(c))
 
 help:
 	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -80,7 +87,7 @@ help:
 # The cores' pipelines (sanity, units, integration: in that order within a core) run side by side, one per CPU of
 # the 2-core CI machines; each core's output is printed as a block when its pipeline ends (its logs are also in
 # .tmp/core-X.Y/*.log). The venvs are built first, one after the other.
-test: check-no-ignores venvs
+test: check-no-ignores venvs lint
 	@echo "==> make test: the pipelines of cores $(CORES) side by side (each core's output appears when it ends)"
 	@$(MAKE) --no-print-directory -j$(words $(CORES)) --output-sync=recurse $(foreach c,$(CORES),pipeline-$(c))
 	@$(MAKE) --no-print-directory simulator-test
@@ -90,7 +97,7 @@ test: check-no-ignores venvs
 pipeline-%:
 	@$(MAKE) --no-print-directory -j1 core-$*
 
-venvs: $(foreach c,$(CORES),venv-$(c))
+venvs: $(foreach c,$(CORES) lint,venv-$(c))
 sanity: check-no-ignores $(foreach c,$(CORES),sanity-$(c))
 units: $(foreach c,$(CORES),units-$(c))
 integration: check-no-ignores $(foreach c,$(CORES),integration-$(c))
@@ -117,18 +124,18 @@ $(call stamp,$(1)): | dirs $(call req_files,$(1))
 	"$$$$py" -m venv $(call venv,$(1)) || { \
 		echo "ERROR: '$$$$py -m venv' failed; install the venv module (Debian: apt-get install python3-venv)" >&2; \
 		exit 1; }
-	$(call venv,$(1))/bin/python -m pip install --quiet --no-input -r tests/requirements-core-$(1).txt
+	$(call venv,$(1))/bin/python -m pip install --quiet --no-input -r $(call req_top,$(1))
 	touch $$@
 	@echo "==> [core $(1)] ready: $$$$($(call venv,$(1))/bin/ansible --version | head -1)"
 
 venv-$(1): $(call stamp,$(1))
 endef
-$(foreach c,$(CORES),$(eval $(call venv_rules,$(c))))
+$(foreach c,$(CORES) lint,$(eval $(call venv_rules,$(c))))
 
 # ------------------------------------------------------- get-pip shim
 # ansible-test bootstraps pip in each venv it builds from
 # ~/.ansible/test/cache/get_pip_<pip version>.py and otherwise downloads it
-# from a host we cannot reach (toolchain-notes §5, G3).  The pip version is
+# from bootstrap.pypa.io, which the CI machines cannot reach.  The pip version is
 # the one pinned in the core's ansible_test/_internal/python_requirements.py.
 shim-%: venv-% | dirs
 	@pipver="$$($(call venv,$*)/bin/python -c "import re, pathlib, ansible_test as a; \
@@ -209,6 +216,22 @@ core-%: sanity-% units-% integration-%
 # ------------------------------------------------------ simulator suite
 # Runs from the repository root.  pytest's exit code 5 (no tests collected)
 # fails the target like any other non-zero exit.
+# ---------------------------------------------------------------- lint
+# mypy reads module_utils as the package Ansible imports it as (ansible_collections.tokenops.entra...), and
+# ansible-lint resolves the collection's own modules, through a collections path that links to the repository.
+lint: venv-lint | dirs
+	@echo "==> lint: ruff check, ruff format --check, mypy, ansible-lint"
+	$(call lint_bin)/ruff check --no-cache .
+	$(call lint_bin)/ruff format --no-cache --check .
+	@mkdir -p $(TMP_DIR)/lint/ansible_collections/tokenops
+	@ln -sfn $(ROOT) $(TMP_DIR)/lint/ansible_collections/tokenops/entra
+	cd $(TMP_DIR)/lint && MYPYPATH=$(TMP_DIR)/lint $(call lint_bin)/mypy --config-file $(ROOT)/pyproject.toml \
+		--cache-dir $(TMP_DIR)/lint/.mypy_cache -p ansible_collections.tokenops.entra.plugins.module_utils
+	cd tests/simulator && $(call lint_bin)/mypy --config-file $(ROOT)/pyproject.toml \
+		--cache-dir $(TMP_DIR)/lint/.mypy_cache entrasim serve.py hostile.py
+	PATH="$(call lint_bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint $(call lint_bin)/ansible-lint
+	@echo "==> lint: clean"
+
 simulator-test: venv-$(SIMULATOR_CORE)
 	@if [ ! -d $(SIMULATOR_TESTS) ]; then \
 		echo "==> simulator-test: SKIPPED, $(SIMULATOR_TESTS)/ does not exist"; \

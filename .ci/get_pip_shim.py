@@ -36,8 +36,12 @@ def main() -> int:
 
 def _installed(name: str) -> bool:
     """Tell whether the venv has the distribution (ensurepip on 3.12+ has no setuptools)."""
-    return subprocess.call([sys.executable, "-m", "pip", "show", "-q", name],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+    return (
+        subprocess.call(
+            [sys.executable, "-m", "pip", "show", "-q", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        == 0
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # PRIVATE to this collection: may change in any release.
@@ -35,18 +35,13 @@ try:
 except ImportError:  # reported by GraphModule through missing_required_lib
     msal = None
 
-# Cloud -> (authority host, Graph endpoint); reference section 7.
+# Cloud -> (authority host, Graph endpoint), as Microsoft's national cloud deployments page lists them.
 CLOUDS: dict[str, tuple[str, str]] = {
     "public": ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
     "usgov": ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
     "usgov_dod": ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
     "china": ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
 }
-# Every hardware OATH API page of Graph marks the national clouds (US Gov L4, US Gov L5 (DoD), China) unavailable.
-NATIONAL_CLOUD_MESSAGE = ("{what}: Microsoft documents the hardware OATH APIs of Microsoft Graph for the global service "
-                          "only (each API page marks US Government L4, L5 (DoD) and China (21Vianet) as not available), "
-                          "so the task stops before any request. If Microsoft has since made them available in your "
-                          "cloud, set allow_national_cloud=true.")
 AUTH_METHODS = ("auto", "access_token", "certificate", "federated", "client_secret", "managed_identity")
 TOKEN_REFRESH_MARGIN = 300  # seconds of validity a cached token must still have
 
@@ -59,8 +54,11 @@ def graph_argument_spec() -> dict[str, dict[str, t.Any]]:
         "client_id": {"type": "str", "fallback": (env_fallback, ["AZURE_CLIENT_ID"])},
         "client_secret": {"type": "str", "no_log": True, "fallback": (env_fallback, ["AZURE_CLIENT_SECRET"])},
         "client_certificate_path": {"type": "path", "fallback": (env_fallback, ["AZURE_CLIENT_CERTIFICATE_PATH"])},
-        "client_certificate_password": {"type": "str", "no_log": True,
-                                        "fallback": (env_fallback, ["AZURE_CLIENT_CERTIFICATE_PASSWORD"])},
+        "client_certificate_password": {
+            "type": "str",
+            "no_log": True,
+            "fallback": (env_fallback, ["AZURE_CLIENT_CERTIFICATE_PASSWORD"]),
+        },
         "federated_token_file": {"type": "path", "fallback": (env_fallback, ["AZURE_FEDERATED_TOKEN_FILE"])},
         "access_token": {"type": "str", "no_log": True},
         "cloud": {"type": "str", "default": "public", "choices": list(CLOUDS)},
@@ -102,10 +100,12 @@ class Credential:
 
 
 def _missing_message(missing: list[str]) -> str:
-    return ("Cannot sign in to Microsoft Graph: missing " + ", ".join(missing) + ". Give access_token; or tenant_id "
-            "(AZURE_TENANT_ID) and client_id (AZURE_CLIENT_ID) with one of client_secret (AZURE_CLIENT_SECRET), "
-            "client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or federated_token_file "
-            "(AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity.")
+    return (
+        "Cannot sign in to Microsoft Graph: missing " + ", ".join(missing) + ". Give access_token; or tenant_id "
+        "(AZURE_TENANT_ID) and client_id (AZURE_CLIENT_ID) with one of client_secret (AZURE_CLIENT_SECRET), "
+        "client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or federated_token_file "
+        "(AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity."
+    )
 
 
 def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | None = None) -> Credential:
@@ -132,25 +132,36 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
         else:
             missing = [n for n in ("tenant_id", "client_id") if not params.get(n)]
             raise GraphAuthError(_missing_message(missing + ["a credential"]))
-    common = {"method": method, "tenant_id": params.get("tenant_id"), "client_id": params.get("client_id"),
-              "authority_host": authority_host, "graph_endpoint": graph_endpoint, "scope": scope}
+    common: dict[str, t.Any] = {
+        "method": method,
+        "tenant_id": params.get("tenant_id"),
+        "client_id": params.get("client_id"),
+        "authority_host": authority_host,
+        "graph_endpoint": graph_endpoint,
+        "scope": scope,
+    }
     if method == "access_token":
         if not params.get("access_token"):
             raise GraphAuthError(_missing_message(["access_token"]))
         return Credential(access_token=params["access_token"], **common)
     if method == "managed_identity":
         return Credential(managed_identity_origins=managed_identity_origins(environ), **common)
-    needed = {"certificate": "client_certificate_path", "federated": "federated_token_file",
-              "client_secret": "client_secret"}[method]
+    needed = {
+        "certificate": "client_certificate_path",
+        "federated": "federated_token_file",
+        "client_secret": "client_secret",
+    }[method]
     missing = [n for n in ("tenant_id", "client_id", needed) if not params.get(n)]
     if missing:
         raise GraphAuthError(_missing_message(missing))
     check_tenant_id(params["tenant_id"])
-    return Credential(secret=params.get("client_secret") if method == "client_secret" else None,
-                      certificate_path=params.get("client_certificate_path") if method == "certificate" else None,
-                      certificate_password=params.get("client_certificate_password"),
-                      federated_token_file=params.get("federated_token_file") if method == "federated" else None,
-                      **common)
+    return Credential(
+        secret=params.get("client_secret") if method == "client_secret" else None,
+        certificate_path=params.get("client_certificate_path") if method == "certificate" else None,
+        certificate_password=params.get("client_certificate_password"),
+        federated_token_file=params.get("federated_token_file") if method == "federated" else None,
+        **common,
+    )
 
 
 def national_cloud(cloud: str | None, graph_endpoint: str) -> str | None:
@@ -167,15 +178,19 @@ def national_cloud(cloud: str | None, graph_endpoint: str) -> str | None:
 def check_tenant_id(tenant_id: str) -> None:
     """The tenant becomes a path segment of the authority URL: only a tenant id (GUID) or a domain name."""
     if not (is_guid(tenant_id) or is_domain_name(tenant_id)):
-        raise GraphAuthError(f"tenant_id {shown(tenant_id)} is neither a tenant id (a GUID, such as "
-                             "9ecb43ff-60ba-4598-9c12-6fc71a8f79ee) nor a domain name of the tenant (such as "
-                             "contoso.onmicrosoft.com).")
+        raise GraphAuthError(
+            f"tenant_id {shown(tenant_id)} is neither a tenant id (a GUID, such as "
+            "9ecb43ff-60ba-4598-9c12-6fc71a8f79ee) nor a domain name of the tenant (such as "
+            "contoso.onmicrosoft.com)."
+        )
 
 
 def load_certificate(path: str, password: str | None) -> dict[str, str]:
     """msal's certificate credential from one PEM file holding the private key and the certificate."""
-    from cryptography import x509  # msal depends on cryptography, so it is there whenever msal is
-    from cryptography.hazmat.primitives import hashes, serialization
+    # Imported here, not at the top: only certificate sign-in needs it (msal depends on cryptography, so it is
+    # there whenever msal is).
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
 
     try:
         with open(path, "rb") as handle:
@@ -196,11 +211,17 @@ def load_certificate(path: str, password: str | None) -> dict[str, str]:
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError as exc:
-        raise GraphAuthError(f"No PEM certificate found in {path}: it must hold the private key and the certificate.") from exc
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode("ascii")
-    return {"private_key": key_pem, "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # nosec - x5t is SHA-1
-            "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii")}
+        raise GraphAuthError(
+            f"No PEM certificate found in {path}: it must hold the private key and the certificate."
+        ) from exc
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+    return {
+        "private_key": key_pem,
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # nosec - x5t is SHA-1
+        "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    }
 
 
 def _read_assertion(path: str) -> t.Callable[[], str]:
@@ -211,6 +232,7 @@ def _read_assertion(path: str) -> t.Callable[[], str]:
                 return handle.read().strip()
         except OSError as exc:
             raise GraphAuthError(f"Cannot read federated_token_file {path}: {exc.strerror}") from exc
+
     return read
 
 
@@ -232,10 +254,18 @@ class TokenCacheFile:
             self.cache = msal.SerializableTokenCache()  # unreadable: start afresh, it is only a cache
 
     def _access_tokens(self, client_id: str, tenant_id: str, scope: str) -> list[dict]:
-        return list(self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN, target=[scope],
-                                      query={"client_id": client_id, "realm": tenant_id}))
+        return list(
+            self.cache.search(
+                msal.TokenCache.CredentialType.ACCESS_TOKEN,
+                target=[scope],
+                query={"client_id": client_id, "realm": tenant_id},
+            )
+        )
 
     def cached_token(self, client_id: str, tenant_id: str, scope: str) -> tuple[str, float] | None:
+        """A cached access token still valid for TOKEN_REFRESH_MARGIN seconds. msal checks expiry the same way in
+        ``acquire_token_silent``, but that needs an msal app, and building one costs a discovery GET to the
+        authority: reading the cache directly makes a run with a valid cached token send no sign-in request."""
         now = time.time()
         for entry in self._access_tokens(client_id, tenant_id, scope):
             expires_on = float(entry.get("expires_on", 0))
@@ -269,14 +299,18 @@ class TokenCacheFile:
 
 def _check_private(status: os.stat_result, path: str) -> None:
     if status.st_uid != os.getuid():
-        raise GraphAuthError(f"token_cache_path {path} belongs to user id {status.st_uid}, not to the user running the "
-                             f"module (user id {os.getuid()}): another user could have written tokens into it or read "
-                             "them. Give a path of your own, or delete the file, and run again.")
+        raise GraphAuthError(
+            f"token_cache_path {path} belongs to user id {status.st_uid}, not to the user running the "
+            f"module (user id {os.getuid()}): another user could have written tokens into it or read "
+            "them. Give a path of your own, or delete the file, and run again."
+        )
     mode = stat.S_IMODE(status.st_mode)
     if mode & 0o077:
-        raise GraphAuthError(f"token_cache_path {path} has mode {mode:04o}: other users can read or change it, and it "
-                             "holds access tokens to the tenant. Delete it (its tokens may have been read; they expire "
-                             f"within about 90 minutes) or make it private (chmod 600 {path}), then run again.")
+        raise GraphAuthError(
+            f"token_cache_path {path} has mode {mode:04o}: other users can read or change it, and it "
+            "holds access tokens to the tenant. Delete it (its tokens may have been read; they expire "
+            f"within about 90 minutes) or make it private (chmod 600 {path}), then run again."
+        )
 
 
 def _make_private_directories(directory: str) -> None:
@@ -303,8 +337,9 @@ class MsalHttpClient:
     def get(self, url: str, params: dict | None = None, headers: dict | None = None, **_kwargs: t.Any) -> t.Any:
         return self._send("GET", url, params=params, headers=headers)
 
-    def post(self, url: str, params: dict | None = None, data: t.Any = None, headers: dict | None = None,
-             **_kwargs: t.Any) -> t.Any:
+    def post(
+        self, url: str, params: dict | None = None, data: t.Any = None, headers: dict | None = None, **_kwargs: t.Any
+    ) -> t.Any:
         if isinstance(data, dict):  # msal passes the client assertion as bytes
             data = {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in data.items()}
         return self._send("POST", url, params=params, data=data, headers=headers)
@@ -345,10 +380,13 @@ class TokenProvider:
                 if cached:
                     return cached
         if cred.method == "managed_identity":
-            identity = (msal.UserAssignedManagedIdentity(client_id=cred.client_id) if cred.client_id
-                        else msal.SystemAssignedManagedIdentity())
+            identity = (
+                msal.UserAssignedManagedIdentity(client_id=cred.client_id)
+                if cred.client_id
+                else msal.SystemAssignedManagedIdentity()
+            )
             app = msal.ManagedIdentityClient(identity, http_client=self._http)
-            result = app.acquire_token_for_client(resource=cred.scope[:-len("/.default")])
+            result = app.acquire_token_for_client(resource=cred.scope[: -len("/.default")])
         else:
             if cred.method == "client_secret":
                 client_credential: t.Any = cred.secret
@@ -357,13 +395,19 @@ class TokenProvider:
             else:
                 client_credential = {"client_assertion": _read_assertion(t.cast(str, cred.federated_token_file))}
             app = msal.ConfidentialClientApplication(
-                cred.client_id, client_credential=client_credential,
-                authority=f"{cred.authority_host}/{cred.tenant_id}", instance_discovery=False,
-                http_client=self._http, token_cache=cache_file.cache if cache_file is not None else None)
+                cred.client_id,
+                client_credential=client_credential,
+                authority=f"{cred.authority_host}/{cred.tenant_id}",
+                instance_discovery=False,
+                http_client=self._http,
+                token_cache=cache_file.cache if cache_file is not None else None,
+            )
             result = app.acquire_token_for_client(scopes=[cred.scope])
         if "access_token" not in result:
-            raise GraphAuthError(f"Sign-in with {cred.describe()} failed: {result.get('error')}: "
-                                 f"{result.get('error_description', '').split(' Trace ID:')[0]}")
+            raise GraphAuthError(
+                f"Sign-in with {cred.describe()} failed: {result.get('error')}: "
+                f"{result.get('error_description', '').split(' Trace ID:')[0]}"
+            )
         if cache_file is not None:
             cache_file.save()
         return result["access_token"], time.time() + float(result.get("expires_in", 3599))

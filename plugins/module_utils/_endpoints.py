@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # PRIVATE to this collection: may change in any release.
@@ -27,7 +27,9 @@ IMDS_ORIGIN = f"http://{IMDS_HOST}"
 ARC_AGENT_ORIGIN = "http://localhost:40342"  # Azure Arc's identity endpoint, msal's default on Arc machines
 MANAGED_IDENTITY_VARIABLES = ("IDENTITY_ENDPOINT", "MSI_ENDPOINT", "AZURE_POD_IDENTITY_AUTHORITY_HOST")
 DEFAULT_PORTS = {"https": 443, "http": 80}
-_HOST_RE = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?")
+_HOST_RE = re.compile(
+    r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?"
+)
 # What an endpoint option may never hold: whitespace, control characters, backslashes (some parsers read them
 # as "/"), and percent signs (an encoded dot or slash is a path trick).
 _FORBIDDEN_RE = re.compile(r"[\s\x00-\x1f\x7f\\%]")
@@ -86,23 +88,31 @@ def endpoint(value: str, option: str) -> str:
         text = "https://" + text
     given = shown(re.sub(r"//[^/?#]*@", "//***@", value), 100)  # a user name and password are never shown
     if _FORBIDDEN_RE.search(text):
-        raise UnsafeDestination(f"{option} {given} holds whitespace, a control character, a backslash or a percent "
-                                "sign; give the URL of a host, such as https://graph.microsoft.com.")
+        raise UnsafeDestination(
+            f"{option} {given} holds whitespace, a control character, a backslash or a percent "
+            "sign; give the URL of a host, such as https://graph.microsoft.com."
+        )
     try:
         parts = urlsplit(text)
-        parts.port  # pylint: disable=pointless-statement  # raises ValueError for a port that is not a number
+        _port = parts.port  # raises ValueError for a port that is not a number
     except ValueError as exc:
         raise UnsafeDestination(f"{option} {given} is not a valid URL ({exc}).") from None
     if parts.scheme.lower() != "https":
-        raise UnsafeDestination(f"{option} {given} must use https://: the access token and the sign-in credentials "
-                                "are never sent over plain HTTP (validate_certs=false does not change that).")
+        raise UnsafeDestination(
+            f"{option} {given} must use https://: the access token and the sign-in credentials "
+            "are never sent over plain HTTP (validate_certs=false does not change that)."
+        )
     host = (parts.hostname or "").lower()
     if "@" in parts.netloc or not host or not _valid_host(host):
-        raise UnsafeDestination(f"{option} {given} must name a host (and optionally a port), with no user name: "
-                                "for example https://graph.microsoft.com.")
+        raise UnsafeDestination(
+            f"{option} {given} must name a host (and optionally a port), with no user name: "
+            "for example https://graph.microsoft.com."
+        )
     if parts.path not in ("", "/") or parts.query or parts.fragment or text.rstrip("/").endswith(("?", "#")):
-        raise UnsafeDestination(f"{option} {given} must be the root URL of a host, without a path, query or "
-                                "fragment (the modules add /beta/... and /{tenant}/... themselves).")
+        raise UnsafeDestination(
+            f"{option} {given} must be the root URL of a host, without a path, query or "
+            "fragment (the modules add /beta/... and /{tenant}/... themselves)."
+        )
     return str(Origin("https", host, parts.port or DEFAULT_PORTS["https"]))
 
 
@@ -131,8 +141,10 @@ class Destinations:
     def check(self, url: str, headers: t.Mapping[str, str]) -> None:
         """Raise UnsafeDestination, before anything is sent, for a request that may not go to ``url``."""
         origin = origin_of(url)
-        bearer = any(name.lower() == "authorization" and str(value).lower().startswith("bearer ")
-                     for name, value in headers.items())
+        bearer = any(
+            name.lower() == "authorization" and str(value).lower().startswith("bearer ")
+            for name, value in headers.items()
+        )
         allowed = (self.graph,) if bearer else (self.graph, self.authority, *self.managed_identity)
         if origin in allowed:
             return
@@ -140,10 +152,17 @@ class Destinations:
         if bearer:
             what, rule = "the access token", f"the access token goes only to the Graph endpoint {self.graph}"
         else:
-            what, rule = "a request", f"requests go only to the Graph endpoint {self.graph} and the authority {self.authority}"
+            what, rule = (
+                "a request",
+                f"requests go only to the Graph endpoint {self.graph} and the authority {self.authority}",
+            )
             if self.managed_identity:
-                rule += (", and to a managed identity endpoint over HTTPS or, over plain HTTP, only on this machine "
-                         f"(loopback) or at {IMDS_HOST}")
-        raise UnsafeDestination(f"Refused to send {what} to {where}: {rule}, over HTTPS (validate_certs does not "
-                                "change that). A configured endpoint or a link in an answer pointed there; nothing was "
-                                "sent.")
+                rule += (
+                    ", and to a managed identity endpoint over HTTPS or, over plain HTTP, only on this machine "
+                    f"(loopback) or at {IMDS_HOST}"
+                )
+        raise UnsafeDestination(
+            f"Refused to send {what} to {where}: {rule}, over HTTPS (validate_certs does not "
+            "change that). A configured endpoint or a link in an answer pointed there; nothing was "
+            "sent."
+        )

@@ -1,24 +1,74 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # PRIVATE to this collection: may change in any release.
 
-"""The exceptions of the Graph layer. Modules turn them into ``fail_json`` in one place (``GraphModule``)."""
+"""Why a task fails. Every failure a module reports is a ``ModuleFailure``; ``GraphModule.run`` turns it into
+``fail_json`` in one place. Errors are not changed once raised: a caller that knows more raises a copy
+(:meth:`ModuleFailure.with_message`)."""
 
 from __future__ import annotations
 
+import copy
 import typing as t
 
+F = t.TypeVar("F", bound="ModuleFailure")
 
-class GraphError(Exception):
-    """Anything that stops a Graph operation; ``to_result()`` gives the extra keys of the failure result.
-    ``changed``: writes took effect before the failure; ``result``: more keys of the failure result (what was done)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 graph_message: str | None = None, request_id: str | None = None,
-                 client_request_id: str | None = None, date: str | None = None,
-                 details: list | None = None) -> None:
+class ModuleFailure(Exception):
+    """A failure of the task. ``changed``: writes took effect before it; ``result``: more keys of the failure result
+    (what was done); ``to_result()`` gives them."""
+
+    def __init__(self, message: str, *, changed: bool = False, result: dict[str, t.Any] | None = None) -> None:
+        super().__init__(message)
+        self.changed = changed
+        self.result: dict[str, t.Any] = dict(result or {})
+
+    @property
+    def message(self) -> str:
+        return t.cast(str, self.args[0])
+
+    def with_message(
+        self: F, message: str, *, changed: bool | None = None, result: dict[str, t.Any] | None = None
+    ) -> F:
+        """A copy with another message (and, when given, ``changed`` and ``result``); this one is left as it is."""
+        other = copy.copy(self)
+        other.args = (message,)
+        other.changed = self.changed if changed is None else changed
+        other.result = dict(self.result if result is None else result)
+        return other
+
+    def to_result(self) -> dict[str, t.Any]:
+        result = dict(self.result)
+        if self.changed:
+            result["changed"] = True
+        return result
+
+
+class InputError(ModuleFailure):
+    """The task's input is refused before any request: nothing was changed."""
+
+
+class PlanError(ModuleFailure):
+    """The desired state can't be reached from the current one without an option the user did not give."""
+
+
+class GraphError(ModuleFailure):
+    """Graph refused or failed a request; the failure result holds Graph's details (``graph_error``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        graph_message: str | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+        date: str | None = None,
+        details: list | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -27,32 +77,20 @@ class GraphError(Exception):
         self.client_request_id = client_request_id
         self.date = date
         self.details = details
-        self.changed = False
-        self.result: dict[str, t.Any] = {}
-
-    @property
-    def message(self) -> str:
-        """The whole message (what ``str()`` gives too); it grows as callers add what they know."""
-        return t.cast(str, self.args[0])
-
-    @message.setter
-    def message(self, value: str) -> None:
-        self.args = (value,)
-
-    def with_context(self, context: str) -> "GraphError":
-        """Prefix the message with what was being done (the token and user involved)."""
-        self.message = f"{context}: {self.message}"
-        return self
 
     def to_result(self) -> dict[str, t.Any]:
-        error = {"status": self.status, "code": self.code, "message": self.graph_message,
-                 "request_id": self.request_id, "client_request_id": self.client_request_id, "date": self.date}
+        error: dict[str, t.Any] = {
+            "status": self.status,
+            "code": self.code,
+            "message": self.graph_message,
+            "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
+            "date": self.date,
+        }
         if self.details:
             error["details"] = self.details
         result = {"graph_error": {k: v for k, v in error.items() if v is not None}} if self.status else {}
-        result.update(self.result)
-        if self.changed:
-            result["changed"] = True
+        result.update(super().to_result())
         return result
 
 

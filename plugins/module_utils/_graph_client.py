@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # PRIVATE to this collection: may change in any release.
@@ -12,33 +12,21 @@ import ssl
 import time
 import typing as t
 import uuid
-from urllib.parse import quote, urlencode
 
 from ._endpoints import Destinations
 from ._errors import GraphError, GraphTransportError, WriteOutcomeUnknown
-from ._retry import RETRY_STATUSES, parse_retry_after, retry_delay
+from ._odata import relative_url
+from ._retry import longest_retry_after, retry_delay, retryable
 
 try:
     import httpx
 except ImportError:  # reported by GraphModule through missing_required_lib
-    httpx = None
+    httpx = None  # type: ignore[assignment]
 
 COLLECTION_VERSION = "0.1.0"
 USER_AGENT = f"tokenops.entra/{COLLECTION_VERSION}"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def odata_string(value: str) -> str:
-    """An OData string literal: quoted, with ``'`` doubled, so a value can never change the expression."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def segment(value: str) -> str:
-    """One URL path segment, percent-encoded entirely (``/``, ``?``, ``#`` included): a user value can never
-    reach another path."""
-    if value in (".", ".."):  # left alone by quote(), then removed as dot segments by the URL parser
-        return value.replace(".", "%2E")
-    return quote(value, safe="")
+MAX_BATCH = 20  # Graph's limit of requests in one $batch
 
 
 def tls_context(validate_certs: bool, ca_path: str | None) -> ssl.SSLContext | bool:
@@ -56,8 +44,10 @@ def _tls_hint(exc: BaseException) -> str | None:
             break
         cause = cause.__cause__ or cause.__context__
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return (f"TLS certificate verification failed ({text}). Set ca_path to the CA bundle that signed the "
-                "server's certificate; validate_certs=false turns verification off (not recommended).")
+        return (
+            f"TLS certificate verification failed ({text}). Set ca_path to the CA bundle that signed the "
+            "server's certificate; validate_certs=false turns verification off (not recommended)."
+        )
     return None
 
 
@@ -67,12 +57,21 @@ class Transport:
     retried after an error that may have come after the server acted; a write that may have happened raises
     WriteOutcomeUnknown."""
 
-    def __init__(self, *, destinations: Destinations, verify: ssl.SSLContext | bool, timeout: float, max_retries: int,
-                 max_retry_wait: float, log: t.Callable[[str], None] | None = None,
-                 sleep: t.Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        destinations: Destinations,
+        verify: ssl.SSLContext | bool,
+        timeout: float,
+        max_retries: int,
+        max_retry_wait: float,
+        log: t.Callable[[str], None] | None = None,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
         self.destinations = destinations
-        self.client = httpx.Client(verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT},
-                                   follow_redirects=False)
+        self.client = httpx.Client(
+            verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+        )
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self._log = log or (lambda message: None)
@@ -91,9 +90,7 @@ class Transport:
         while True:
             response, failure = self._attempt(method, url, safe, headers, kwargs)
             if response is not None:
-                # 429 means Graph refused the request unprocessed, so even a write may repeat it.
-                retryable = response.status_code == 429 or (safe and response.status_code in RETRY_STATUSES)
-                if not retryable or attempt >= self.max_retries:
+                if not retryable(response.status_code, safe) or attempt >= self.max_retries:
                     return response
                 retry_after = response.headers.get("Retry-After")
             elif attempt >= self.max_retries:
@@ -121,8 +118,10 @@ class Transport:
             return None, f"could not connect ({exc})"
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             if not safe:
-                raise WriteOutcomeUnknown(f"{method} {_short(url)}: the connection failed after the request was sent "
-                                          f"({type(exc).__name__}: {exc}); it may or may not have taken effect") from exc
+                raise WriteOutcomeUnknown(
+                    f"{method} {_short(url)}: the connection failed after the request was sent "
+                    f"({type(exc).__name__}: {exc}); it may or may not have taken effect"
+                ) from exc
             return None, f"failed ({type(exc).__name__}: {exc})"
         return response, f"answered {response.status_code}"
 
@@ -140,7 +139,9 @@ def error_from_response(response: t.Any, action: str) -> GraphError:
     return graph_error(action, response.status_code, response.headers, body, response.reason_phrase)
 
 
-def graph_error(action: str, status: int, headers: t.Mapping[str, str], body: t.Any, reason: str | None = None) -> GraphError:
+def graph_error(
+    action: str, status: int, headers: t.Mapping[str, str], body: t.Any, reason: str | None = None
+) -> GraphError:
     """A GraphError from an answer's parts (``headers``: case-insensitive, or with lower-case names)."""
     code = message = date = None
     request_id = headers.get("request-id")
@@ -160,24 +161,51 @@ def graph_error(action: str, status: int, headers: t.Mapping[str, str], body: t.
         when = date or headers.get("date")
         text += f" (request-id {request_id}, date {when})" if when else f" (request-id {request_id})"
     if status == 429:
-        text += (f"; still throttled after the allowed retries (Retry-After: {headers.get('retry-after', 'none')}). "
-                 "Run again later, or raise max_retries / max_retry_wait")
-    return GraphError(text, status=status, code=code, graph_message=message, request_id=request_id,
-                      client_request_id=client_request_id, date=date, details=details)
+        text += (
+            f"; still throttled after the allowed retries (Retry-After: {headers.get('retry-after', 'none')}). "
+            "Run again later, or raise max_retries / max_retry_wait"
+        )
+    return GraphError(
+        text,
+        status=status,
+        code=code,
+        graph_message=message,
+        request_id=request_id,
+        client_request_id=client_request_id,
+        date=date,
+        details=details,
+    )
 
 
 class GraphClient:
     """Graph requests with a bearer token, relative to ``{graph_endpoint}/{version}``."""
 
-    def __init__(self, transport: Transport, graph_endpoint: str, token: t.Callable[[bool], str], *,
-                 can_refresh: bool = True, version: str = "beta") -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        graph_endpoint: str,
+        token: t.Callable[[bool], str],
+        *,
+        can_refresh: bool = True,
+        version: str = "beta",
+    ) -> None:
         self.transport = transport
         self.base = f"{graph_endpoint.rstrip('/')}/{version}"
         self._token = token
         self.can_refresh = can_refresh  # False for a given access token: refreshing returns the same one
 
-    def request(self, method: str, path: str, *, action: str, params: dict | None = None, json: t.Any = None,
-                expected: tuple[int, ...] = (200,), absolute_url: str | None = None, safe: bool | None = None) -> t.Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        params: dict | None = None,
+        json: t.Any = None,
+        expected: tuple[int, ...] = (200,),
+        absolute_url: str | None = None,
+        safe: bool | None = None,
+    ) -> t.Any:
         """Send one request; returns the decoded body (None for 204). Raises GraphError naming ``action``.
         ``safe``: may it be repeated after its answer was lost (default: GET only)."""
         url = absolute_url or self.base + path
@@ -193,8 +221,9 @@ class GraphClient:
         except ValueError as exc:
             raise GraphError(f"{action}: Graph answered {response.status_code} with a body that is not JSON") from exc
 
-    def _send(self, method: str, url: str, params: dict | None, json: t.Any, force_refresh: bool,
-              safe: bool | None) -> t.Any:
+    def _send(
+        self, method: str, url: str, params: dict | None, json: t.Any, force_refresh: bool, safe: bool | None
+    ) -> t.Any:
         headers = {"Authorization": "Bearer " + self._token(force_refresh), "Accept": "application/json"}
         return self.transport.send(method, url, params=params, json=json, headers=headers, safe=safe)
 
@@ -211,8 +240,9 @@ class GraphClient:
                 return
             body = self.request("GET", "", action=action, absolute_url=next_link)
 
-    def get_many(self, requests: t.Sequence[tuple[str, dict | None]], *, action: str,
-                 follow_pages: bool = True) -> list[t.Any]:
+    def get_many(
+        self, requests: t.Sequence[tuple[str, dict | None]], *, action: str, follow_pages: bool = True
+    ) -> list[t.Any]:
         """GET each ``(path, params)`` through JSON batching, MAX_BATCH per round trip. Returns, in order, each
         answer's body (a collection followed to its last page, or only its first with ``follow_pages=False``) or the
         GraphError it failed with. Items Graph throttled or could not serve (429, 503, 504) are sent again, after
@@ -224,31 +254,39 @@ class GraphClient:
             retry: list[int] = []
             retry_afters: list[str] = []
             for start in range(0, len(pending), MAX_BATCH):
-                numbers = pending[start:start + MAX_BATCH]
-                body = {"requests": [{"id": str(n), "method": "GET", "url": _relative_url(*requests[n])} for n in numbers]}
+                numbers = pending[start : start + MAX_BATCH]
+                body = {
+                    "requests": [{"id": str(n), "method": "GET", "url": relative_url(*requests[n])} for n in numbers]
+                }
                 answer = self.request("POST", "/$batch", action=action, json=body, safe=True)  # only reads inside
                 items = {str(item.get("id")): item for item in (answer or {}).get("responses", [])}
                 for number in numbers:
                     item = items.get(str(number), {"status": 500, "body": None})
-                    status, headers = int(item.get("status", 500)), {k.lower(): v for k, v in (item.get("headers") or {}).items()}
-                    if status in RETRY_STATUSES and stalled < self.transport.max_retries:
+                    status, headers = (
+                        int(item.get("status", 500)),
+                        {k.lower(): v for k, v in (item.get("headers") or {}).items()},
+                    )
+                    if retryable(status, safe=True) and stalled < self.transport.max_retries:
                         retry.append(number)
                         if headers.get("retry-after") is not None:
                             retry_afters.append(headers["retry-after"])
                     elif 200 <= status < 300:
-                        results[number] = self._rest_of_pages(item.get("body"), action) if follow_pages else item.get("body")
+                        results[number] = (
+                            self._rest_of_pages(item.get("body"), action) if follow_pages else item.get("body")
+                        )
                     else:
-                        results[number] = graph_error(f"{action} ({requests[number][0]})", status, headers, item.get("body"))
+                        results[number] = graph_error(
+                            f"{action} ({requests[number][0]})", status, headers, item.get("body")
+                        )
             # A round that got answers is progress (a rate limit lets some through): only rounds without count.
             stalled = stalled + 1 if len(retry) == len(pending) else 0
             pending = retry
             if pending:
-                # The longest Retry-After of the items sent again, so that none of them is sent too early.
-                now = time.time()
-                waits = [(parse_retry_after(value, now) or 0.0, value) for value in retry_afters]
-                retry_after = max(waits)[1] if waits else None
-                self.transport.pause(max(stalled, 1), retry_after,
-                                     f"{len(pending)} batched request(s) answered 429/503/504")
+                self.transport.pause(
+                    max(stalled, 1),
+                    longest_retry_after(retry_afters, time.time()),
+                    f"{len(pending)} batched request(s) answered 429/503/504",
+                )
         return results
 
     def _rest_of_pages(self, body: t.Any, action: str) -> t.Any:
@@ -257,11 +295,3 @@ class GraphClient:
             return body
         items = [item for page, _more in self.pages(body, action=action) for item in page]
         return {**{key: value for key, value in body.items() if key != "@odata.nextLink"}, "value": items}
-
-
-MAX_BATCH = 20  # Graph's limit of requests in one $batch
-
-
-def _relative_url(path: str, params: dict | None) -> str:
-    """A batch item's URL: relative to the version, query percent-encoded."""
-    return path + ("?" + urlencode(params, quote_via=quote, safe="$,'()") if params else "")

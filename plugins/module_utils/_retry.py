@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 # PRIVATE to this collection: may change in any release.
@@ -13,9 +13,16 @@ import math
 import random
 import typing as t
 
+# Graph answers these when it did not serve a request now (throttled, or unavailable for a moment).
 RETRY_STATUSES = frozenset({429, 503, 504})
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
+
+
+def retryable(status: int, safe: bool) -> bool:
+    """May a request answered ``status`` be sent again? A 429 means Graph refused it unprocessed, so even a write may
+    be repeated; a 503 or 504 may come after Graph acted, so only a request that is ``safe`` to repeat is."""
+    return status == 429 or (safe and status in RETRY_STATUSES)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -39,13 +46,21 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return seconds
 
 
+def longest_retry_after(values: t.Iterable[str], now: float) -> str | None:
+    """Of several answers' ``Retry-After`` values, the one that waits longest (unreadable ones count as 0), so that
+    nothing sent again together goes too early. None when there are none."""
+    waits = [(parse_retry_after(value, now) or 0.0, value) for value in values]
+    return max(waits)[1] if waits else None
+
+
 def backoff(attempt: int, rng: t.Callable[[], float] = random.random) -> float:
     """Full-jitter exponential backoff for ``attempt`` (1-based): uniform in [0, min(cap, base * 2^(n-1))]."""
     return rng() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
 
 
-def retry_delay(attempt: int, retry_after: str | None, now: float, max_retry_wait: float,
-                rng: t.Callable[[], float] = random.random) -> float:
+def retry_delay(
+    attempt: int, retry_after: str | None, now: float, max_retry_wait: float, rng: t.Callable[[], float] = random.random
+) -> float:
     """Seconds to wait before retry number ``attempt``: the server's ``Retry-After`` when given, else jittered
     backoff; never more than ``max_retry_wait``."""
     wait = parse_retry_after(retry_after, now)

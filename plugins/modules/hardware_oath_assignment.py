@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - tokenops.entra.graph_auth
   - tokenops.entra.attributes
+  - tokenops.entra.attributes.writes
   - tokenops.entra.attributes.actiongroup_graph
 options:
   user:
@@ -212,14 +213,22 @@ assignment:
       description: The token's display name.
       type: str
       sample: Amy Masters Token
-    user_id:
-      description: The object id of the user holding the token; null when it is available.
-      type: str
-      sample: e55cb360-e3ee-4757-bdd2-04b1e5a00e32
-    user_principal_name:
-      description: The user principal name of the user holding the token, when it is O(user); null otherwise.
-      type: str
-      sample: amy.masters@contoso.com
+    assigned_to:
+      description: Who holds the token; null when it is available.
+      type: dict
+      contains:
+        id:
+          description: The user's object id.
+          type: str
+          sample: e55cb360-e3ee-4757-bdd2-04b1e5a00e32
+        display_name:
+          description: The user's display name.
+          type: str
+          sample: Amy Masters
+        user_principal_name:
+          description: The user's principal name when the holder is O(user); null otherwise.
+          type: str
+          sample: amy.masters@contoso.com
 actions:
   description:
     - What the task did (or would do in check mode), in order. Empty when nothing had to change.
@@ -281,12 +290,21 @@ graph_error:
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
-    CodeSource, Desired, TokenView, UserView, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment)
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, execute, unknown_token
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TEXT_LIMITS
+from ansible_collections.tokenops.entra.plugins.module_utils._assignment_plan import Desired, plan_assignment
+from ansible_collections.tokenops.entra.plugins.module_utils._codes import (
+    CodeSource,
+    check_secret_for_codes,
+    normalize_code,
+    normalize_secret,
+    require_pyotp,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError, InputError, PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._execute import execute_assignment_plan
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, unknown_token
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS
 
 
 def code_source(module: GraphModule) -> CodeSource:
@@ -294,6 +312,7 @@ def code_source(module: GraphModule) -> CodeSource:
     params = module.params
     try:
         if params["secret_key"] is not None:
+            require_pyotp()
             secret = normalize_secret(params["secret_key"], params["secret_format"])
             check_secret_for_codes(secret)
             return CodeSource(secret_b32=secret, redact=module.no_log_values.add)
@@ -302,15 +321,22 @@ def code_source(module: GraphModule) -> CodeSource:
             module.no_log_values.add(code)
             return CodeSource(verification_code=code)
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        raise InputError(str(exc)) from None
     return CodeSource()
 
 
 def assignment_result(after: dict[str, t.Any], user: UserView) -> dict[str, t.Any]:
     holder = after["assigned_to"]
-    return {"device_id": after["device_id"], "serial_number": after["serial_number"], "status": after["status"],
-            "display_name": after["display_name"], "user_id": holder["id"] if holder else None,
-            "user_principal_name": user.user_principal_name if holder and holder["id"] == user.id else None}
+    if holder:
+        upn = user.user_principal_name if holder["id"] == user.id else None
+        holder = {**holder, "user_principal_name": upn}
+    return {
+        "device_id": after["device_id"],
+        "serial_number": after["serial_number"],
+        "status": after["status"],
+        "display_name": after["display_name"],
+        "assigned_to": holder,
+    }
 
 
 def find_token(api: HardwareOathApi, params: dict[str, t.Any]) -> TokenView:
@@ -329,24 +355,50 @@ def find_token(api: HardwareOathApi, params: dict[str, t.Any]) -> TokenView:
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
-    module.check_text({"user": None, "serial_number": TEXT_LIMITS["serial_number"], "device_id": None,
-                       "display_name": TEXT_LIMITS["display_name"]})
+    module.check_text(
+        {
+            "user": None,
+            "serial_number": TEXT_LIMITS["serial_number"],
+            "device_id": None,
+            "display_name": TEXT_LIMITS["display_name"],
+        }
+    )
     codes = code_source(module)
-    api = HardwareOathApi(module.client, warn=module.warn, wait=params["read_after_write_wait"])
+    api = hardware_oath_api(module)
     user = api.user(params["user"])
     token = find_token(api, params)
-    desired = Desired(state=params["state"], activate=params["activate"], display_name=params["display_name"],
-                      reassign=params["reassign"])
+    desired = Desired(
+        state=params["state"],
+        activate=params["activate"],
+        display_name=params["display_name"],
+        reassign=params["reassign"],
+    )
     plan = plan_assignment(token, user, desired)
     if plan.needs_code and not codes.available:
-        raise GraphError(f"{token.label} must be activated for {user.user_principal_name} "
-                         f"({', '.join(a.reason for a in plan.actions)}): give verification_code (the code the token "
-                         "shows) or secret_key (to compute it).")
+        raise PlanError(
+            f"{token.label} must be activated for {user.user_principal_name} "
+            f"({', '.join(a.reason for a in plan.actions)}): give verification_code (the code the token "
+            "shows) or secret_key (to compute it)."
+        )
     if plan.changed and not module.check_mode:
-        execute(api, plan, token, user, codes, params["display_name"], by_serial=bool(params["serial_number"]),
-                me=params["user"] == "me", log=module.log)
-    return module.result(plan.changed, plan.before, plan.after, actions=[a.to_result() for a in plan.actions],
-                         assignment=assignment_result(plan.after, user))
+        execute_assignment_plan(
+            api,
+            plan,
+            token,
+            user,
+            codes,
+            params["display_name"],
+            by_serial=bool(params["serial_number"]),
+            me=params["user"] == "me",
+            log=module.log,
+        )
+    return module.result(
+        plan.changed,
+        plan.before,
+        plan.after,
+        actions=[a.to_result() for a in plan.actions],
+        assignment=assignment_result(plan.after, user),
+    )
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ author:
 extends_documentation_fragment:
   - tokenops.entra.graph_auth
   - tokenops.entra.attributes
+  - tokenops.entra.attributes.writes
   - tokenops.entra.attributes.actiongroup_graph
 options:
   state:
@@ -126,38 +127,48 @@ policy:
           description: V(group).
           type: str
 graph_error:
-  description: Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id, date).
+  description:
+    - Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id,
+      date).
   returned: on failure
   type: dict
 """
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
+from ansible_collections.tokenops.entra.plugins.module_utils._execute import execute_policy_plan
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._policy import (
-    PolicySpec, check_no_overlap, normalize_targets, plan_policy)
+from ansible_collections.tokenops.entra.plugins.module_utils._policy_plan import (
+    PolicySpec,
+    check_no_overlap,
+    normalize_targets,
+    plan_policy,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._service import policy_api
 
 
 def spec_from(module: GraphModule) -> PolicySpec:
     """Checked before any request; bad input changes nothing."""
     params = module.params
     try:
-        spec = PolicySpec(state=params["state"],
-                          include_targets=normalize_targets(params["include_targets"], "include_targets"),
-                          exclude_targets=normalize_targets(params["exclude_targets"], "exclude_targets"))
+        spec = PolicySpec(
+            state=params["state"],
+            include_targets=normalize_targets(params["include_targets"], "include_targets"),
+            exclude_targets=normalize_targets(params["exclude_targets"], "exclude_targets"),
+        )
     except ValueError as exc:
-        module.fail_json(msg=str(exc))
+        raise InputError(str(exc)) from None
     check_no_overlap(spec.include_targets or (), spec.exclude_targets or (), given_both=True)
     return spec
 
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     spec = spec_from(module)
-    api = HardwareOathApi(module.client, warn=module.warn, wait=module.params["read_after_write_wait"])
-    plan = plan_policy(api.policy(), spec)
+    api = policy_api(module)
+    plan = plan_policy(api.read(), spec)
     if plan.changed and not module.check_mode:
-        api.apply_policy(plan, module.log)
+        execute_policy_plan(api, plan, module.log)
     return module.result(plan.changed, plan.before, plan.after, policy=plan.after)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - tokenops.entra.graph_auth
   - tokenops.entra.attributes
+  - tokenops.entra.attributes.writes
   - tokenops.entra.attributes.actiongroup_graph
 attributes:
   idempotent:
@@ -83,17 +84,17 @@ options:
     description:
       - The token's display name. Omitted, it is left as it is.
     type: str
-  assigned_to:
+  user:
     description:
-      - A user (user principal name or object id) who should hold the token. A new token is created already
+      - The user (user principal name or object id) who should hold the token. A new token is created already
         assigned to them (in the same request); an available token is assigned to them (not activated). Activate it
         with M(tokenops.entra.hardware_oath_assignment).
       - Omitted, the module does not change who holds the token. Ignored with O(state=absent).
     type: str
   force_unassign:
     description:
-      - When the token is assigned and must be changed, rotated, deleted or given to O(assigned_to), unassign it
-        first. Unless it is deleted it is then assigned again, to O(assigned_to) or else to its holder, B(but not
+      - When the token is assigned and must be changed, rotated, deleted or given to O(user), unassign it
+        first. Unless it is deleted it is then assigned again, to O(user) or else to its holder, B(but not
         activated); the holder must activate it again.
       - Without this, the task fails, names the holder and changes nothing.
       - If a later write fails after the unassignment, the task fails with C(changed=true), names the user who lost
@@ -113,13 +114,14 @@ notes:
     characters), or longer than 128 characters (256 for display names), are refused before any request; see the
     collection's docs/security.md for the limits and where they come from.
   - "Least-privilege Microsoft Graph application permissions: C(Policy.Read.All) to read the inventory,
-    C(Policy.ReadWrite.AuthenticationMethod) to create, update and delete tokens; C(UserAuthenticationMethod.ReadWrite.All)
-    to assign or unassign (O(assigned_to), O(force_unassign)); C(User.Read.All) to look up O(assigned_to). A signed-in (delegated)
+    C(Policy.ReadWrite.AuthenticationMethod) to create, update and delete tokens;
+    C(UserAuthenticationMethod.ReadWrite.All)
+    to assign or unassign (O(user), O(force_unassign)); C(User.Read.All) to look up O(user). A signed-in (delegated)
     user needs the Authentication Policy Administrator role (and Authentication Administrator to assign or
     unassign)."
   - Without C(UserAuthenticationMethod.ReadWrite.All), Graph silently ignores the assignment of a token created
-    with O(assigned_to); this module detects it and fails, naming the permission.
-  - An unchanged run makes one Graph request (two with O(assigned_to)); a creation or an update one more.
+    with O(user); this module detects it and fails, naming the permission.
+  - An unchanged run makes one Graph request (two with O(user)); a creation or an update one more.
   - Graph's directory is eventually consistent. A token created a moment ago (by the task before) may not be listed
     yet; Graph then refuses to create it again, and the module reads it again (for up to O(read_after_write_wait)
     seconds) and updates it as needed. With O(rotate), the creation is sent again while the deletion propagates.
@@ -158,7 +160,7 @@ EXAMPLES = r"""
     time_interval: 60
     hash_function: hmacsha256
     display_name: Amy's fob
-    assigned_to: amy.masters@contoso.com
+    user: amy.masters@contoso.com
 
 - name: Import a whole seed file; connection set once for the collection
   module_defaults:
@@ -210,7 +212,7 @@ token:
   returned: always
   type: dict
   contains:
-    id:
+    device_id:
       description: The token's id in the inventory (it is also the id of the user's authentication method).
       type: str
       sample: 3dee0e53-f50f-43ef-85c0-b44689f2d66d
@@ -230,7 +232,7 @@ token:
       description: The model.
       type: str
       sample: OTP 110 Token
-    time_interval_in_seconds:
+    time_interval:
       description: How many seconds each code is valid.
       type: int
       sample: 30
@@ -253,7 +255,7 @@ token:
           description: The user's display name.
           type: str
         user_principal_name:
-          description: The user's principal name when the task looked the user up (O(assigned_to)), else null.
+          description: The user's principal name when the task looked the user up (O(user)), else null.
           type: str
     last_used_date_time:
       description: When the token was last used to sign in, or null.
@@ -291,18 +293,22 @@ pending_actions:
   elements: dict
   sample: [{"action": "update", "user_id": null, "reason": "model differs", "changes": ["model"]}]
 graph_error:
-  description: Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id, date).
+  description:
+    - Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id,
+      date).
   returned: on failure
   type: dict
 """
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import normalize_secret
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, apply_token
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TEXT_LIMITS, TokenSpec, token_result
+from ansible_collections.tokenops.entra.plugins.module_utils._codes import normalize_secret
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
+from ansible_collections.tokenops.entra.plugins.module_utils._execute import apply_token
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS, token_argument_spec
+from ansible_collections.tokenops.entra.plugins.module_utils._token_plan import TokenSpec, token_result
 
 
 def secret(module: GraphModule) -> str | None:
@@ -313,24 +319,35 @@ def secret(module: GraphModule) -> str | None:
     try:
         value = normalize_secret(params["secret_key"], params["secret_format"])
     except ValueError as exc:
-        module.fail_json(msg=f"token {params['serial_number']}: {exc}")
+        raise InputError(f"token {params['serial_number']}: {exc}") from None
     module.no_log_values.add(value)  # the normalised form differs from the given one
     return value
 
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
-    module.check_text({**TEXT_LIMITS, "assigned_to": None})
+    module.check_text({**TEXT_LIMITS, "user": None})
     secret_b32 = secret(module)
-    if params["rotate"] and (secret_b32 is None or params["state"] == "absent"):
-        raise GraphError(f"token {params['serial_number']}: rotate=true recreates the token with a new secret; give "
-                         "secret_key, with state=present.")
-    api = HardwareOathApi(module.client, warn=module.warn, wait=params["read_after_write_wait"])
-    target = api.user(params["assigned_to"]) if params["assigned_to"] and params["state"] == "present" else None
-    spec = TokenSpec(serial_number=params["serial_number"], state=params["state"], has_secret=secret_b32 is not None,
-                     manufacturer=params["manufacturer"], model=params["model"], time_interval=params["time_interval"],
-                     hash_function=params["hash_function"], display_name=params["display_name"], assigned_to=target,
-                     force_unassign=params["force_unassign"], rotate=params["rotate"])
+    if params["rotate"] and params["state"] == "absent":
+        raise InputError(
+            f"token {params['serial_number']}: rotate=true recreates the token with a new secret; it "
+            "can't be combined with state=absent."
+        )
+    api = hardware_oath_api(module)
+    target = api.user(params["user"]) if params["user"] and params["state"] == "present" else None
+    spec = TokenSpec(
+        serial_number=params["serial_number"],
+        state=params["state"],
+        has_secret=secret_b32 is not None,
+        manufacturer=params["manufacturer"],
+        model=params["model"],
+        time_interval=params["time_interval"],
+        hash_function=params["hash_function"],
+        display_name=params["display_name"],
+        assigned_to=target,
+        force_unassign=params["force_unassign"],
+        rotate=params["rotate"],
+    )
     plan, created = apply_token(api, spec, secret_b32, check_mode=module.check_mode, log=module.log)
     after = plan.after
     if created is not None:  # Graph's answer: the new id and status
@@ -341,19 +358,13 @@ def run(module: GraphModule) -> dict[str, t.Any]:
 def main() -> None:
     module = GraphModule(
         argument_spec={
-            "serial_number": {"type": "str", "required": True},
+            **token_argument_spec(),
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "secret_key": {"type": "str", "no_log": True},
-            "secret_format": {"type": "str", "choices": ["base32", "hex"], "default": "base32"},
-            "manufacturer": {"type": "str"},
-            "model": {"type": "str"},
-            "time_interval": {"type": "int", "choices": [30, 60]},
-            "hash_function": {"type": "str", "choices": ["hmacsha1", "hmacsha256"]},
-            "display_name": {"type": "str"},
-            "assigned_to": {"type": "str"},
+            "user": {"type": "str"},
             "force_unassign": {"type": "bool", "default": False},
             "rotate": {"type": "bool", "default": False},
         },
+        required_if=[("rotate", True, ("secret_key",))],
         supports_check_mode=True,
     )
     module.run(run)

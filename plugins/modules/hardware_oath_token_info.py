@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ author:
   - tokenops developers (@tokenops)
 extends_documentation_fragment:
   - tokenops.entra.graph_auth
+  - tokenops.entra.attributes
   - tokenops.entra.attributes.info_module
   - tokenops.entra.attributes.actiongroup_graph
 options:
@@ -72,7 +73,8 @@ options:
   resolve_assignees:
     description:
       - Look up the user principal name of each token's holder (up to 300 users per request, through JSON
-        batching). V(false) saves those requests and the C(User.Read.All) permission; RV(hardware_oath_tokens[].assigned_to.user_principal_name)
+        batching). V(false) saves those requests and the C(User.Read.All) permission;
+        RV(hardware_oath_tokens[].assigned_to.user_principal_name)
         is then null unless O(assigned_to) is given.
     type: bool
     default: true
@@ -144,7 +146,7 @@ hardware_oath_tokens:
   type: list
   elements: dict
   contains:
-    id:
+    device_id:
       description: The token's id in the inventory.
       type: str
       sample: 3dee0e53-f50f-43ef-85c0-b44689f2d66d
@@ -163,7 +165,7 @@ hardware_oath_tokens:
       description: The model.
       type: str
       sample: OTP 110 Token
-    time_interval_in_seconds:
+    time_interval:
       description: How many seconds each code is valid.
       type: int
       sample: 30
@@ -235,48 +237,58 @@ hardware_oath_methods:
           description: The token, as in RV(hardware_oath_tokens).
           type: dict
 graph_error:
-  description: Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id, date).
+  description:
+    - Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id,
+      date).
   returned: on failure
   type: dict
 """
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import STATUSES, TokenView, UserView
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import (
-    STATUSES, TEXT_LIMITS, TokenQuery, token_result, unique)
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS
+from ansible_collections.tokenops.entra.plugins.module_utils._token_plan import token_result
+from ansible_collections.tokenops.entra.plugins.module_utils._token_query import TokenQuery, unique
 
 INVENTORY_FILTERS = ("serial_numbers", "status", "manufacturer", "model", "assigned_to", "unassigned_only")
 
 
 def check_options(params: dict[str, t.Any]) -> None:
+    """The rules between options that the argument spec can't say (it counts options given as false, too)."""
     if params["unassigned_only"] and (params["status"] or params["assigned_to"]):
-        raise GraphError("unassigned_only=true can't be combined with status or assigned_to.")
+        raise InputError("unassigned_only=true can't be combined with status or assigned_to.")
     if not params["inventory"]:
         given = [name for name in INVENTORY_FILTERS if params[name]]
         if given:
-            raise GraphError(f"{', '.join(given)} filter the inventory, which inventory=false does not read.")
-        if not params["users"]:
-            raise GraphError("inventory=false reads only the methods of users; give users.")
+            raise InputError(f"{', '.join(given)} filter the inventory, which inventory=false does not read.")
 
 
 def list_inventory(api: HardwareOathApi, params: dict[str, t.Any]) -> dict[str, t.Any]:
     holder = api.user(params["assigned_to"]) if params["assigned_to"] else None
     serials = unique(params["serial_numbers"] or [])
     statuses = ["available"] if params["unassigned_only"] else params["status"]
-    tokens = api.list_tokens(TokenQuery(serial_numbers=tuple(serials), statuses=tuple(statuses or ()),
-                                        manufacturer=params["manufacturer"], model=params["model"],
-                                        assigned_to_id=holder.id if holder else None))
+    tokens = api.list_tokens(
+        TokenQuery(
+            serial_numbers=tuple(serials),
+            statuses=tuple(statuses or ()),
+            manufacturer=params["manufacturer"],
+            model=params["model"],
+            assigned_to_id=holder.id if holder else None,
+        )
+    )
     tokens.sort(key=lambda token: (token.serial_number.lower(), token.id))
     upns = {holder.id: holder.user_principal_name} if holder else {}
     if params["resolve_assignees"] and not holder:
         users = api.users_by_ids([token.assigned_to_id for token in tokens if token.assigned_to_id])
         upns = {user_id: user.user_principal_name for user_id, user in users.items()}
-    result: dict[str, t.Any] = {"hardware_oath_tokens": [token_result(token, upns.get(token.assigned_to_id or ""))
-                                                         for token in tokens]}
+    result: dict[str, t.Any] = {
+        "hardware_oath_tokens": [token_result(token, upns.get(token.assigned_to_id or "")) for token in tokens]
+    }
     if serials:
         found = {token.serial_number.lower() for token in tokens}
         result["missing_serial_numbers"] = [serial for serial in serials if serial.lower() not in found]
@@ -284,25 +296,41 @@ def list_inventory(api: HardwareOathApi, params: dict[str, t.Any]) -> dict[str, 
 
 
 def method_result(user: UserView, method: dict[str, t.Any]) -> dict[str, t.Any]:
-    return {"id": method["id"], "created_date_time": method.get("createdDateTime"),
-            "last_used_date_time": method.get("lastUsedDateTime"),
-            "token": token_result(TokenView.from_method(method, user), user.user_principal_name)}
+    return {
+        "id": method["id"],
+        "created_date_time": method.get("createdDateTime"),
+        "last_used_date_time": method.get("lastUsedDateTime"),
+        "token": token_result(TokenView.from_method(method, user), user.user_principal_name),
+    }
 
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
-    module.check_text({"serial_numbers": TEXT_LIMITS["serial_number"], "manufacturer": TEXT_LIMITS["manufacturer"],
-                       "model": TEXT_LIMITS["model"], "assigned_to": None, "users": None})
+    module.check_text(
+        {
+            "serial_numbers": TEXT_LIMITS["serial_number"],
+            "manufacturer": TEXT_LIMITS["manufacturer"],
+            "model": TEXT_LIMITS["model"],
+            "assigned_to": None,
+            "users": None,
+        }
+    )
     check_options(params)
-    api = HardwareOathApi(module.client, warn=module.warn, wait=params["read_after_write_wait"])
+    api = hardware_oath_api(module)
     result: dict[str, t.Any] = {"changed": False, "hardware_oath_tokens": []}
     if params["inventory"]:
         result.update(list_inventory(api, params))
     if params["users"]:
         result["hardware_oath_methods"] = [
-            {"user": ref, "user_id": user.id, "user_principal_name": user.user_principal_name,
-             "display_name": user.display_name, "methods": [method_result(user, m) for m in methods]}
-            for ref, (user, methods) in zip(params["users"], api.users_with_methods(params["users"]))]
+            {
+                "user": ref,
+                "user_id": user.id,
+                "user_principal_name": user.user_principal_name,
+                "display_name": user.display_name,
+                "methods": [method_result(user, m) for m in methods],
+            }
+            for ref, (user, methods) in zip(params["users"], api.users_with_methods(params["users"]))
+        ]
     return result
 
 
@@ -319,6 +347,7 @@ def main() -> None:
             "inventory": {"type": "bool", "default": True},
             "resolve_assignees": {"type": "bool", "default": True},
         },
+        required_if=[("inventory", False, ("users",))],
         supports_check_mode=True,
     )
     module.run(run)

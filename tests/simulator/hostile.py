@@ -80,8 +80,10 @@ def credential_in_body(body: bytes) -> bool:
 
 def redacted_query(raw_query: str) -> dict:
     """The decoded query, credential parameters' values replaced."""
-    return {k: REDACTED if k.lower() in REDACTED_PARAMETERS else v[0]
-            for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+    return {
+        k: REDACTED if k.lower() in REDACTED_PARAMETERS else v[0]
+        for k, v in parse_qs(raw_query, keep_blank_values=True).items()
+    }
 
 
 class RequestRecorder:
@@ -102,8 +104,9 @@ class RequestRecorder:
 
 
 class _Server(Server):
-    def __init__(self, address: tuple, scheme: str, recorder: RequestRecorder,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, address: tuple, scheme: str, recorder: RequestRecorder, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.scheme = scheme
         self.recorder = recorder
         self.ssl_context = ssl_context
@@ -126,11 +129,18 @@ class _Handler(RequestHandler):
     def _answer(self) -> None:
         body = self.read_body()
         raw_path, _sep, raw_query = self.path.partition("?")
-        self.server.recorder.record({
-            "time": _now_iso(), "scheme": self.server.scheme, "method": self.command, "path": raw_path,
-            "query": redacted_query(raw_query), "header_names": sorted({k.lower() for k in self.headers.keys()}),
-            "authorization": auth_scheme(self.headers.get("Authorization")),
-            "credential_in_body": credential_in_body(body)})
+        self.server.recorder.record(
+            {
+                "time": _now_iso(),
+                "scheme": self.server.scheme,
+                "method": self.command,
+                "path": raw_path,
+                "query": redacted_query(raw_query),
+                "header_names": sorted({k.lower() for k in self.headers}),
+                "authorization": auth_scheme(self.headers.get("Authorization")),
+                "credential_in_body": credential_in_body(body),
+            }
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(BODY)))
@@ -160,9 +170,15 @@ class HostileServer:
 
     def info(self) -> dict:
         https_port, http_port = self.https.server_address[1], self.http.server_address[1]
-        return {"https_url": f"https://{self.host}:{https_port}", "http_url": f"http://{self.host}:{http_port}",
-                "https_port": https_port, "http_port": http_port, "ca_bundle": self.ca_bundle,
-                "log_file": self.log_file, "pid": os.getpid()}
+        return {
+            "https_url": f"https://{self.host}:{https_port}",
+            "http_url": f"http://{self.host}:{http_port}",
+            "https_port": https_port,
+            "http_port": http_port,
+            "ca_bundle": self.ca_bundle,
+            "log_file": self.log_file,
+            "pid": os.getpid(),
+        }
 
     def start(self) -> dict:
         """Serve both ports in background threads; returns :meth:`info`."""
@@ -198,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A hostile HTTPS + HTTP server that records what clients send it.")
     parser.add_argument("--host", default="127.0.0.1", help="IPv4 loopback address to listen on (default 127.0.0.1)")
     parser.add_argument("--ready-file", help="write the connection details here as JSON once listening")
-    parser.add_argument("--state-dir", help="where to write the CA and the request log (default: beside the ready file)")
+    parser.add_argument(
+        "--state-dir", help="where to write the CA and the request log (default: beside the ready file)"
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not args.state_dir and not args.ready_file:
         parser.error("--state-dir or --ready-file is required")

@@ -6,15 +6,24 @@ import datetime
 import uuid
 
 
-class GraphError(Exception):
-    """An error answered in Microsoft Graph's envelope.
+class ErrorAnswer(Exception):
+    """An error answered in Microsoft Graph's envelope: what the simulated service sends, not the collection's
+    client-side ``GraphError`` (plugins/module_utils/_errors.py).
 
     ``code`` and ``message`` go to the client; ``reason`` is a simulator-only note kept in the request log
     (for example which permission was missing), never sent over the wire.
     """
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict | None = None,
-                 details: list | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict | None = None,
+        details: list | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
@@ -24,38 +33,50 @@ class GraphError(Exception):
         self.reason = reason
 
 
-def bad_request(message: str, code: str = "badRequest", **kwargs) -> GraphError:
-    return GraphError(400, code, message, **kwargs)
+def bad_request(message: str, code: str = "badRequest", **kwargs) -> ErrorAnswer:
+    return ErrorAnswer(400, code, message, **kwargs)
 
 
-def odata_bad_request(message: str, **kwargs) -> GraphError:
+def odata_bad_request(message: str, **kwargs) -> ErrorAnswer:
     """Errors raised by the OData layer (JSON, property names, query syntax) use Pascal case."""
-    return GraphError(400, "BadRequest", message, **kwargs)
+    return ErrorAnswer(400, "BadRequest", message, **kwargs)
 
 
-def not_found(message: str, code: str = "itemNotFound") -> GraphError:
-    return GraphError(404, code, message)
+def not_found(message: str, code: str = "itemNotFound") -> ErrorAnswer:
+    return ErrorAnswer(404, code, message)
 
 
-def user_not_found(user_ref: str) -> GraphError:
-    return GraphError(404, "Request_ResourceNotFound",
-                      f"Resource '{user_ref}' does not exist or one of its queried reference-property objects are not present.")
+def user_not_found(user_ref: str) -> ErrorAnswer:
+    return ErrorAnswer(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{user_ref}' does not exist or one of its queried reference-property objects are not present.",
+    )
 
 
-def conflict(message: str) -> GraphError:
-    return GraphError(409, "conflict", message)
+def conflict(message: str) -> ErrorAnswer:
+    return ErrorAnswer(409, "conflict", message)
 
 
-def access_denied(reason: str, *, directory: bool = False) -> GraphError:
+def access_denied(reason: str, *, directory: bool = False) -> ErrorAnswer:
     if directory:
-        return GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", reason=reason)
-    return GraphError(403, "accessDenied", "Request Authorization failed", reason=reason)
+        return ErrorAnswer(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", reason=reason
+        )
+    return ErrorAnswer(403, "accessDenied", "Request Authorization failed", reason=reason)
 
 
-def unauthenticated(message: str, reason: str | None = None) -> GraphError:
-    return GraphError(401, "InvalidAuthenticationToken", message,
-                      headers={"WWW-Authenticate": 'Bearer realm="", authorization_uri="", client_id="00000003-0000-0000-c000-000000000000"'},
-                      reason=reason)
+_WWW_AUTHENTICATE = 'Bearer realm="", authorization_uri="", client_id="00000003-0000-0000-c000-000000000000"'
+
+
+def unauthenticated(message: str, reason: str | None = None) -> ErrorAnswer:
+    return ErrorAnswer(
+        401,
+        "InvalidAuthenticationToken",
+        message,
+        headers={"WWW-Authenticate": _WWW_AUTHENTICATE},
+        reason=reason,
+    )
 
 
 def graph_date(now: datetime.datetime | None = None) -> str:
@@ -64,7 +85,7 @@ def graph_date(now: datetime.datetime | None = None) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def envelope(error: GraphError, request_id: str, client_request_id: str | None) -> dict:
+def envelope(error: ErrorAnswer, request_id: str, client_request_id: str | None) -> dict:
     inner = {"date": graph_date(), "request-id": request_id, "client-request-id": client_request_id or request_id}
     body: dict = {"code": error.code, "message": error.message}
     if error.details:
@@ -87,8 +108,10 @@ class IdentityError(Exception):
         trace_id = trace_id or str(uuid.uuid4())
         correlation_id = correlation_id or str(uuid.uuid4())
         now = datetime.datetime.now(datetime.timezone.utc)
-        description = (f"AADSTS{self.aadsts}: {self.description} Trace ID: {trace_id} Correlation ID: {correlation_id} "
-                       f"Timestamp: {now.strftime('%Y-%m-%d %H:%M:%SZ')}")
+        description = (
+            f"AADSTS{self.aadsts}: {self.description} Trace ID: {trace_id} Correlation ID: {correlation_id} "
+            f"Timestamp: {now.strftime('%Y-%m-%d %H:%M:%SZ')}"
+        )
         return {
             "error": self.error,
             "error_description": description,

@@ -65,11 +65,21 @@ class Rule:
     applied: int = 0
 
     def to_json(self) -> dict:
-        return {"name": self.name, "action": self.action,
-                "match": {"path": self.path.pattern if self.path else None, "method": self.method, "kind": self.kind,
-                          "client_id": self.client_id},
-                "probability": self.probability, "count": self.count, "skip": self.skip, "matched": self.matched,
-                "applied": self.applied}
+        return {
+            "name": self.name,
+            "action": self.action,
+            "match": {
+                "path": self.path.pattern if self.path else None,
+                "method": self.method,
+                "kind": self.kind,
+                "client_id": self.client_id,
+            },
+            "probability": self.probability,
+            "count": self.count,
+            "skip": self.skip,
+            "matched": self.matched,
+            "applied": self.applied,
+        }
 
 
 @dataclass
@@ -111,8 +121,10 @@ def _quota(spec: Any, default: dict, name: str) -> dict | None:
         raise FaultConfigError(f"{name} must be a mapping with 'requests' and 'per_seconds', or false")
     if spec.get("enabled") is False:
         return None
-    out = {"requests": int(spec.get("requests", default["requests"])),
-           "per_seconds": float(spec.get("per_seconds", default["per_seconds"]))}
+    out = {
+        "requests": int(spec.get("requests", default["requests"])),
+        "per_seconds": float(spec.get("per_seconds", default["per_seconds"])),
+    }
     if out["requests"] < 1 or out["per_seconds"] <= 0:
         raise FaultConfigError(f"{name}: requests must be >= 1 and per_seconds > 0")
     return out
@@ -139,7 +151,9 @@ def _rule(spec: dict, index: int) -> Rule:
     if action.get("type") == "commit_then_drop":
         action = {"type": "reset", "commit": True}
     if action.get("type") not in ACTION_TYPES:
-        raise FaultConfigError(f"rules[{index}].action.type must be one of {', '.join(ACTION_TYPES)} or commit_then_drop")
+        raise FaultConfigError(
+            f"rules[{index}].action.type must be one of {', '.join(ACTION_TYPES)} or commit_then_drop"
+        )
     if action["type"] == "status":
         status = action.get("status")
         if not isinstance(status, int) or not 400 <= status <= 599:
@@ -149,8 +163,10 @@ def _rule(spec: dict, index: int) -> Rule:
     if action["type"] == "latency" and not isinstance(action.get("ms"), (int, float)):
         raise FaultConfigError(f"rules[{index}].action.ms is required for latency")
     if action["type"] == "next_link" and not _valid_base(action.get("base")):
-        raise FaultConfigError(f"rules[{index}].action.base must be an absolute http or https URL with a host and "
-                               "no path, query or fragment, like https://127.0.0.1:8443")
+        raise FaultConfigError(
+            f"rules[{index}].action.base must be an absolute http or https URL with a host and "
+            "no path, query or fragment, like https://127.0.0.1:8443"
+        )
     match = spec.get("match") or {}
     try:
         path = re.compile(match["path"]) if match.get("path") else None
@@ -162,10 +178,17 @@ def _rule(spec: dict, index: int) -> Rule:
     count = spec.get("count")
     if count is not None and (not isinstance(count, int) or count < 1):
         raise FaultConfigError(f"rules[{index}].count must be a positive integer")
-    return Rule(name=str(spec.get("name") or f"rule{index}"), action=action, path=path,
-                method=(match.get("method") or "").upper() or None, kind=match.get("kind"),
-                client_id=(match.get("client_id") or "").lower() or None, probability=probability, count=count,
-                skip=int(spec.get("skip", 0)))
+    return Rule(
+        name=str(spec.get("name") or f"rule{index}"),
+        action=action,
+        path=path,
+        method=(match.get("method") or "").upper() or None,
+        kind=match.get("kind"),
+        client_id=(match.get("client_id") or "").lower() or None,
+        probability=probability,
+        count=count,
+        skip=int(spec.get("skip", 0)),
+    )
 
 
 def _valid_base(base: Any) -> bool:
@@ -176,8 +199,15 @@ def _valid_base(base: Any) -> bool:
         port = parts.port  # ValueError when not a number in 0..65535
     except ValueError:
         return False
-    return (parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0 and parts.username is None
-            and parts.path in ("", "/") and not parts.query and not parts.fragment)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and port != 0
+        and parts.username is None
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 def rewrite_next_link(body: Any, base: str) -> Any:
@@ -221,8 +251,10 @@ class FaultEngine:
             raise FaultConfigError("the fault specification must be a JSON object")
         rules = [_rule(r, i) for i, r in enumerate(spec.get("rules") or [])]
         latency = spec.get("latency")
-        if latency is not None and (not isinstance(latency, dict) or not isinstance(latency.get("ms", 0), (int, float))):
-            raise FaultConfigError("latency must be a mapping like {\"ms\": 50, \"jitter_ms\": 10}")
+        if latency is not None and (
+            not isinstance(latency, dict) or not isinstance(latency.get("ms", 0), (int, float))
+        ):
+            raise FaultConfigError('latency must be a mapping like {"ms": 50, "jitter_ms": 10}')
         quotas = {name: _quota(spec[name], QUOTAS[name][0], name) for name in QUOTAS if name in spec}
         if "seed" in spec:
             self._rng.seed(spec["seed"])

@@ -1,7 +1,7 @@
 """Microsoft Graph beta: the hardware OATH inventory, user methods, users and the authentication method policy.
 
 ``GraphApi.handle`` takes one already-authenticated request (path segments percent-decoded one by one) and
-returns ``(status, json_body_or_None, headers)`` or raises :class:`GraphError`.
+returns ``(status, json_body_or_None, headers)`` or raises :class:`ErrorAnswer`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import odata, permissions as perm
-from .errors import GraphError, bad_request, conflict, not_found, odata_bad_request
+from . import odata
+from . import permissions as perm
+from .errors import ErrorAnswer, bad_request, conflict, not_found, odata_bad_request
 from .identity import Principal
 from .settings import Settings
 from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, Token, User, method_limit
@@ -37,29 +38,66 @@ DEVICE_PROPERTIES = {
     "secretKey": odata.Property("secretKey", filterable=False),
     "lastUsedDateTime": odata.Property("lastUsedDateTime", filterable=False),
 }
-DEVICE_SELECT = {"id", "displayName", "serialNumber", "manufacturer", "model", "secretKey", "timeIntervalInSeconds",
-                 "status", "lastUsedDateTime", "hashFunction", "assignedTo"}
-DEVICE_WRITABLE = {"serialNumber", "manufacturer", "model", "secretKey", "timeIntervalInSeconds", "hashFunction",
-                   "displayName"}
+DEVICE_SELECT = {
+    "id",
+    "displayName",
+    "serialNumber",
+    "manufacturer",
+    "model",
+    "secretKey",
+    "timeIntervalInSeconds",
+    "status",
+    "lastUsedDateTime",
+    "hashFunction",
+    "assignedTo",
+}
+DEVICE_WRITABLE = {
+    "serialNumber",
+    "manufacturer",
+    "model",
+    "secretKey",
+    "timeIntervalInSeconds",
+    "hashFunction",
+    "displayName",
+}
 DEVICE_UPDATABLE = {"manufacturer", "model", "timeIntervalInSeconds", "hashFunction", "displayName"}
 DEVICE_READ_ONLY = {"id", "status", "assignedTo", "lastUsedDateTime"}
-METHOD_PROPERTIES = {"id": odata.Property("id"), "device/serialNumber": odata.Property("device/serialNumber"),
-                     "device/status": odata.Property("device/status")}
+METHOD_PROPERTIES = {
+    "id": odata.Property("id"),
+    "device/serialNumber": odata.Property("device/serialNumber"),
+    "device/status": odata.Property("device/status"),
+}
 METHOD_SELECT = {"id", "createdDateTime", "lastUsedDateTime", "device"}
-USER_PROPERTIES = {"id": odata.Property("id"), "userPrincipalName": odata.Property("userPrincipalName"),
-                   "displayName": odata.Property("displayName"), "userType": odata.Property("userType")}
+USER_PROPERTIES = {
+    "id": odata.Property("id"),
+    "userPrincipalName": odata.Property("userPrincipalName"),
+    "displayName": odata.Property("displayName"),
+    "userType": odata.Property("userType"),
+}
 USER_SELECT = {"id", "userPrincipalName", "displayName", "userType", "accountEnabled"}
 
 # $filter support per collection. The inventory's depends on filter_mode (see GraphApi._device_filter): lenient is
-# DEVICE_LENIENT; documented is one eq comparison of a property Microsoft documents as filterable (reference §6 and
-# its fidelity review: the list page and the SDK model's "Supports $filter (eq)"); silent ignores what documented
+# DEVICE_LENIENT; documented is one eq comparison of a property Microsoft documents as filterable (the list
+# page of hardwareOathDevices and the beta SDK model's "Supports $filter (eq)"); silent ignores what documented
 # refuses. Users take what the user resource documents (eq, ne, not, in, startswith); user methods eq, in and.
 DEVICE_LENIENT = odata.Support()
-DOCUMENTED_DEVICE_FILTERS = ("serialNumber", "status", "manufacturer", "model", "hashFunction",
-                             "timeIntervalInSeconds", "assignedTo/id")
-DOCUMENTED_FILTER_MESSAGE = ("Unsupported query: only one 'eq' comparison of " + ", ".join(DOCUMENTED_DEVICE_FILTERS[:-1])
-                             + f" or {DOCUMENTED_DEVICE_FILTERS[-1]} is supported.")
-USER_FILTERS = odata.Support(operators=frozenset({"eq", "ne", "in"}), functions=frozenset({"startswith"}), negation=True)
+DOCUMENTED_DEVICE_FILTERS = (
+    "serialNumber",
+    "status",
+    "manufacturer",
+    "model",
+    "hashFunction",
+    "timeIntervalInSeconds",
+    "assignedTo/id",
+)
+DOCUMENTED_FILTER_MESSAGE = (
+    "Unsupported query: only one 'eq' comparison of "
+    + ", ".join(DOCUMENTED_DEVICE_FILTERS[:-1])
+    + f" or {DOCUMENTED_DEVICE_FILTERS[-1]} is supported."
+)
+USER_FILTERS = odata.Support(
+    operators=frozenset({"eq", "ne", "in"}), functions=frozenset({"startswith"}), negation=True
+)
 METHOD_FILTERS = odata.Support()
 
 
@@ -85,29 +123,36 @@ def parse_json_body(request: Request, required: bool = True) -> dict:
         return {}
     content_type = request.headers.get("content-type", "")
     if "application/json" not in content_type.lower():
-        raise GraphError(415, "UnsupportedMediaType", f"The content type '{content_type}' is not supported; use application/json.")
+        raise ErrorAnswer(
+            415, "UnsupportedMediaType", f"The content type '{content_type}' is not supported; use application/json."
+        )
     try:
         body = json.loads(request.body)
     except ValueError as exc:
-        raise odata_bad_request("Unable to read JSON request payload. Please ensure Content-Type header is set and "
-                                "payload is of valid JSON format.") from exc
+        raise odata_bad_request(
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and "
+            "payload is of valid JSON format."
+        ) from exc
     if not isinstance(body, dict):
         raise odata_bad_request("Unable to read JSON request payload: the payload must be a JSON object.")
     return body
 
 
 def check_properties(body: dict, allowed: set[str], type_name: str, read_only: frozenset | set = frozenset()) -> None:
-    """Reject unknown properties (as OData does) and non-null read-only ones; ``@odata.*`` annotations pass."""
+    """Reject unknown properties (as OData does) and non-null read-only ones; annotations (``@odata.*`` and any
+    other ``@name``) pass."""
     for key, value in body.items():
-        if key.startswith("@odata.") or key.startswith("@"):
+        if key.startswith("@"):
             continue
         if key in read_only:
             if value is not None:
                 raise odata_bad_request(f"The property '{key}' is read-only and cannot be set.")
             continue
         if key not in allowed:
-            raise odata_bad_request(f"The property '{key}' does not exist on type '{type_name}'. Make sure to only use "
-                                    "property names that are defined by the type or mark the type as open type.")
+            raise odata_bad_request(
+                f"The property '{key}' does not exist on type '{type_name}'. Make sure to only use "
+                "property names that are defined by the type or mark the type as open type."
+            )
 
 
 def _reference_id(value: Any, name: str) -> str:
@@ -129,8 +174,14 @@ class GraphApi:
         return self.tenant.config
 
     def _paginate(self, items: list[Any], key: Callable[[Any], Any], request: Request) -> tuple[list[Any], dict | None]:
-        return odata.paginate(items, key, request.query, self.config.page_size, self.config.max_page_size,
-                              self.config.top_above_max)
+        return odata.paginate(
+            items,
+            key,
+            request.query,
+            self.config.page_size,
+            max_page_size=self.config.max_page_size,
+            top_above_max=self.config.top_above_max,
+        )
 
     def url(self, path: str, version: str = "beta") -> str:
         return f"{self.base_url}/{version}/{path}"
@@ -152,16 +203,16 @@ class GraphApi:
             if segs[:1] == ["me"]:
                 if not request.principal.delegated:
                     raise odata_bad_request("/me request is only valid with delegated authentication flow.")
-                return self._user_routes(request, request.principal.user, segs[1:])
+                return self._user_routes(request, request.principal.signed_in_user, segs[1:])
         raise self._unknown_segment(segs)
 
     @staticmethod
-    def _unknown_segment(segs: list[str]) -> GraphError:
+    def _unknown_segment(segs: list[str]) -> ErrorAnswer:
         return odata_bad_request(f"Resource not found for the segment '{segs[-1] if segs else ''}'.")
 
     @staticmethod
-    def _method_not_allowed() -> GraphError:
-        return GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+    def _method_not_allowed() -> ErrorAnswer:
+        return ErrorAnswer(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
 
     def _resolve_user(self, ref: str) -> User:
         return self.tenant.require_user(ref)
@@ -180,8 +231,10 @@ class GraphApi:
         perm.authorize(request.principal, perm.USERS_READ, user)
         odata.check_entity_options(request.query)
         fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
-        body = {"@odata.context": self.url("$metadata#users/$entity", request.version),
-                **odata.apply_select(self.tenant.user_json(user), fields)}
+        body = {
+            "@odata.context": self.url("$metadata#users/$entity", request.version),
+            **odata.apply_select(self.tenant.user_json(user), fields),
+        }
         return 200, body, {}
 
     def _list_users(self, request: Request) -> Response:
@@ -195,8 +248,10 @@ class GraphApi:
             users = [u for u in users if parsed.matches(u)]
         fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
         page, next_query = self._paginate(users, lambda u: u["id"], request)
-        body: dict = {"@odata.context": self.url("$metadata#users", request.version),
-                      "value": [odata.apply_select(u, fields) for u in page]}
+        body: dict = {
+            "@odata.context": self.url("$metadata#users", request.version),
+            "value": [odata.apply_select(u, fields) for u in page],
+        }
         if next_query:
             body["@odata.nextLink"] = self.url("users?" + odata.build_query_string(next_query), request.version)
         return 200, body, {}
@@ -216,13 +271,18 @@ class GraphApi:
                 raise self._method_not_allowed()
             perm.authorize(request.principal, perm.DEVICES_READ if request.method == "GET" else perm.DEVICES_WRITE)
             if request.method == "GET":
-                return self._device_entity(request, self.tenant.require_visible_token(rest[0]),
-                                           "directory/authenticationMethodDevices/hardwareOathDevices/$entity")
+                return self._device_entity(
+                    request,
+                    self.tenant.require_visible_token(rest[0]),
+                    "directory/authenticationMethodDevices/hardwareOathDevices/$entity",
+                )
             token = self.tenant.require_token(rest[0])
             if request.method == "PATCH":
                 body = parse_json_body(request)
                 if "secretKey" in body:
-                    raise bad_request("The secretKey of a hardware OATH token can't be updated; delete and recreate the token.")
+                    raise bad_request(
+                        "The secretKey of a hardware OATH token can't be updated; delete and recreate the token."
+                    )
                 if "serialNumber" in body:
                     raise bad_request("The serialNumber of a hardware OATH token can't be updated.")
                 check_properties(body, DEVICE_UPDATABLE, DEVICE_TYPE, DEVICE_READ_ONLY)
@@ -236,8 +296,14 @@ class GraphApi:
         """One device (``GET`` of the inventory item, or of a user method's ``/device``), ``$select`` applied."""
         odata.check_entity_options(request.query)
         fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
-        return 200, {"@odata.context": self.url("$metadata#" + context),
-                     **odata.apply_select(self.tenant.device_json(token), fields)}, {}
+        return (
+            200,
+            {
+                "@odata.context": self.url("$metadata#" + context),
+                **odata.apply_select(self.tenant.device_json(token), fields),
+            },
+            {},
+        )
 
     def _device_filter(self, text: str) -> odata.Filter | None:
         """The inventory's ``$filter`` as filter_mode has it; None: answer the whole collection."""
@@ -245,8 +311,12 @@ class GraphApi:
             return odata.parse_filter(text, DEVICE_PROPERTIES, DEVICE_TYPE, DEVICE_LENIENT)
         parsed = odata.FilterParser(text, DEVICE_PROPERTIES, DEVICE_TYPE).parse()
         root = parsed.root
-        if (not parsed.grouped and isinstance(root, odata.Comparison) and root.operator == "eq"
-                and root.prop.path in DOCUMENTED_DEVICE_FILTERS):
+        if (
+            not parsed.grouped
+            and isinstance(root, odata.Comparison)
+            and root.operator == "eq"
+            and root.prop.path in DOCUMENTED_DEVICE_FILTERS
+        ):
             return parsed
         if self.config.filter_mode == "silent":
             return None  # Graph's known issue: an unsupported query may be ignored, not refused
@@ -264,8 +334,10 @@ class GraphApi:
         context = "$metadata#directory/authenticationMethodDevices/hardwareOathDevices"
         if fields:
             context += "(" + ",".join(fields) + ")"
-        body: dict = {"@odata.context": self.url(context),
-                      "value": [odata.apply_select(self.tenant.device_json(t), fields) for t in page]}
+        body: dict = {
+            "@odata.context": self.url(context),
+            "value": [odata.apply_select(self.tenant.device_json(t), fields) for t in page],
+        }
         if next_query:
             body["@odata.nextLink"] = self.url("/".join(DEVICES_PATH) + "?" + odata.build_query_string(next_query))
         return 200, body, {}
@@ -282,7 +354,7 @@ class GraphApi:
             raise bad_request(f"The user '{user_id}' in assignTo was not found.")
         try:
             perm.authorize(request.principal, perm.METHODS_WRITE, user)
-        except GraphError:
+        except ErrorAnswer:
             if self.config.create_assign_without_permission == "ignore":
                 return None  # reported by a third party: the token is created, assignTo silently dropped
             raise
@@ -295,8 +367,10 @@ class GraphApi:
         fields = self.tenant.validate_device_fields(body, creating=True)
         user = self._assign_target(request, body.get("assignTo"))
         token = self.tenant.create_device(fields, user)
-        out = {"@odata.context": self.url("$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"),
-               **self.tenant.device_json(token)}
+        out = {
+            "@odata.context": self.url("$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"),
+            **self.tenant.device_json(token),
+        }
         return 201, out, {"Location": self.url("/".join(DEVICES_PATH) + "/" + token.id)}
 
     def _bulk_devices(self, request: Request) -> Response:
@@ -304,8 +378,9 @@ class GraphApi:
         perm.authorize(request.principal, perm.DEVICES_WRITE)
         body = parse_json_body(request)
         if body.get("@context") != "#$delta" and body.get("@odata.context") != "#$delta":
-            raise bad_request("A PATCH on the hardwareOathDevices collection must be a delta payload with "
-                              "\"@context\": \"#$delta\".")
+            raise bad_request(
+                'A PATCH on the hardwareOathDevices collection must be a delta payload with "@context": "#$delta".'
+            )
         items = body.get("value")
         if not isinstance(items, list) or not items:
             raise bad_request("The delta payload must carry a non-empty 'value' array.")
@@ -318,18 +393,22 @@ class GraphApi:
             content_id = str(item.get("@contentId", index + 1)) if isinstance(item, dict) else str(index + 1)
             try:
                 plans.append(self._plan_bulk_item(request, item, serials, added) + (content_id,))
-            except GraphError as exc:
+            except ErrorAnswer as exc:
                 if exc.status == 403:
                     raise  # a missing permission fails the request, not one item
                 details.append({"code": exc.code, "message": exc.message, "target": content_id})
         if details:
-            raise bad_request(f"{len(details)} of {len(items)} hardware OATH tokens in the delta payload are invalid; "
-                              "nothing was changed.", details=details)
+            raise bad_request(
+                f"{len(details)} of {len(items)} hardware OATH tokens in the delta payload are invalid; "
+                "nothing was changed.",
+                details=details,
+            )
         out = []
-        for token, fields, user, content_id in plans:
-            if token is None:
+        for existing, fields, user, content_id in plans:
+            if existing is None:
                 token = self.tenant.create_device(fields, user)
             else:
+                token = existing
                 self.tenant.update_device(token, fields)
             out.append({"@contentId": content_id, **self.tenant.device_json(token)})
         return 200, {"@context": "#$delta", "value": out}, {}
@@ -343,10 +422,14 @@ class GraphApi:
             token = self.tenant.require_token(str(item["id"]))
             if "secretKey" in item or "serialNumber" in item:
                 raise bad_request("The secretKey and serialNumber of an existing hardware OATH token can't be updated.")
-            check_properties({k: v for k, v in item.items() if k != "id"}, DEVICE_UPDATABLE, DEVICE_TYPE, DEVICE_READ_ONLY)
+            check_properties(
+                {k: v for k, v in item.items() if k != "id"}, DEVICE_UPDATABLE, DEVICE_TYPE, DEVICE_READ_ONLY
+            )
             if token.assigned_to is not None:
-                raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
-                                  "unassign it before updating it.")
+                raise bad_request(
+                    f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
+                    "unassign it before updating it."
+                )
             return token, self.tenant.validate_device_fields(item, creating=False), None
         check_properties(item, DEVICE_WRITABLE | {"assignTo"}, DEVICE_TYPE, DEVICE_READ_ONLY)
         fields = self.tenant.validate_device_fields(item, creating=True)
@@ -357,7 +440,9 @@ class GraphApi:
         user = self._assign_target(request, item.get("assignTo"))
         if user is not None:
             if user.is_guest:
-                raise bad_request(f"Hardware OATH tokens can't be assigned to guest users ({user.user_principal_name}).")
+                raise bad_request(
+                    f"Hardware OATH tokens can't be assigned to guest users ({user.user_principal_name})."
+                )
             added[user.id] = added.get(user.id, 0) + 1
             if self.tenant.oath_method_count(user) + added[user.id] > MAX_METHODS_PER_USER:
                 raise method_limit(user)
@@ -365,57 +450,100 @@ class GraphApi:
 
     # ------------------------------------------------------------------ user methods
     def _methods(self, request: Request, user: User, rest: list[str]) -> Response:
-        principal = request.principal
         if not rest:
-            if request.method == "GET":
-                perm.authorize(principal, perm.METHODS_READ, user)
-                return self._list_methods(request, user)
-            if request.method == "POST":
-                perm.authorize(principal, perm.METHODS_WRITE, user)
-                body = parse_json_body(request)
-                check_properties(body, {"device"}, METHOD_TYPE, {"id", "createdDateTime", "lastUsedDateTime"})
-                token = self.tenant.require_token(_reference_id(body.get("device"), "device"))
-                self.tenant.assign(token, user)
-                return 201, {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
-                             "@odata.type": "#" + METHOD_TYPE, "id": token.id,
-                             "createdDateTime": self.tenant.method_json(token)["createdDateTime"]}, {}
-            raise self._method_not_allowed()
+            return self._methods_collection(request, user)
         action = rest[0]
         if action in ("assignAndActivate", "assignAndActivateBySerialNumber") and len(rest) == 1:
-            if request.method != "POST":
-                raise self._method_not_allowed()
-            perm.authorize(principal, perm.METHODS_WRITE, user)
-            body = parse_json_body(request)
-            if action == "assignAndActivate":
-                check_properties(body, {"device", "verificationCode", "displayName"}, "microsoft.graph.assignAndActivatePostRequestBody")
-                token = self.tenant.require_token(_reference_id(body.get("device"), "device"))
-            else:
-                check_properties(body, {"serialNumber", "verificationCode", "displayName"},
-                                 "microsoft.graph.assignAndActivateBySerialNumberPostRequestBody")
-                serial = body.get("serialNumber")
-                if not isinstance(serial, str) or not serial:
-                    raise bad_request("The property 'serialNumber' is required.")
-                token = self.tenant.find_token_by_serial(serial)
-                if token is None:
-                    raise not_found(f"No hardware OATH token with serial number '{serial}' was found.")
-            self._require_code(body)
-            self.tenant.assign_and_activate(token, user, body["verificationCode"], self._display_name(body))
-            return 204, None, {}
+            return self._assign_and_activate(request, user, action)
         if len(rest) > 2 or (len(rest) == 2 and rest[1] not in ("activate", "deactivate", "device")):
             raise self._unknown_segment(rest)
         allowed = ("GET", "DELETE") if len(rest) == 1 else ("GET",) if rest[1] == "device" else ("POST",)
         if request.method not in allowed:
             raise self._method_not_allowed()
-        perm.authorize(principal, perm.METHODS_READ if request.method == "GET" else perm.METHODS_WRITE, user)
+        perm.authorize(request.principal, perm.METHODS_READ if request.method == "GET" else perm.METHODS_WRITE, user)
         if request.method == "GET":
-            token = self.tenant.require_visible_method(user, rest[0])
-            if len(rest) == 2:  # .../{methodId}/device: in every mode, the way to the device when not inline
-                return self._device_entity(request, token, f"users('{user.id}')/authentication/hardwareOathMethods"
-                                                           f"('{token.id}')/device/$entity")
-            odata.check_entity_options(request.query)
-            fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
-            return 200, {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
-                         **odata.apply_select(self._method_json(token), fields)}, {}
+            return self._read_method(request, user, rest)
+        return self._change_method(request, user, rest)
+
+    def _methods_collection(self, request: Request, user: User) -> Response:
+        """GET lists the user's hardware OATH methods; POST assigns a token to the user."""
+        if request.method == "GET":
+            perm.authorize(request.principal, perm.METHODS_READ, user)
+            return self._list_methods(request, user)
+        if request.method == "POST":
+            perm.authorize(request.principal, perm.METHODS_WRITE, user)
+            body = parse_json_body(request)
+            check_properties(body, {"device"}, METHOD_TYPE, {"id", "createdDateTime", "lastUsedDateTime"})
+            token = self.tenant.require_token(_reference_id(body.get("device"), "device"))
+            self.tenant.assign(token, user)
+            return (
+                201,
+                {
+                    "@odata.context": self.url(
+                        f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"
+                    ),
+                    "@odata.type": "#" + METHOD_TYPE,
+                    "id": token.id,
+                    "createdDateTime": self.tenant.method_json(token)["createdDateTime"],
+                },
+                {},
+            )
+        raise self._method_not_allowed()
+
+    def _assign_and_activate(self, request: Request, user: User, action: str) -> Response:
+        """``assignAndActivate`` (the device by id) and ``assignAndActivateBySerialNumber``."""
+        if request.method != "POST":
+            raise self._method_not_allowed()
+        perm.authorize(request.principal, perm.METHODS_WRITE, user)
+        body = parse_json_body(request)
+        token = self._token_to_activate(action, body)
+        self._require_code(body)
+        self.tenant.assign_and_activate(token, user, body["verificationCode"], self._display_name(body))
+        return 204, None, {}
+
+    def _token_to_activate(self, action: str, body: dict) -> Token:
+        if action == "assignAndActivate":
+            check_properties(
+                body,
+                {"device", "verificationCode", "displayName"},
+                "microsoft.graph.assignAndActivatePostRequestBody",
+            )
+            return self.tenant.require_token(_reference_id(body.get("device"), "device"))
+        check_properties(
+            body,
+            {"serialNumber", "verificationCode", "displayName"},
+            "microsoft.graph.assignAndActivateBySerialNumberPostRequestBody",
+        )
+        serial = body.get("serialNumber")
+        if not isinstance(serial, str) or not serial:
+            raise bad_request("The property 'serialNumber' is required.")
+        token = self.tenant.find_token_by_serial(serial)
+        if token is None:
+            raise not_found(f"No hardware OATH token with serial number '{serial}' was found.")
+        return token
+
+    def _read_method(self, request: Request, user: User, rest: list[str]) -> Response:
+        """GET .../{methodId} and .../{methodId}/device."""
+        token = self.tenant.require_visible_method(user, rest[0])
+        if len(rest) == 2:  # .../{methodId}/device: in every mode, the way to the device when not inline
+            return self._device_entity(
+                request,
+                token,
+                f"users('{user.id}')/authentication/hardwareOathMethods('{token.id}')/device/$entity",
+            )
+        odata.check_entity_options(request.query)
+        fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
+        return (
+            200,
+            {
+                "@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods/$entity"),
+                **odata.apply_select(self._method_json(token), fields),
+            },
+            {},
+        )
+
+    def _change_method(self, request: Request, user: User, rest: list[str]) -> Response:
+        """DELETE .../{methodId} (unassign), POST .../{methodId}/deactivate and .../{methodId}/activate."""
         token = self.tenant.require_method(user, rest[0])
         if len(rest) == 1:
             self.tenant.unassign(token)
@@ -459,11 +587,14 @@ class GraphApi:
             tokens = [t for t in tokens if parsed.matches(self.tenant.method_json(t))]
         fields = odata.parse_select(request.query.get("$select"), METHOD_SELECT, METHOD_TYPE)
         page, next_query = self._paginate(tokens, lambda t: t.order, request)
-        body: dict = {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods"),
-                      "value": [odata.apply_select(self._method_json(t), fields) for t in page]}
+        body: dict = {
+            "@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/hardwareOathMethods"),
+            "value": [odata.apply_select(self._method_json(t), fields) for t in page],
+        }
         if next_query:
-            body["@odata.nextLink"] = self.url(f"users/{user.id}/authentication/hardwareOathMethods?"
-                                               + odata.build_query_string(next_query))
+            body["@odata.nextLink"] = self.url(
+                f"users/{user.id}/authentication/hardwareOathMethods?" + odata.build_query_string(next_query)
+            )
         return 200, body, {}
 
     # ------------------------------------------------------------------ policy
@@ -472,9 +603,16 @@ class GraphApi:
         if request.method == "GET":
             perm.authorize(request.principal, perm.POLICY_READ)
             odata.check_entity_options(request.query)
-            return 200, {"@odata.context": self.url("$metadata#policies/authenticationMethodsPolicy/"
-                                                    "authenticationMethodConfigurations/$entity"),
-                         **self.tenant.policy_json()}, {}
+            return (
+                200,
+                {
+                    "@odata.context": self.url(
+                        "$metadata#policies/authenticationMethodsPolicy/authenticationMethodConfigurations/$entity"
+                    ),
+                    **self.tenant.policy_json(),
+                },
+                {},
+            )
         if request.method == "PATCH":
             perm.authorize(request.principal, perm.POLICY_WRITE)
             body = parse_json_body(request)
@@ -483,8 +621,12 @@ class GraphApi:
             check_properties(body, {"state", "includeTargets", "excludeTargets"}, POLICY_TYPE, {"id"})
             if "state" in body and body["state"] not in ("enabled", "disabled"):
                 raise odata_bad_request(f"The string '{body['state']}' is not a valid enumeration type constant.")
-            include = self._targets(body["includeTargets"], True) if "includeTargets" in body else policy.include_targets
-            exclude = self._targets(body["excludeTargets"], False) if "excludeTargets" in body else policy.exclude_targets
+            include = (
+                self._targets(body["includeTargets"], True) if "includeTargets" in body else policy.include_targets
+            )
+            exclude = (
+                self._targets(body["excludeTargets"], False) if "excludeTargets" in body else policy.exclude_targets
+            )
             policy.state = body.get("state", policy.state)
             policy.include_targets, policy.exclude_targets = include, exclude
             return 204, None, {}

@@ -28,7 +28,7 @@ class Server(ThreadingHTTPServer):
                 request = self.ssl_context.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError):
                 return
-        self.RequestHandlerClass(request, client_address, self)
+        super().finish_request(request, client_address)
 
 
 class RequestHandler(BaseHTTPRequestHandler):

@@ -19,7 +19,8 @@ MAX_FILTER_EXPRESSIONS = 15  # directory queries: comparisons and functions, eac
 SUPPORTED_OPTIONS = {"$filter", "$select", "$top", "$skiptoken"}
 UNSUPPORTED_OPTIONS = {"$orderby", "$search", "$skip", "$expand", "$count", "$format", "$apply"}
 
-_TOKEN_RE = re.compile(r"""
+_TOKEN_RE = re.compile(
+    r"""
     \s*(?:
       (?P<string>'(?:[^']|'')*')
     | (?P<number>-?\d+)
@@ -27,7 +28,9 @@ _TOKEN_RE = re.compile(r"""
     | (?P<rparen>\))
     | (?P<comma>,)
     | (?P<word>[A-Za-z_][A-Za-z0-9_]*(?:/[A-Za-z_][A-Za-z0-9_]*)*)
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 
 
 @dataclass
@@ -67,7 +70,7 @@ class Call:
 
 @dataclass
 class Not:
-    operand: "Node"
+    operand: Node
 
     def matches(self, item: dict) -> bool:
         return not self.operand.matches(item)
@@ -76,7 +79,7 @@ class Not:
 @dataclass
 class Junction:
     operator: str  # "and" or "or"
-    operands: list["Node"]
+    operands: list[Node]
 
     def matches(self, item: dict) -> bool:
         results = (operand.matches(item) for operand in self.operands)
@@ -128,9 +131,9 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     text = text.strip()
     while pos < len(text):
         match = _TOKEN_RE.match(text, pos)
-        if not match or match.end() == pos:
+        kind = match.lastgroup if match else None
+        if not match or match.end() == pos or kind is None:
             raise odata_bad_request(f"Invalid filter clause: syntax error at position {pos} in '{text}'.")
-        kind = match.lastgroup
         tokens.append((kind, match.group(kind)))
         pos = match.end()
         while pos < len(text) and text[pos].isspace():
@@ -175,6 +178,10 @@ class FilterParser:
         self.pos += 1
         return token
 
+    def _at(self, kind: str) -> bool:
+        token = self._peek()
+        return token is not None and token[0] == kind
+
     def _at_word(self, *words: str) -> bool:
         token = self._peek()
         return token is not None and token[0] == "word" and token[1] in words
@@ -196,8 +203,7 @@ class FilterParser:
         return self._term()
 
     def _term(self) -> Node:
-        token = self._peek()
-        if token is not None and token[0] == "lparen":
+        if self._at("lparen"):
             self._next()
             self.grouped = True
             inner = self._junction("or", self._conjunction)
@@ -206,7 +212,7 @@ class FilterParser:
         kind, name = self._next()
         if kind != "word":
             raise odata_bad_request(f"Invalid filter clause: expected a property name but found '{name}'.")
-        if self._peek() is not None and self._peek()[0] == "lparen":
+        if self._at("lparen"):
             self._next()
             prop = self._property(self._next("word")[1])
             self._next("comma")
@@ -218,7 +224,7 @@ class FilterParser:
         if operator == "in":
             self._next("lparen")
             values = [self._literal(prop)]
-            while self._peek() is not None and self._peek()[0] == "comma":
+            while self._at("comma"):
                 self._next()
                 values.append(self._literal(prop))
             self._next("rparen")
@@ -230,7 +236,9 @@ class FilterParser:
     def _property(self, name: str) -> Property:
         prop = self.properties.get(name)
         if prop is None:
-            raise odata_bad_request(f"Could not find a property named '{name.split('/')[0]}' on type '{self.type_name}'.")
+            raise odata_bad_request(
+                f"Could not find a property named '{name.split('/', maxsplit=1)[0]}' on type '{self.type_name}'."
+            )
         return prop
 
     def _literal(self, prop: Property) -> Any:
@@ -239,12 +247,16 @@ class FilterParser:
             return None
         if prop.kind == "int":
             if kind != "number":
-                raise odata_bad_request(f"A binary operator with incompatible types was detected. Found operand types "
-                                        f"'Edm.Int32' and 'Edm.String' for operator kind 'Equal' on '{prop.path}'.")
+                raise odata_bad_request(
+                    f"A binary operator with incompatible types was detected. Found operand types "
+                    f"'Edm.Int32' and 'Edm.String' for operator kind 'Equal' on '{prop.path}'."
+                )
             return int(text)
         if kind != "string":
-            raise odata_bad_request(f"A binary operator with incompatible types was detected. Found operand types "
-                                    f"'Edm.String' and 'Edm.Int32' for operator kind 'Equal' on '{prop.path}'.")
+            raise odata_bad_request(
+                f"A binary operator with incompatible types was detected. Found operand types "
+                f"'Edm.String' and 'Edm.Int32' for operator kind 'Equal' on '{prop.path}'."
+            )
         value = text[1:-1].replace("''", "'")
         if prop.kind.startswith("enum:"):
             allowed = prop.kind[5:].split(",")
@@ -295,8 +307,11 @@ def check_expression_count(node: Node) -> None:
     whole filter."""
     count = _expressions(node)
     if count > MAX_FILTER_EXPRESSIONS:
-        raise bad_request(f"Too many child clauses specified in search filter expression containing 'OR' operators: "
-                          f"{count}. Max allowed: {MAX_FILTER_EXPRESSIONS}.", code="Request_UnsupportedQuery")
+        raise bad_request(
+            f"Too many child clauses specified in search filter expression containing 'OR' operators: "
+            f"{count}. Max allowed: {MAX_FILTER_EXPRESSIONS}.",
+            code="Request_UnsupportedQuery",
+        )
 
 
 def parse_select(text: str | None, allowed: set[str], type_name: str) -> list[str] | None:
@@ -361,8 +376,15 @@ def decode_skiptoken(token: str) -> Any:
         raise odata_bad_request("The $skiptoken is invalid or has expired.") from exc
 
 
-def paginate(items: list[Any], key: Callable[[Any], Any], query: dict, default_page_size: int,
-             max_page_size: int = MAX_TOP, top_above_max: str = "cap") -> tuple[list[Any], dict | None]:
+def paginate(
+    items: list[Any],
+    key: Callable[[Any], Any],
+    query: dict,
+    default_page_size: int,
+    *,
+    max_page_size: int = MAX_TOP,
+    top_above_max: str = "cap",
+) -> tuple[list[Any], dict | None]:
     """Keyset paging over ``items`` sorted by ``key``: stable while items are added or removed between pages.
 
     A page holds ``$top`` (or the default page size) items, never more than ``max_page_size``; ``$top`` stays in
@@ -370,8 +392,9 @@ def paginate(items: list[Any], key: Callable[[Any], Any], query: dict, default_p
     ``max_page_size`` is a 400 naming the maximum instead."""
     top = parse_top(query.get("$top"), default_page_size)
     if top > max_page_size and top_above_max == "reject" and "$top" in query:
-        raise odata_bad_request(f"Invalid page size specified: '{query['$top']}'. Must be between 1 and "
-                                f"{max_page_size} inclusive.")
+        raise odata_bad_request(
+            f"Invalid page size specified: '{query['$top']}'. Must be between 1 and {max_page_size} inclusive."
+        )
     top = min(top, max_page_size)
     items = sorted(items, key=key)
     if "$skiptoken" in query:

@@ -1,4 +1,4 @@
-"""Per-operation authorization, after the reference's least-privilege table (graph-api.md section 2.4).
+"""Per-operation authorization, after the least-privilege permission tables of Microsoft's API pages.
 
 Application tokens are checked against their ``roles``. Delegated tokens need a scope in ``scp`` and, when
 acting on anyone but the signed-in user, a directory role; acting on an admin's methods needs a privileged role.
@@ -18,11 +18,20 @@ USERS_READ = "users.read"
 POLICY_READ = "policy.read"
 POLICY_WRITE = "policy.write"
 
-_METHODS_READ_ALL = ("UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All",
-                     "UserAuthMethod-HardwareOATH.Read.All", "UserAuthMethod-HardwareOATH.ReadWrite.All")
+_METHODS_READ_ALL = (
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-HardwareOATH.Read.All",
+    "UserAuthMethod-HardwareOATH.ReadWrite.All",
+)
 _METHODS_WRITE_ALL = ("UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-HardwareOATH.ReadWrite.All")
-_USERS_READ_ALL = ("User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All",
-                   "Directory.ReadWrite.All")
+_USERS_READ_ALL = (
+    "User.ReadBasic.All",
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+)
 
 APPLICATION = {
     DEVICES_READ: ("Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"),
@@ -36,8 +45,13 @@ APPLICATION = {
 
 # Delegated scopes acting on the signed-in user themself.
 DELEGATED_SELF = {
-    METHODS_READ: ("UserAuthenticationMethod.Read", "UserAuthenticationMethod.ReadWrite",
-                   "UserAuthMethod-HardwareOATH.Read", "UserAuthMethod-HardwareOATH.ReadWrite") + _METHODS_READ_ALL,
+    METHODS_READ: (
+        "UserAuthenticationMethod.Read",
+        "UserAuthenticationMethod.ReadWrite",
+        "UserAuthMethod-HardwareOATH.Read",
+        "UserAuthMethod-HardwareOATH.ReadWrite",
+    )
+    + _METHODS_READ_ALL,
     METHODS_WRITE: ("UserAuthenticationMethod.ReadWrite", "UserAuthMethod-HardwareOATH.ReadWrite") + _METHODS_WRITE_ALL,
     USERS_READ: ("User.Read",) + _USERS_READ_ALL,
 }
@@ -70,20 +84,23 @@ def authorize(principal: Principal, operation: str, target: User | None = None) 
     if not principal.delegated:
         needed = APPLICATION[operation]
         if not principal.roles.intersection(needed):
-            raise access_denied(f"{operation} needs one of the application permissions: {', '.join(needed)}",
-                                directory=directory)
+            raise access_denied(
+                f"{operation} needs one of the application permissions: {', '.join(needed)}", directory=directory
+            )
         return
-    user = principal.user
-    is_self = target is not None and user is not None and target.id == user.id
+    user = principal.signed_in_user
+    is_self = target is not None and target.id == user.id
     scopes = DELEGATED_SELF.get(operation, ()) if is_self else DELEGATED[operation]
     if not principal.scopes.intersection(scopes):
-        raise access_denied(f"{operation} needs one of the delegated permissions: {', '.join(scopes)}",
-                            directory=directory)
+        raise access_denied(
+            f"{operation} needs one of the delegated permissions: {', '.join(scopes)}", directory=directory
+        )
     if is_self:
         return
     roles = ROLES[operation]
     if operation == METHODS_WRITE and target is not None and target.is_admin:
         roles = ADMIN_TARGET_WRITE_ROLES
     if roles is not None and not set(user.roles).intersection(roles):
-        raise access_denied(f"{operation} by a signed-in user needs one of the directory roles: {', '.join(roles)}",
-                            directory=directory)
+        raise access_denied(
+            f"{operation} by a signed-in user needs one of the directory roles: {', '.join(roles)}", directory=directory
+        )

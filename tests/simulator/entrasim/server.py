@@ -4,6 +4,7 @@ endpoint (``/msi/token``) and the admin API (``/_admin``). Handles each connecti
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime
 import functools
 import json
@@ -21,22 +22,37 @@ from urllib.parse import parse_qs, unquote
 import jwt
 import trustme
 
-from . import faults as faultlib, settings as settingslib
-from .errors import GraphError, IdentityError, envelope, odata_bad_request
+from . import faults as faultlib
+from . import settings as settingslib
+from .errors import ErrorAnswer, IdentityError, envelope, odata_bad_request
 from .graph import GraphApi, Request
 from .httpbase import RequestHandler, Server
 from .identity import IdentityPlatform, Principal
 from .tenant import Tenant
 
-GRAPH_CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+GRAPH_CONTENT_TYPE = (
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+)
 MAX_BATCH = 20
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 # The x-ms-throttle-scope limit and the x-ms-throttle-information of each quota's 429.
-THROTTLE_HEADERS = {"write_quota": ("ReadWrite", "WriteLimitExceeded"),
-                    "read_rate": ("Read", "ResourceUnitLimitExceeded"),
-                    "methods_rate": ("AuthenticationMethods", "ResourceUnitLimitExceeded")}
-DIAGNOSTIC = json.dumps({"ServerInfo": {"DataCenter": "Simulated", "Slice": "E", "Ring": "1", "ScaleUnit": "000",
-                                        "RoleInstance": "ENTRASIM", "ADSiteName": "LOC"}})
+THROTTLE_HEADERS = {
+    "write_quota": ("ReadWrite", "WriteLimitExceeded"),
+    "read_rate": ("Read", "ResourceUnitLimitExceeded"),
+    "methods_rate": ("AuthenticationMethods", "ResourceUnitLimitExceeded"),
+}
+DIAGNOSTIC = json.dumps(
+    {
+        "ServerInfo": {
+            "DataCenter": "Simulated",
+            "Slice": "E",
+            "Ring": "1",
+            "ScaleUnit": "000",
+            "RoleInstance": "ENTRASIM",
+            "ADSiteName": "LOC",
+        }
+    }
+)
 
 
 @dataclass
@@ -77,8 +93,10 @@ class RequestLog:
         for entry in entries:
             if entry["seq"] <= since:
                 continue
-            if any(filters.get(k) and str(entry.get(k, "")).lower() != filters[k].lower()
-                   for k in ("kind", "method", "client_id", "status")):
+            if any(
+                filters.get(k) and str(entry.get(k, "")).lower() != filters[k].lower()
+                for k in ("kind", "method", "client_id", "status")
+            ):
                 continue
             if filters.get("path") and filters["path"] not in entry["path"]:
                 continue
@@ -95,9 +113,20 @@ def _split_query(raw_query: str) -> dict:
 
 
 class Simulator:
-    def __init__(self, seed_path: str, *, state_dir: str, host: str = "127.0.0.1", port: int = 0,
-                 page_size: int = 100, max_page_size: int = settingslib.MAX_PAGE_SIZE, token_lifetime: int = 3599,
-                 fault_seed: int | None = None, initial_faults: dict | None = None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        seed_path: str,
+        *,
+        state_dir: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        page_size: int = 100,
+        max_page_size: int = settingslib.MAX_PAGE_SIZE,
+        token_lifetime: int = 3599,
+        fault_seed: int | None = None,
+        initial_faults: dict | None = None,
+        verbose: bool = False,
+    ) -> None:
         self.tenant = Tenant.from_seed_file(seed_path)
         self.identity = IdentityPlatform(self.tenant, token_lifetime=token_lifetime)
         self.graph = GraphApi(self.tenant, bulk_max_items=int(self.tenant.settings.get("bulk_max_items", 100)))
@@ -130,8 +159,10 @@ class Simulator:
             "graph_resource": self.base_url,
             "token_endpoint": f"{self.base_url}/{self.tenant.tenant_id}/oauth2/v2.0/token",
             "admin_url": f"{self.base_url}/_admin",
-            "managed_identity": {"endpoint": f"{self.base_url}/msi/token",
-                                 "header": self.identity.managed_identity_header},
+            "managed_identity": {
+                "endpoint": f"{self.base_url}/msi/token",
+                "header": self.identity.managed_identity_header,
+            },
             "ca_bundle": self.ca_bundle,
             "pid": os.getpid(),
             "port": self.port,
@@ -147,7 +178,7 @@ class Simulator:
     # ------------------------------------------------------------------ pipeline
     def process(self, method: str, raw_path: str, raw_query: str, headers: dict, body: bytes) -> Outcome:
         path_lower = raw_path.lower()
-        if raw_path.startswith("/beta/") or raw_path.startswith("/v1.0/") or raw_path in ("/beta", "/v1.0"):
+        if raw_path.startswith(("/beta/", "/v1.0/")) or raw_path in ("/beta", "/v1.0"):
             kind = "graph"
         elif raw_path == "/msi/token":
             kind = "managed_identity"
@@ -156,16 +187,24 @@ class Simulator:
         else:
             return Outcome(404, {"error": {"code": "NotFound", "message": f"No such endpoint: {raw_path}"}})
         started = time.monotonic()
-        entry: dict = {"time": _now_iso(), "kind": kind, "method": method, "path": raw_path,
-                       "query": _split_query(raw_query), "client_request_id": headers.get("client-request-id"),
-                       "user_agent": headers.get("user-agent"), "retry_attempt": headers.get("retry-attempt"),
-                       "write": kind == "graph" and method in WRITE_METHODS and not raw_path.endswith("/$batch")}
-        decision = self.faults.decide(method=method, path=unquote(raw_path), kind=kind,
-                                      client_id=_client_hint(kind, headers, raw_query, body))
+        entry: dict = {
+            "time": _now_iso(),
+            "kind": kind,
+            "method": method,
+            "path": raw_path,
+            "query": _split_query(raw_query),
+            "client_request_id": headers.get("client-request-id"),
+            "user_agent": headers.get("user-agent"),
+            "retry_attempt": headers.get("retry-attempt"),
+            "write": kind == "graph" and method in WRITE_METHODS and not raw_path.endswith("/$batch"),
+        }
+        decision = self.faults.decide(
+            method=method, path=unquote(raw_path), kind=kind, client_id=_client_hint(kind, headers, raw_query, body)
+        )
         if decision.delay_before:
             time.sleep(decision.delay_before)
         if kind == "graph":
-            handler = functools.partial(self._graph, method, raw_path, raw_query, headers, body, entry)
+            handler = functools.partial(self._graph, method, raw_path, raw_query, headers, body, entry=entry)
         elif kind == "managed_identity":
             handler = functools.partial(self._managed_identity, raw_query, headers, entry)
         else:
@@ -178,8 +217,9 @@ class Simulator:
         self.log.add(entry)
         return outcome
 
-    def _with_faults(self, decision: faultlib.Decision, handler: Callable[[], Outcome], headers: dict,
-                     entry: dict) -> Outcome:
+    def _with_faults(
+        self, decision: faultlib.Decision, handler: Callable[[], Outcome], headers: dict, entry: dict
+    ) -> Outcome:
         """Answer with the injected fault instead of processing, or process first and then replace the answer
         (``commit``) or point its next link elsewhere (``next_link``), or just process."""
         entry["faults"] = list(decision.rules)
@@ -198,8 +238,9 @@ class Simulator:
         if action["type"] == "reset":
             return Outcome(0, reset=True)
         status = action["status"]
-        error = GraphError(status, action.get("code") or _default_code(status),
-                           action.get("message") or _default_message(status))
+        error = ErrorAnswer(
+            status, action.get("code") or _default_code(status), action.get("message") or _default_message(status)
+        )
         extra = {}
         retry_after = faultlib.retry_after_header(action)
         if retry_after is not None:
@@ -208,21 +249,40 @@ class Simulator:
         return self._graph_error(error, headers, extra)
 
     def _graph_headers(self, headers: dict, request_id: str) -> dict:
-        return {"request-id": request_id, "client-request-id": headers.get("client-request-id") or request_id,
-                "x-ms-ags-diagnostic": DIAGNOSTIC, "x-ms-resource-unit": "1", "OData-Version": "4.0",
-                "Strict-Transport-Security": "max-age=31536000", "Cache-Control": "no-cache"}
+        return {
+            "request-id": request_id,
+            "client-request-id": headers.get("client-request-id") or request_id,
+            "x-ms-ags-diagnostic": DIAGNOSTIC,
+            "x-ms-resource-unit": "1",
+            "OData-Version": "4.0",
+            "Strict-Transport-Security": "max-age=31536000",
+            "Cache-Control": "no-cache",
+        }
 
-    def _graph_error(self, error: GraphError, headers: dict, extra: dict | None = None,
-                     request_id: str | None = None) -> Outcome:
+    def _graph_error(
+        self, error: ErrorAnswer, headers: dict, extra: dict | None = None, request_id: str | None = None
+    ) -> Outcome:
         request_id = request_id or str(uuid.uuid4())
         body = envelope(error, request_id, headers.get("client-request-id"))
         if error.status == 429:
             inner = body["error"]["innerError"]
             inner.update({"code": "429", "message": "Please retry after", "status": "429"})
-        return Outcome(error.status, body, {**self._graph_headers(headers, request_id), **error.headers, **(extra or {})})
+        return Outcome(
+            error.status, body, {**self._graph_headers(headers, request_id), **error.headers, **(extra or {})}
+        )
 
-    def _graph(self, method: str, raw_path: str, raw_query: str, headers: dict, body: bytes, entry: dict,
-               principal: Principal | None = None, batch_request_id: str | None = None) -> Outcome:
+    def _graph(
+        self,
+        method: str,
+        raw_path: str,
+        raw_query: str,
+        headers: dict,
+        body: bytes,
+        *,
+        entry: dict,
+        principal: Principal | None = None,
+        batch_request_id: str | None = None,
+    ) -> Outcome:
         """Authenticate, throttle, route. Used for top-level requests and for each batch item."""
         request_id = str(uuid.uuid4())
         entry["request_id"] = request_id
@@ -236,58 +296,52 @@ class Simulator:
                 entry["user"] = principal.user.user_principal_name
             if segments == ["$batch"] and batch_request_id is None:
                 if method != "POST":
-                    raise GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+                    raise ErrorAnswer(
+                        405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target."
+                    )
                 return self._batch(principal, headers, body, request_id)
-            # Every request under a user's authentication methods also counts towards methods_rate.
-            methods = ((segments[:1] == ["me"] and segments[1:2] == ["authentication"])
-                       or (segments[:1] == ["users"] and segments[2:3] == ["authentication"]))
-            throttled = self.faults.throttle(principal.client_id, entry["write"], methods)
-            if throttled:
-                quota, wait = throttled
-                entry["throttled"] = True
-                scope, info = THROTTLE_HEADERS[quota]
-                raise GraphError(429, "TooManyRequests", "Too many requests. Please retry again later.", headers={
-                    "Retry-After": faultlib.quota_retry_after(wait),
-                    "x-ms-throttle-scope": f"Tenant_Application/{scope}/{principal.client_id}/{self.tenant.tenant_id}",
-                    "x-ms-throttle-information": info})
-            request = Request(method=method, segments=segments, query=_split_query(raw_query), headers=headers,
-                              body=body, principal=principal, version=version)
+            self._throttle(principal, segments, entry)
+            request = Request(
+                method=method,
+                segments=segments,
+                query=_split_query(raw_query),
+                headers=headers,
+                body=body,
+                principal=principal,
+                version=version,
+            )
             status, payload, extra = self.graph.handle(request)
-        except GraphError as exc:
+        except ErrorAnswer as exc:
             entry["error_code"] = exc.code
             if exc.reason:
                 entry["reason"] = exc.reason
             return self._graph_error(exc, headers, request_id=request_id)
         return Outcome(status, payload, {**self._graph_headers(headers, request_id), **extra})
 
+    def _throttle(self, principal: Principal, segments: list[str], entry: dict) -> None:
+        """Raise the 429 of the first quota the request exceeds, if any."""
+        # Every request under a user's authentication methods also counts towards methods_rate.
+        methods = (segments[:1] == ["me"] and segments[1:2] == ["authentication"]) or (
+            segments[:1] == ["users"] and segments[2:3] == ["authentication"]
+        )
+        throttled = self.faults.throttle(principal.client_id, entry["write"], methods)
+        if throttled:
+            quota, wait = throttled
+            entry["throttled"] = True
+            scope, info = THROTTLE_HEADERS[quota]
+            raise ErrorAnswer(
+                429,
+                "TooManyRequests",
+                "Too many requests. Please retry again later.",
+                headers={
+                    "Retry-After": faultlib.quota_retry_after(wait),
+                    "x-ms-throttle-scope": f"Tenant_Application/{scope}/{principal.client_id}/{self.tenant.tenant_id}",
+                    "x-ms-throttle-information": info,
+                },
+            )
+
     def _batch(self, principal: Principal, headers: dict, body: bytes, request_id: str) -> Outcome:
-        try:
-            payload = json.loads(body or b"null")
-        except ValueError as exc:
-            raise odata_bad_request("Unable to read JSON request payload.") from exc
-        items = payload.get("requests") if isinstance(payload, dict) else None
-        if not isinstance(items, list) or not items:
-            raise odata_bad_request("Invalid batch payload format: 'requests' must be a non-empty array.")
-        if len(items) > MAX_BATCH:
-            raise odata_bad_request(f"Number of requests in a batch exceeds the limit of {MAX_BATCH}.")
-        seen: dict[str, int] = {}
-        for index, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-                raise odata_bad_request("Each batch request must have a non-empty string 'id'.")
-            if item["id"].lower() in seen:
-                raise odata_bad_request(f"Batch request ids must be unique; '{item['id']}' is repeated.")
-            if not isinstance(item.get("method"), str) or not isinstance(item.get("url"), str):
-                raise odata_bad_request(f"Batch request '{item['id']}' needs a 'method' and a 'url'.")
-            if "://" in item["url"]:
-                raise odata_bad_request(f"Batch request '{item['id']}': the url must be relative, without the version.")
-            item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
-            if "body" in item and "content-type" not in item_headers:
-                raise odata_bad_request(f"Batch request '{item['id']}': a Content-Type header is required with a body.")
-            for dep in item.get("dependsOn") or []:
-                if str(dep).lower() not in seen:
-                    raise odata_bad_request(f"Invalid dependency for request Id '{item['id']}': '{dep}' must be a "
-                                            "request listed before it.")
-            seen[item["id"].lower()] = index
+        items = _batch_items(body)
         statuses: dict[str, int] = {}
         # When each item's response is ready, in seconds of added latency after the batch started: items without
         # dependsOn run in parallel (batch_parallel) or one after the other; an item starts once its dependencies
@@ -297,64 +351,88 @@ class Simulator:
         responses = []
         reset = False
         for item in items:
-            item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
-            method = item["method"].upper()
-            url = item["url"] if item["url"].startswith("/") else "/" + item["url"]
-            raw_path, _sep, raw_query = url.partition("?")
-            raw_path = "/beta" + raw_path
-            entry: dict = {"time": _now_iso(), "kind": "graph", "method": method, "path": raw_path,
-                           "query": _split_query(raw_query), "client_request_id": item_headers.get("client-request-id"),
-                           "batch_request_id": request_id, "batch_item_id": item["id"],
-                           "write": method in WRITE_METHODS}
             depends_on = [str(d).lower() for d in item.get("dependsOn") or []]
             started = max([done[d] for d in depends_on], default=0.0) if parallel else max(done.values(), default=0.0)
-            latency = 0.0
             failed_deps = [d for d in item.get("dependsOn") or [] if statuses.get(str(d).lower(), 0) >= 400]
-            if failed_deps:
-                outcome = Outcome(424, envelope(GraphError(424, "FailedDependency",
-                                                           f"The request depends on failed request(s) {', '.join(failed_deps)}."),
-                                                str(uuid.uuid4()), item_headers.get("client-request-id")), {})
-            else:
-                item_body = item.get("body")
-                if item_body is None:
-                    raw_body = b""
-                elif isinstance(item_body, str):
-                    raw_body = item_body.encode()
-                else:
-                    raw_body = json.dumps(item_body).encode()
-                decision = self.faults.decide(method=method, path=unquote(raw_path), kind="graph",
-                                              client_id=principal.client_id)
-                latency = decision.delay_before + decision.delay_after
-                handler = functools.partial(self._graph, method, raw_path, raw_query, item_headers, raw_body, entry,
-                                            principal=principal, batch_request_id=request_id)
-                outcome = self._with_faults(decision, handler, item_headers, entry)
-                reset = reset or outcome.reset
-            entry["status"] = outcome.status
-            self.log.add(entry)
+            outcome, latency = self._batch_item(principal, item, request_id, failed_deps)
+            reset = reset or outcome.reset
             statuses[item["id"].lower()] = outcome.status
             done[item["id"].lower()] = started + latency
-            response: dict = {"id": item["id"], "status": outcome.status,
-                              "headers": {k: v for k, v in outcome.headers.items()
-                                          if k.lower() in ("retry-after", "location", "request-id", "client-request-id",
-                                                           "x-ms-throttle-scope", "x-ms-throttle-information")}}
-            if outcome.body is not None:
-                response["headers"]["Content-Type"] = GRAPH_CONTENT_TYPE
-                response["body"] = outcome.body
-            responses.append(response)
-        return Outcome(200, {"responses": responses}, self._graph_headers(headers, request_id), reset=reset,
-                       delay_after=max(done.values(), default=0.0))
+            responses.append(_batch_response(item["id"], outcome))
+        return Outcome(
+            200,
+            {"responses": responses},
+            self._graph_headers(headers, request_id),
+            reset=reset,
+            delay_after=max(done.values(), default=0.0),
+        )
+
+    def _batch_item(
+        self, principal: Principal, item: dict, request_id: str, failed_deps: list
+    ) -> tuple[Outcome, float]:
+        """Answer one batch item (424 when a request it depends on failed) and log it; with the seconds of latency
+        its faults add."""
+        item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
+        method = item["method"].upper()
+        url = item["url"] if item["url"].startswith("/") else "/" + item["url"]
+        raw_path, _sep, raw_query = url.partition("?")
+        raw_path = "/beta" + raw_path
+        entry: dict = {
+            "time": _now_iso(),
+            "kind": "graph",
+            "method": method,
+            "path": raw_path,
+            "query": _split_query(raw_query),
+            "client_request_id": item_headers.get("client-request-id"),
+            "batch_request_id": request_id,
+            "batch_item_id": item["id"],
+            "write": method in WRITE_METHODS,
+        }
+        latency = 0.0
+        if failed_deps:
+            outcome = _failed_dependency(failed_deps, item_headers.get("client-request-id"))
+        else:
+            raw_body = _batch_item_body(item.get("body"))
+            decision = self.faults.decide(
+                method=method, path=unquote(raw_path), kind="graph", client_id=principal.client_id
+            )
+            latency = decision.delay_before + decision.delay_after
+            handler = functools.partial(
+                self._graph,
+                method,
+                raw_path,
+                raw_query,
+                item_headers,
+                raw_body,
+                entry=entry,
+                principal=principal,
+                batch_request_id=request_id,
+            )
+            outcome = self._with_faults(decision, handler, item_headers, entry)
+        entry["status"] = outcome.status
+        self.log.add(entry)
+        return outcome, latency
 
     def _identity(self, method: str, raw_path: str, headers: dict, body: bytes, entry: dict) -> Outcome:
         parts = [unquote(p) for p in raw_path.strip("/").split("/")]
         tenant_segment = parts[0] if parts else ""
         rest = "/".join(parts[1:])
         correlation = headers.get("client-request-id") or str(uuid.uuid4())
-        plain = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "x-ms-request-id": str(uuid.uuid4()),
-                 "client-request-id": correlation}
+        plain = {
+            "Cache-Control": "no-store, no-cache",
+            "Pragma": "no-cache",
+            "x-ms-request-id": str(uuid.uuid4()),
+            "client-request-id": correlation,
+        }
         if method == "GET" and rest in ("v2.0/.well-known/openid-configuration", "discovery/v2.0/keys"):
             if not self.identity.tenant_matches(tenant_segment):
-                return Outcome(400, IdentityError(400, "invalid_tenant", 90002, f"Tenant '{tenant_segment}' not found.")
-                               .body(correlation_id=correlation), plain)
+                return Outcome(
+                    400,
+                    IdentityError(400, "invalid_tenant", 90002, f"Tenant '{tenant_segment}' not found.").body(
+                        correlation_id=correlation
+                    ),
+                    plain,
+                )
             body_json = self.identity.openid_configuration() if rest.endswith("configuration") else self.identity.jwks()
             return Outcome(200, body_json, plain)
         if rest == "oauth2/v2.0/token":
@@ -366,7 +444,11 @@ class Simulator:
             try:
                 request_base = f"https://{headers.get('host', f'{self.host}:{self.port}')}"
                 with self.tenant.lock:
-                    return Outcome(200, self.identity.token_endpoint(tenant_segment, body, request_base, headers.get("authorization")), plain)
+                    return Outcome(
+                        200,
+                        self.identity.token_endpoint(tenant_segment, body, request_base, headers.get("authorization")),
+                        plain,
+                    )
             except IdentityError as exc:
                 entry["error_code"] = exc.error
                 entry["reason"] = f"AADSTS{exc.aadsts}"
@@ -382,14 +464,14 @@ class Simulator:
 
     # ------------------------------------------------------------------ admin API
     def admin(self, method: str, raw_path: str, raw_query: str, body: bytes) -> Outcome:
-        route = raw_path[len("/_admin"):].strip("/")
+        route = raw_path[len("/_admin") :].strip("/")
         try:
             data = json.loads(body) if body.strip() else {}
         except ValueError:
             return Outcome(400, {"error": "the body must be JSON"})
         try:
             return self._admin_route(method, route, _split_query(raw_query), data)
-        except GraphError as exc:
+        except ErrorAnswer as exc:
             return Outcome(exc.status, {"error": exc.message})
         except KeyError as exc:
             return Outcome(400, {"error": f"missing field {exc}"})
@@ -434,8 +516,11 @@ class Simulator:
             return Outcome(200, self._mint(data))
         if route == "federated-assertions" and method == "POST":
             assertion = self.identity.mint_federated_assertion(
-                str(data["issuer"]), str(data["subject"]), str(data.get("audience", "api://AzureADTokenExchange")),
-                int(data.get("lifetime", 600)))
+                str(data["issuer"]),
+                str(data["subject"]),
+                str(data.get("audience", "api://AzureADTokenExchange")),
+                int(data.get("lifetime", 600)),
+            )
             return Outcome(200, {"assertion": assertion})
         if route == "info" and method == "GET":
             return Outcome(200, self.info())
@@ -445,29 +530,47 @@ class Simulator:
         """Mint an access token directly: app-only, delegated (``user``), or for a managed identity."""
         resource = data.get("resource", "https://graph.microsoft.com")
         lifetime = data.get("lifetime")
-        common = {"resource": resource, "lifetime": None if lifetime is None else int(lifetime),
-                  "tenant_id": data.get("tenant_id"), "foreign": bool(data.get("foreign", False))}
+        common = {
+            "resource": resource,
+            "lifetime": None if lifetime is None else int(lifetime),
+            "tenant_id": data.get("tenant_id"),
+            "foreign": bool(data.get("foreign", False)),
+        }
         with self.tenant.lock:
             if data.get("managed_identity"):
                 mi = self.tenant.managed_identities.get(str(data["managed_identity"]).lower())
                 if mi is None:
-                    raise GraphError(404, "notFound", f"no managed identity {data['managed_identity']}")
+                    raise ErrorAnswer(404, "notFound", f"no managed identity {data['managed_identity']}")
                 token, lifetime = self.identity.mint_access_token(
-                    client_id=mi.client_id, app_display_name=mi.display_name, object_id=mi.object_id,
-                    roles=data.get("roles", mi.application_permissions), appidacr="2", **common)
+                    client_id=mi.client_id,
+                    app_display_name=mi.display_name,
+                    object_id=mi.object_id,
+                    roles=data.get("roles", mi.application_permissions),
+                    appidacr="2",
+                    **common,
+                )
             else:
                 app = self.tenant.apps.get(str(data["client_id"]).lower())
                 if app is None:
-                    raise GraphError(404, "notFound", f"no app {data['client_id']}")
+                    raise ErrorAnswer(404, "notFound", f"no app {data['client_id']}")
                 if data.get("user"):
                     user = self.tenant.require_user(str(data["user"]))
                     token, lifetime = self.identity.mint_access_token(
-                        client_id=app.client_id, app_display_name=app.display_name, object_id=user.id, user=user,
-                        scopes=data.get("scopes", app.delegated_permissions), **common)
+                        client_id=app.client_id,
+                        app_display_name=app.display_name,
+                        object_id=user.id,
+                        user=user,
+                        scopes=data.get("scopes", app.delegated_permissions),
+                        **common,
+                    )
                 else:
                     token, lifetime = self.identity.mint_access_token(
-                        client_id=app.client_id, app_display_name=app.display_name, object_id=app.object_id,
-                        roles=data.get("roles", app.application_permissions), **common)
+                        client_id=app.client_id,
+                        app_display_name=app.display_name,
+                        object_id=app.object_id,
+                        roles=data.get("roles", app.application_permissions),
+                        **common,
+                    )
         return {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}
 
 
@@ -483,15 +586,101 @@ def _client_hint(kind: str, headers: dict, raw_query: str, body: bytes) -> str |
     return (_split_query(source).get("client_id") or "").lower() or None
 
 
+def _batch_items(body: bytes) -> list[dict]:
+    """The items of a ``$batch`` body, checked as Graph checks them before running any."""
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError as exc:
+        raise odata_bad_request("Unable to read JSON request payload.") from exc
+    items = payload.get("requests") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or not items:
+        raise odata_bad_request("Invalid batch payload format: 'requests' must be a non-empty array.")
+    if len(items) > MAX_BATCH:
+        raise odata_bad_request(f"Number of requests in a batch exceeds the limit of {MAX_BATCH}.")
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        _check_batch_item(item, seen)
+        seen[item["id"].lower()] = index
+    return items
+
+
+def _check_batch_item(item: Any, seen: dict[str, int]) -> None:
+    """One item: an unused id, a method and a relative url, Content-Type with a body, dependencies listed before it
+    (``seen``: the ids before it, lower case)."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+        raise odata_bad_request("Each batch request must have a non-empty string 'id'.")
+    if item["id"].lower() in seen:
+        raise odata_bad_request(f"Batch request ids must be unique; '{item['id']}' is repeated.")
+    if not isinstance(item.get("method"), str) or not isinstance(item.get("url"), str):
+        raise odata_bad_request(f"Batch request '{item['id']}' needs a 'method' and a 'url'.")
+    if "://" in item["url"]:
+        raise odata_bad_request(f"Batch request '{item['id']}': the url must be relative, without the version.")
+    item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
+    if "body" in item and "content-type" not in item_headers:
+        raise odata_bad_request(f"Batch request '{item['id']}': a Content-Type header is required with a body.")
+    for dep in item.get("dependsOn") or []:
+        if str(dep).lower() not in seen:
+            raise odata_bad_request(
+                f"Invalid dependency for request Id '{item['id']}': '{dep}' must be a request listed before it."
+            )
+
+
+def _batch_item_body(body: Any) -> bytes:
+    """A batch item's ``body`` as the bytes of a request: a string as it is, anything else as JSON."""
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
+
+
+def _failed_dependency(failed_deps: list, client_request_id: str | None) -> Outcome:
+    error = ErrorAnswer(424, "FailedDependency", f"The request depends on failed request(s) {', '.join(failed_deps)}.")
+    return Outcome(424, envelope(error, str(uuid.uuid4()), client_request_id), {})
+
+
+def _batch_response(item_id: str, outcome: Outcome) -> dict:
+    """A batch item's entry in ``responses``: its status, the headers a client needs, and its body."""
+    response: dict = {
+        "id": item_id,
+        "status": outcome.status,
+        "headers": {
+            k: v
+            for k, v in outcome.headers.items()
+            if k.lower()
+            in (
+                "retry-after",
+                "location",
+                "request-id",
+                "client-request-id",
+                "x-ms-throttle-scope",
+                "x-ms-throttle-information",
+            )
+        },
+    }
+    if outcome.body is not None:
+        response["headers"]["Content-Type"] = GRAPH_CONTENT_TYPE
+        response["body"] = outcome.body
+    return response
+
+
 def _default_code(status: int) -> str:
-    return {429: "TooManyRequests", 500: "generalException", 502: "badGateway", 503: "serviceNotAvailable",
-            504: "gatewayTimeout"}.get(status, "simulatedFault")
+    return {
+        429: "TooManyRequests",
+        500: "generalException",
+        502: "badGateway",
+        503: "serviceNotAvailable",
+        504: "gatewayTimeout",
+    }.get(status, "simulatedFault")
 
 
 def _default_message(status: int) -> str:
-    return {429: "Please retry again later.", 500: "General exception while processing.",
-            503: "The service is temporarily unavailable. Please retry later.",
-            504: "The gateway timed out waiting for the backend."}.get(status, f"Injected fault {status}.")
+    return {
+        429: "Please retry again later.",
+        500: "General exception while processing.",
+        503: "The service is temporarily unavailable. Please retry later.",
+        504: "The gateway timed out waiting for the backend.",
+    }.get(status, f"Injected fault {status}.")
 
 
 class SimHTTPServer(Server):
@@ -530,14 +719,10 @@ class SimHandler(RequestHandler):
     def _reset(self) -> None:
         """Abort the TCP connection (RST) without any response."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.connection.close()
-        except OSError:
-            pass
 
     def _send(self, outcome: Outcome) -> None:
         payload = b""

@@ -101,7 +101,7 @@ class Settings:
         return self.as_dict()
 
     @classmethod
-    def from_seed(cls, seed_settings: dict) -> "Settings":
+    def from_seed(cls, seed_settings: dict) -> Settings:
         """The seed's behaviour settings over the defaults; ValueError names a bad one (``settings.NAME ...``)."""
         values = {name: seed_settings[name] for name in SEED_NAMES if name in seed_settings}
         for name, value in values.items():

@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from . import totp
-from .errors import GraphError, bad_request, conflict, not_found, user_not_found
+from .errors import ErrorAnswer, bad_request, conflict, not_found, user_not_found
 from .settings import Settings
 
 STATUSES = ("available", "assigned", "activated", "failedActivation")
@@ -42,11 +42,19 @@ BASE32_RE = re.compile(r"^[A-Za-z2-7]+$")
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Directory roles that make a user an "admin target": acting on their methods needs a privileged role.
-ADMIN_ROLES = frozenset({
-    "Global Administrator", "Privileged Authentication Administrator", "Authentication Administrator",
-    "Authentication Policy Administrator", "Global Reader", "User Administrator", "Security Administrator",
-    "Privileged Role Administrator", "Helpdesk Administrator",
-})
+ADMIN_ROLES = frozenset(
+    {
+        "Global Administrator",
+        "Privileged Authentication Administrator",
+        "Authentication Administrator",
+        "Authentication Policy Administrator",
+        "Global Reader",
+        "User Administrator",
+        "Security Administrator",
+        "Privileged Role Administrator",
+        "Helpdesk Administrator",
+    }
+)
 
 
 class SeedError(ValueError):
@@ -161,8 +169,9 @@ class Token:
 @dataclass
 class Policy:
     state: str = "disabled"
-    include_targets: list[dict] = field(default_factory=lambda: [
-        {"targetType": "group", "id": "all_users", "isRegistrationRequired": False}])
+    include_targets: list[dict] = field(
+        default_factory=lambda: [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}]
+    )
     exclude_targets: list[dict] = field(default_factory=list)
 
 
@@ -184,8 +193,9 @@ def _certificate(entry: Any, base_dir: str, where: str) -> Certificate:
     except ValueError as exc:
         raise SeedError(f"{where}: not a PEM certificate: {exc}") from exc
     der = cert.public_bytes(encoding=serialization.Encoding.DER)
-    return Certificate(pem=pem, public_key=cert.public_key(), sha1=hashlib.sha1(der).digest(),
-                       sha256=hashlib.sha256(der).digest())
+    return Certificate(
+        pem=pem, public_key=cert.public_key(), sha1=hashlib.sha1(der).digest(), sha256=hashlib.sha256(der).digest()
+    )
 
 
 def _require(entry: dict, key: str, where: str) -> Any:
@@ -202,6 +212,48 @@ def _str_list(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SeedError(f"{where}: expected a list of strings")
     return list(value)
+
+
+def _seed_user(entry: dict, where: str) -> User:
+    uid = str(_require(entry, "id", where)).lower()
+    if not GUID_RE.match(uid):
+        raise SeedError(f"{where}: id must be a GUID")
+    user_type = entry.get("user_type", "Member")
+    if user_type not in ("Member", "Guest"):
+        raise SeedError(f"{where}: user_type must be Member or Guest")
+    others = entry.get("other_oath_methods", 0)
+    if not isinstance(others, int) or isinstance(others, bool) or not 0 <= others <= MAX_METHODS_PER_USER:
+        raise SeedError(f"{where}: other_oath_methods must be an integer from 0 to {MAX_METHODS_PER_USER}")
+    return User(
+        id=uid,
+        user_principal_name=str(_require(entry, "user_principal_name", where)),
+        display_name=str(_require(entry, "display_name", where)),
+        user_type=user_type,
+        roles=_str_list(entry.get("roles"), f"{where}.roles"),
+        password=entry.get("password"),
+        account_enabled=bool(entry.get("account_enabled", True)),
+        other_oath_methods=others,
+    )
+
+
+def _seed_federated_credential(entry: dict, where: str) -> FederatedCredential:
+    return FederatedCredential(
+        issuer=str(_require(entry, "issuer", where)),
+        subject=str(_require(entry, "subject", where)),
+        audiences=_str_list(entry.get("audiences", ["api://AzureADTokenExchange"]), f"{where}.audiences"),
+        name=str(entry.get("name", "")),
+    )
+
+
+def _seed_managed_identity(entry: dict, where: str) -> ManagedIdentity:
+    cid = str(_require(entry, "client_id", where)).lower()
+    return ManagedIdentity(
+        client_id=cid,
+        object_id=str(entry.get("object_id") or uuid.uuid5(uuid.NAMESPACE_URL, "mi:" + cid)).lower(),
+        display_name=str(entry.get("display_name", cid)),
+        application_permissions=_str_list(entry.get("application_permissions"), f"{where}.application_permissions"),
+        system_assigned=bool(entry.get("system_assigned", False)),
+    )
 
 
 class Tenant:
@@ -232,7 +284,7 @@ class Tenant:
         self._load(seed)
 
     @classmethod
-    def from_seed_file(cls, path: str) -> "Tenant":
+    def from_seed_file(cls, path: str) -> Tenant:
         try:
             with open(path, encoding="utf-8") as handle:
                 seed = yaml.safe_load(handle)
@@ -252,84 +304,90 @@ class Tenant:
     def _load(self, seed: Any) -> None:
         if not isinstance(seed, dict):
             raise SeedError("the seed must be a mapping")
+        self._load_tenant(seed)
+        self._load_groups(seed.get("groups") or [])
+        self._load_users(seed.get("users") or [])
+        self._load_apps(seed.get("apps") or [])
+        self._load_managed_identities(seed.get("managed_identities") or [])
+        self._load_tokens(seed.get("tokens") or [])
+        self._load_policy(((seed.get("policy") or {}).get("hardware_oath")) or {})
+
+    def _load_tenant(self, seed: dict) -> None:
+        """The tenant's id and name, the seed's settings, and the bookkeeping every load starts afresh."""
         tenant = seed.get("tenant") or {}
         self.tenant_id = str(_require(tenant, "id", "tenant")).lower()
         if not GUID_RE.match(self.tenant_id):
             raise SeedError("tenant.id must be a GUID")
         self.display_name = tenant.get("display_name", "Simulated tenant")
         self.settings = dict(seed.get("settings") or {})
-        self.activation_window_steps = int(self.settings.get("activation_window_steps",
-                                                             totp.DEFAULT_ACTIVATION_WINDOW_STEPS))
+        self.activation_window_steps = int(
+            self.settings.get("activation_window_steps", totp.DEFAULT_ACTIVATION_WINDOW_STEPS)
+        )
         self._order = itertools.count(1)
         self.versions: dict[str, list[tuple[float, Token | None]]] = {}
 
+    def _load_groups(self, entries: list) -> None:
         self.groups: dict[str, Group] = {}
-        for i, entry in enumerate(seed.get("groups") or []):
+        for i, entry in enumerate(entries):
             where = f"groups[{i}]"
             gid = str(_require(entry, "id", where)).lower()
             self.groups[gid] = Group(id=gid, display_name=str(entry.get("display_name", gid)))
 
+    def _load_users(self, entries: list) -> None:
         self.users: dict[str, User] = {}
-        for i, entry in enumerate(seed.get("users") or []):
+        for i, entry in enumerate(entries):
             where = f"users[{i}]"
-            uid = str(_require(entry, "id", where)).lower()
-            if not GUID_RE.match(uid):
-                raise SeedError(f"{where}: id must be a GUID")
-            user_type = entry.get("user_type", "Member")
-            if user_type not in ("Member", "Guest"):
-                raise SeedError(f"{where}: user_type must be Member or Guest")
-            others = entry.get("other_oath_methods", 0)
-            if not isinstance(others, int) or isinstance(others, bool) or not 0 <= others <= MAX_METHODS_PER_USER:
-                raise SeedError(f"{where}: other_oath_methods must be an integer from 0 to {MAX_METHODS_PER_USER}")
-            user = User(id=uid, user_principal_name=str(_require(entry, "user_principal_name", where)),
-                        display_name=str(_require(entry, "display_name", where)), user_type=user_type,
-                        roles=_str_list(entry.get("roles"), f"{where}.roles"), password=entry.get("password"),
-                        account_enabled=bool(entry.get("account_enabled", True)), other_oath_methods=others)
-            if uid in self.users or self.find_user_by_upn(user.user_principal_name):
+            user = _seed_user(entry, where)
+            if user.id in self.users or self.find_user_by_upn(user.user_principal_name):
                 raise SeedError(f"{where}: duplicate user id or user_principal_name")
-            self.users[uid] = user
+            self.users[user.id] = user
 
+    def _load_apps(self, entries: list) -> None:
         self.apps: dict[str, App] = {}
-        for i, entry in enumerate(seed.get("apps") or []):
-            where = f"apps[{i}]"
-            cid = str(_require(entry, "client_id", where)).lower()
-            secrets = _str_list(entry.get("client_secrets"), f"{where}.client_secrets")
-            if entry.get("client_secret"):
-                secrets.append(str(entry["client_secret"]))
-            certs = [_certificate(c, self._base_dir, f"{where}.certificates[{j}]")
-                     for j, c in enumerate(entry.get("certificates") or [])]
-            feds = []
-            for j, fed in enumerate(entry.get("federated_credentials") or []):
-                fwhere = f"{where}.federated_credentials[{j}]"
-                feds.append(FederatedCredential(issuer=str(_require(fed, "issuer", fwhere)),
-                                                subject=str(_require(fed, "subject", fwhere)),
-                                                audiences=_str_list(fed.get("audiences", ["api://AzureADTokenExchange"]),
-                                                                    f"{fwhere}.audiences"),
-                                                name=str(fed.get("name", ""))))
-            self.apps[cid] = App(client_id=cid, display_name=str(entry.get("display_name", cid)), client_secrets=secrets,
-                                 certificates=certs, federated_credentials=feds,
-                                 application_permissions=_str_list(entry.get("application_permissions"), f"{where}.application_permissions"),
-                                 delegated_permissions=_str_list(entry.get("delegated_permissions"), f"{where}.delegated_permissions"),
-                                 public_client=bool(entry.get("public_client", False)),
-                                 object_id=str(entry.get("object_id") or uuid.uuid5(uuid.NAMESPACE_URL, cid)))
+        for i, entry in enumerate(entries):
+            app = self._seed_app(entry, f"apps[{i}]")
+            self.apps[app.client_id] = app
 
+    def _seed_app(self, entry: dict, where: str) -> App:
+        cid = str(_require(entry, "client_id", where)).lower()
+        secrets = _str_list(entry.get("client_secrets"), f"{where}.client_secrets")
+        if entry.get("client_secret"):
+            secrets.append(str(entry["client_secret"]))
+        certs = [
+            _certificate(c, self._base_dir, f"{where}.certificates[{j}]")
+            for j, c in enumerate(entry.get("certificates") or [])
+        ]
+        feds = [
+            _seed_federated_credential(fed, f"{where}.federated_credentials[{j}]")
+            for j, fed in enumerate(entry.get("federated_credentials") or [])
+        ]
+        return App(
+            client_id=cid,
+            display_name=str(entry.get("display_name", cid)),
+            client_secrets=secrets,
+            certificates=certs,
+            federated_credentials=feds,
+            application_permissions=_str_list(entry.get("application_permissions"), f"{where}.application_permissions"),
+            delegated_permissions=_str_list(entry.get("delegated_permissions"), f"{where}.delegated_permissions"),
+            public_client=bool(entry.get("public_client", False)),
+            object_id=str(entry.get("object_id") or uuid.uuid5(uuid.NAMESPACE_URL, cid)),
+        )
+
+    def _load_managed_identities(self, entries: list) -> None:
         self.managed_identities: dict[str, ManagedIdentity] = {}
-        for i, entry in enumerate(seed.get("managed_identities") or []):
-            where = f"managed_identities[{i}]"
-            cid = str(_require(entry, "client_id", where)).lower()
-            self.managed_identities[cid] = ManagedIdentity(
-                client_id=cid, object_id=str(entry.get("object_id") or uuid.uuid5(uuid.NAMESPACE_URL, "mi:" + cid)).lower(),
-                display_name=str(entry.get("display_name", cid)),
-                application_permissions=_str_list(entry.get("application_permissions"), f"{where}.application_permissions"),
-                system_assigned=bool(entry.get("system_assigned", False)))
+        for i, entry in enumerate(entries):
+            identity = _seed_managed_identity(entry, f"managed_identities[{i}]")
+            self.managed_identities[identity.client_id] = identity
         if sum(1 for mi in self.managed_identities.values() if mi.system_assigned) > 1:
             raise SeedError("managed_identities: at most one may be system_assigned")
 
+    def _load_tokens(self, entries: list) -> None:
         self.tokens: dict[str, Token] = {}
-        for i, entry in enumerate(seed.get("tokens") or []):
+        for i, entry in enumerate(entries):
             self._seed_token(entry, f"tokens[{i}]")
 
-        policy = ((seed.get("policy") or {}).get("hardware_oath")) or {}
+    def _load_policy(self, policy: dict) -> None:
+        """``policy.hardware_oath`` of the seed over the default (disabled, all users included)."""
         self.policy = Policy()
         if "state" in policy:
             if policy["state"] not in ("enabled", "disabled"):
@@ -342,16 +400,19 @@ class Tenant:
 
     def _seed_token(self, entry: dict, where: str) -> None:
         try:
-            fields = self.validate_device_fields({
-                "serialNumber": _require(entry, "serial_number", where),
-                "secretKey": _require(entry, "secret_key", where),
-                "manufacturer": _require(entry, "manufacturer", where),
-                "model": _require(entry, "model", where),
-                "timeIntervalInSeconds": entry.get("time_interval", 30),
-                "hashFunction": entry.get("hash_function", "hmacsha1"),
-                "displayName": entry.get("display_name"),
-            }, creating=True)
-        except GraphError as exc:
+            fields = self.validate_device_fields(
+                {
+                    "serialNumber": _require(entry, "serial_number", where),
+                    "secretKey": _require(entry, "secret_key", where),
+                    "manufacturer": _require(entry, "manufacturer", where),
+                    "model": _require(entry, "model", where),
+                    "timeIntervalInSeconds": entry.get("time_interval", 30),
+                    "hashFunction": entry.get("hash_function", "hmacsha1"),
+                    "displayName": entry.get("display_name"),
+                },
+                creating=True,
+            )
+        except ErrorAnswer as exc:
             raise SeedError(f"{where}: {exc.message}") from exc
         token = self._new_token(fields, token_id=entry.get("id"))
         status = entry.get("status", "assigned" if entry.get("assigned_to") else "available")
@@ -364,8 +425,10 @@ class Tenant:
             if user.is_guest:
                 raise SeedError(f"{where}: hardware tokens can't be assigned to guest users")
             if self.oath_method_count(user) >= MAX_METHODS_PER_USER:
-                raise SeedError(f"{where}: {user.user_principal_name} already has {MAX_METHODS_PER_USER} OATH methods "
-                                "(hardware tokens and other_oath_methods)")
+                raise SeedError(
+                    f"{where}: {user.user_principal_name} already has {MAX_METHODS_PER_USER} OATH methods "
+                    "(hardware tokens and other_oath_methods)"
+                )
             if status == "available":
                 raise SeedError(f"{where}: an assigned token can't have status 'available'")
             token.assigned_to = user.id
@@ -490,7 +553,7 @@ class Tenant:
         for token_id, history in list(self.versions.items()):
             settled = [i for i, (written, _version) in enumerate(history) if written <= cutoff]
             if settled:
-                del history[:settled[-1]]
+                del history[: settled[-1]]
             if len(history) == 1 and history[0][0] <= cutoff:
                 del self.versions[token_id]
 
@@ -519,11 +582,15 @@ class Tenant:
             if isinstance(value, str) and value.isdigit():
                 value = int(value)
             if isinstance(value, bool) or value not in TIME_INTERVALS:
-                raise bad_request(f"Invalid timeIntervalInSeconds '{body['timeIntervalInSeconds']}'. Supported values are 30 and 60.")
+                raise bad_request(
+                    f"Invalid timeIntervalInSeconds '{body['timeIntervalInSeconds']}'. Supported values are 30 and 60."
+                )
             out["timeIntervalInSeconds"] = value
         if body.get("hashFunction") is not None:
             if body["hashFunction"] not in HASH_FUNCTIONS:
-                raise bad_request(f"Invalid hashFunction '{body['hashFunction']}'. Supported values are hmacsha1 and hmacsha256.")
+                raise bad_request(
+                    f"Invalid hashFunction '{body['hashFunction']}'. Supported values are hmacsha1 and hmacsha256."
+                )
             out["hashFunction"] = body["hashFunction"]
         elif creating:
             out["hashFunction"] = "hmacsha1"
@@ -533,10 +600,17 @@ class Tenant:
         tid = str(token_id or uuid.uuid4()).lower()
         if not GUID_RE.match(tid):
             raise SeedError(f"token id {tid} must be a GUID")
-        return Token(id=tid, serial_number=fields["serialNumber"], secret_key=fields["secretKey"],
-                     manufacturer=fields["manufacturer"], model=fields["model"],
-                     hash_function=fields.get("hashFunction", "hmacsha1"), time_interval=fields["timeIntervalInSeconds"],
-                     display_name=fields.get("displayName"), order=next(self._order))
+        return Token(
+            id=tid,
+            serial_number=fields["serialNumber"],
+            secret_key=fields["secretKey"],
+            manufacturer=fields["manufacturer"],
+            model=fields["model"],
+            hash_function=fields.get("hashFunction", "hmacsha1"),
+            time_interval=fields["timeIntervalInSeconds"],
+            display_name=fields.get("displayName"),
+            order=next(self._order),
+        )
 
     def check_assignable(self, token: Token, user: User) -> None:
         if user.is_guest:
@@ -566,18 +640,27 @@ class Tenant:
 
     def update_device(self, token: Token, fields: dict) -> None:
         if token.assigned_to is not None:
-            raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
-                              "unassign it before updating it.")
+            raise bad_request(
+                f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
+                "unassign it before updating it."
+            )
         with self._change(token):
-            for key, attr in (("manufacturer", "manufacturer"), ("model", "model"), ("displayName", "display_name"),
-                              ("timeIntervalInSeconds", "time_interval"), ("hashFunction", "hash_function")):
+            for key, attr in (
+                ("manufacturer", "manufacturer"),
+                ("model", "model"),
+                ("displayName", "display_name"),
+                ("timeIntervalInSeconds", "time_interval"),
+                ("hashFunction", "hash_function"),
+            ):
                 if key in fields:
                     setattr(token, attr, fields[key])
 
     def delete_device(self, token: Token) -> None:
         if token.assigned_to is not None:
-            raise bad_request(f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
-                              "unassign it before deleting it.")
+            raise bad_request(
+                f"The hardware OATH token '{token.serial_number}' is assigned to a user; "
+                "unassign it before deleting it."
+            )
         with self._change(token):
             del self.tokens[token.id]
 
@@ -601,12 +684,21 @@ class Tenant:
     def _verify_code(self, token: Token, code: Any) -> bool:
         """Verify a code; records the attempt. Returns True when accepted."""
         if not isinstance(code, str):
-            raise bad_request("Cannot convert the literal to the expected type 'Edm.String' for 'verificationCode'.",
-                              code="BadRequest")
+            raise bad_request(
+                "Cannot convert the literal to the expected type 'Edm.String' for 'verificationCode'.",
+                code="BadRequest",
+            )
         if not re.fullmatch(r"[0-9]{6}", code):
             raise bad_request("The verification code must be a string of 6 digits.")
-        result, step = totp.verify(token.secret_key, token.hash_function, token.time_interval, code, self.now(),
-                                   self.activation_window_steps, token.last_accepted_step)
+        result, step = totp.verify(
+            token.secret_key,
+            token.hash_function,
+            token.time_interval,
+            code,
+            self.now(),
+            window_steps=self.activation_window_steps,
+            last_accepted_step=token.last_accepted_step,
+        )
         token.activations[result] += 1
         if result == totp.ACCEPTED:
             token.last_accepted_step = step
@@ -693,47 +785,81 @@ class Tenant:
 
     def state_json(self) -> dict:
         """The admin view: everything a test may assert on, secrets omitted."""
-        tokens = []
-        for token in sorted(self.tokens.values(), key=lambda t: t.order):
-            user = self.users.get(token.assigned_to) if token.assigned_to else None
-            tokens.append({
-                "id": token.id,
-                "serial_number": token.serial_number,
-                "display_name": token.display_name,
-                "manufacturer": token.manufacturer,
-                "model": token.model,
-                "hash_function": token.hash_function,
-                "time_interval": token.time_interval,
-                "status": token.status,
-                "assigned_to": {"id": user.id, "user_principal_name": user.user_principal_name,
-                                "display_name": user.display_name} if user else None,
-                "method_created": iso(token.method_created),
-                "activations": dict(token.activations),
-            })
+        tokens = [self._token_state(token) for token in sorted(self.tokens.values(), key=lambda t: t.order)]
         return {
             "tenant_id": self.tenant_id,
             "clock_offset": self.clock_offset,
-            "users": [{"id": u.id, "user_principal_name": u.user_principal_name, "display_name": u.display_name,
-                       "user_type": u.user_type, "roles": list(u.roles),
-                       "hardware_oath_methods": [t.id for t in self.methods_of(u.id)],
-                       "other_oath_methods": u.other_oath_methods} for u in self.users.values()],
-            "apps": [{"client_id": a.client_id, "display_name": a.display_name,
-                      "application_permissions": list(a.application_permissions),
-                      "delegated_permissions": list(a.delegated_permissions)} for a in self.apps.values()],
-            "managed_identities": [{"client_id": m.client_id, "object_id": m.object_id, "display_name": m.display_name,
-                                    "application_permissions": list(m.application_permissions)}
-                                   for m in self.managed_identities.values()],
+            "users": [
+                {
+                    "id": u.id,
+                    "user_principal_name": u.user_principal_name,
+                    "display_name": u.display_name,
+                    "user_type": u.user_type,
+                    "roles": list(u.roles),
+                    "hardware_oath_methods": [t.id for t in self.methods_of(u.id)],
+                    "other_oath_methods": u.other_oath_methods,
+                }
+                for u in self.users.values()
+            ],
+            "apps": [
+                {
+                    "client_id": a.client_id,
+                    "display_name": a.display_name,
+                    "application_permissions": list(a.application_permissions),
+                    "delegated_permissions": list(a.delegated_permissions),
+                }
+                for a in self.apps.values()
+            ],
+            "managed_identities": [
+                {
+                    "client_id": m.client_id,
+                    "object_id": m.object_id,
+                    "display_name": m.display_name,
+                    "application_permissions": list(m.application_permissions),
+                }
+                for m in self.managed_identities.values()
+            ],
             "groups": [{"id": g.id, "display_name": g.display_name} for g in self.groups.values()],
             "tokens": tokens,
-            "policy": {"hardware_oath": {"state": self.policy.state, "include_targets": self.policy.include_targets,
-                                         "exclude_targets": self.policy.exclude_targets}},
+            "policy": {
+                "hardware_oath": {
+                    "state": self.policy.state,
+                    "include_targets": self.policy.include_targets,
+                    "exclude_targets": self.policy.exclude_targets,
+                }
+            },
+        }
+
+    def _token_state(self, token: Token) -> dict:
+        """One token in the admin view, without its secret."""
+        user = self.users.get(token.assigned_to) if token.assigned_to else None
+        return {
+            "id": token.id,
+            "serial_number": token.serial_number,
+            "display_name": token.display_name,
+            "manufacturer": token.manufacturer,
+            "model": token.model,
+            "hash_function": token.hash_function,
+            "time_interval": token.time_interval,
+            "status": token.status,
+            "assigned_to": {
+                "id": user.id,
+                "user_principal_name": user.user_principal_name,
+                "display_name": user.display_name,
+            }
+            if user
+            else None,
+            "method_created": iso(token.method_created),
+            "activations": dict(token.activations),
         }
 
 
-def method_limit(user: User) -> GraphError:
+def method_limit(user: User) -> ErrorAnswer:
     """The refusal of a sixth OATH method (assign, assignAndActivate*, create or bulk create with assignTo)."""
-    return bad_request(f"The user {user.user_principal_name} already has the maximum of {MAX_METHODS_PER_USER} OATH "
-                       "methods (hardware tokens and authenticator apps).")
+    return bad_request(
+        f"The user {user.user_principal_name} already has the maximum of {MAX_METHODS_PER_USER} OATH "
+        "methods (hardware tokens and authenticator apps)."
+    )
 
 
 def b64url(data: bytes) -> str:

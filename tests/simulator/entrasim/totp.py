@@ -21,8 +21,16 @@ def totp_for(secret: str, hash_function: str, interval: int) -> pyotp.TOTP:
     return pyotp.TOTP(secret, digits=6, digest=DIGESTS[hash_function], interval=interval)
 
 
-def verify(secret: str, hash_function: str, interval: int, code: str, now: float,
-           window_steps: int, last_accepted_step: int | None) -> tuple[str, int | None]:
+def verify(
+    secret: str,
+    hash_function: str,
+    interval: int,
+    code: str,
+    now: float,
+    *,
+    window_steps: int,
+    last_accepted_step: int | None,
+) -> tuple[str, int | None]:
     """Check ``code`` against every step within ``window_steps`` of ``now``, nearest first.
 
     Returns ``(ACCEPTED, step)``, ``(REPLAYED, None)`` when the code only matches steps at or before the last

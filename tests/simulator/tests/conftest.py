@@ -91,7 +91,13 @@ def hostile(tmp_path):
 @pytest.fixture
 def clean_identity_env(monkeypatch):
     """No managed-identity environment from the machine leaks into a test."""
-    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "MSI_ENDPOINT",
-                 "MSI_SECRET"):
+    for name in (
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "IDENTITY_SERVER_THUMBPRINT",
+        "IMDS_ENDPOINT",
+        "MSI_ENDPOINT",
+        "MSI_SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch

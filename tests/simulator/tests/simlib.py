@@ -85,24 +85,39 @@ GROUP_HOLDERS = "8361d191-fd0f-42ba-b637-98f616a7f4d7"
 GROUP_BREAKGLASS = "0464e283-b086-4607-8b49-e7344869c57b"
 
 # Seeded tokens
-TOTP123456 = "6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b"     # available, sha1/30
-TOTP654321 = "7a4f8d2b-3c5e-4f90-8b1c-2d3e4f5a6b7c"     # available
-GALT = "8b5a9e3c-4d6f-4a01-9c2d-3e4f5a6b7c8d"           # available, Thales
-SHA256_60 = "9c6b0f4d-5e7a-4b12-8d3e-4f5a6b7c8d9e"      # available, sha256/60
+TOTP123456 = "6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b"  # available, sha1/30
+TOTP654321 = "7a4f8d2b-3c5e-4f90-8b1c-2d3e4f5a6b7c"  # available
+GALT = "8b5a9e3c-4d6f-4a01-9c2d-3e4f5a6b7c8d"  # available, Thales
+SHA256_60 = "9c6b0f4d-5e7a-4b12-8d3e-4f5a6b7c8d9e"  # available, sha256/60
 DIEGO_ASSIGNED = "ad7c1a5e-6f8b-4c23-9e4f-5a6b7c8d9e0f"  # TOTP100001 assigned to Diego
 ADELE_ACTIVATED = "be8d2b6f-7a9c-4d34-8f5a-6b7c8d9e0f1a"  # TOTP100002 activated for Adele
-DIEGO_FAILED = "cf9e3c7a-8b0d-4e45-9a6b-7c8d9e0f1a2b"    # TOTP100003 failedActivation for Diego
-MEGAN_TOKENS = ["d0af4d8b-9c1e-4f56-8b7c-8d9e0f1a2b3c", "e1b05e9c-0d2f-4a67-9c8d-9e0f1a2b3c4d",
-                "f2c16fad-1e3a-4b78-8d9e-0f1a2b3c4d5e", "a3d27abe-2f4b-4c89-9e0f-1a2b3c4d5e6f",
-                "b4e38bcf-3a5c-4d9a-8f1a-2b3c4d5e6f7a"]
-SPARE = "c5f49cd0-4b6d-4eab-9a2b-3c4d5e6f7a8b"          # SPARE-0001 available
+DIEGO_FAILED = "cf9e3c7a-8b0d-4e45-9a6b-7c8d9e0f1a2b"  # TOTP100003 failedActivation for Diego
+MEGAN_TOKENS = [
+    "d0af4d8b-9c1e-4f56-8b7c-8d9e0f1a2b3c",
+    "e1b05e9c-0d2f-4a67-9c8d-9e0f1a2b3c4d",
+    "f2c16fad-1e3a-4b78-8d9e-0f1a2b3c4d5e",
+    "a3d27abe-2f4b-4c89-9e0f-1a2b3c4d5e6f",
+    "b4e38bcf-3a5c-4d9a-8f1a-2b3c4d5e6f7a",
+]
+SPARE = "c5f49cd0-4b6d-4eab-9a2b-3c4d5e6f7a8b"  # SPARE-0001 available
 SEED_TOKEN_COUNT = 13
 
 DEVICES = "/directory/authenticationMethodDevices/hardwareOathDevices"
 POLICY = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/hardwareOath"
 DEVICE_CONTEXT = "$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"
-DEVICE_KEYS = {"id", "displayName", "serialNumber", "manufacturer", "model", "secretKey", "timeIntervalInSeconds",
-               "status", "lastUsedDateTime", "hashFunction", "assignedTo"}
+DEVICE_KEYS = {
+    "id",
+    "displayName",
+    "serialNumber",
+    "manufacturer",
+    "model",
+    "secretKey",
+    "timeIntervalInSeconds",
+    "status",
+    "lastUsedDateTime",
+    "hashFunction",
+    "assignedTo",
+}
 
 
 def methods_path(user: str) -> str:
@@ -120,11 +135,19 @@ def make_certificate(common_name: str = "tokenops-test", days: int = 2) -> tuple
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     return key, cert, key_pem, cert_pem
 
@@ -136,31 +159,72 @@ def build_suite_seed(directory: Path) -> dict:
     devices_only_secret = "devonly-" + secrets.token_urlsafe(18)
     noperm_secret = "noperm-" + secrets.token_urlsafe(18)
     seed["apps"] += [
-        {"client_id": CERT_APP, "display_name": "tokenops-cert", "certificates": [cert_pem],
-         "application_permissions": ["Policy.Read.All"]},
-        {"client_id": FED_APP, "display_name": "tokenops-github",
-         "federated_credentials": [
-             {"name": "main", "issuer": GH_ISSUER, "subject": GH_SUBJECT},
-             {"name": "gitlab", "issuer": GITLAB_ISSUER, "subject": GITLAB_SUBJECT, "audiences": [GITLAB_ISSUER]}],
-         "application_permissions": ["Policy.Read.All", "UserAuthenticationMethod.Read.All"]},
-        {"client_id": DEVICES_ONLY_APP, "display_name": "tokenops-inventory-only", "client_secret": devices_only_secret,
-         "application_permissions": ["Policy.ReadWrite.AuthenticationMethod"]},
+        {
+            "client_id": CERT_APP,
+            "display_name": "tokenops-cert",
+            "certificates": [cert_pem],
+            "application_permissions": ["Policy.Read.All"],
+        },
+        {
+            "client_id": FED_APP,
+            "display_name": "tokenops-github",
+            "federated_credentials": [
+                {"name": "main", "issuer": GH_ISSUER, "subject": GH_SUBJECT},
+                {"name": "gitlab", "issuer": GITLAB_ISSUER, "subject": GITLAB_SUBJECT, "audiences": [GITLAB_ISSUER]},
+            ],
+            "application_permissions": ["Policy.Read.All", "UserAuthenticationMethod.Read.All"],
+        },
+        {
+            "client_id": DEVICES_ONLY_APP,
+            "display_name": "tokenops-inventory-only",
+            "client_secret": devices_only_secret,
+            "application_permissions": ["Policy.ReadWrite.AuthenticationMethod"],
+        },
         {"client_id": NOPERM_APP, "display_name": "tokenops-nothing", "client_secret": noperm_secret},
     ]
-    seed["managed_identities"].append({"client_id": READER_MI, "object_id": READER_MI_OBJECT_ID,
-                                       "display_name": READER_MI_NAME, "application_permissions": ["Policy.Read.All"]})
+    seed["managed_identities"].append(
+        {
+            "client_id": READER_MI,
+            "object_id": READER_MI_OBJECT_ID,
+            "display_name": READER_MI_NAME,
+            "application_permissions": ["Policy.Read.All"],
+        }
+    )
     seed["users"] += [
-        {"id": PAT, "user_principal_name": PAT_UPN, "display_name": "Pat Privileged",
-         "roles": ["Privileged Authentication Administrator"], "password": PAT_PASSWORD},
-        {"id": GINA, "user_principal_name": GINA_UPN, "display_name": "Gina Reader", "roles": ["Global Reader"],
-         "password": GINA_PASSWORD},
-        {"id": DANA, "user_principal_name": DANA_UPN, "display_name": "Dana Disabled", "password": DANA_PASSWORD,
-         "account_enabled": False},
+        {
+            "id": PAT,
+            "user_principal_name": PAT_UPN,
+            "display_name": "Pat Privileged",
+            "roles": ["Privileged Authentication Administrator"],
+            "password": PAT_PASSWORD,
+        },
+        {
+            "id": GINA,
+            "user_principal_name": GINA_UPN,
+            "display_name": "Gina Reader",
+            "roles": ["Global Reader"],
+            "password": GINA_PASSWORD,
+        },
+        {
+            "id": DANA,
+            "user_principal_name": DANA_UPN,
+            "display_name": "Dana Disabled",
+            "password": DANA_PASSWORD,
+            "account_enabled": False,
+        },
     ]
     path = directory / "suite-seed.yml"
     path.write_text(yaml.safe_dump(seed, sort_keys=False), encoding="utf-8")
-    return {"seed_path": str(path), "seed": seed, "cert_key": key, "cert": cert, "cert_key_pem": key_pem,
-            "cert_pem": cert_pem, "devices_only_secret": devices_only_secret, "noperm_secret": noperm_secret}
+    return {
+        "seed_path": str(path),
+        "seed": seed,
+        "cert_key": key,
+        "cert": cert,
+        "cert_key_pem": key_pem,
+        "cert_pem": cert_pem,
+        "devices_only_secret": devices_only_secret,
+        "noperm_secret": noperm_secret,
+    }
 
 
 def seed_secrets(seed: dict) -> list[str]:
@@ -187,10 +251,14 @@ class SimProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ready_file = self.workdir / "ready.json"
         self.stderr_path = self.workdir / "stderr.log"
-        self._stderr = open(self.stderr_path, "wb")  # pylint: disable=consider-using-with
+        # The simulator's stderr, open while the process runs: closed when it fails to start and in terminate().
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115  pylint: disable=consider-using-with
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
             [sys.executable, str(SERVE), "--seed", seed_path, "--ready-file", str(self.ready_file)]
-            + list(extra_args or []), stdout=subprocess.DEVNULL, stderr=self._stderr)
+            + list(extra_args or []),
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
         deadline = time.monotonic() + 30
         while not self.ready_file.exists():
             if self.proc.poll() is not None:
@@ -390,21 +458,35 @@ class SimApi:
         tenant = tenant or self.info["tenant_id"]
         return self.client.post(f"{self.base}/{tenant}/oauth2/v2.0/token", data=form, **kwargs)
 
-    def token(self, client_id: str = AUTOMATION, *, secret: str | None = None, user: str | None = None,
-              password: str | None = None, scope: str = GRAPH_DEFAULT, **mint) -> str:
+    def token(
+        self,
+        client_id: str = AUTOMATION,
+        *,
+        secret: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        scope: str = GRAPH_DEFAULT,
+        **mint,
+    ) -> str:
         """An access token: signed in through the real token endpoint when ``secret`` or ``password`` is given,
         else minted through ``POST /_admin/tokens`` (``roles``, ``scopes``, ``user``, ``lifetime``, ...)."""
         if password is not None:
-            form = {"grant_type": "password", "client_id": client_id, "username": user, "password": password,
-                    "scope": scope}
+            form = {
+                "grant_type": "password",
+                "client_id": client_id,
+                "username": user,
+                "password": password,
+                "scope": scope,
+            }
             if secret:
                 form["client_secret"] = secret
             response = self.token_request(form)
             assert response.status_code == 200, response.text
             return response.json()["access_token"]
         if secret is not None:
-            response = self.token_request({"grant_type": "client_credentials", "client_id": client_id,
-                                           "client_secret": secret, "scope": scope})
+            response = self.token_request(
+                {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, "scope": scope}
+            )
             assert response.status_code == 200, response.text
             return response.json()["access_token"]
         if user is not None:
@@ -426,7 +508,7 @@ class SimApi:
         if parts.scheme or parts.netloc:
             self.check_own_origin(path)
             return path
-        if path.startswith("/v1.0/") or path.startswith("/beta/") or path in ("/beta", "/v1.0"):
+        if path.startswith(("/v1.0/", "/beta/")) or path in ("/beta", "/v1.0"):
             return self.base + path
         return self.base + "/beta" + path
 
@@ -438,13 +520,28 @@ class SimApi:
             port = link.port
         except ValueError:
             port = None
-        if (link.scheme != "https" or link.hostname != own.hostname or port != own.port or link.username is not None
-                or link.password is not None):
-            raise AssertionError(f"refusing to send a Graph request (with the bearer token) to {url!r}: only https "
-                                 f"URLs on the simulator's own origin {self.base} are followed")
+        if (
+            link.scheme != "https"
+            or link.hostname != own.hostname
+            or port != own.port
+            or link.username is not None
+            or link.password is not None
+        ):
+            raise AssertionError(
+                f"refusing to send a Graph request (with the bearer token) to {url!r}: only https "
+                f"URLs on the simulator's own origin {self.base} are followed"
+            )
 
-    def graph(self, method: str, path: str, *, token: str | None = None, headers: dict | None = None,
-              client: httpx.Client | None = None, **kwargs) -> httpx.Response:
+    def graph(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        headers: dict | None = None,
+        client: httpx.Client | None = None,
+        **kwargs,
+    ) -> httpx.Response:
         """A Graph call; ``token=None`` uses the automation app, ``token=""`` sends no Authorization header. An
         absolute URL (a next link) that is not https on the simulator's origin is refused before anything is sent."""
         url = self.url(path)
@@ -461,15 +558,22 @@ class SimApi:
         return response.json()
 
     def create_device(self, serial: str | None = None, **fields) -> dict:
-        body = {"serialNumber": serial or "SN-" + secrets.token_hex(4).upper(), "manufacturer": "Contoso",
-                "model": "Test Key", "secretKey": pyotp.random_base32(32), "timeIntervalInSeconds": 30, **fields}
+        body = {
+            "serialNumber": serial or "SN-" + secrets.token_hex(4).upper(),
+            "manufacturer": "Contoso",
+            "model": "Test Key",
+            "secretKey": pyotp.random_base32(32),
+            "timeIntervalInSeconds": 30,
+            **fields,
+        }
         response = self.graph("POST", DEVICES, json=body)
         assert response.status_code == 201, response.text
         return {**response.json(), "_secret": body["secretKey"]}
 
 
-def assert_graph_error(response: httpx.Response, status: int, code: str, message: str | None = None,
-                       client_request_id: str | None = None) -> dict:
+def assert_graph_error(
+    response: httpx.Response, status: int, code: str, message: str | None = None, client_request_id: str | None = None
+) -> dict:
     """Graph's error envelope: error.code, error.message, innerError.request-id/date/client-request-id."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")

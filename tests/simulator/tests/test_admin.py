@@ -13,10 +13,33 @@ import pytest
 import yaml
 
 import simlib
-from simlib import (ADELE_PASSWORD, ADELE_UPN, AMY, AUTOMATION, AUTOMATION_SECRET, CLI, DEVICES, DEVICES_ONLY_APP,
-                    DIEGO, DIEGO_ASSIGNED, GH_ISSUER, GH_SUBJECT, GRAPH, GRAPH_DEFAULT, POLICY, REPORTING,
-                    REPORTING_SECRET, RUNNER_MI, SEED_TOKEN_COUNT, SPARE, TENANT_ID, TOTP123456, UNKNOWN_ID,
-                    methods_path, seed_secrets)
+from simlib import (
+    ADELE_PASSWORD,
+    ADELE_UPN,
+    AMY,
+    AUTOMATION,
+    AUTOMATION_SECRET,
+    CLI,
+    DEVICES,
+    DEVICES_ONLY_APP,
+    DIEGO,
+    DIEGO_ASSIGNED,
+    GH_ISSUER,
+    GH_SUBJECT,
+    GRAPH,
+    GRAPH_DEFAULT,
+    POLICY,
+    REPORTING,
+    REPORTING_SECRET,
+    RUNNER_MI,
+    SEED_TOKEN_COUNT,
+    SPARE,
+    TENANT_ID,
+    TOTP123456,
+    UNKNOWN_ID,
+    methods_path,
+    seed_secrets,
+)
 
 
 def parse_iso(text):
@@ -35,8 +58,12 @@ def without_volatile(state):
 def test_request_log_entry_fields(api):
     crid = str(uuid.uuid4())
     started = datetime.datetime.now(datetime.timezone.utc)
-    response = api.graph("GET", DEVICES, params={"$top": "2", "$filter": "status eq 'available'"},
-                         headers={"client-request-id": crid, "User-Agent": "suite/1.0"})
+    response = api.graph(
+        "GET",
+        DEVICES,
+        params={"$top": "2", "$filter": "status eq 'available'"},
+        headers={"client-request-id": crid, "User-Agent": "suite/1.0"},
+    )
     assert response.status_code == 200
     entries = api.requests_log()
     assert len(entries) == 1
@@ -57,24 +84,37 @@ def test_request_log_records_errors_and_writes(api):
     api.graph("POST", DEVICES, json={"colour": "red"}, headers={"Retry-Attempt": "2"})
     entry = api.requests_log()[-1]
     assert (entry["method"], entry["status"], entry["write"], entry["error_code"], entry["retry_attempt"]) == (
-        "POST", 400, True, "BadRequest", "2")
+        "POST",
+        400,
+        True,
+        "BadRequest",
+        "2",
+    )
 
 
 def test_request_log_identity_and_managed_identity(api, sim):
     api.token(AUTOMATION, secret=AUTOMATION_SECRET)
-    api.client.get(sim["managed_identity"]["endpoint"], params={"api-version": "2019-08-01", "resource": GRAPH},
-                   headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]})
+    api.client.get(
+        sim["managed_identity"]["endpoint"],
+        params={"api-version": "2019-08-01", "resource": GRAPH},
+        headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]},
+    )
     identity, mi = api.requests_log()
-    assert (identity["kind"], identity["method"], identity["grant_type"], identity["client_id"], identity["status"]) == (
-        "identity", "POST", "client_credentials", AUTOMATION, 200)
+    assert (
+        identity["kind"],
+        identity["method"],
+        identity["grant_type"],
+        identity["client_id"],
+        identity["status"],
+    ) == ("identity", "POST", "client_credentials", AUTOMATION, 200)
     assert (mi["kind"], mi["client_id"], mi["status"]) == ("managed_identity", RUNNER_MI, 200)
 
 
 def test_request_log_filters(api):
-    api.token(REPORTING, secret=REPORTING_SECRET)                       # identity POST
-    api.graph("GET", DEVICES)                                           # graph GET 200
-    api.graph("GET", "/users/nobody@contoso.com")                       # graph GET 404
-    api.graph("PATCH", POLICY, json={"state": "enabled"})               # graph PATCH 204
+    api.token(REPORTING, secret=REPORTING_SECRET)  # identity POST
+    api.graph("GET", DEVICES)  # graph GET 200
+    api.graph("GET", "/users/nobody@contoso.com")  # graph GET 404
+    api.graph("PATCH", POLICY, json={"state": "enabled"})  # graph PATCH 204
     every = api.requests_log()
     assert [e["kind"] for e in every] == ["identity", "graph", "graph", "graph"]
     assert [e["seq"] for e in every] == sorted(e["seq"] for e in every)
@@ -118,18 +158,39 @@ def test_unknown_endpoints_answer_404(api, sim):
 # ------------------------------------------------------------------ secrets never exposed
 def test_state_and_log_never_contain_secrets(api, totp, suite_material):
     created_secret = pyotp.random_base32(40)
-    api.graph("POST", DEVICES, json={"serialNumber": "SECRET-1", "manufacturer": "C", "model": "M",
-                                     "secretKey": created_secret, "timeIntervalInSeconds": 30})
+    api.graph(
+        "POST",
+        DEVICES,
+        json={
+            "serialNumber": "SECRET-1",
+            "manufacturer": "C",
+            "model": "M",
+            "secretKey": created_secret,
+            "timeIntervalInSeconds": 30,
+        },
+    )
     api.token(AUTOMATION, secret=AUTOMATION_SECRET)
-    api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                       "client_secret": "x" + AUTOMATION_SECRET, "scope": GRAPH_DEFAULT})
+    api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": "x" + AUTOMATION_SECRET,
+            "scope": GRAPH_DEFAULT,
+        }
+    )
     api.token(CLI, user=ADELE_UPN, password=ADELE_PASSWORD)
-    api.graph("POST", f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
-              json={"serialNumber": "TOTP123456", "verificationCode": totp("TOTP123456").at(api.now())})
+    api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
+        json={"serialNumber": "TOTP123456", "verificationCode": totp("TOTP123456").at(api.now())},
+    )
     api.graph("PATCH", f"{DEVICES}/{SPARE}", json={"secretKey": created_secret})
     dumps = [api.admin("GET", "state").text, api.admin("GET", "requests").text, api.admin("GET", "faults").text]
     secrets = seed_secrets(suite_material["seed"]) + [
-        created_secret, suite_material["devices_only_secret"], suite_material["noperm_secret"]]
+        created_secret,
+        suite_material["devices_only_secret"],
+        suite_material["noperm_secret"],
+    ]
     for text in dumps:
         for secret in secrets:
             assert secret not in text, secret
@@ -145,14 +206,23 @@ def test_state_shape(api):
     assert state["tenant_id"] == TENANT_ID and state["clock_offset"] == 0
     assert len(state["tokens"]) == SEED_TOKEN_COUNT
     diego = next(t for t in state["tokens"] if t["id"] == DIEGO_ASSIGNED)
-    assert diego["assigned_to"] == {"id": DIEGO, "user_principal_name": "diego.siciliani@contoso.com",
-                                    "display_name": "Diego Siciliani"}
+    assert diego["assigned_to"] == {
+        "id": DIEGO,
+        "user_principal_name": "diego.siciliani@contoso.com",
+        "display_name": "Diego Siciliani",
+    }
     assert diego["activations"] == {"accepted": 0, "rejected": 0, "replayed": 0}
     assert (diego["serial_number"], diego["hash_function"], diego["time_interval"], diego["status"]) == (
-        "TOTP100001", "hmacsha1", 30, "assigned")
+        "TOTP100001",
+        "hmacsha1",
+        30,
+        "assigned",
+    )
     users = {u["user_principal_name"]: u for u in state["users"]}
-    assert users["diego.siciliani@contoso.com"]["hardware_oath_methods"] == [DIEGO_ASSIGNED,
-                                                                             "cf9e3c7a-8b0d-4e45-9a6b-7c8d9e0f1a2b"]
+    assert users["diego.siciliani@contoso.com"]["hardware_oath_methods"] == [
+        DIEGO_ASSIGNED,
+        "cf9e3c7a-8b0d-4e45-9a6b-7c8d9e0f1a2b",
+    ]
     assert users["adele.vance@contoso.com"]["roles"] == ["Authentication Administrator"]
     assert {a["client_id"] for a in state["apps"]} >= {AUTOMATION, REPORTING, CLI}
     assert [m["client_id"] for m in state["managed_identities"]][0] == RUNNER_MI
@@ -164,8 +234,11 @@ def test_reset_restores_the_seed(api, totp):
     api.create_device("RESET-ME", assignTo={"id": AMY})
     api.graph("DELETE", f"{DEVICES}/{SPARE}")
     api.graph("DELETE", f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}")
-    api.graph("POST", f"{methods_path(AMY)}/assignAndActivate",
-              json={"device": {"id": TOTP123456}, "verificationCode": totp("TOTP123456").at(api.now())})
+    api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivate",
+        json={"device": {"id": TOTP123456}, "verificationCode": totp("TOTP123456").at(api.now())},
+    )
     api.graph("PATCH", POLICY, json={"state": "disabled"})
     api.set_clock(12345)
     api.faults({"rules": [{"action": {"type": "status", "status": 503}, "match": {"path": "^/nothing"}}]})
@@ -189,10 +262,18 @@ def test_reset_clears_replay_memory(api, totp):
 
 
 # ------------------------------------------------------------------ settings
-DEFAULT_SETTINGS = {"page_size": 100, "max_page_size": 999, "create_assign_without_permission": "forbid",
-                    "filter_mode": "documented", "top_above_max": "cap", "method_device_inline": True,
-                    "create_assign_status": "assigned", "reactivate_activated": "allow", "batch_parallel": True,
-                    "read_after_write_delay_ms": 0}
+DEFAULT_SETTINGS = {
+    "page_size": 100,
+    "max_page_size": 999,
+    "create_assign_without_permission": "forbid",
+    "filter_mode": "documented",
+    "top_above_max": "cap",
+    "method_device_inline": True,
+    "create_assign_status": "assigned",
+    "reactivate_activated": "allow",
+    "batch_parallel": True,
+    "read_after_write_delay_ms": 0,
+}
 
 
 def settings(**changed):
@@ -246,31 +327,55 @@ def test_reset_restores_the_settings(api):
     assert page_sizes(api) == [SEED_TOKEN_COUNT]
 
 
-@pytest.mark.parametrize("data, fragment", [
-    ({"page_size": 0}, "page_size must be a positive integer"),
-    ({"page_size": -5}, "page_size must be a positive integer"),
-    ({"page_size": "10"}, "page_size must be a positive integer"),
-    ({"page_size": 2.5}, "page_size must be a positive integer"),
-    ({"page_size": True}, "page_size must be a positive integer"),
-    ({"page_size": None}, "page_size must be a positive integer"),
-    ({"max_page_size": 0}, "max_page_size must be a positive integer"),
-    ({"max_page_size": 1000}, "max_page_size must be at most 999"),
-    ({"max_page_size": [5]}, "max_page_size must be a positive integer"),
-    ({"page_size": 5, "max_page_size": 1000}, "max_page_size must be at most 999"),
-    ({"page_size": 5, "colour": "red"}, "unknown setting 'colour'"),
-    ({"pageSize": 5}, "unknown setting 'pageSize'"),
-    ({}, "must be a JSON object"),
-    ([{"page_size": 5}], "must be a JSON object"),
-    (5, "must be a JSON object"),
-    ({"create_assign_without_permission": "allow"}, "create_assign_without_permission must be forbid or ignore"),
-    ({"create_assign_without_permission": "IGNORE"}, "create_assign_without_permission must be forbid or ignore"),
-    ({"create_assign_without_permission": True}, "create_assign_without_permission must be forbid or ignore"),
-    ({"create_assign_without_permission": None}, "create_assign_without_permission must be forbid or ignore"),
-    ({"page_size": 5, "create_assign_without_permission": "maybe"}, "create_assign_without_permission must be"),
-    ({"create_assign_without_permission": "ignore", "page_size": 0}, "page_size must be a positive integer"),
-], ids=["zero", "negative", "string", "float", "bool", "null", "max-zero", "max-1000", "max-list", "half-valid",
-        "unknown-key", "camel-case", "empty", "list", "number", "assign-allow", "assign-upper-case", "assign-bool",
-        "assign-null", "assign-half-valid", "assign-valid-page-invalid"])
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ({"page_size": 0}, "page_size must be a positive integer"),
+        ({"page_size": -5}, "page_size must be a positive integer"),
+        ({"page_size": "10"}, "page_size must be a positive integer"),
+        ({"page_size": 2.5}, "page_size must be a positive integer"),
+        ({"page_size": True}, "page_size must be a positive integer"),
+        ({"page_size": None}, "page_size must be a positive integer"),
+        ({"max_page_size": 0}, "max_page_size must be a positive integer"),
+        ({"max_page_size": 1000}, "max_page_size must be at most 999"),
+        ({"max_page_size": [5]}, "max_page_size must be a positive integer"),
+        ({"page_size": 5, "max_page_size": 1000}, "max_page_size must be at most 999"),
+        ({"page_size": 5, "colour": "red"}, "unknown setting 'colour'"),
+        ({"pageSize": 5}, "unknown setting 'pageSize'"),
+        ({}, "must be a JSON object"),
+        ([{"page_size": 5}], "must be a JSON object"),
+        (5, "must be a JSON object"),
+        ({"create_assign_without_permission": "allow"}, "create_assign_without_permission must be forbid or ignore"),
+        ({"create_assign_without_permission": "IGNORE"}, "create_assign_without_permission must be forbid or ignore"),
+        ({"create_assign_without_permission": True}, "create_assign_without_permission must be forbid or ignore"),
+        ({"create_assign_without_permission": None}, "create_assign_without_permission must be forbid or ignore"),
+        ({"page_size": 5, "create_assign_without_permission": "maybe"}, "create_assign_without_permission must be"),
+        ({"create_assign_without_permission": "ignore", "page_size": 0}, "page_size must be a positive integer"),
+    ],
+    ids=[
+        "zero",
+        "negative",
+        "string",
+        "float",
+        "bool",
+        "null",
+        "max-zero",
+        "max-1000",
+        "max-list",
+        "half-valid",
+        "unknown-key",
+        "camel-case",
+        "empty",
+        "list",
+        "number",
+        "assign-allow",
+        "assign-upper-case",
+        "assign-bool",
+        "assign-null",
+        "assign-half-valid",
+        "assign-valid-page-invalid",
+    ],
+)
 def test_settings_errors(api, data, fragment):
     response = api.admin("POST", "settings", json=data)
     assert response.status_code == 400, response.text
@@ -280,10 +385,16 @@ def test_settings_errors(api, data, fragment):
 
 def test_create_assign_without_permission_at_run_time(api, suite_material):
     """forbid (the seed's default): a create with assignTo by a caller who may not write methods is 403 and
-    creates nothing. ignore: the token is created, available, assignTo silently dropped (reference 2.1.3)."""
+    creates nothing. ignore: the token is created, available, assignTo silently dropped (Graph's create page)."""
     token = api.token(DEVICES_ONLY_APP, secret=suite_material["devices_only_secret"])
-    body = {"serialNumber": "ASSIGN-IGNORED-1", "manufacturer": "Contoso", "model": "Test Key",
-            "secretKey": pyotp.random_base32(32), "timeIntervalInSeconds": 30, "assignTo": {"id": AMY}}
+    body = {
+        "serialNumber": "ASSIGN-IGNORED-1",
+        "manufacturer": "Contoso",
+        "model": "Test Key",
+        "secretKey": pyotp.random_base32(32),
+        "timeIntervalInSeconds": 30,
+        "assignTo": {"id": AMY},
+    }
     before = len(api.admin_state()["tokens"])
     forbidden = api.graph("POST", DEVICES, token=token, json=body)
     assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "accessDenied"
@@ -298,8 +409,9 @@ def test_create_assign_without_permission_at_run_time(api, suite_material):
     state = api.admin_state()
     assert len(state["tokens"]) == before + 1
     assert next(t for t in state["tokens"] if t["serial_number"] == "ASSIGN-IGNORED-1")["assigned_to"] is None
-    assert not [m for u in state["users"] if u["id"] == AMY for m in u["hardware_oath_methods"]
-                if m == created.json()["id"]]
+    assert not [
+        m for u in state["users"] if u["id"] == AMY for m in u["hardware_oath_methods"] if m == created.json()["id"]
+    ]
     # A caller with the permission is still assigned.
     assigned = api.graph("POST", DEVICES, json={**body, "serialNumber": "ASSIGN-IGNORED-2"})
     assert assigned.status_code == 201 and assigned.json()["status"] == "assigned"
@@ -316,8 +428,10 @@ def test_create_assign_without_permission_at_run_time(api, suite_material):
 
 def test_seeded_create_assign_without_permission_is_the_start_up_setting(suite_material, tmp_path):
     """A seed with ``create_assign_without_permission: ignore``: reset restores ignore, not the built-in forbid."""
-    seed = {**suite_material["seed"], "settings": {**suite_material["seed"].get("settings", {}),
-                                                   "create_assign_without_permission": "ignore"}}
+    seed = {
+        **suite_material["seed"],
+        "settings": {**suite_material["seed"].get("settings", {}), "create_assign_without_permission": "ignore"},
+    }
     seed_path = tmp_path / "ignore-seed.yml"
     seed_path.write_text(yaml.safe_dump(seed, sort_keys=False), encoding="utf-8")
     proc = simlib.SimProcess(str(seed_path), tmp_path / "sim")
@@ -339,8 +453,9 @@ def test_settings_need_json(api):
 
 
 def test_start_time_settings(suite_material, tmp_path):
-    proc = simlib.SimProcess(suite_material["seed_path"], tmp_path / "sim",
-                             ["--page-size", "5", "--max-page-size", "3"])
+    proc = simlib.SimProcess(
+        suite_material["seed_path"], tmp_path / "sim", ["--page-size", "5", "--max-page-size", "3"]
+    )
     try:
         with simlib.http_client(proc.info) as http:
             api = simlib.SimApi(proc.info, http, suite_material["seed"])
@@ -356,8 +471,9 @@ def test_start_time_settings(suite_material, tmp_path):
         assert proc.terminate() == 0
 
 
-@pytest.mark.parametrize("args", [["--max-page-size", "1000"], ["--max-page-size", "0"], ["--page-size", "0"],
-                                  ["--max-page-size", "many"]])
+@pytest.mark.parametrize(
+    "args", [["--max-page-size", "1000"], ["--max-page-size", "0"], ["--page-size", "0"], ["--max-page-size", "many"]]
+)
 def test_invalid_start_time_settings(suite_material, tmp_path, args):
     with pytest.raises(RuntimeError, match="exited with 2"):
         simlib.SimProcess(suite_material["seed_path"], tmp_path / "sim", args)
@@ -382,7 +498,12 @@ def test_mint_app_token(api):
     token = api.mint(client_id=REPORTING, roles=["Policy.Read.All"], lifetime=60)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert (claims["appid"], claims["roles"], claims["exp"] - claims["iat"], claims["aud"], claims["idtyp"]) == (
-        REPORTING, ["Policy.Read.All"], 60, GRAPH, "app")
+        REPORTING,
+        ["Policy.Read.All"],
+        60,
+        GRAPH,
+        "app",
+    )
     default = jwt.decode(api.mint(client_id=REPORTING), options={"verify_signature": False})
     assert sorted(default["roles"]) == ["Policy.Read.All", "User.Read.All", "UserAuthenticationMethod.Read.All"]
 
@@ -390,25 +511,42 @@ def test_mint_app_token(api):
 def test_mint_delegated_token(api):
     delegated = jwt.decode(api.mint(client_id=CLI, user=ADELE_UPN), options={"verify_signature": False})
     assert delegated["idtyp"] == "user" and delegated["upn"] == ADELE_UPN
-    assert set(delegated["scp"].split()) == {"UserAuthenticationMethod.ReadWrite.All", "UserAuthenticationMethod.ReadWrite",
-                                             "Policy.ReadWrite.AuthenticationMethod", "User.Read.All"}
+    assert set(delegated["scp"].split()) == {
+        "UserAuthenticationMethod.ReadWrite.All",
+        "UserAuthenticationMethod.ReadWrite",
+        "Policy.ReadWrite.AuthenticationMethod",
+        "User.Read.All",
+    }
 
 
 def test_minted_managed_identity_token_matches_the_msi_endpoint(api, sim):
     """A managed identity token minted through the admin API carries the same claims as one from /msi/token."""
-    issued = api.client.get(sim["managed_identity"]["endpoint"], params={"api-version": "2019-08-01", "resource": GRAPH},
-                            headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]}).json()["access_token"]
+    issued = api.client.get(
+        sim["managed_identity"]["endpoint"],
+        params={"api-version": "2019-08-01", "resource": GRAPH},
+        headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]},
+    ).json()["access_token"]
     minted = api.mint(managed_identity=RUNNER_MI)
     volatile = {"iat", "nbf", "exp", "uti"}
-    issued_claims = {k: v for k, v in jwt.decode(issued, options={"verify_signature": False}).items() if k not in volatile}
-    minted_claims = {k: v for k, v in jwt.decode(minted, options={"verify_signature": False}).items() if k not in volatile}
+    issued_claims = {
+        k: v for k, v in jwt.decode(issued, options={"verify_signature": False}).items() if k not in volatile
+    }
+    minted_claims = {
+        k: v for k, v in jwt.decode(minted, options={"verify_signature": False}).items() if k not in volatile
+    }
     assert minted_claims == issued_claims
 
 
-@pytest.mark.parametrize("data, status", [({"client_id": UNKNOWN_ID}, 404), ({}, 400),
-                                          ({"managed_identity": UNKNOWN_ID}, 404),
-                                          ({"client_id": CLI, "user": "nobody@contoso.com"}, 404)],
-                         ids=["unknown-app", "no-client", "unknown-managed-identity", "unknown-user"])
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        ({"client_id": UNKNOWN_ID}, 404),
+        ({}, 400),
+        ({"managed_identity": UNKNOWN_ID}, 404),
+        ({"client_id": CLI, "user": "nobody@contoso.com"}, 404),
+    ],
+    ids=["unknown-app", "no-client", "unknown-managed-identity", "unknown-user"],
+)
 def test_mint_errors(api, data, status):
     response = api.admin("POST", "tokens", json=data)
     assert response.status_code == status
@@ -416,8 +554,9 @@ def test_mint_errors(api, data, status):
 
 
 def test_federated_assertion_minting(api):
-    response = api.admin("POST", "federated-assertions", json={"issuer": GH_ISSUER, "subject": GH_SUBJECT,
-                                                               "lifetime": 120})
+    response = api.admin(
+        "POST", "federated-assertions", json={"issuer": GH_ISSUER, "subject": GH_SUBJECT, "lifetime": 120}
+    )
     claims = jwt.decode(response.json()["assertion"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 120 and claims["jti"]
     assert api.admin("POST", "federated-assertions", json={"issuer": GH_ISSUER}).status_code == 400

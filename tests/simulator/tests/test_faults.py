@@ -10,15 +10,29 @@ import pytest
 import yaml
 
 import simlib
-from simlib import (AMY, AUTOMATION, DEVICES, DEVICES_ONLY_APP, GRAPH_DEFAULT, POLICY, REPORTING, SPARE,
-                    assert_graph_error)
+from simlib import (
+    AMY,
+    AUTOMATION,
+    DEVICES,
+    DEVICES_ONLY_APP,
+    GRAPH_DEFAULT,
+    POLICY,
+    REPORTING,
+    SPARE,
+    assert_graph_error,
+)
 
 DISCONNECTS = (httpx.RemoteProtocolError, httpx.ReadError)
 
 
 def device_body(serial):
-    return {"serialNumber": serial, "manufacturer": "Contoso", "model": "F", "timeIntervalInSeconds": 30,
-            "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}
+    return {
+        "serialNumber": serial,
+        "manufacturer": "Contoso",
+        "model": "F",
+        "timeIntervalInSeconds": 30,
+        "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    }
 
 
 def serials(api):
@@ -50,8 +64,15 @@ def test_global_latency(api):
 
 def test_latency_applies_to_the_token_endpoint(api):
     api.faults({"latency": {"ms": 250}})
-    response, elapsed = timed(api.token_request, {"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                                  "client_secret": simlib.AUTOMATION_SECRET, "scope": GRAPH_DEFAULT})
+    response, elapsed = timed(
+        api.token_request,
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": simlib.AUTOMATION_SECRET,
+            "scope": GRAPH_DEFAULT,
+        },
+    )
     assert response.status_code == 200 and elapsed >= 0.25
 
 
@@ -84,7 +105,9 @@ def test_429_with_other_retry_after_values(api, retry_after, expected):
 
 
 def test_429_with_http_date_retry_after(api):
-    api.faults({"rules": [rule({"type": "status", "status": 429, "retry_after": 30, "retry_after_format": "http-date"})]})
+    api.faults(
+        {"rules": [rule({"type": "status", "status": 429, "retry_after": 30, "retry_after_format": "http-date"})]}
+    )
     response = api.graph("GET", DEVICES)
     assert response.status_code == 429
     when = email.utils.parsedate_to_datetime(response.headers["retry-after"])
@@ -103,8 +126,16 @@ def test_429_default_retry_after(api):
     assert api.graph("GET", DEVICES).headers["retry-after"] == "1"
 
 
-@pytest.mark.parametrize("status,code", [(500, "generalException"), (503, "serviceNotAvailable"),
-                                         (504, "gatewayTimeout"), (502, "badGateway"), (423, "simulatedFault")])
+@pytest.mark.parametrize(
+    "status,code",
+    [
+        (500, "generalException"),
+        (503, "serviceNotAvailable"),
+        (504, "gatewayTimeout"),
+        (502, "badGateway"),
+        (423, "simulatedFault"),
+    ],
+)
 def test_server_errors(api, status, code):
     api.faults({"rules": [rule({"type": "status", "status": status}, match={"method": "POST"})]})
     response = api.graph("POST", DEVICES, json=device_body("SRV-1"))
@@ -116,8 +147,21 @@ def test_server_errors(api, status, code):
 
 
 def test_503_with_retry_after_and_custom_code(api):
-    api.faults({"rules": [rule({"type": "status", "status": 503, "retry_after": 5, "code": "UnknownError",
-                                "message": "Maintenance"})]})
+    api.faults(
+        {
+            "rules": [
+                rule(
+                    {
+                        "type": "status",
+                        "status": 503,
+                        "retry_after": 5,
+                        "code": "UnknownError",
+                        "message": "Maintenance",
+                    }
+                )
+            ]
+        }
+    )
     response = api.graph("GET", DEVICES)
     error = assert_graph_error(response, 503, "UnknownError", "Maintenance")
     assert response.headers["retry-after"] == "5" and error["message"] == "Maintenance"
@@ -132,16 +176,23 @@ def test_status_fault_after_commit(api):
 
 def test_fault_on_the_token_endpoint(api):
     api.faults({"rules": [rule({"type": "status", "status": 503}, match={"kind": "identity", "method": "POST"})]})
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                  "client_secret": simlib.AUTOMATION_SECRET, "scope": GRAPH_DEFAULT})
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": simlib.AUTOMATION_SECRET,
+            "scope": GRAPH_DEFAULT,
+        }
+    )
     assert response.status_code == 503
     assert api.graph("GET", DEVICES).status_code == 200  # Graph is not affected
 
 
 # ------------------------------------------------------------------ connection faults
 def test_reset_before_response_does_not_write(api):
-    api.faults({"rules": [rule({"type": "reset"}, "drop", match={"method": "POST", "path": "hardwareOathDevices$"},
-                               count=1)]})
+    api.faults(
+        {"rules": [rule({"type": "reset"}, "drop", match={"method": "POST", "path": "hardwareOathDevices$"}, count=1)]}
+    )
     with pytest.raises(DISCONNECTS):
         api.graph("POST", DEVICES, json=device_body("RESET-1"))
     assert "RESET-1" not in serials(api)
@@ -155,8 +206,11 @@ def test_reset_before_response_does_not_write(api):
 def test_commit_then_drop_writes(api, totp, action):
     api.faults({"rules": [rule(action, "ctd", match={"path": "assignAndActivate"}, count=1)]})
     with pytest.raises(DISCONNECTS):
-        api.graph("POST", f"{simlib.methods_path(AMY)}/assignAndActivateBySerialNumber",
-                  json={"serialNumber": "TOTP123456", "verificationCode": totp("TOTP123456").at(api.now())})
+        api.graph(
+            "POST",
+            f"{simlib.methods_path(AMY)}/assignAndActivateBySerialNumber",
+            json={"serialNumber": "TOTP123456", "verificationCode": totp("TOTP123456").at(api.now())},
+        )
     device = api.device(simlib.TOTP123456)
     assert device["status"] == "activated" and device["assignedTo"]["id"] == AMY
     entry = api.requests_log(method="POST")[-1]
@@ -164,11 +218,16 @@ def test_commit_then_drop_writes(api, totp, action):
 
 
 def test_latency_after_commit_times_the_client_out(api, sim, ssl_ctx):
-    api.faults({"rules": [rule({"type": "latency", "ms": 1000, "commit": True}, "slow-ack", match={"method": "POST"},
-                               count=1)]})
-    with httpx.Client(verify=ssl_ctx, timeout=httpx.Timeout(5, read=0.3)) as impatient:
-        with pytest.raises(httpx.ReadTimeout):
-            api.graph("POST", DEVICES, json=device_body("SLOW-1"), client=impatient)
+    api.faults(
+        {
+            "rules": [
+                rule({"type": "latency", "ms": 1000, "commit": True}, "slow-ack", match={"method": "POST"}, count=1)
+            ]
+        }
+    )
+    timeout = httpx.Timeout(5, read=0.3)
+    with httpx.Client(verify=ssl_ctx, timeout=timeout) as impatient, pytest.raises(httpx.ReadTimeout):
+        api.graph("POST", DEVICES, json=device_body("SLOW-1"), client=impatient)
     assert "SLOW-1" in serials(api)
 
 
@@ -187,7 +246,9 @@ def test_target_by_method(api):
 
 
 def test_target_by_path_regex(api):
-    api.faults({"rules": [rule({"type": "status", "status": 500}, match={"path": r"/hardwareOathMethods/[0-9a-f-]+$"})]})
+    api.faults(
+        {"rules": [rule({"type": "status", "status": 500}, match={"path": r"/hardwareOathMethods/[0-9a-f-]+$"})]}
+    )
     assert api.graph("GET", simlib.methods_path(simlib.MEGAN)).status_code == 200
     assert api.graph("GET", f"{simlib.methods_path(simlib.MEGAN)}/{simlib.MEGAN_TOKENS[0]}").status_code == 500
 
@@ -217,8 +278,16 @@ def test_skip_then_count(api):
 
 
 def test_first_matching_status_rule_wins_and_latency_adds_up(api):
-    api.faults({"rules": [rule({"type": "latency", "ms": 150}, "l1"), rule({"type": "status", "status": 503}, "s1"),
-                          rule({"type": "status", "status": 500}, "s2"), rule({"type": "latency", "ms": 150}, "l2")]})
+    api.faults(
+        {
+            "rules": [
+                rule({"type": "latency", "ms": 150}, "l1"),
+                rule({"type": "status", "status": 503}, "s1"),
+                rule({"type": "status", "status": 500}, "s2"),
+                rule({"type": "latency", "ms": 150}, "l2"),
+            ]
+        }
+    )
     response, elapsed = timed(api.graph, "GET", DEVICES)
     assert response.status_code == 503 and elapsed >= 0.3
     assert api.requests_log()[-1]["faults"] == ["l1", "s1", "l2"]
@@ -226,7 +295,9 @@ def test_first_matching_status_rule_wins_and_latency_adds_up(api):
 
 def test_append_rules(api):
     api.faults({"rules": [rule({"type": "status", "status": 503}, "a", match={"method": "DELETE"})]})
-    state = api.faults({"append": True, "rules": [rule({"type": "status", "status": 500}, "b", match={"method": "PATCH"})]})
+    state = api.faults(
+        {"append": True, "rules": [rule({"type": "status", "status": 500}, "b", match={"method": "PATCH"})]}
+    )
     assert [r["name"] for r in state["rules"]] == ["a", "b"]
     state = api.faults({"rules": [rule({"type": "status", "status": 500}, "c")]})
     assert [r["name"] for r in state["rules"]] == ["c"]
@@ -260,26 +331,43 @@ def test_probability_one_always_fires(api):
     assert set(outcomes(api, 5)) == {503}
 
 
-@pytest.mark.parametrize("spec", [
-    {"rules": [{"action": {"type": "explode"}}]},
-    {"rules": [{"action": {"type": "status", "status": 200}}]},
-    {"rules": [{"action": {"type": "status", "status": "503"}}]},
-    {"rules": [{"action": {"type": "status", "status": 429, "retry_after_format": "minutes"}}]},
-    {"rules": [{"action": {"type": "latency"}}]},
-    {"rules": [{"action": {"type": "reset"}, "probability": 1.5}]},
-    {"rules": [{"action": {"type": "reset"}, "count": 0}]},
-    {"rules": [{"action": {"type": "reset"}, "match": {"path": "("}}]},
-    {"rules": ["reset"]},
-    {"rules": [{"action": {"type": "next_link"}}]},
-    *[{"rules": [{"action": {"type": "next_link", "base": base}}]}
-      for base in ["", 8443, None, "127.0.0.1:8443", "ftp://127.0.0.1:8443", "https://", "https://:8443",
-                   "https://127.0.0.1:8443/beta", "https://127.0.0.1:8443/?x=1", "https://127.0.0.1:8443/#f",
-                   "https://127.0.0.1:99999", "https://127.0.0.1:port", "https://user:pw@127.0.0.1:8443"]],
-    {"latency": 5},
-    {"write_quota": {"requests": 0, "per_seconds": 1}},
-    {"read_rate": "fast"},
-    [],
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"rules": [{"action": {"type": "explode"}}]},
+        {"rules": [{"action": {"type": "status", "status": 200}}]},
+        {"rules": [{"action": {"type": "status", "status": "503"}}]},
+        {"rules": [{"action": {"type": "status", "status": 429, "retry_after_format": "minutes"}}]},
+        {"rules": [{"action": {"type": "latency"}}]},
+        {"rules": [{"action": {"type": "reset"}, "probability": 1.5}]},
+        {"rules": [{"action": {"type": "reset"}, "count": 0}]},
+        {"rules": [{"action": {"type": "reset"}, "match": {"path": "("}}]},
+        {"rules": ["reset"]},
+        {"rules": [{"action": {"type": "next_link"}}]},
+        *[
+            {"rules": [{"action": {"type": "next_link", "base": base}}]}
+            for base in [
+                "",
+                8443,
+                None,
+                "127.0.0.1:8443",
+                "ftp://127.0.0.1:8443",
+                "https://",
+                "https://:8443",
+                "https://127.0.0.1:8443/beta",
+                "https://127.0.0.1:8443/?x=1",
+                "https://127.0.0.1:8443/#f",
+                "https://127.0.0.1:99999",
+                "https://127.0.0.1:port",
+                "https://user:pw@127.0.0.1:8443",
+            ]
+        ],
+        {"latency": 5},
+        {"write_quota": {"requests": 0, "per_seconds": 1}},
+        {"read_rate": "fast"},
+        [],
+    ],
+)
 def test_invalid_fault_specifications(api, spec):
     before = api.admin("GET", "faults").json()
     response = api.admin("POST", "faults", json=spec)
@@ -300,14 +388,18 @@ def first_page(api, path=DEVICES, **params):
 def moved(api, link, base):
     """``link`` (a link of the simulator) with the scheme and authority of ``base``."""
     assert link.startswith(api.base + "/beta/"), link
-    return base.rstrip("/") + link[len(api.base):]
+    return base.rstrip("/") + link[len(api.base) :]
 
 
-@pytest.mark.parametrize("base", [ELSEWHERE, "http://127.0.0.1:9", "https://attacker.example", "http://localhost:8080/"])
+@pytest.mark.parametrize(
+    "base", [ELSEWHERE, "http://127.0.0.1:9", "https://attacker.example", "http://localhost:8080/"]
+)
 def test_next_link_of_the_inventory_points_elsewhere(api, base):
     assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
     honest = first_page(api)
-    api.faults({"rules": [rule({"type": "next_link", "base": base}, "elsewhere", match={"path": "hardwareOathDevices$"})]})
+    api.faults(
+        {"rules": [rule({"type": "next_link", "base": base}, "elsewhere", match={"path": "hardwareOathDevices$"})]}
+    )
     page = first_page(api)
     assert page["value"] == honest["value"] and len(page["value"]) == 2
     assert page["@odata.nextLink"] == moved(api, honest["@odata.nextLink"], base)
@@ -347,8 +439,9 @@ def test_next_link_without_next_link_is_unchanged(api):
 def test_next_link_matching_count_and_skip(api):
     assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
     honest = first_page(api)["@odata.nextLink"]
-    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, "once", match={"method": "GET"}, skip=1,
-                               count=1)]})
+    api.faults(
+        {"rules": [rule({"type": "next_link", "base": ELSEWHERE}, "once", match={"method": "GET"}, skip=1, count=1)]}
+    )
     links = [first_page(api)["@odata.nextLink"] for _attempt in range(3)]
     assert links == [honest, moved(api, honest, ELSEWHERE), honest]
     assert [e["faults"] for e in api.requests_log(kind="graph")] == [[], [], ["once"], []]
@@ -356,7 +449,9 @@ def test_next_link_matching_count_and_skip(api):
 
 def test_next_link_by_client_id_and_kind(api):
     assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
-    api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, match={"client_id": REPORTING, "kind": "graph"})]})
+    api.faults(
+        {"rules": [rule({"type": "next_link", "base": ELSEWHERE}, match={"client_id": REPORTING, "kind": "graph"})]}
+    )
     assert first_page(api)["@odata.nextLink"].startswith(api.base + "/")
     reporting = api.graph("GET", DEVICES, token=api.token(REPORTING)).json()
     assert reporting["@odata.nextLink"].startswith(ELSEWHERE + "/beta/")
@@ -373,8 +468,14 @@ def test_next_link_on_users_and_methods(api):
 
 def test_next_link_loses_to_an_earlier_status_rule(api):
     assert api.admin("POST", "settings", json={"page_size": 2}).status_code == 200
-    api.faults({"rules": [rule({"type": "status", "status": 503}, "s1", count=1),
-                          rule({"type": "next_link", "base": ELSEWHERE}, "n1")]})
+    api.faults(
+        {
+            "rules": [
+                rule({"type": "status", "status": 503}, "s1", count=1),
+                rule({"type": "next_link", "base": ELSEWHERE}, "n1"),
+            ]
+        }
+    )
     assert api.graph("GET", DEVICES).status_code == 503
     assert first_page(api)["@odata.nextLink"].startswith(ELSEWHERE + "/")
     assert [e["faults"] for e in api.requests_log(kind="graph")] == [["s1"], ["n1"]]
@@ -382,7 +483,9 @@ def test_next_link_loses_to_an_earlier_status_rule(api):
 
 def test_next_link_with_a_bad_base_is_refused(api):
     api.faults({"rules": [rule({"type": "next_link", "base": ELSEWHERE}, "good")]})
-    response = api.admin("POST", "faults", json={"rules": [rule({"type": "next_link", "base": "https://127.0.0.1:9/beta"})]})
+    response = api.admin(
+        "POST", "faults", json={"rules": [rule({"type": "next_link", "base": "https://127.0.0.1:9/beta"})]}
+    )
     assert response.status_code == 400 and "base" in response.json()["error"]
     assert [r["name"] for r in api.admin("GET", "faults").json()["rules"]] == ["good"]
 
@@ -455,23 +558,42 @@ def test_quotas_can_be_disabled(api):
 
 
 def test_reset_restores_default_quotas(api):
-    api.faults({"write_quota": {"requests": 1, "per_seconds": 60}, "rules": [rule({"type": "reset"})],
-                "latency": {"ms": 10}})
+    api.faults(
+        {"write_quota": {"requests": 1, "per_seconds": 60}, "rules": [rule({"type": "reset"})], "latency": {"ms": 10}}
+    )
     api.reset()
     assert api.admin("GET", "faults").json() == {
-        "rules": [], "latency": {"ms": 0.0, "jitter_ms": 0.0},
-        "write_quota": {"requests": 3000, "per_seconds": 150.0}, "read_rate": {"requests": 3500, "per_seconds": 10.0},
-        "methods_rate": None}
+        "rules": [],
+        "latency": {"ms": 0.0, "jitter_ms": 0.0},
+        "write_quota": {"requests": 3000, "per_seconds": 150.0},
+        "read_rate": {"requests": 3500, "per_seconds": 10.0},
+        "methods_rate": None,
+    }
 
 
 # ------------------------------------------------------------------ faults given at start-up
 def test_start_time_faults_and_latency(suite_material, tmp_path):
     faults_file = tmp_path / "faults.yml"
-    faults_file.write_text(yaml.safe_dump({"rules": [
-        {"name": "boot-503", "match": {"path": "hardwareOathDevices$", "method": "GET"}, "count": 1,
-         "action": {"type": "status", "status": 503, "retry_after": 2}}]}), encoding="utf-8")
-    proc = simlib.SimProcess(suite_material["seed_path"], tmp_path / "sim2",
-                             ["--faults", str(faults_file), "--latency-ms", "250", "--write-quota", "2/60"])
+    faults_file.write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "boot-503",
+                        "match": {"path": "hardwareOathDevices$", "method": "GET"},
+                        "count": 1,
+                        "action": {"type": "status", "status": 503, "retry_after": 2},
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    proc = simlib.SimProcess(
+        suite_material["seed_path"],
+        tmp_path / "sim2",
+        ["--faults", str(faults_file), "--latency-ms", "250", "--write-quota", "2/60"],
+    )
     try:
         with simlib.http_client(proc.info) as http:
             api = simlib.SimApi(proc.info, http, suite_material["seed"])
@@ -482,12 +604,20 @@ def test_start_time_faults_and_latency(suite_material, tmp_path):
             response, elapsed = timed(api.graph, "GET", DEVICES)
             assert response.status_code == 503 and response.headers["retry-after"] == "2" and elapsed >= 0.25
             assert api.graph("GET", DEVICES).status_code == 200
-            assert [api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(3)] == [204, 204, 429]
+            assert [api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(3)] == [
+                204,
+                204,
+                429,
+            ]
             # Reset restores the start-up configuration, not the built-in defaults.
             api.reset()
             assert api.admin("GET", "faults").json()["latency"]["ms"] == 250.0
             assert api.graph("GET", DEVICES).status_code == 503
-            assert [api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(3)] == [204, 204, 429]
+            assert [api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(3)] == [
+                204,
+                204,
+                429,
+            ]
     finally:
         returncode = proc.terminate()
     assert returncode == 0, proc.stderr()
@@ -495,8 +625,11 @@ def test_start_time_faults_and_latency(suite_material, tmp_path):
 
 
 def test_start_time_quota_page_size_and_lifetime(suite_material, tmp_path):
-    proc = simlib.SimProcess(suite_material["seed_path"], tmp_path / "sim3",
-                             ["--write-quota", "off", "--read-rate", "3/60", "--page-size", "5", "--token-lifetime", "600"])
+    proc = simlib.SimProcess(
+        suite_material["seed_path"],
+        tmp_path / "sim3",
+        ["--write-quota", "off", "--read-rate", "3/60", "--page-size", "5", "--token-lifetime", "600"],
+    )
     try:
         with simlib.http_client(proc.info) as http:
             api = simlib.SimApi(proc.info, http, suite_material["seed"])
@@ -506,8 +639,14 @@ def test_start_time_quota_page_size_and_lifetime(suite_material, tmp_path):
             assert len(listing["value"]) == 5 and "@odata.nextLink" in listing
             assert [api.graph("GET", POLICY).status_code for _attempt in range(3)] == [200, 200, 429]
             assert {api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(4)} == {204}
-            response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                          "client_secret": simlib.AUTOMATION_SECRET, "scope": GRAPH_DEFAULT})
+            response = api.token_request(
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": AUTOMATION,
+                    "client_secret": simlib.AUTOMATION_SECRET,
+                    "scope": GRAPH_DEFAULT,
+                }
+            )
             assert response.json()["expires_in"] == 600
     finally:
         assert proc.terminate() == 0
@@ -517,11 +656,24 @@ def test_fault_seed_is_restored_by_reset(suite_material, tmp_path):
     """--fault-seed makes probabilistic faults reproducible: a reset (which restores the start-up fault
     configuration) must also restart the random sequence, or runs that reset between cases diverge."""
     faults_file = tmp_path / "coin.yml"
-    faults_file.write_text(yaml.safe_dump({"rules": [
-        {"name": "coin", "match": {"path": "^/beta/users/"}, "probability": 0.5,
-         "action": {"type": "status", "status": 503}}]}), encoding="utf-8")
-    proc = simlib.SimProcess(suite_material["seed_path"], tmp_path / "sim6",
-                             ["--faults", str(faults_file), "--fault-seed", "7"])
+    faults_file.write_text(
+        yaml.safe_dump(
+            {
+                "rules": [
+                    {
+                        "name": "coin",
+                        "match": {"path": "^/beta/users/"},
+                        "probability": 0.5,
+                        "action": {"type": "status", "status": 503},
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    proc = simlib.SimProcess(
+        suite_material["seed_path"], tmp_path / "sim6", ["--faults", str(faults_file), "--fault-seed", "7"]
+    )
     try:
         with simlib.http_client(proc.info) as http:
             api = simlib.SimApi(proc.info, http, suite_material["seed"])

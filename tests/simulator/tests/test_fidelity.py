@@ -12,19 +12,55 @@ import pytest
 import yaml
 
 import simlib
-from simlib import (ADELE, ADELE_ACTIVATED, ALEX, AMY, AUTOMATION, CLI, DEVICES, DEVICES_ONLY_APP, DIEGO,
-                    DIEGO_ASSIGNED, GRADY, MEGAN, MEGAN_TOKENS, MEGAN_UPN, POLICY, REPORTING, SPARE, TENANT_ID,
-                    TOTP123456, TOTP654321, UNKNOWN_ID, assert_graph_error, methods_path)
+from simlib import (
+    ADELE,
+    ADELE_ACTIVATED,
+    ALEX,
+    AMY,
+    AUTOMATION,
+    CLI,
+    DEVICES,
+    DEVICES_ONLY_APP,
+    DIEGO,
+    DIEGO_ASSIGNED,
+    GRADY,
+    MEGAN,
+    MEGAN_TOKENS,
+    MEGAN_UPN,
+    POLICY,
+    REPORTING,
+    SPARE,
+    TENANT_ID,
+    TOTP123456,
+    TOTP654321,
+    UNKNOWN_ID,
+    assert_graph_error,
+    methods_path,
+)
 
 JSON = {"Content-Type": "application/json"}
 MODES = ["documented", "silent", "lenient"]
 DELAY_MS = 400  # read_after_write_delay_ms in these tests: long enough for a few requests, short for the suite
-DEFAULTS = {"create_assign_without_permission": "forbid", "filter_mode": "documented", "top_above_max": "cap",
-            "method_device_inline": True, "create_assign_status": "assigned", "reactivate_activated": "allow",
-            "batch_parallel": True, "read_after_write_delay_ms": 0}
-OTHERS = {"create_assign_without_permission": "ignore", "filter_mode": "silent", "top_above_max": "reject",
-          "method_device_inline": False, "create_assign_status": "available", "reactivate_activated": "refuse",
-          "batch_parallel": False, "read_after_write_delay_ms": 250}
+DEFAULTS = {
+    "create_assign_without_permission": "forbid",
+    "filter_mode": "documented",
+    "top_above_max": "cap",
+    "method_device_inline": True,
+    "create_assign_status": "assigned",
+    "reactivate_activated": "allow",
+    "batch_parallel": True,
+    "read_after_write_delay_ms": 0,
+}
+OTHERS = {
+    "create_assign_without_permission": "ignore",
+    "filter_mode": "silent",
+    "top_above_max": "reject",
+    "method_device_inline": False,
+    "create_assign_status": "available",
+    "reactivate_activated": "refuse",
+    "batch_parallel": False,
+    "read_after_write_delay_ms": 250,
+}
 ALREADY_ACTIVATED = "The hardware OATH token is already activated."
 
 
@@ -40,8 +76,14 @@ def ids(response):
 
 
 def new_device(serial, **extra):
-    return {"serialNumber": serial, "manufacturer": "Contoso", "model": "Fidelity", "timeIntervalInSeconds": 30,
-            "secretKey": pyotp.random_base32(32), **extra}
+    return {
+        "serialNumber": serial,
+        "manufacturer": "Contoso",
+        "model": "Fidelity",
+        "timeIntervalInSeconds": 30,
+        "secretKey": pyotp.random_base32(32),
+        **extra,
+    }
 
 
 def timed(fn, *args, **kwargs):
@@ -81,22 +123,25 @@ def test_every_setting_changes_at_run_time_and_reset_restores_it(api):
     assert api.admin("GET", "settings").json() == before
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"filter_mode": "strict"}, 'filter_mode must be documented, silent or lenient, not "strict"'),
-    ({"filter_mode": "Documented"}, 'filter_mode must be documented, silent or lenient, not "Documented"'),
-    ({"top_above_max": "drop"}, 'top_above_max must be cap or reject, not "drop"'),
-    ({"method_device_inline": "false"}, 'method_device_inline must be true or false, not "false"'),
-    ({"method_device_inline": 0}, "method_device_inline must be true or false, not 0"),
-    ({"create_assign_status": "activated"}, 'create_assign_status must be assigned or available, not "activated"'),
-    ({"reactivate_activated": None}, "reactivate_activated must be allow or refuse, not null"),
-    ({"batch_parallel": 1}, "batch_parallel must be true or false, not 1"),
-    ({"read_after_write_delay_ms": -1}, "read_after_write_delay_ms must be a non-negative integer, not -1"),
-    ({"read_after_write_delay_ms": 1.5}, "read_after_write_delay_ms must be a non-negative integer, not 1.5"),
-    ({"read_after_write_delay_ms": "300"}, 'read_after_write_delay_ms must be a non-negative integer, not "300"'),
-    ({"read_after_write_delay_ms": True}, "read_after_write_delay_ms must be a non-negative integer, not true"),
-    ({"filter_mode": "lenient", "batch_parallel": "no"}, 'batch_parallel must be true or false, not "no"'),
-    ({"filter_mode": "lenient", "methods_rate": "5/10"}, "unknown setting 'methods_rate'"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"filter_mode": "strict"}, 'filter_mode must be documented, silent or lenient, not "strict"'),
+        ({"filter_mode": "Documented"}, 'filter_mode must be documented, silent or lenient, not "Documented"'),
+        ({"top_above_max": "drop"}, 'top_above_max must be cap or reject, not "drop"'),
+        ({"method_device_inline": "false"}, 'method_device_inline must be true or false, not "false"'),
+        ({"method_device_inline": 0}, "method_device_inline must be true or false, not 0"),
+        ({"create_assign_status": "activated"}, 'create_assign_status must be assigned or available, not "activated"'),
+        ({"reactivate_activated": None}, "reactivate_activated must be allow or refuse, not null"),
+        ({"batch_parallel": 1}, "batch_parallel must be true or false, not 1"),
+        ({"read_after_write_delay_ms": -1}, "read_after_write_delay_ms must be a non-negative integer, not -1"),
+        ({"read_after_write_delay_ms": 1.5}, "read_after_write_delay_ms must be a non-negative integer, not 1.5"),
+        ({"read_after_write_delay_ms": "300"}, 'read_after_write_delay_ms must be a non-negative integer, not "300"'),
+        ({"read_after_write_delay_ms": True}, "read_after_write_delay_ms must be a non-negative integer, not true"),
+        ({"filter_mode": "lenient", "batch_parallel": "no"}, 'batch_parallel must be true or false, not "no"'),
+        ({"filter_mode": "lenient", "methods_rate": "5/10"}, "unknown setting 'methods_rate'"),
+    ],
+)
 def test_setting_errors_change_nothing(api, data, message):
     before = api.admin("GET", "settings").json()
     response = api.admin("POST", "settings", json=data)
@@ -105,16 +150,22 @@ def test_setting_errors_change_nothing(api, data, message):
     assert api.admin("GET", "settings").json() == before
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"filter_mode": "strict"}, 'settings.filter_mode must be documented, silent or lenient, not "strict"'),
-    ({"top_above_max": "drop"}, 'settings.top_above_max must be cap or reject, not "drop"'),
-    ({"method_device_inline": "yes"}, 'settings.method_device_inline must be true or false, not "yes"'),
-    ({"create_assign_status": "activated"}, "settings.create_assign_status must be assigned or available"),
-    ({"reactivate_activated": True}, "settings.reactivate_activated must be allow or refuse, not true"),
-    ({"batch_parallel": "parallel"}, "settings.batch_parallel must be true or false"),
-    ({"read_after_write_delay_ms": -1}, "settings.read_after_write_delay_ms must be a non-negative integer"),
-    ({"create_assign_without_permission": "allow"}, "settings.create_assign_without_permission must be forbid or ignore"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"filter_mode": "strict"}, 'settings.filter_mode must be documented, silent or lenient, not "strict"'),
+        ({"top_above_max": "drop"}, 'settings.top_above_max must be cap or reject, not "drop"'),
+        ({"method_device_inline": "yes"}, 'settings.method_device_inline must be true or false, not "yes"'),
+        ({"create_assign_status": "activated"}, "settings.create_assign_status must be assigned or available"),
+        ({"reactivate_activated": True}, "settings.reactivate_activated must be allow or refuse, not true"),
+        ({"batch_parallel": "parallel"}, "settings.batch_parallel must be true or false"),
+        ({"read_after_write_delay_ms": -1}, "settings.read_after_write_delay_ms must be a non-negative integer"),
+        (
+            {"create_assign_without_permission": "allow"},
+            "settings.create_assign_without_permission must be forbid or ignore",
+        ),
+    ],
+)
 def test_invalid_seed_settings_exit_2(suite_material, tmp_path, settings, message):
     with pytest.raises(RuntimeError, match="exited with 2") as failure:
         start(tmp_path, with_settings(suite_material["seed"], **settings))
@@ -151,10 +202,19 @@ def seeded_sim(suite_material, tmp_path_factory):
     seed["users"] = seed["users"] + [
         {"id": OTTO, "user_principal_name": OTTO_UPN, "display_name": "Otto Other", "other_oath_methods": 4},
         {"id": FAY, "user_principal_name": FAY_UPN, "display_name": "Fay Full", "other_oath_methods": 5},
-        {"id": MAX, "user_principal_name": MAX_UPN, "display_name": "Max Mixed", "other_oath_methods": 2}]
+        {"id": MAX, "user_principal_name": MAX_UPN, "display_name": "Max Mixed", "other_oath_methods": 2},
+    ]
     seed["tokens"] = seed["tokens"] + [
-        {"serial_number": f"MAX-{i}", "secret_key": pyotp.random_base32(32), "manufacturer": "Contoso",
-         "model": "Hardware Key", "assigned_to": MAX_UPN, "status": "assigned"} for i in range(3)]
+        {
+            "serial_number": f"MAX-{i}",
+            "secret_key": pyotp.random_base32(32),
+            "manufacturer": "Contoso",
+            "model": "Hardware Key",
+            "assigned_to": MAX_UPN,
+            "status": "assigned",
+        }
+        for i in range(3)
+    ]
     proc = start(tmp_path_factory.mktemp("seeded"), seed, ["--methods-rate", f"{METHODS_RATE}/60"])
     with simlib.http_client(proc.info) as http:
         yield simlib.SimApi(proc.info, http, seed)
@@ -204,10 +264,16 @@ def test_other_oath_methods_count_towards_five(seeded, totp):
     assert seeded.graph("POST", methods_path(OTTO), json={"device": {"id": TOTP123456}}).status_code == 201
     refusals = [
         seeded.graph("POST", methods_path(OTTO), json={"device": {"id": TOTP654321}}),
-        seeded.graph("POST", f"{methods_path(OTTO)}/assignAndActivate",
-                     json={"device": {"id": TOTP654321}, "verificationCode": totp("TOTP654321").at(seeded.now())}),
-        seeded.graph("POST", f"{methods_path(OTTO_UPN)}/assignAndActivateBySerialNumber",
-                     json={"serialNumber": "TOTP654321", "verificationCode": totp("TOTP654321").at(seeded.now())}),
+        seeded.graph(
+            "POST",
+            f"{methods_path(OTTO)}/assignAndActivate",
+            json={"device": {"id": TOTP654321}, "verificationCode": totp("TOTP654321").at(seeded.now())},
+        ),
+        seeded.graph(
+            "POST",
+            f"{methods_path(OTTO_UPN)}/assignAndActivateBySerialNumber",
+            json={"serialNumber": "TOTP654321", "verificationCode": totp("TOTP654321").at(seeded.now())},
+        ),
         seeded.graph("POST", DEVICES, json=new_device("OTTO-6", assignTo={"id": OTTO})),
         seeded.graph("POST", methods_path(FAY), json={"device": {"id": TOTP654321}}),
         seeded.graph("POST", methods_path(MAX), json={"device": {"id": TOTP654321}}),
@@ -216,8 +282,9 @@ def test_other_oath_methods_count_towards_five(seeded, totp):
     for response, upn in zip(refusals, upns):
         error = assert_graph_error(response, 400, "badRequest")
         assert error["message"] == limit_message(upn) and "code" not in error["message"].lower()
-    bulk = seeded.graph("PATCH", DEVICES, json={"@context": "#$delta", "value": [
-        new_device("OTTO-7", assignTo={"id": OTTO})]})
+    bulk = seeded.graph(
+        "PATCH", DEVICES, json={"@context": "#$delta", "value": [new_device("OTTO-7", assignTo={"id": OTTO})]}
+    )
     assert_graph_error(bulk, 400, "badRequest")
     assert bulk.json()["error"]["details"][0]["message"] == limit_message(OTTO_UPN)
     state = seeded.admin_state()
@@ -228,7 +295,9 @@ def test_other_oath_methods_count_towards_five(seeded, totp):
 
 
 def test_hardware_tokens_alone_reach_the_limit_with_the_new_message(api):
-    error = assert_graph_error(api.graph("POST", methods_path(MEGAN), json={"device": {"id": SPARE}}), 400, "badRequest")
+    error = assert_graph_error(
+        api.graph("POST", methods_path(MEGAN), json={"device": {"id": SPARE}}), 400, "badRequest"
+    )
     assert error["message"] == limit_message(MEGAN_UPN)
 
 
@@ -255,12 +324,15 @@ def test_user_filters_in_every_mode(api, mode, expr, expected):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("expr, fragment", [
-    ("userType eq 'Member' or userType eq 'Guest'", "'or' operator"),
-    ("endswith(displayName,'s')", "function 'endswith'"),
-    ("userType gt 'A'", "'gt' operator"),
-    ("accountEnabled eq true", "Could not find a property named 'accountEnabled'"),
-])
+@pytest.mark.parametrize(
+    "expr, fragment",
+    [
+        ("userType eq 'Member' or userType eq 'Guest'", "'or' operator"),
+        ("endswith(displayName,'s')", "function 'endswith'"),
+        ("userType gt 'A'", "'gt' operator"),
+        ("accountEnabled eq true", "Could not find a property named 'accountEnabled'"),
+    ],
+)
 def test_user_filters_refused_in_every_mode(api, mode, expr, fragment):
     set_settings(api, filter_mode=mode)
     assert_graph_error(api.graph("GET", "/users", params={"$filter": expr}), 400, "BadRequest", fragment)
@@ -271,10 +343,11 @@ def test_user_method_filters_are_the_same_in_every_mode(api, mode):
     set_settings(api, filter_mode=mode)
     expr = "device/status eq 'activated' and (device/serialNumber in ('MEGAN-0001', 'MEGAN-0004'))"
     assert ids(api.graph("GET", methods_path(MEGAN), params={"$filter": expr})) == [MEGAN_TOKENS[0]]
-    for expr, fragment in [("device/status ne 'activated'", "'ne' operator"),
-                           ("startswith(device/serialNumber,'MEGAN')", "function 'startswith'")]:
-        assert_graph_error(api.graph("GET", methods_path(MEGAN), params={"$filter": expr}), 400, "BadRequest",
-                           fragment)
+    for expr, fragment in [
+        ("device/status ne 'activated'", "'ne' operator"),
+        ("startswith(device/serialNumber,'MEGAN')", "function 'startswith'"),
+    ]:
+        assert_graph_error(api.graph("GET", methods_path(MEGAN), params={"$filter": expr}), 400, "BadRequest", fragment)
 
 
 # ------------------------------------------------------------------ top_above_max
@@ -293,8 +366,9 @@ def test_top_above_max(api, path):
 def test_top_above_max_reject_with_the_default_maximum(api):
     set_settings(api, top_above_max="reject")
     assert len(ids(api.graph("GET", DEVICES, params={"$top": "999"}))) == simlib.SEED_TOKEN_COUNT
-    assert_graph_error(api.graph("GET", DEVICES, params={"$top": "1000"}), 400, "BadRequest",
-                       "Must be between 1 and 999 inclusive.")
+    assert_graph_error(
+        api.graph("GET", DEVICES, params={"$top": "1000"}), 400, "BadRequest", "Must be between 1 and 999 inclusive."
+    )
 
 
 # ------------------------------------------------------------------ read_after_write_delay_ms
@@ -352,9 +426,15 @@ def test_delete_then_create_without_delay(api):
 
 def test_read_after_write_assignment_activation_and_unassignment(api, totp):
     set_settings(api, read_after_write_delay_ms=DELAY_MS)
-    response = api.graph("POST", f"{methods_path(AMY)}/assignAndActivate",
-                         json={"device": {"id": TOTP123456}, "verificationCode": totp("TOTP123456").at(api.now()),
-                               "displayName": "Amy's key"})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivate",
+        json={
+            "device": {"id": TOTP123456},
+            "verificationCode": totp("TOTP123456").at(api.now()),
+            "displayName": "Amy's key",
+        },
+    )
     assert response.status_code == 204, response.text
     device = api.device(TOTP123456)
     assert (device["status"], device["assignedTo"], device["displayName"]) == ("available", None, None)
@@ -411,14 +491,19 @@ def test_method_device_path(api, sim, inline):
         response = api.graph("GET", f"{methods_path(user)}/{MEGAN_TOKENS[0]}/device")
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body.pop("@odata.context") == (f"{sim['graph_url']}/beta/$metadata#users('{MEGAN}')/authentication/"
-                                              f"hardwareOathMethods('{MEGAN_TOKENS[0]}')/device/$entity")
+        assert body.pop("@odata.context") == (
+            f"{sim['graph_url']}/beta/$metadata#users('{MEGAN}')/authentication/"
+            f"hardwareOathMethods('{MEGAN_TOKENS[0]}')/device/$entity"
+        )
         assert body == device
     selected = api.graph("GET", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}/device", params={"$select": "serialNumber"})
     assert {k: v for k, v in selected.json().items() if k != "@odata.context"} == {
-        "id": MEGAN_TOKENS[0], "serialNumber": "MEGAN-0001"}
-    me = api.graph("GET", f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[0]}/device",
-                   token=api.token(CLI, user=MEGAN))
+        "id": MEGAN_TOKENS[0],
+        "serialNumber": "MEGAN-0001",
+    }
+    me = api.graph(
+        "GET", f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[0]}/device", token=api.token(CLI, user=MEGAN)
+    )
     assert me.status_code == 200 and me.json()["serialNumber"] == "MEGAN-0001"
     reporting = api.graph("GET", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}/device", token=api.token(REPORTING))
     assert reporting.status_code == 200  # the permission to read the user's methods
@@ -459,7 +544,9 @@ def test_create_assign_status_available(api):
     assert api.graph("DELETE", f"{methods_path(AMY)}/{token_id}").status_code == 204
     device = api.device(token_id)
     assert (device["status"], device["assignedTo"]) == ("available", None)
-    bulk = api.graph("PATCH", DEVICES, json={"@context": "#$delta", "value": [new_device("CAS-2", assignTo={"id": AMY})]})
+    bulk = api.graph(
+        "PATCH", DEVICES, json={"@context": "#$delta", "value": [new_device("CAS-2", assignTo={"id": AMY})]}
+    )
     assert bulk.status_code == 200 and bulk.json()["value"][0]["status"] == "available"
     assert bulk.json()["value"][0]["assignedTo"]["id"] == AMY
 
@@ -470,14 +557,18 @@ def test_create_assign_status_available_counts_towards_the_limit(api):
         api.create_device(f"CAS-LIMIT-{i}", assignTo={"id": AMY})
     response = api.graph("POST", DEVICES, json=new_device("CAS-LIMIT-5", assignTo={"id": AMY}))
     assert assert_graph_error(response, 400, "badRequest")["message"] == limit_message("amy.masters@contoso.com")
-    assert_graph_error(api.graph("POST", methods_path(AMY), json={"device": {"id": SPARE}}), 400, "badRequest",
-                       "maximum of 5")
+    assert_graph_error(
+        api.graph("POST", methods_path(AMY), json={"device": {"id": SPARE}}), 400, "badRequest", "maximum of 5"
+    )
 
 
 # ------------------------------------------------------------------ reactivate_activated
 def test_reactivate_activated_allow_renames(api, totp):
-    response = api.graph("POST", f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/activate",
-                         json={"verificationCode": totp("TOTP100002").at(api.now()), "displayName": "Renamed"})
+    response = api.graph(
+        "POST",
+        f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/activate",
+        json={"verificationCode": totp("TOTP100002").at(api.now()), "displayName": "Renamed"},
+    )
     assert response.status_code == 204, response.text
     device = api.device(ADELE_ACTIVATED)
     assert (device["status"], device["displayName"]) == ("activated", "Renamed")
@@ -490,7 +581,10 @@ def test_reactivate_activated_refuse(api, totp):
     attempts = [
         (f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/activate", {"verificationCode": code, "displayName": "Renamed"}),
         (f"{methods_path(ADELE)}/assignAndActivate", {"device": {"id": ADELE_ACTIVATED}, "verificationCode": code}),
-        (f"{methods_path(ADELE)}/assignAndActivateBySerialNumber", {"serialNumber": "TOTP100002", "verificationCode": code}),
+        (
+            f"{methods_path(ADELE)}/assignAndActivateBySerialNumber",
+            {"serialNumber": "TOTP100002", "verificationCode": code},
+        ),
         (f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/activate", {"verificationCode": "000000"}),  # a wrong code too
     ]
     for path, body in attempts:
@@ -501,7 +595,9 @@ def test_reactivate_activated_refuse(api, totp):
     path = f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}/activate"
     assert api.graph("POST", path, json={"verificationCode": totp("TOTP100001").at(api.now())}).status_code == 204
     next_code = totp("TOTP100001").at(api.now() + 30)
-    assert_graph_error(api.graph("POST", path, json={"verificationCode": next_code}), 400, "badRequest", ALREADY_ACTIVATED)
+    assert_graph_error(
+        api.graph("POST", path, json={"verificationCode": next_code}), 400, "badRequest", ALREADY_ACTIVATED
+    )
     assert api.graph("POST", f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}/deactivate").status_code == 204
     assert api.graph("POST", path, json={"verificationCode": next_code}).status_code == 204
 
@@ -528,12 +624,25 @@ def test_batch_latency_parallel_and_sequential(api):
 
 
 def test_batch_depends_on_chains_add_up(api):
-    api.faults({"rules": [{"name": "slow-items", "match": {"path": "^/beta/users/"},
-                           "action": {"type": "latency", "ms": 100}}]})
-    chain = [{"id": "c1", "method": "GET", "url": f"/users/{AMY}"},
-             {"id": "c2", "method": "GET", "url": f"/users/{AMY}", "dependsOn": ["c1"]},
-             {"id": "c3", "method": "POST", "url": methods_path(AMY), "headers": JSON,
-              "body": {"device": {"id": SPARE}}, "dependsOn": ["C2"]}]
+    api.faults(
+        {
+            "rules": [
+                {"name": "slow-items", "match": {"path": "^/beta/users/"}, "action": {"type": "latency", "ms": 100}}
+            ]
+        }
+    )
+    chain = [
+        {"id": "c1", "method": "GET", "url": f"/users/{AMY}"},
+        {"id": "c2", "method": "GET", "url": f"/users/{AMY}", "dependsOn": ["c1"]},
+        {
+            "id": "c3",
+            "method": "POST",
+            "url": methods_path(AMY),
+            "headers": JSON,
+            "body": {"device": {"id": SPARE}},
+            "dependsOn": ["C2"],
+        },
+    ]
     others = [{"id": str(i), "method": "GET", "url": f"/users/{AMY}"} for i in range(10)]
     statuses, elapsed = timed(batch, api, chain + others)
     assert set(statuses.values()) == {200, 201}
@@ -551,7 +660,9 @@ def test_methods_rate(api, totp):
     assert_graph_error(response, 429, "TooManyRequests")
     assert response.headers["retry-after"].isdigit() and 1 <= int(response.headers["retry-after"]) <= 10
     assert response.headers["x-ms-throttle-information"] == "ResourceUnitLimitExceeded"
-    assert response.headers["x-ms-throttle-scope"] == f"Tenant_Application/AuthenticationMethods/{AUTOMATION}/{TENANT_ID}"
+    assert (
+        response.headers["x-ms-throttle-scope"] == f"Tenant_Application/AuthenticationMethods/{AUTOMATION}/{TENANT_ID}"
+    )
     assert api.token_state(TOTP654321)["assigned_to"] is None  # throttled: not processed
     assert api.requests_log(status=429)[-1]["throttled"] is True
     assert api.graph("GET", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}/device").status_code == 429
@@ -566,10 +677,18 @@ def test_methods_rate_counts_batch_items_and_me(api):
     api.faults({"methods_rate": {"requests": 2, "per_seconds": 60}})
     token = api.token(CLI, user=MEGAN)
     assert api.graph("GET", "/me/authentication/hardwareOathMethods", token=token).status_code == 200
-    response = api.graph("POST", "/$batch", token=token, json={"requests": [
-        {"id": "1", "method": "GET", "url": "/me/authentication/hardwareOathMethods"},
-        {"id": "2", "method": "GET", "url": f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[0]}/device"},
-        {"id": "3", "method": "GET", "url": "/me"}]})
+    response = api.graph(
+        "POST",
+        "/$batch",
+        token=token,
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/me/authentication/hardwareOathMethods"},
+                {"id": "2", "method": "GET", "url": f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[0]}/device"},
+                {"id": "3", "method": "GET", "url": "/me"},
+            ]
+        },
+    )
     assert response.status_code == 200  # the envelope is not charged
     items = {r["id"]: r for r in response.json()["responses"]}
     assert [items[i]["status"] for i in "123"] == [200, 429, 200]
@@ -591,8 +710,14 @@ def test_methods_rate_true_false_delete_and_reset(api):
     assert {api.graph("GET", methods_path(AMY)).status_code for _i in range(8)} == {200}
 
 
-@pytest.mark.parametrize("spec", [{"methods_rate": {"requests": 0, "per_seconds": 10}}, {"methods_rate": "fast"},
-                                  {"methods_rate": {"requests": 5, "per_seconds": 0}}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"methods_rate": {"requests": 0, "per_seconds": 10}},
+        {"methods_rate": "fast"},
+        {"methods_rate": {"requests": 5, "per_seconds": 0}},
+    ],
+)
 def test_invalid_methods_rate(api, spec):
     before = api.admin("GET", "faults").json()
     response = api.admin("POST", "faults", json=spec)

@@ -8,26 +8,31 @@ import uuid
 
 import pytest
 
-from simlib import (AUTOMATION, DEVICES, GRAPH, OTHER_TENANT_ID, RUNNER_MI, assert_graph_error, seed_secrets)
+from simlib import AUTOMATION, DEVICES, GRAPH, OTHER_TENANT_ID, RUNNER_MI, assert_graph_error, seed_secrets
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
 
 def _assert_401(response, client_request_id, message=None):
-    error = assert_graph_error(response, 401, "InvalidAuthenticationToken", message, client_request_id=client_request_id)
+    error = assert_graph_error(
+        response, 401, "InvalidAuthenticationToken", message, client_request_id=client_request_id
+    )
     assert response.headers["www-authenticate"].startswith("Bearer ")
     assert set(error) == {"code", "message", "innerError"}
     assert set(error["innerError"]) == {"request-id", "date", "client-request-id"}
     return error
 
 
-@pytest.mark.parametrize("authorization,message", [
-    (None, "Access token is empty."),
-    ("Bearer", "Access token is empty."),
-    ("Basic dXNlcjpwYXNz", "Access token is empty."),
-    ("Bearer not-a-jwt", "CompactToken parsing failed"),
-    ("Bearer aaa.bbb.ccc", "Access token validation failure."),
-])
+@pytest.mark.parametrize(
+    "authorization,message",
+    [
+        (None, "Access token is empty."),
+        ("Bearer", "Access token is empty."),
+        ("Basic dXNlcjpwYXNz", "Access token is empty."),
+        ("Bearer not-a-jwt", "CompactToken parsing failed"),
+        ("Bearer aaa.bbb.ccc", "Access token validation failure."),
+    ],
+)
 def test_missing_or_malformed_token(api, authorization, message):
     crid = str(uuid.uuid4())
     headers = {"client-request-id": crid}
@@ -40,8 +45,11 @@ def test_missing_or_malformed_token(api, authorization, message):
 def test_expired_token_beyond_clock_skew(api):
     crid = str(uuid.uuid4())
     token = api.token(AUTOMATION, lifetime=-400)  # expired 400 s ago: beyond the 300 s skew
-    _assert_401(api.graph("GET", DEVICES, token=token, headers={"client-request-id": crid}), crid,
-                "Access token has expired or is not yet valid.")
+    _assert_401(
+        api.graph("GET", DEVICES, token=token, headers={"client-request-id": crid}),
+        crid,
+        "Access token has expired or is not yet valid.",
+    )
 
 
 def test_expired_token_within_clock_skew_is_accepted(api):
@@ -55,8 +63,11 @@ def test_token_not_yet_valid(api):
     token = api.token(AUTOMATION)
     assert api.graph("GET", DEVICES, token=token).status_code == 200
     api.set_clock(0)
-    _assert_401(api.graph("GET", DEVICES, token=token, headers={"client-request-id": "c1"}), "c1",
-                "Access token has expired or is not yet valid.")
+    _assert_401(
+        api.graph("GET", DEVICES, token=token, headers={"client-request-id": "c1"}),
+        "c1",
+        "Access token has expired or is not yet valid.",
+    )
 
 
 def test_token_expires_when_tenant_clock_moves(api):
@@ -68,8 +79,11 @@ def test_token_expires_when_tenant_clock_moves(api):
 def test_foreign_signed_token(api):
     crid = str(uuid.uuid4())
     token = api.token(AUTOMATION, foreign=True)
-    _assert_401(api.graph("GET", DEVICES, token=token, headers={"client-request-id": crid}), crid,
-                "Access token validation failure.")
+    _assert_401(
+        api.graph("GET", DEVICES, token=token, headers={"client-request-id": crid}),
+        crid,
+        "Access token validation failure.",
+    )
     entry = api.requests_log(kind="graph")[-1]
     assert entry["status"] == 401 and entry["reason"] == "invalid signature"
 
@@ -80,8 +94,10 @@ def test_tampered_token(api):
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["roles"] = ["Policy.ReadWrite.AuthenticationMethod"]
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    _assert_401(api.graph("POST", DEVICES, token=f"{header}.{forged}.{signature}", json={},
-                          headers={"client-request-id": "t"}), "t")
+    _assert_401(
+        api.graph("POST", DEVICES, token=f"{header}.{forged}.{signature}", json={}, headers={"client-request-id": "t"}),
+        "t",
+    )
 
 
 def test_foreign_tenant_token(api):
@@ -95,8 +111,7 @@ def test_foreign_tenant_token(api):
 def test_wrong_audience(api, resource):
     crid = str(uuid.uuid4())
     token = api.token(AUTOMATION, resource=resource)
-    _assert_401(api.graph("GET", DEVICES, token=token, headers={"client-request-id": crid}), crid,
-                "Invalid audience")
+    _assert_401(api.graph("GET", DEVICES, token=token, headers={"client-request-id": crid}), crid, "Invalid audience")
     assert api.requests_log(kind="graph")[-1]["reason"] == "audience"
 
 

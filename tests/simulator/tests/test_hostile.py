@@ -30,8 +30,18 @@ class HostileProcess:
         self.ready_file = workdir / "ready" / "hostile.json"
         self.ready_file.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-            [sys.executable, str(simlib.HOSTILE), "--state-dir", str(workdir / "state"), "--ready-file",
-             str(self.ready_file)] + list(extra_args or []), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                str(simlib.HOSTILE),
+                "--state-dir",
+                str(workdir / "state"),
+                "--ready-file",
+                str(self.ready_file),
+            ]
+            + list(extra_args or []),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 30
         while not self.ready_file.exists():
             if self.proc.poll() is not None:
@@ -77,12 +87,15 @@ def test_script_ready_file_requests_and_sigterm(tmp_path):
         assert info["log_file"] == str(tmp_path / "state" / "hostile-requests.jsonl")
         assert read_log(info) == []
         with trusting(info) as http:
-            response = http.get(f"{info['https_url']}/beta/users", params={"$top": "1"},
-                                headers={"Authorization": "Bearer " + TOKEN})
+            response = http.get(
+                f"{info['https_url']}/beta/users", params={"$top": "1"}, headers={"Authorization": "Bearer " + TOKEN}
+            )
             assert response.status_code == 200 and response.json() == {"value": []}
             assert response.headers["content-type"] == "application/json"
-            response = http.post(f"{info['http_url']}/tenant/oauth2/v2.0/token",
-                                 data={"grant_type": "client_credentials", "client_secret": SECRET})
+            response = http.post(
+                f"{info['http_url']}/tenant/oauth2/v2.0/token",
+                data={"grant_type": "client_credentials", "client_secret": SECRET},
+            )
             assert response.status_code == 200 and response.json() == {"value": []}
         https_entry, http_entry = read_log(info)
         assert set(https_entry) == RECORD_KEYS
@@ -125,21 +138,34 @@ def test_in_process_answers_any_method_and_path(hostile):
     entries = hostile.requests()
     assert [(e["method"], e["path"], e["scheme"]) for e in entries] == (
         [(m, f"/any/{m.lower()}", "https") for m in ("GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS", "PROPFIND")]
-        + [("HEAD", "/", "http")])
+        + [("HEAD", "/", "http")]
+    )
     assert all(e["query"] == {"x": "1"} for e in entries[:-1])
 
 
 def test_in_process_keep_alive(hostile):
     info = hostile.info()
     with trusting(info, limits=httpx.Limits(max_connections=1)) as http:
-        peers = {http.get(f"{info['https_url']}/beta/users?$skiptoken={i}").extensions["network_stream"]
-                 .get_extra_info("client_addr") for i in range(5)}
+        peers = {
+            http.get(f"{info['https_url']}/beta/users?$skiptoken={i}")
+            .extensions["network_stream"]
+            .get_extra_info("client_addr")
+            for i in range(5)
+        }
     assert len(peers) == 1 and len(hostile.requests()) == 5
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("Bearer " + TOKEN, "Bearer"), ("basic dXNlcjpwYXNz", "basic"), ("Negotiate abc", "Negotiate"),
-    (TOKEN, "unknown"), (SECRET, "unknown"), ("", "unknown")])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("Bearer " + TOKEN, "Bearer"),
+        ("basic dXNlcjpwYXNz", "basic"),
+        ("Negotiate abc", "Negotiate"),
+        (TOKEN, "unknown"),
+        (SECRET, "unknown"),
+        ("", "unknown"),
+    ],
+)
 def test_authorization_scheme_only(hostile, value, expected):
     info = hostile.info()
     with httpx.Client(timeout=15) as http:
@@ -150,17 +176,25 @@ def test_authorization_scheme_only(hostile, value, expected):
         assert value not in Path(info["log_file"]).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("kwargs,expected", [
-    ({"data": {"client_id": "x", "client_secret": SECRET}}, True),
-    ({"data": {"client_assertion_type": "jwt-bearer", "client_assertion": TOKEN}}, True),
-    ({"data": {"username": "amy", "password": SECRET}}, True),
-    ({"json": {"passwordCredentials": [{"password": SECRET}]}}, True),
-    ({"json": {"client_secret": SECRET}}, True),
-    ({"content": b'{"value": ' + json.dumps(SECRET).encode() + b"}", "headers": {"Content-Type": "application/json"}},
-     False),
-    ({"data": {"grant_type": "client_credentials", "client_id": "x"}}, False),
-    ({"content": b"\xff\xfe not json, not a form"}, False),
-])
+@pytest.mark.parametrize(
+    "kwargs,expected",
+    [
+        ({"data": {"client_id": "x", "client_secret": SECRET}}, True),
+        ({"data": {"client_assertion_type": "jwt-bearer", "client_assertion": TOKEN}}, True),
+        ({"data": {"username": "amy", "password": SECRET}}, True),
+        ({"json": {"passwordCredentials": [{"password": SECRET}]}}, True),
+        ({"json": {"client_secret": SECRET}}, True),
+        (
+            {
+                "content": b'{"value": ' + json.dumps(SECRET).encode() + b"}",
+                "headers": {"Content-Type": "application/json"},
+            },
+            False,
+        ),
+        ({"data": {"grant_type": "client_credentials", "client_id": "x"}}, False),
+        ({"content": b"\xff\xfe not json, not a form"}, False),
+    ],
+)
 def test_credential_in_body(hostile, kwargs, expected):
     info = hostile.info()
     with trusting(info) as http:
@@ -176,11 +210,14 @@ def test_chunked_body_is_read(hostile):
 
     def chunks():
         for i in range(0, len(body), 7):
-            yield body[i:i + 7]
+            yield body[i : i + 7]
 
     with trusting(info) as http:
-        response = http.post(f"{info['https_url']}/token", content=chunks(),
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = http.post(
+            f"{info['https_url']}/token",
+            content=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 200
         assert http.get(f"{info['https_url']}/after").status_code == 200  # the connection is still in step
     first, second = hostile.requests()
@@ -192,8 +229,7 @@ def test_query_credentials_are_redacted(hostile):
     info = hostile.info()
     with httpx.Client(timeout=15) as http:
         http.get(f"{info['http_url']}/cb", params={"client_secret": SECRET, "access_token": TOKEN, "$top": "2"})
-    assert hostile.requests()[-1]["query"] == {"client_secret": "<redacted>", "access_token": "<redacted>",
-                                               "$top": "2"}
+    assert hostile.requests()[-1]["query"] == {"client_secret": "<redacted>", "access_token": "<redacted>", "$top": "2"}
     text = Path(info["log_file"]).read_text(encoding="utf-8")
     assert SECRET not in text and TOKEN not in text
 
@@ -210,12 +246,10 @@ def test_header_names_are_lower_cased_and_values_never_recorded(hostile):
 
 def test_tls_needs_the_hostile_ca(hostile, sim):
     info = hostile.info()
-    with httpx.Client(timeout=15) as plain:
-        with pytest.raises(httpx.ConnectError):
-            plain.get(f"{info['https_url']}/")
-    with simlib.http_client(sim) as sim_only:
-        with pytest.raises(httpx.ConnectError):
-            sim_only.get(f"{info['https_url']}/")
+    with httpx.Client(timeout=15) as plain, pytest.raises(httpx.ConnectError):
+        plain.get(f"{info['https_url']}/")
+    with simlib.http_client(sim) as sim_only, pytest.raises(httpx.ConnectError):
+        sim_only.get(f"{info['https_url']}/")
     with trusting(info) as http:
         assert http.get(f"https://localhost:{info['https_port']}/").status_code == 200
     assert [e["path"] for e in hostile.requests()] == ["/"]  # failed handshakes record nothing
@@ -241,9 +275,8 @@ def test_in_process_start_and_stop(tmp_path):
         info = server.info()
         with httpx.Client(timeout=15) as http:
             assert http.get(info["http_url"] + "/ping").status_code == 200
-    with httpx.Client(timeout=2) as http:
-        with pytest.raises(httpx.ConnectError):
-            http.get(info["http_url"] + "/ping")
+    with httpx.Client(timeout=2) as http, pytest.raises(httpx.ConnectError):
+        http.get(info["http_url"] + "/ping")
     assert [e["path"] for e in read_log(info)] == ["/ping"]
     with pytest.raises(ValueError, match="loopback"):
         module.HostileServer(str(tmp_path / "other"), host="0.0.0.0")

@@ -13,11 +13,39 @@ import msal
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from simlib import (ADELE, ADELE_PASSWORD, ADELE_UPN, AMY_UPN, AUTOMATION, AUTOMATION_SECRET, CERT_APP, CLI,
-                    DANA_PASSWORD, DANA_UPN, DEVICES, FED_APP, GH_ISSUER, GH_SUBJECT, GITLAB_ISSUER, GITLAB_SUBJECT,
-                    GRAPH, GRAPH_DEFAULT, MEGAN, MEGAN_PASSWORD, MEGAN_UPN, OTHER_TENANT_ID, READER_MI, READER_MI_NAME,
-                    READER_MI_OBJECT_ID, REPORTING, RUNNER_MI, TENANT_ID, UNKNOWN_ID, assert_identity_error,
-                    make_certificate)
+from simlib import (
+    ADELE,
+    ADELE_PASSWORD,
+    ADELE_UPN,
+    AMY_UPN,
+    AUTOMATION,
+    AUTOMATION_SECRET,
+    CERT_APP,
+    CLI,
+    DANA_PASSWORD,
+    DANA_UPN,
+    DEVICES,
+    FED_APP,
+    GH_ISSUER,
+    GH_SUBJECT,
+    GITLAB_ISSUER,
+    GITLAB_SUBJECT,
+    GRAPH,
+    GRAPH_DEFAULT,
+    MEGAN,
+    MEGAN_PASSWORD,
+    MEGAN_UPN,
+    OTHER_TENANT_ID,
+    READER_MI,
+    READER_MI_NAME,
+    READER_MI_OBJECT_ID,
+    REPORTING,
+    RUNNER_MI,
+    TENANT_ID,
+    UNKNOWN_ID,
+    assert_identity_error,
+    make_certificate,
+)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -31,9 +59,13 @@ def b64url(data: bytes) -> str:
 
 
 def cca(sim, http, client_id, credential, authority=None):
-    return msal.ConfidentialClientApplication(client_id, client_credential=credential,
-                                              authority=authority or sim["authority"], instance_discovery=False,
-                                              http_client=http)
+    return msal.ConfidentialClientApplication(
+        client_id,
+        client_credential=credential,
+        authority=authority or sim["authority"],
+        instance_discovery=False,
+        http_client=http,
+    )
 
 
 # ------------------------------------------------------------------ metadata
@@ -77,8 +109,9 @@ def test_jwks_verifies_issued_access_tokens(sim, client, api):
     assert claims["appid"] == AUTOMATION
     assert claims["idtyp"] == "app"
     assert claims["appidacr"] == "1"
-    assert sorted(claims["roles"]) == sorted(["Policy.ReadWrite.AuthenticationMethod",
-                                              "UserAuthenticationMethod.ReadWrite.All", "User.Read.All"])
+    assert sorted(claims["roles"]) == sorted(
+        ["Policy.ReadWrite.AuthenticationMethod", "UserAuthenticationMethod.ReadWrite.All", "User.Read.All"]
+    )
     assert claims["exp"] - claims["iat"] == 3599
     assert abs(claims["iat"] - time.time()) < 60
     # A foreign-signed token does not verify with the published key.
@@ -106,14 +139,21 @@ def test_msal_client_secret(sim, api, msal_http, requests_log):
     assert api.graph("GET", DEVICES, token=result["access_token"]).status_code == 200
     identity = requests_log(kind="identity")
     assert [(e["method"], e["path"]) for e in identity] == [
-        ("GET", f"/{TENANT_ID}/v2.0/.well-known/openid-configuration"), ("POST", f"/{TENANT_ID}/oauth2/v2.0/token")]
+        ("GET", f"/{TENANT_ID}/v2.0/.well-known/openid-configuration"),
+        ("POST", f"/{TENANT_ID}/oauth2/v2.0/token"),
+    ]
     assert identity[1]["client_id"] == AUTOMATION and identity[1]["grant_type"] == "client_credentials"
     assert identity[1]["status"] == 200
 
 
 def test_msal_client_secret_with_domain_authority(sim, msal_http):
-    app = cca(sim, msal_http, REPORTING, "reporting-secret-for-the-local-simulator-only",
-              authority=f"{sim['graph_url']}/contoso.com")
+    app = cca(
+        sim,
+        msal_http,
+        REPORTING,
+        "reporting-secret-for-the-local-simulator-only",
+        authority=f"{sim['graph_url']}/contoso.com",
+    )
     result = app.acquire_token_for_client(scopes=[GRAPH_DEFAULT])
     assert "access_token" in result, result
     assert claims_of(result["access_token"])["tid"] == TENANT_ID
@@ -124,8 +164,10 @@ def test_msal_certificate(sim, api, msal_http, suite_material, form):
     if form == "public_certificate":
         credential = {"private_key": suite_material["cert_key_pem"], "public_certificate": suite_material["cert_pem"]}
     else:
-        credential = {"private_key": suite_material["cert_key_pem"],
-                      "thumbprint": suite_material["cert"].fingerprint(hashes.SHA1()).hex()}
+        credential = {
+            "private_key": suite_material["cert_key_pem"],
+            "thumbprint": suite_material["cert"].fingerprint(hashes.SHA1()).hex(),
+        }
     result = cca(sim, msal_http, CERT_APP, credential).acquire_token_for_client(scopes=[GRAPH_DEFAULT])
     assert "access_token" in result, result
     claims = claims_of(result["access_token"])
@@ -139,7 +181,9 @@ def test_msal_federated_assertion(sim, api, msal_http):
     assertion = minted.json()["assertion"]
     claims = claims_of(assertion)
     assert (claims["iss"], claims["sub"], claims["aud"]) == (GH_ISSUER, GH_SUBJECT, "api://AzureADTokenExchange")
-    result = cca(sim, msal_http, FED_APP, {"client_assertion": lambda: assertion}).acquire_token_for_client(scopes=[GRAPH_DEFAULT])
+    result = cca(sim, msal_http, FED_APP, {"client_assertion": lambda: assertion}).acquire_token_for_client(
+        scopes=[GRAPH_DEFAULT]
+    )
     assert "access_token" in result, result
     token_claims = claims_of(result["access_token"])
     assert token_claims["appid"] == FED_APP and token_claims["appidacr"] == "2"
@@ -147,10 +191,20 @@ def test_msal_federated_assertion(sim, api, msal_http):
 
 
 def test_federated_credential_with_custom_audience(api):
-    assertion = api.admin("POST", "federated-assertions", json={
-        "issuer": GITLAB_ISSUER, "subject": GITLAB_SUBJECT, "audience": GITLAB_ISSUER}).json()["assertion"]
-    response = api.token_request({"grant_type": "client_credentials", "client_id": FED_APP, "scope": GRAPH_DEFAULT,
-                                  "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
+    assertion = api.admin(
+        "POST",
+        "federated-assertions",
+        json={"issuer": GITLAB_ISSUER, "subject": GITLAB_SUBJECT, "audience": GITLAB_ISSUER},
+    ).json()["assertion"]
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": FED_APP,
+            "scope": GRAPH_DEFAULT,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        }
+    )
     assert response.status_code == 200, response.text
 
 
@@ -174,9 +228,12 @@ def test_msal_managed_identity_system_assigned(sim, api, msal_http, clean_identi
 def test_msal_managed_identity_user_assigned(sim, api, msal_http, clean_identity_env, selector):
     clean_identity_env.setenv("IDENTITY_ENDPOINT", sim["managed_identity"]["endpoint"])
     clean_identity_env.setenv("IDENTITY_HEADER", sim["managed_identity"]["header"])
-    value = {"client_id": READER_MI, "object_id": READER_MI_OBJECT_ID,
-             "resource_id": f"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
-                            f"userAssignedIdentities/{READER_MI_NAME}"}[selector]
+    value = {
+        "client_id": READER_MI,
+        "object_id": READER_MI_OBJECT_ID,
+        "resource_id": f"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+        f"userAssignedIdentities/{READER_MI_NAME}",
+    }[selector]
     mi = msal.ManagedIdentityClient(msal.UserAssignedManagedIdentity(**{selector: value}), http_client=msal_http)
     result = mi.acquire_token_for_client(resource=GRAPH)
     assert "access_token" in result, result
@@ -188,8 +245,11 @@ def test_msal_managed_identity_user_assigned(sim, api, msal_http, clean_identity
 
 
 def test_managed_identity_raw_response(sim, client):
-    response = client.get(sim["managed_identity"]["endpoint"], params={"api-version": "2019-08-01", "resource": GRAPH},
-                          headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]})
+    response = client.get(
+        sim["managed_identity"]["endpoint"],
+        params={"api-version": "2019-08-01", "resource": GRAPH},
+        headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]},
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "Bearer" and body["resource"] == GRAPH and body["client_id"] == RUNNER_MI
@@ -199,8 +259,9 @@ def test_managed_identity_raw_response(sim, client):
 @pytest.mark.parametrize("header", [None, "wrong-header-value"])
 def test_managed_identity_wrong_header(sim, client, header):
     headers = {"X-IDENTITY-HEADER": header} if header else {}
-    response = client.get(sim["managed_identity"]["endpoint"], params={"api-version": "2019-08-01", "resource": GRAPH},
-                          headers=headers)
+    response = client.get(
+        sim["managed_identity"]["endpoint"], params={"api-version": "2019-08-01", "resource": GRAPH}, headers=headers
+    )
     assert response.status_code == 401
     assert response.json()["statusCode"] == 401
     assert "access_token" not in response.json()
@@ -216,27 +277,36 @@ def test_msal_managed_identity_wrong_header(sim, msal_http, clean_identity_env):
 
 
 def test_managed_identity_unknown_resource(sim, client, msal_http, clean_identity_env):
-    response = client.get(sim["managed_identity"]["endpoint"],
-                          params={"api-version": "2019-08-01", "resource": "https://vault.azure.net"},
-                          headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]})
+    response = client.get(
+        sim["managed_identity"]["endpoint"],
+        params={"api-version": "2019-08-01", "resource": "https://vault.azure.net"},
+        headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]},
+    )
     assert response.status_code == 500
     assert response.json()["statusCode"] == 500
     clean_identity_env.setenv("IDENTITY_ENDPOINT", sim["managed_identity"]["endpoint"])
     clean_identity_env.setenv("IDENTITY_HEADER", sim["managed_identity"]["header"])
-    result = msal.ManagedIdentityClient(msal.SystemAssignedManagedIdentity(), http_client=msal_http) \
-        .acquire_token_for_client(resource="https://vault.azure.net")
+    result = msal.ManagedIdentityClient(
+        msal.SystemAssignedManagedIdentity(), http_client=msal_http
+    ).acquire_token_for_client(resource="https://vault.azure.net")
     assert result.get("error") == "invalid_scope", result
     assert result["error_description"].startswith("500, ")
 
 
-@pytest.mark.parametrize("params,status", [
-    ({"api-version": "2018-02-01", "resource": GRAPH}, 400),
-    ({"resource": GRAPH}, 400),
-    ({"api-version": "2019-08-01", "resource": GRAPH, "client_id": UNKNOWN_ID}, 400),
-])
+@pytest.mark.parametrize(
+    "params,status",
+    [
+        ({"api-version": "2018-02-01", "resource": GRAPH}, 400),
+        ({"resource": GRAPH}, 400),
+        ({"api-version": "2019-08-01", "resource": GRAPH, "client_id": UNKNOWN_ID}, 400),
+    ],
+)
 def test_managed_identity_bad_requests(sim, client, params, status):
-    response = client.get(sim["managed_identity"]["endpoint"], params=params,
-                          headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]})
+    response = client.get(
+        sim["managed_identity"]["endpoint"],
+        params=params,
+        headers={"X-IDENTITY-HEADER": sim["managed_identity"]["header"]},
+    )
     assert response.status_code == status
     assert "access_token" not in response.json()
 
@@ -247,7 +317,10 @@ def test_msal_username_password(sim, api, msal_http):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         result = app.acquire_token_by_username_password(
-            ADELE_UPN, ADELE_PASSWORD, scopes=[f"{GRAPH}/UserAuthenticationMethod.ReadWrite.All", f"{GRAPH}/User.Read.All"])
+            ADELE_UPN,
+            ADELE_PASSWORD,
+            scopes=[f"{GRAPH}/UserAuthenticationMethod.ReadWrite.All", f"{GRAPH}/User.Read.All"],
+        )
     assert "access_token" in result, result
     assert result["id_token_claims"]["preferred_username"] == ADELE_UPN
     assert result["id_token_claims"]["oid"] == ADELE
@@ -261,8 +334,11 @@ def test_msal_username_password(sim, api, msal_http):
     me = api.graph("GET", "/me", token=result["access_token"])
     assert me.status_code == 200 and me.json()["userPrincipalName"] == ADELE_UPN
     # The refresh token works too (refresh_token grant).
-    refreshed = app.acquire_token_silent([f"{GRAPH}/UserAuthenticationMethod.ReadWrite.All", f"{GRAPH}/User.Read.All"],
-                                         account=accounts[0], force_refresh=True)
+    refreshed = app.acquire_token_silent(
+        [f"{GRAPH}/UserAuthenticationMethod.ReadWrite.All", f"{GRAPH}/User.Read.All"],
+        account=accounts[0],
+        force_refresh=True,
+    )
     assert refreshed and "access_token" in refreshed, refreshed
     assert refreshed["access_token"] != result["access_token"]
     grants = [e["grant_type"] for e in api.requests_log(kind="identity", method="POST")]
@@ -270,9 +346,15 @@ def test_msal_username_password(sim, api, msal_http):
 
 
 def test_password_grant_raw_response(api):
-    response = api.token_request({"grant_type": "password", "client_id": CLI, "username": MEGAN_UPN,
-                                  "password": MEGAN_PASSWORD,
-                                  "scope": f"{GRAPH}/UserAuthenticationMethod.ReadWrite openid profile offline_access"})
+    response = api.token_request(
+        {
+            "grant_type": "password",
+            "client_id": CLI,
+            "username": MEGAN_UPN,
+            "password": MEGAN_PASSWORD,
+            "scope": f"{GRAPH}/UserAuthenticationMethod.ReadWrite openid profile offline_access",
+        }
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["token_type"] == "Bearer" and body["refresh_token"]
@@ -285,26 +367,46 @@ def test_password_grant_raw_response(api):
 
 
 def test_password_grant_default_scope_grants_consented_permissions(api):
-    response = api.token_request({"grant_type": "password", "client_id": CLI, "username": MEGAN_UPN,
-                                  "password": MEGAN_PASSWORD, "scope": GRAPH_DEFAULT})
+    response = api.token_request(
+        {
+            "grant_type": "password",
+            "client_id": CLI,
+            "username": MEGAN_UPN,
+            "password": MEGAN_PASSWORD,
+            "scope": GRAPH_DEFAULT,
+        }
+    )
     assert response.status_code == 200, response.text
     assert "id_token" not in response.json()
     scopes = set(claims_of(response.json()["access_token"])["scp"].split())
-    assert scopes == {"UserAuthenticationMethod.ReadWrite.All", "UserAuthenticationMethod.ReadWrite",
-                      "Policy.ReadWrite.AuthenticationMethod", "User.Read.All"}
+    assert scopes == {
+        "UserAuthenticationMethod.ReadWrite.All",
+        "UserAuthenticationMethod.ReadWrite",
+        "Policy.ReadWrite.AuthenticationMethod",
+        "User.Read.All",
+    }
 
 
-@pytest.mark.parametrize("username,password", [
-    (MEGAN_UPN, "wrong-password"), (AMY_UPN, "anything"), ("nobody@contoso.com", MEGAN_PASSWORD)])
+@pytest.mark.parametrize(
+    "username,password", [(MEGAN_UPN, "wrong-password"), (AMY_UPN, "anything"), ("nobody@contoso.com", MEGAN_PASSWORD)]
+)
 def test_password_grant_bad_credentials(api, username, password):
-    response = api.token_request({"grant_type": "password", "client_id": CLI, "username": username,
-                                  "password": password, "scope": GRAPH_DEFAULT})
+    response = api.token_request(
+        {"grant_type": "password", "client_id": CLI, "username": username, "password": password, "scope": GRAPH_DEFAULT}
+    )
     assert_identity_error(response, 400, "invalid_grant", 50126)
 
 
 def test_password_grant_unconsented_scope(api):
-    response = api.token_request({"grant_type": "password", "client_id": CLI, "username": MEGAN_UPN,
-                                  "password": MEGAN_PASSWORD, "scope": f"{GRAPH}/Directory.ReadWrite.All"})
+    response = api.token_request(
+        {
+            "grant_type": "password",
+            "client_id": CLI,
+            "username": MEGAN_UPN,
+            "password": MEGAN_PASSWORD,
+            "scope": f"{GRAPH}/Directory.ReadWrite.All",
+        }
+    )
     assert_identity_error(response, 400, "invalid_grant", 65001)
 
 
@@ -325,8 +427,14 @@ def test_msal_wrong_secret(sim, msal_http):
 
 
 def test_wrong_secret_raw(api):
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                  "client_secret": "not-the-secret", "scope": GRAPH_DEFAULT})
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": "not-the-secret",
+            "scope": GRAPH_DEFAULT,
+        }
+    )
     body = assert_identity_error(response, 401, "invalid_client", 7000215)
     assert AUTOMATION_SECRET not in response.text and "not-the-secret" not in json.dumps(body)
 
@@ -338,58 +446,109 @@ def test_msal_unknown_client(sim, msal_http):
 
 def test_unknown_client_raw(api):
     client_id = str(uuid.uuid4())
-    response = api.token_request({"grant_type": "client_credentials", "client_id": client_id,
-                                  "client_secret": "x", "scope": GRAPH_DEFAULT})
+    response = api.token_request(
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "x", "scope": GRAPH_DEFAULT}
+    )
     body = assert_identity_error(response, 400, "unauthorized_client", 700016)
     assert client_id in body["error_description"]
 
 
 @pytest.mark.parametrize("tenant", [OTHER_TENANT_ID, "fabrikam.com", "common"])
 def test_unknown_tenant(api, tenant):
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                  "client_secret": AUTOMATION_SECRET, "scope": GRAPH_DEFAULT}, tenant=tenant)
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": AUTOMATION_SECRET,
+            "scope": GRAPH_DEFAULT,
+        },
+        tenant=tenant,
+    )
     assert_identity_error(response, 400, "invalid_request", 90002)
 
 
 def test_token_by_domain_tenant(api):
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                  "client_secret": AUTOMATION_SECRET, "scope": GRAPH_DEFAULT}, tenant="contoso.com")
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": AUTOMATION_SECRET,
+            "scope": GRAPH_DEFAULT,
+        },
+        tenant="contoso.com",
+    )
     assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize("scope", [f"{GRAPH}/User.Read.All", "User.Read.All", f"{GRAPH}/.default {GRAPH}/User.Read"])
 def test_client_credentials_scope_without_default(api, scope):
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                  "client_secret": AUTOMATION_SECRET, "scope": scope})
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": AUTOMATION_SECRET,
+            "scope": scope,
+        }
+    )
     assert_identity_error(response, 400, "invalid_scope", 1002012)
 
 
 def test_msal_bad_scope(sim, msal_http):
-    result = cca(sim, msal_http, AUTOMATION, AUTOMATION_SECRET).acquire_token_for_client(scopes=[f"{GRAPH}/User.Read.All"])
+    result = cca(sim, msal_http, AUTOMATION, AUTOMATION_SECRET).acquire_token_for_client(
+        scopes=[f"{GRAPH}/User.Read.All"]
+    )
     assert result["error"] == "invalid_scope" and result["error_codes"] == [1002012]
 
 
 @pytest.mark.parametrize("scope", ["https://management.azure.com/.default", "https://vault.azure.net/.default"])
 def test_unknown_resource(api, scope):
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                  "client_secret": AUTOMATION_SECRET, "scope": scope})
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": AUTOMATION_SECRET,
+            "scope": scope,
+        }
+    )
     assert_identity_error(response, 400, "invalid_resource", 500011)
 
 
-@pytest.mark.parametrize("scope", ["https://graph.microsoft.us/.default", "00000003-0000-0000-c000-000000000000/.default",
-                                   "https://graph.microsoft.com//.default"])
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "https://graph.microsoft.us/.default",
+        "00000003-0000-0000-c000-000000000000/.default",
+        "https://graph.microsoft.com//.default",
+    ],
+)
 def test_other_graph_resource_identifiers(api, scope):
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                  "client_secret": AUTOMATION_SECRET, "scope": scope})
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": AUTOMATION,
+            "client_secret": AUTOMATION_SECRET,
+            "scope": scope,
+        }
+    )
     assert response.status_code == 200, response.text
 
 
 def test_missing_and_unsupported_grant(api):
     assert_identity_error(api.token_request({"client_id": AUTOMATION}), 400, "invalid_request", 900144)
-    assert_identity_error(api.token_request({"grant_type": "authorization_code", "client_id": AUTOMATION}),
-                          400, "unsupported_grant_type", 70003)
-    assert_identity_error(api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION,
-                                             "client_secret": AUTOMATION_SECRET}), 400, "invalid_request", 900144)
+    assert_identity_error(
+        api.token_request({"grant_type": "authorization_code", "client_id": AUTOMATION}),
+        400,
+        "unsupported_grant_type",
+        70003,
+    )
+    assert_identity_error(
+        api.token_request(
+            {"grant_type": "client_credentials", "client_id": AUTOMATION, "client_secret": AUTOMATION_SECRET}
+        ),
+        400,
+        "invalid_request",
+        900144,
+    )
 
 
 def test_client_credentials_without_credential(api):
@@ -398,28 +557,44 @@ def test_client_credentials_without_credential(api):
 
 
 def test_failed_sign_ins_are_logged(api):
-    api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION, "client_secret": "bad",
-                       "scope": GRAPH_DEFAULT})
+    api.token_request(
+        {"grant_type": "client_credentials", "client_id": AUTOMATION, "client_secret": "bad", "scope": GRAPH_DEFAULT}
+    )
     entry = api.requests_log(kind="identity")[-1]
     assert entry["status"] == 401 and entry["error_code"] == "invalid_client" and entry["reason"] == "AADSTS7000215"
     assert entry["client_id"] == AUTOMATION
 
 
 # ------------------------------------------------------------------ certificate assertions built by hand
-def _cert_assertion(sim, suite_material, *, key=None, cert=None, exp_offset=600, aud=None, iss=CERT_APP, sub=CERT_APP,
-                    header=None):
+def _cert_assertion(
+    sim, suite_material, *, key=None, cert=None, exp_offset=600, aud=None, iss=CERT_APP, sub=CERT_APP, header=None
+):
     cert = cert or suite_material["cert"]
     key = key or suite_material["cert_key"]
     now = int(time.time())
-    claims = {"aud": aud or sim["token_endpoint"], "iss": iss, "sub": sub, "jti": str(uuid.uuid4()),
-              "iat": now - 10, "nbf": now - 10, "exp": now + exp_offset}
+    claims = {
+        "aud": aud or sim["token_endpoint"],
+        "iss": iss,
+        "sub": sub,
+        "jti": str(uuid.uuid4()),
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + exp_offset,
+    }
     headers = header if header is not None else {"x5t#S256": b64url(cert.fingerprint(hashes.SHA256()))}
     return jwt.encode(claims, key, algorithm="RS256", headers=headers)
 
 
 def _post_assertion(api, assertion, client_id=CERT_APP):
-    return api.token_request({"grant_type": "client_credentials", "client_id": client_id, "scope": GRAPH_DEFAULT,
-                              "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
+    return api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "scope": GRAPH_DEFAULT,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        }
+    )
 
 
 def test_hand_built_certificate_assertion_is_accepted(sim, api, suite_material):
@@ -449,8 +624,14 @@ def test_unregistered_certificate(sim, api, suite_material):
     assert other_cert.fingerprint(hashes.SHA256()).hex().upper() in body["error_description"]
 
 
-@pytest.mark.parametrize("aud", ["https://login.microsoftonline.com/{tid}/oauth2/v2.0/token",
-                                 "{base}/{other}/oauth2/v2.0/token", "api://AzureADTokenExchange"])
+@pytest.mark.parametrize(
+    "aud",
+    [
+        "https://login.microsoftonline.com/{tid}/oauth2/v2.0/token",
+        "{base}/{other}/oauth2/v2.0/token",
+        "api://AzureADTokenExchange",
+    ],
+)
 def test_wrong_audience_certificate_assertion(sim, api, suite_material, aud):
     aud = aud.format(tid=TENANT_ID, base=sim["graph_url"], other=OTHER_TENANT_ID)
     response = _post_assertion(api, _cert_assertion(sim, suite_material, aud=aud))
@@ -475,16 +656,25 @@ def test_certificate_of_another_app(sim, api, suite_material):
 
 
 def test_wrong_assertion_type(sim, api, suite_material):
-    response = api.token_request({"grant_type": "client_credentials", "client_id": CERT_APP, "scope": GRAPH_DEFAULT,
-                                  "client_assertion_type": "urn:bogus",
-                                  "client_assertion": _cert_assertion(sim, suite_material)})
+    response = api.token_request(
+        {
+            "grant_type": "client_credentials",
+            "client_id": CERT_APP,
+            "scope": GRAPH_DEFAULT,
+            "client_assertion_type": "urn:bogus",
+            "client_assertion": _cert_assertion(sim, suite_material),
+        }
+    )
     assert_identity_error(response, 400, "invalid_request", 50027)
 
 
 # ------------------------------------------------------------------ federated assertions: mismatches
 def _federated(api, subject=GH_SUBJECT, audience="api://AzureADTokenExchange", issuer=GH_ISSUER, lifetime=600):
-    response = api.admin("POST", "federated-assertions", json={"issuer": issuer, "subject": subject,
-                                                               "audience": audience, "lifetime": lifetime})
+    response = api.admin(
+        "POST",
+        "federated-assertions",
+        json={"issuer": issuer, "subject": subject, "audience": audience, "lifetime": lifetime},
+    )
     assert response.status_code == 200
     return response.json()["assertion"]
 
@@ -525,40 +715,69 @@ def test_federated_assertion_for_app_without_credential(api):
 
 def test_msal_federated_subject_mismatch(sim, api, msal_http):
     assertion = _federated(api, subject="repo:someone/else:ref:refs/heads/main")
-    result = cca(sim, msal_http, FED_APP, {"client_assertion": lambda: assertion}).acquire_token_for_client(scopes=[GRAPH_DEFAULT])
+    result = cca(sim, msal_http, FED_APP, {"client_assertion": lambda: assertion}).acquire_token_for_client(
+        scopes=[GRAPH_DEFAULT]
+    )
     assert result["error"] == "invalid_request" and result["error_codes"] == [700213]
 
 
 def test_client_secret_basic(api, sim):
     """The discovery document advertises client_secret_basic: HTTP Basic client authentication must work."""
-    assert "client_secret_basic" in api.client.get(
-        f"{sim['authority']}/v2.0/.well-known/openid-configuration").json()["token_endpoint_auth_methods_supported"]
-    response = api.token_request({"grant_type": "client_credentials", "scope": GRAPH_DEFAULT},
-                                 auth=(AUTOMATION, AUTOMATION_SECRET))
+    assert (
+        "client_secret_basic"
+        in api.client.get(f"{sim['authority']}/v2.0/.well-known/openid-configuration").json()[
+            "token_endpoint_auth_methods_supported"
+        ]
+    )
+    response = api.token_request(
+        {"grant_type": "client_credentials", "scope": GRAPH_DEFAULT}, auth=(AUTOMATION, AUTOMATION_SECRET)
+    )
     assert response.status_code == 200, response.text
     assert claims_of(response.json()["access_token"])["appid"] == AUTOMATION
-    response = api.token_request({"grant_type": "client_credentials", "scope": GRAPH_DEFAULT},
-                                 auth=(AUTOMATION, "not-the-secret"))
+    response = api.token_request(
+        {"grant_type": "client_credentials", "scope": GRAPH_DEFAULT}, auth=(AUTOMATION, "not-the-secret")
+    )
     assert_identity_error(response, 401, "invalid_client", 7000215)
 
 
 def test_identity_errors_carry_the_client_request_id(api):
     crid = str(uuid.uuid4())
-    response = api.token_request({"grant_type": "client_credentials", "client_id": AUTOMATION, "client_secret": "bad",
-                                  "scope": GRAPH_DEFAULT}, headers={"client-request-id": crid})
+    response = api.token_request(
+        {"grant_type": "client_credentials", "client_id": AUTOMATION, "client_secret": "bad", "scope": GRAPH_DEFAULT},
+        headers={"client-request-id": crid},
+    )
     body = assert_identity_error(response, 401, "invalid_client", 7000215)
     assert body["correlation_id"] == crid and f"Correlation ID: {crid}" in body["error_description"]
     assert response.headers["client-request-id"] == crid
 
 
 def test_refresh_token_is_bound_to_its_client(api):
-    first = api.token_request({"grant_type": "password", "client_id": CLI, "username": MEGAN_UPN,
-                               "password": MEGAN_PASSWORD, "scope": f"{GRAPH}/User.Read.All offline_access"}).json()
-    ok = api.token_request({"grant_type": "refresh_token", "client_id": CLI, "refresh_token": first["refresh_token"],
-                            "scope": f"{GRAPH}/User.Read.All"})
+    first = api.token_request(
+        {
+            "grant_type": "password",
+            "client_id": CLI,
+            "username": MEGAN_UPN,
+            "password": MEGAN_PASSWORD,
+            "scope": f"{GRAPH}/User.Read.All offline_access",
+        }
+    ).json()
+    ok = api.token_request(
+        {
+            "grant_type": "refresh_token",
+            "client_id": CLI,
+            "refresh_token": first["refresh_token"],
+            "scope": f"{GRAPH}/User.Read.All",
+        }
+    )
     assert ok.status_code == 200 and claims_of(ok.json()["access_token"])["oid"] == MEGAN
-    stolen = api.token_request({"grant_type": "refresh_token", "client_id": AUTOMATION,
-                                "client_secret": AUTOMATION_SECRET, "refresh_token": first["refresh_token"]})
+    stolen = api.token_request(
+        {
+            "grant_type": "refresh_token",
+            "client_id": AUTOMATION,
+            "client_secret": AUTOMATION_SECRET,
+            "refresh_token": first["refresh_token"],
+        }
+    )
     assert_identity_error(stolen, 400, "invalid_grant", 9002313)
     bogus = api.token_request({"grant_type": "refresh_token", "client_id": CLI, "refresh_token": "nope"})
     assert_identity_error(bogus, 400, "invalid_grant", 9002313)
@@ -566,14 +785,26 @@ def test_refresh_token_is_bound_to_its_client(api):
 
 def test_password_grant_disabled_account(api):
     """A disabled account (seed account_enabled: false) can't sign in: AADSTS50057."""
-    response = api.token_request({"grant_type": "password", "client_id": CLI, "username": DANA_UPN,
-                                  "password": DANA_PASSWORD, "scope": GRAPH_DEFAULT})
+    response = api.token_request(
+        {
+            "grant_type": "password",
+            "client_id": CLI,
+            "username": DANA_UPN,
+            "password": DANA_PASSWORD,
+            "scope": GRAPH_DEFAULT,
+        }
+    )
     assert_identity_error(response, 400, "invalid_grant", 50057)
 
 
 def test_password_grant_confidential_client_needs_its_secret(api):
-    form = {"grant_type": "password", "client_id": AUTOMATION, "username": MEGAN_UPN, "password": MEGAN_PASSWORD,
-            "scope": GRAPH_DEFAULT}
+    form = {
+        "grant_type": "password",
+        "client_id": AUTOMATION,
+        "username": MEGAN_UPN,
+        "password": MEGAN_PASSWORD,
+        "scope": GRAPH_DEFAULT,
+    }
     assert_identity_error(api.token_request(form), 401, "invalid_client", 7000218)
     response = api.token_request({**form, "client_secret": AUTOMATION_SECRET})
     assert response.status_code == 200, response.text
@@ -585,6 +816,17 @@ def test_forged_federated_assertion(api, sim):
     _federated(api)  # the simulated GitHub issuer exists
     other_key = make_certificate("not-github")[0]
     now = int(time.time())
-    forged = jwt.encode({"iss": GH_ISSUER, "sub": GH_SUBJECT, "aud": "api://AzureADTokenExchange", "iat": now,
-                         "nbf": now, "exp": now + 600, "jti": str(uuid.uuid4())}, other_key, algorithm="RS256")
+    forged = jwt.encode(
+        {
+            "iss": GH_ISSUER,
+            "sub": GH_SUBJECT,
+            "aud": "api://AzureADTokenExchange",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "jti": str(uuid.uuid4()),
+        },
+        other_key,
+        algorithm="RS256",
+    )
     assert_identity_error(_post_assertion(api, forged, FED_APP), 401, "invalid_client", 700027)

@@ -8,14 +8,37 @@ import uuid
 import pyotp
 import pytest
 
-from simlib import (ADELE, ADELE_ACTIVATED, AMY, AUTOMATION, DEVICES, DEVICE_CONTEXT, DEVICE_KEYS, DIEGO_ASSIGNED, GALT,
-                    GRADY, MEGAN, MEGAN_TOKENS, MEGAN_UPN, SEED_TOKEN_COUNT, SPARE, TOTP123456, UNKNOWN_ID,
-                    assert_graph_error, methods_path)
+from simlib import (
+    ADELE,
+    ADELE_ACTIVATED,
+    AMY,
+    AUTOMATION,
+    DEVICE_CONTEXT,
+    DEVICE_KEYS,
+    DEVICES,
+    DIEGO_ASSIGNED,
+    GALT,
+    GRADY,
+    MEGAN,
+    MEGAN_TOKENS,
+    MEGAN_UPN,
+    SEED_TOKEN_COUNT,
+    SPARE,
+    TOTP123456,
+    UNKNOWN_ID,
+    assert_graph_error,
+    methods_path,
+)
 
 
 def new_body(serial=None, **extra):
-    body = {"serialNumber": serial or "INV-" + uuid.uuid4().hex[:8].upper(), "manufacturer": "Contoso",
-            "model": "Test Key", "secretKey": pyotp.random_base32(32), "timeIntervalInSeconds": 30}
+    body = {
+        "serialNumber": serial or "INV-" + uuid.uuid4().hex[:8].upper(),
+        "manufacturer": "Contoso",
+        "model": "Test Key",
+        "secretKey": pyotp.random_base32(32),
+        "timeIntervalInSeconds": 30,
+    }
     body.update(extra)
     return body
 
@@ -29,10 +52,20 @@ def test_get_device(api, sim):
     response = api.graph("GET", f"{DEVICES}/{TOTP123456}")
     assert response.status_code == 200
     body = response.json()
-    assert body == {"@odata.context": f"{sim['graph_url']}/beta/{DEVICE_CONTEXT}", "id": TOTP123456,
-                    "displayName": None, "serialNumber": "TOTP123456", "manufacturer": "Contoso",
-                    "model": "Hardware Key", "secretKey": None, "timeIntervalInSeconds": 30, "status": "available",
-                    "lastUsedDateTime": None, "hashFunction": "hmacsha1", "assignedTo": None}
+    assert body == {
+        "@odata.context": f"{sim['graph_url']}/beta/{DEVICE_CONTEXT}",
+        "id": TOTP123456,
+        "displayName": None,
+        "serialNumber": "TOTP123456",
+        "manufacturer": "Contoso",
+        "model": "Hardware Key",
+        "secretKey": None,
+        "timeIntervalInSeconds": 30,
+        "status": "available",
+        "lastUsedDateTime": None,
+        "hashFunction": "hmacsha1",
+        "assignedTo": None,
+    }
 
 
 def test_get_assigned_device(api):
@@ -52,13 +85,18 @@ def test_get_device_select(api):
     assert response.status_code == 200
     body = response.json()
     assert {k: v for k, v in body.items() if k != "@odata.context"} == {
-        "id": GALT, "serialNumber": "GALT11420104", "secretKey": None}
+        "id": GALT,
+        "serialNumber": "GALT11420104",
+        "secretKey": None,
+    }
 
 
 @pytest.mark.parametrize("option", ["$filter", "$top", "$expand", "$orderby"])
 def test_get_device_takes_select_only(api, option):
     response = api.graph("GET", f"{DEVICES}/{GALT}", params={option: "1"})
-    assert_graph_error(response, 400, "BadRequest", f"Query option '{option}' is not allowed when reading a single entity.")
+    assert_graph_error(
+        response, 400, "BadRequest", f"Query option '{option}' is not allowed when reading a single entity."
+    )
 
 
 @pytest.mark.parametrize("device_id", [UNKNOWN_ID, "not-a-guid"])
@@ -68,11 +106,13 @@ def test_get_unknown_device(api, device_id):
 
 def test_secret_key_never_returned(api):
     created = api.create_device()
-    for body in (created, api.device(created["id"]),
-                 *api.graph("GET", DEVICES).json()["value"]):
+    for body in (created, api.device(created["id"]), *api.graph("GET", DEVICES).json()["value"]):
         assert body["secretKey"] is None
     listing = api.graph("GET", DEVICES).text
-    assert created["_secret"] not in listing and created["_secret"] not in api.graph("GET", f"{DEVICES}/{created['id']}").text
+    assert (
+        created["_secret"] not in listing
+        and created["_secret"] not in api.graph("GET", f"{DEVICES}/{created['id']}").text
+    )
 
 
 # ------------------------------------------------------------------ create
@@ -86,8 +126,12 @@ def test_create_device(api, sim):
     assert created["@odata.context"] == f"{sim['graph_url']}/beta/{DEVICE_CONTEXT}"
     assert set(created) == DEVICE_KEYS | {"@odata.context"}
     assert created["status"] == "available" and created["assignedTo"] is None and created["secretKey"] is None
-    assert (created["serialNumber"], created["displayName"], created["hashFunction"], created["timeIntervalInSeconds"]) \
-        == ("CREATE-0001", "Desk token", "hmacsha256", 60)
+    assert (
+        created["serialNumber"],
+        created["displayName"],
+        created["hashFunction"],
+        created["timeIntervalInSeconds"],
+    ) == ("CREATE-0001", "Desk token", "hmacsha256", 60)
     assert created["lastUsedDateTime"] is None
     fetched = api.graph("GET", response.headers["location"])
     assert fetched.status_code == 200 and fetched.json() == created
@@ -115,10 +159,17 @@ def test_create_with_assign_to(api):
 
 def test_create_sdk_style_body(api):
     """What msgraph-beta-sdk sends: @odata.type on the entity and on assignTo."""
-    body = {"@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice", "displayName": "Token 1",
-            "assignTo": {"id": AMY, "@odata.type": "#microsoft.graph.user"}, "hashFunction": "hmacsha1",
-            "manufacturer": "Contoso", "model": "M", "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-            "serialNumber": "S2", "timeIntervalInSeconds": 30}
+    body = {
+        "@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice",
+        "displayName": "Token 1",
+        "assignTo": {"id": AMY, "@odata.type": "#microsoft.graph.user"},
+        "hashFunction": "hmacsha1",
+        "manufacturer": "Contoso",
+        "model": "M",
+        "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        "serialNumber": "S2",
+        "timeIntervalInSeconds": 30,
+    }
     response = api.graph("POST", DEVICES, json=body)
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "assigned"
@@ -135,8 +186,11 @@ def test_create_lower_case_secret_is_normalised(api, totp):
     body = new_body(secretKey=pyotp.random_base32(32).lower())
     created = api.graph("POST", DEVICES, json=body).json()
     code = pyotp.TOTP(body["secretKey"].upper()).at(api.now())
-    response = api.graph("POST", f"{methods_path(AMY)}/assignAndActivate",
-                         json={"device": {"id": created["id"]}, "verificationCode": code})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivate",
+        json={"device": {"id": created["id"]}, "verificationCode": code},
+    )
     assert response.status_code == 204, response.text
 
 
@@ -147,16 +201,19 @@ def test_create_duplicate_serial(api, serial):
     assert token_count(api) == SEED_TOKEN_COUNT
 
 
-@pytest.mark.parametrize("secret,fragment", [
-    ("C2dE3fH4iJ5kL6mN7oP1qR2sT3uV4w", "illegal character '1'"),       # Microsoft's own (invalid) doc example
-    ("2234567ABCDEF2234567ABCDEF8A", "illegal character '8'"),
-    ("JBSWY3DPEHPK3PXPJBSWY3DPEH======", "illegal character '='"),
-    ("JBSWY3DP EHPK3PXPJBSWY3DPEHPK", "illegal character ' '"),
-    ("A" * 129, "at most 128"),
-    ("A" * 25, "at least 26"),
-    ("", "required"),
-    (12345678901234567890123456, "must be a string"),
-])
+@pytest.mark.parametrize(
+    "secret,fragment",
+    [
+        ("C2dE3fH4iJ5kL6mN7oP1qR2sT3uV4w", "illegal character '1'"),  # Microsoft's own (invalid) doc example
+        ("2234567ABCDEF2234567ABCDEF8A", "illegal character '8'"),
+        ("JBSWY3DPEHPK3PXPJBSWY3DPEH======", "illegal character '='"),
+        ("JBSWY3DP EHPK3PXPJBSWY3DPEHPK", "illegal character ' '"),
+        ("A" * 129, "at most 128"),
+        ("A" * 25, "at least 26"),
+        ("", "required"),
+        (12345678901234567890123456, "must be a string"),
+    ],
+)
 def test_create_invalid_secret(api, secret, fragment):
     response = api.graph("POST", DEVICES, json=new_body(secretKey=secret))
     assert_graph_error(response, 400, "badRequest", fragment)
@@ -192,21 +249,31 @@ def test_create_unknown_property(api):
     assert_graph_error(response, 400, "BadRequest", "'colour' does not exist")
 
 
-@pytest.mark.parametrize("key,value", [("status", "assigned"), ("id", UNKNOWN_ID),
-                                       ("assignedTo", {"id": AMY}), ("lastUsedDateTime", "2025-01-01T00:00:00Z")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("status", "assigned"),
+        ("id", UNKNOWN_ID),
+        ("assignedTo", {"id": AMY}),
+        ("lastUsedDateTime", "2025-01-01T00:00:00Z"),
+    ],
+)
 def test_create_read_only_property(api, key, value):
     response = api.graph("POST", DEVICES, json=new_body(**{key: value}))
     assert_graph_error(response, 400, "BadRequest", "read-only")
     assert token_count(api) == SEED_TOKEN_COUNT
 
 
-@pytest.mark.parametrize("assign_to,fragment", [
-    ({"id": GRADY}, "guest"),
-    ({"id": UNKNOWN_ID}, "was not found"),
-    ({"id": "amy.masters@contoso.com"}, "GUID"),
-    ({"displayName": "Amy"}, "'assignTo'"),
-    ({"id": AMY, "mail": "amy@contoso.com"}, "'mail' does not exist"),
-])
+@pytest.mark.parametrize(
+    "assign_to,fragment",
+    [
+        ({"id": GRADY}, "guest"),
+        ({"id": UNKNOWN_ID}, "was not found"),
+        ({"id": "amy.masters@contoso.com"}, "GUID"),
+        ({"displayName": "Amy"}, "'assignTo'"),
+        ({"id": AMY, "mail": "amy@contoso.com"}, "'mail' does not exist"),
+    ],
+)
 def test_create_invalid_assign_to(api, assign_to, fragment):
     response = api.graph("POST", DEVICES, json=new_body(assignTo=assign_to))
     assert response.status_code == 400, response.text
@@ -220,28 +287,49 @@ def test_create_assign_to_user_at_limit(api):
     assert token_count(api) == SEED_TOKEN_COUNT
 
 
-@pytest.mark.parametrize("kwargs,status,code", [
-    ({"content": b"serialNumber=X", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415,
-     "UnsupportedMediaType"),
-    ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "BadRequest"),
-    ({"content": b"", "headers": {"Content-Type": "application/json"}}, 400, "BadRequest"),
-    ({"json": [1, 2]}, 400, "BadRequest"),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,code",
+    [
+        (
+            {"content": b"serialNumber=X", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            415,
+            "UnsupportedMediaType",
+        ),
+        ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "BadRequest"),
+        ({"content": b"", "headers": {"Content-Type": "application/json"}}, 400, "BadRequest"),
+        ({"json": [1, 2]}, 400, "BadRequest"),
+    ],
+)
 def test_create_malformed_payload(api, kwargs, status, code):
     assert_graph_error(api.graph("POST", DEVICES, **kwargs), status, code)
 
 
 # ------------------------------------------------------------------ update
 def test_update_device(api):
-    response = api.graph("PATCH", f"{DEVICES}/{TOTP123456}", json={
-        "displayName": "Renamed", "manufacturer": "Yubico", "model": "OTP-2", "timeIntervalInSeconds": 60,
-        "hashFunction": "hmacsha256", "@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"})
+    response = api.graph(
+        "PATCH",
+        f"{DEVICES}/{TOTP123456}",
+        json={
+            "displayName": "Renamed",
+            "manufacturer": "Yubico",
+            "model": "OTP-2",
+            "timeIntervalInSeconds": 60,
+            "hashFunction": "hmacsha256",
+            "@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice",
+        },
+    )
     assert response.status_code == 204, response.text
     assert response.content == b""
     body = api.device(TOTP123456)
-    assert (body["displayName"], body["manufacturer"], body["model"], body["timeIntervalInSeconds"],
-            body["hashFunction"], body["serialNumber"], body["status"]) == (
-        "Renamed", "Yubico", "OTP-2", 60, "hmacsha256", "TOTP123456", "available")
+    assert (
+        body["displayName"],
+        body["manufacturer"],
+        body["model"],
+        body["timeIntervalInSeconds"],
+        body["hashFunction"],
+        body["serialNumber"],
+        body["status"],
+    ) == ("Renamed", "Yubico", "OTP-2", 60, "hmacsha256", "TOTP123456", "available")
 
 
 def test_update_display_name_to_null(api):
@@ -258,16 +346,19 @@ def test_update_refused_while_assigned(api, token_id):
     assert api.device(token_id) == before
 
 
-@pytest.mark.parametrize("body,code,fragment", [
-    ({"secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, "badRequest", "secretKey"),
-    ({"serialNumber": "NEW-SERIAL"}, "badRequest", "serialNumber"),
-    ({"colour": "red"}, "BadRequest", "'colour' does not exist"),
-    ({"status": "activated"}, "BadRequest", "read-only"),
-    ({"assignTo": {"id": AMY}}, "BadRequest", "'assignTo' does not exist"),
-    ({"timeIntervalInSeconds": 45}, "badRequest", "timeIntervalInSeconds"),
-    ({"hashFunction": "MD5"}, "badRequest", "hashFunction"),
-    ({"manufacturer": ""}, "badRequest", "must not be empty"),
-])
+@pytest.mark.parametrize(
+    "body,code,fragment",
+    [
+        ({"secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}, "badRequest", "secretKey"),
+        ({"serialNumber": "NEW-SERIAL"}, "badRequest", "serialNumber"),
+        ({"colour": "red"}, "BadRequest", "'colour' does not exist"),
+        ({"status": "activated"}, "BadRequest", "read-only"),
+        ({"assignTo": {"id": AMY}}, "BadRequest", "'assignTo' does not exist"),
+        ({"timeIntervalInSeconds": 45}, "badRequest", "timeIntervalInSeconds"),
+        ({"hashFunction": "MD5"}, "badRequest", "hashFunction"),
+        ({"manufacturer": ""}, "badRequest", "must not be empty"),
+    ],
+)
 def test_update_refused_properties(api, body, code, fragment):
     before = api.device(TOTP123456)
     assert_graph_error(api.graph("PATCH", f"{DEVICES}/{TOTP123456}", json=body), 400, code, fragment)
@@ -299,8 +390,10 @@ def test_delete_after_unassign(api):
     assert token_count(api) == SEED_TOKEN_COUNT - 1
 
 
-@pytest.mark.parametrize("method,path", [("PUT", f"{DEVICES}/{SPARE}"), ("POST", f"{DEVICES}/{SPARE}"),
-                                         ("DELETE", DEVICES), ("PUT", DEVICES)])
+@pytest.mark.parametrize(
+    "method,path",
+    [("PUT", f"{DEVICES}/{SPARE}"), ("POST", f"{DEVICES}/{SPARE}"), ("DELETE", DEVICES), ("PUT", DEVICES)],
+)
 def test_method_not_allowed(api, method, path):
     assert_graph_error(api.graph(method, path, json={}), 405, "Request_BadRequest")
 
@@ -311,17 +404,25 @@ def test_unknown_sub_path(api):
 
 # ------------------------------------------------------------------ bulk delta upload
 def test_bulk_create(api):
-    payload = {"@context": "#$delta", "value": [
-        {"@contentId": "1", **new_body("BULK-1")},
-        {"@contentId": "2", **new_body("BULK-2", hashFunction="hmacsha256", timeIntervalInSeconds=60),
-         "assignTo": {"id": AMY}},
-    ]}
+    payload = {
+        "@context": "#$delta",
+        "value": [
+            {"@contentId": "1", **new_body("BULK-1")},
+            {
+                "@contentId": "2",
+                **new_body("BULK-2", hashFunction="hmacsha256", timeIntervalInSeconds=60),
+                "assignTo": {"id": AMY},
+            },
+        ],
+    }
     response = api.graph("PATCH", DEVICES, json=payload)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["@context"] == "#$delta"
     assert [(v["@contentId"], v["serialNumber"], v["status"]) for v in body["value"]] == [
-        ("1", "BULK-1", "available"), ("2", "BULK-2", "assigned")]
+        ("1", "BULK-1", "available"),
+        ("2", "BULK-2", "assigned"),
+    ]
     assert all(v["secretKey"] is None and set(v) == DEVICE_KEYS | {"@contentId"} for v in body["value"])
     assert body["value"][1]["assignedTo"]["id"] == AMY
     serials = {t["serial_number"]: t for t in api.admin_state()["tokens"]}
@@ -346,11 +447,14 @@ def test_bulk_update_existing(api):
 
 def test_bulk_is_all_or_nothing(api):
     before = api.admin_state()["tokens"]
-    payload = {"@context": "#$delta", "value": [
-        {"@contentId": "first", **new_body("BULK-OK-1")},
-        {"@contentId": "bad", **new_body("BULK-BAD", secretKey="NOT-BASE32-1890")},
-        {"@contentId": "third", **new_body("BULK-OK-3")},
-    ]}
+    payload = {
+        "@context": "#$delta",
+        "value": [
+            {"@contentId": "first", **new_body("BULK-OK-1")},
+            {"@contentId": "bad", **new_body("BULK-BAD", secretKey="NOT-BASE32-1890")},
+            {"@contentId": "third", **new_body("BULK-OK-3")},
+        ],
+    }
     response = api.graph("PATCH", DEVICES, json=payload)
     error = assert_graph_error(response, 400, "badRequest", "nothing was changed")
     assert len(error["details"]) == 1
@@ -360,26 +464,39 @@ def test_bulk_is_all_or_nothing(api):
 
 
 def test_bulk_reports_every_bad_item(api):
-    payload = {"@context": "#$delta", "value": [
-        {"@contentId": "1", **new_body("DUP-1")},
-        {"@contentId": "2", **new_body("DUP-1")},                          # duplicate within the payload
-        {"@contentId": "3", **new_body("TOTP123456")},                     # duplicate of an existing token
-        {"@contentId": "4", **new_body(timeIntervalInSeconds=45)},
-        {"@contentId": "5", **new_body(assignTo={"id": GRADY})},
-        {"@contentId": "6", "id": DIEGO_ASSIGNED, "displayName": "x"},     # assigned: can't be updated
-        {"@contentId": "7", "id": str(uuid.uuid4()), "displayName": "x"},  # unknown
-    ]}
+    payload = {
+        "@context": "#$delta",
+        "value": [
+            {"@contentId": "1", **new_body("DUP-1")},
+            {"@contentId": "2", **new_body("DUP-1")},  # duplicate within the payload
+            {"@contentId": "3", **new_body("TOTP123456")},  # duplicate of an existing token
+            {"@contentId": "4", **new_body(timeIntervalInSeconds=45)},
+            {"@contentId": "5", **new_body(assignTo={"id": GRADY})},
+            {"@contentId": "6", "id": DIEGO_ASSIGNED, "displayName": "x"},  # assigned: can't be updated
+            {"@contentId": "7", "id": str(uuid.uuid4()), "displayName": "x"},  # unknown
+        ],
+    }
     error = assert_graph_error(api.graph("PATCH", DEVICES, json=payload), 400, "badRequest")
     assert [(d["target"], d["code"]) for d in error["details"]] == [
-        ("2", "conflict"), ("3", "conflict"), ("4", "badRequest"), ("5", "badRequest"), ("6", "badRequest"),
-        ("7", "itemNotFound")]
+        ("2", "conflict"),
+        ("3", "conflict"),
+        ("4", "badRequest"),
+        ("5", "badRequest"),
+        ("6", "badRequest"),
+        ("7", "itemNotFound"),
+    ]
     assert token_count(api) == SEED_TOKEN_COUNT
 
 
 def test_bulk_respects_method_limit_across_items(api):
     assert api.graph("DELETE", f"{methods_path(MEGAN_UPN)}/{MEGAN_TOKENS[0]}").status_code == 204
-    payload = {"@context": "#$delta", "value": [
-        {"@contentId": "1", **new_body(assignTo={"id": MEGAN})}, {"@contentId": "2", **new_body(assignTo={"id": MEGAN})}]}
+    payload = {
+        "@context": "#$delta",
+        "value": [
+            {"@contentId": "1", **new_body(assignTo={"id": MEGAN})},
+            {"@contentId": "2", **new_body(assignTo={"id": MEGAN})},
+        ],
+    }
     error = assert_graph_error(api.graph("PATCH", DEVICES, json=payload), 400, "badRequest")
     assert [d["target"] for d in error["details"]] == ["2"]
 
@@ -393,12 +510,15 @@ def test_bulk_too_many_items(api):
     assert token_count(api) == SEED_TOKEN_COUNT + 100
 
 
-@pytest.mark.parametrize("payload", [
-    {"value": [new_body()]},
-    {"@context": "#$delta", "value": []},
-    {"@context": "#$delta"},
-    {"@context": "#$delta", "value": [{"@removed": {"reason": "deleted"}, "id": SPARE}]},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"value": [new_body()]},
+        {"@context": "#$delta", "value": []},
+        {"@context": "#$delta"},
+        {"@context": "#$delta", "value": [{"@removed": {"reason": "deleted"}, "id": SPARE}]},
+    ],
+)
 def test_bulk_malformed(api, payload):
     assert api.graph("PATCH", DEVICES, json=payload).status_code == 400
     assert token_count(api) == SEED_TOKEN_COUNT

@@ -75,20 +75,38 @@ def test_user_methods_next_links(api, sim):
     set_page_size(api, 2)
     pages = follow(api, sim, methods_path(MEGAN))
     assert [len(p["value"]) for p in pages] == [2, 2, 1]
-    assert all(p["@odata.nextLink"].startswith(f"{sim['graph_url']}/beta/users/{MEGAN}/authentication/"
-                                               "hardwareOathMethods?") for p in pages[:-1])
+    assert all(
+        p["@odata.nextLink"].startswith(f"{sim['graph_url']}/beta/users/{MEGAN}/authentication/hardwareOathMethods?")
+        for p in pages[:-1]
+    )
 
 
 def test_batch_item_next_links(api, sim):
     set_page_size(api, 2)
-    response = api.graph("POST", "/$batch", json={"requests": [
-        {"id": "users", "method": "GET", "url": "/users?$top=1"},
-        {"id": "devices", "method": "GET", "url": DEVICES},
-        {"id": "methods", "method": "GET", "url": f"{methods_path(MEGAN)}?$top=1"},
-        {"id": "create", "method": "POST", "url": DEVICES, "headers": JSON,
-         "body": {"serialNumber": "LINK-BATCH-1", "manufacturer": "Contoso", "model": "Links",
-                  "timeIntervalInSeconds": 30, "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}},
-    ]})
+    response = api.graph(
+        "POST",
+        "/$batch",
+        json={
+            "requests": [
+                {"id": "users", "method": "GET", "url": "/users?$top=1"},
+                {"id": "devices", "method": "GET", "url": DEVICES},
+                {"id": "methods", "method": "GET", "url": f"{methods_path(MEGAN)}?$top=1"},
+                {
+                    "id": "create",
+                    "method": "POST",
+                    "url": DEVICES,
+                    "headers": JSON,
+                    "body": {
+                        "serialNumber": "LINK-BATCH-1",
+                        "manufacturer": "Contoso",
+                        "model": "Links",
+                        "timeIntervalInSeconds": 30,
+                        "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                    },
+                },
+            ]
+        },
+    )
     assert response.status_code == 200, response.text
     assert "@odata.nextLink" not in response.json()
     items = {r["id"]: r for r in response.json()["responses"]}
@@ -105,9 +123,17 @@ def test_batch_item_next_links(api, sim):
 
 # ------------------------------------------------------------------ other links
 def test_location_of_a_create(api, sim):
-    response = api.graph("POST", DEVICES, json={"serialNumber": "LINK-1", "manufacturer": "Contoso", "model": "Links",
-                                                "timeIntervalInSeconds": 30,
-                                                "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"})
+    response = api.graph(
+        "POST",
+        DEVICES,
+        json={
+            "serialNumber": "LINK-1",
+            "manufacturer": "Contoso",
+            "model": "Links",
+            "timeIntervalInSeconds": 30,
+            "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        },
+    )
     assert response.status_code == 201, response.text
     location = response.headers["location"]
     assert_own_origin(sim, location)
@@ -120,8 +146,15 @@ def test_openid_configuration_links(sim, client, tenant):
     response = client.get(f"{sim['graph_url']}/{tenant}/v2.0/.well-known/openid-configuration")
     assert response.status_code == 200
     doc = response.json()
-    for key in ("token_endpoint", "jwks_uri", "authorization_endpoint", "device_authorization_endpoint",
-                "end_session_endpoint", "userinfo_endpoint", "issuer"):
+    for key in (
+        "token_endpoint",
+        "jwks_uri",
+        "authorization_endpoint",
+        "device_authorization_endpoint",
+        "end_session_endpoint",
+        "userinfo_endpoint",
+        "issuer",
+    ):
         assert_own_origin(sim, doc[key])
     urls = [v for v in doc.values() if isinstance(v, str) and "://" in v]
     assert len(urls) >= 7
@@ -132,8 +165,15 @@ def test_openid_configuration_links(sim, client, tenant):
 
 
 def test_ready_file_links(sim, sim_process, client):
-    for url in (sim["authority"], sim["authority_host"], sim["graph_url"], sim["graph_resource"],
-                sim["token_endpoint"], sim["admin_url"], sim["managed_identity"]["endpoint"]):
+    for url in (
+        sim["authority"],
+        sim["authority_host"],
+        sim["graph_url"],
+        sim["graph_resource"],
+        sim["token_endpoint"],
+        sim["admin_url"],
+        sim["managed_identity"]["endpoint"],
+    ):
         assert_own_origin(sim, url + "/")
     assert sim["authority_host"] == sim["graph_url"]
     assert urlsplit(sim["graph_url"]).port == sim["port"]
@@ -163,13 +203,13 @@ def foreign_links(sim, hostile):
     info = hostile.info()
     path = f"/beta{DEVICES}?$skiptoken=abc"
     return [
-        info["https_url"] + path,                               # another port, https, a valid certificate
-        info["http_url"] + path,                                # another port, plain http
-        f"http://{own.hostname}:{own.port}{path}",              # the simulator's origin, plain http
-        f"https://localhost:{own.port}{path}",                  # another host name for the same server
-        f"https://{own.hostname}{path}",                        # no port: 443
+        info["https_url"] + path,  # another port, https, a valid certificate
+        info["http_url"] + path,  # another port, plain http
+        f"http://{own.hostname}:{own.port}{path}",  # the simulator's origin, plain http
+        f"https://localhost:{own.port}{path}",  # another host name for the same server
+        f"https://{own.hostname}{path}",  # no port: 443
         f"https://user@{own.hostname}:{info['https_port']}{path}",
-        f"//{own.hostname}:{info['http_port']}{path}",          # scheme-relative
+        f"//{own.hostname}:{info['http_port']}{path}",  # scheme-relative
         f"ftp://{own.hostname}:{own.port}{path}",
     ]
 
@@ -191,8 +231,17 @@ def test_sim_api_refuses_foreign_links(api, sim, hostile, both_cas):
 def test_sim_api_refuses_a_next_link_pointed_elsewhere(api, sim, hostile, both_cas):
     set_page_size(api, 2)
     for base in (hostile.info()["https_url"], hostile.info()["http_url"]):
-        api.faults({"rules": [{"name": "elsewhere", "match": {"path": "hardwareOathDevices$"},
-                               "action": {"type": "next_link", "base": base}}]})
+        api.faults(
+            {
+                "rules": [
+                    {
+                        "name": "elsewhere",
+                        "match": {"path": "hardwareOathDevices$"},
+                        "action": {"type": "next_link", "base": base},
+                    }
+                ]
+            }
+        )
         link = api.graph("GET", DEVICES).json()["@odata.nextLink"]
         assert link.startswith(base + f"/beta{DEVICES}?")
         with pytest.raises(AssertionError, match="refusing to send"):

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from simlib import (ADELE_ACTIVATED, AMY, DEVICES, DEVICE_KEYS, DIEGO, DIEGO_ASSIGNED, DIEGO_FAILED, GALT, GRADY, MEGAN,
-                    MEGAN_TOKENS, SEED_TOKEN_COUNT, SHA256_60, SPARE, TOTP123456, TOTP654321, UNKNOWN_ID,
-                    assert_graph_error, load_demo_seed, methods_path)
+from simlib import (
+    ADELE_ACTIVATED,
+    AMY,
+    DEVICE_KEYS,
+    DEVICES,
+    DIEGO,
+    DIEGO_ASSIGNED,
+    DIEGO_FAILED,
+    GALT,
+    GRADY,
+    MEGAN,
+    MEGAN_TOKENS,
+    SEED_TOKEN_COUNT,
+    SHA256_60,
+    SPARE,
+    TOTP123456,
+    TOTP654321,
+    UNKNOWN_ID,
+    assert_graph_error,
+    load_demo_seed,
+    methods_path,
+)
 
 SEED_SERIALS = [t["serial_number"] for t in load_demo_seed()["tokens"]]
 AVAILABLE = {TOTP123456, TOTP654321, GALT, SHA256_60, SPARE}
@@ -53,7 +72,10 @@ def follow(api, first_params=None, path=DEVICES):
 def test_list_all(api, sim):
     response = list_devices(api)
     body = response.json()
-    assert body["@odata.context"] == f"{sim['graph_url']}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices"
+    assert (
+        body["@odata.context"]
+        == f"{sim['graph_url']}/beta/$metadata#directory/authenticationMethodDevices/hardwareOathDevices"
+    )
     assert "@odata.nextLink" not in body
     assert [d["serialNumber"] for d in body["value"]] == SEED_SERIALS
     assert all(set(d) == DEVICE_KEYS and d["secretKey"] is None for d in body["value"])
@@ -74,13 +96,25 @@ def test_paging_keeps_filter_and_select(api):
     assert [len(p["value"]) for p in pages] == [3, 3, 3, 2]
     items = [d for p in pages for d in p["value"]]
     assert all(set(d) == {"id", "serialNumber", "manufacturer"} and d["manufacturer"] == "Contoso" for d in items)
-    assert [d["serialNumber"] for d in items] == [s for s in SEED_SERIALS if s not in ("GALT11420104", "T2-SHA256-60-0001")]
+    assert [d["serialNumber"] for d in items] == [
+        s for s in SEED_SERIALS if s not in ("GALT11420104", "T2-SHA256-60-0001")
+    ]
 
 
 def test_paging_over_many_items(api):
-    payload = {"@context": "#$delta", "value": [
-        {"serialNumber": f"PAGE-{i:03d}", "manufacturer": "Paging", "model": "P", "timeIntervalInSeconds": 30,
-         "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"} for i in range(100)]}
+    payload = {
+        "@context": "#$delta",
+        "value": [
+            {
+                "serialNumber": f"PAGE-{i:03d}",
+                "manufacturer": "Paging",
+                "model": "P",
+                "timeIntervalInSeconds": 30,
+                "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            }
+            for i in range(100)
+        ],
+    }
     assert api.graph("PATCH", DEVICES, json=payload).status_code == 200
     pages = follow(api)  # default page size 100
     assert [len(p["value"]) for p in pages] == [100, SEED_TOKEN_COUNT]
@@ -118,8 +152,10 @@ def test_valid_top(api, top, count):
 
 
 # ------------------------------------------------------------------ maximum page size
-@pytest.mark.parametrize("top,sizes", [(None, [4, 4, 4, 1]), ("999", [4, 4, 4, 1]), ("5", [4, 4, 4, 1]),
-                                       ("4", [4, 4, 4, 1]), ("3", [3, 3, 3, 3, 1])])
+@pytest.mark.parametrize(
+    "top,sizes",
+    [(None, [4, 4, 4, 1]), ("999", [4, 4, 4, 1]), ("5", [4, 4, 4, 1]), ("4", [4, 4, 4, 1]), ("3", [3, 3, 3, 3, 1])],
+)
 def test_max_page_size_caps_every_page(api, top, sizes):
     set_settings(api, max_page_size=4)
     pages = follow(api, {"$top": top} if top else {})
@@ -203,8 +239,10 @@ DOCUMENTED_FILTERS = [
 LENIENT_FILTERS = [
     ("timeIntervalInSeconds eq 30 and manufacturer eq 'Token2'", set()),
     ("status eq 'available' and manufacturer eq 'Contoso'", {TOTP123456, TOTP654321, SPARE}),
-    ("(status eq 'available') and (manufacturer eq 'Contoso' and model eq 'Hardware Key')",
-     {TOTP123456, TOTP654321, SPARE}),
+    (
+        "(status eq 'available') and (manufacturer eq 'Contoso' and model eq 'Hardware Key')",
+        {TOTP123456, TOTP654321, SPARE},
+    ),
     ("(status eq 'available')", AVAILABLE),
     (f"assignedTo/id eq '{DIEGO}' and status eq 'failedActivation'", {DIEGO_FAILED}),
     ("assignedTo/displayName eq 'Adele Vance'", {ADELE_ACTIVATED}),
@@ -228,13 +266,15 @@ def test_documented_filter(api, mode, expr, expected):
     assert set(ids(list_devices(api, **{"$filter": expr}))) == expected
 
 
-DOCUMENTED_ONLY = ("Unsupported query: only one 'eq' comparison of serialNumber, status, manufacturer, model, "
-                   "hashFunction, timeIntervalInSeconds or assignedTo/id is supported.")
+DOCUMENTED_ONLY = (
+    "Unsupported query: only one 'eq' comparison of serialNumber, status, manufacturer, model, "
+    "hashFunction, timeIntervalInSeconds or assignedTo/id is supported."
+)
 
 
 @pytest.mark.parametrize("expr", [expr for expr, _expected in LENIENT_FILTERS])
 def test_documented_mode_refuses_what_only_lenient_answers(api, expr):
-    """The default filter_mode: Graph documents $filter (eq) on the inventory, nothing more (reference 6)."""
+    """The default filter_mode: Graph documents $filter (eq) on the inventory, nothing more."""
     error = assert_graph_error(list_devices(api, **{"$filter": expr}), 400, "BadRequest", DOCUMENTED_ONLY)
     assert error["message"] == DOCUMENTED_ONLY
 
@@ -249,8 +289,11 @@ def test_silent_mode_ignores_what_documented_refuses(api, expr):
 def test_filter_escaped_quote_and_injection(api):
     obrien = api.create_device("O'BRIEN-1")["id"]
     assert ids(list_devices(api, **{"$filter": "serialNumber eq 'O''BRIEN-1'"})) == [obrien]
-    for injection in ("serialNumber eq 'x'' or 1 eq 1'", "serialNumber eq 'x'' or ''1'' eq ''1'",
-                      "serialNumber eq 'O''BRIEN-1'' or serialNumber ne '''"):
+    for injection in (
+        "serialNumber eq 'x'' or 1 eq 1'",
+        "serialNumber eq 'x'' or ''1'' eq ''1'",
+        "serialNumber eq 'O''BRIEN-1'' or serialNumber ne '''",
+    ):
         assert ids(list_devices(api, **{"$filter": injection})) == [], injection
     # Unescaped, the same text is a syntax the service does not support, never a match-all.
     assert_graph_error(list_devices(api, **{"$filter": "serialNumber eq 'x' or 1 eq 1"}), 400, "BadRequest")
@@ -264,27 +307,43 @@ def quoted(values):
 SERIALS_15 = [f"S{i:02d}" for i in range(14)] + ["TOTP123456"]
 
 
-@pytest.mark.parametrize("expr", [
-    f"serialNumber in ({quoted(SERIALS_15)})",
-    f"status eq 'available' and serialNumber in ({quoted(SERIALS_15[1:])})",
-    " and ".join(["manufacturer eq 'Contoso'"] * 14) + " and serialNumber eq 'TOTP123456'",
-    f"(serialNumber in ({quoted(SERIALS_15[8:])})) and (serialNumber in ({quoted(SERIALS_15[:7] + ['TOTP123456'])}))",
-], ids=["in-15", "eq-and-in-14", "eq-15", "two-in-lists"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        f"serialNumber in ({quoted(SERIALS_15)})",
+        f"status eq 'available' and serialNumber in ({quoted(SERIALS_15[1:])})",
+        " and ".join(["manufacturer eq 'Contoso'"] * 14) + " and serialNumber eq 'TOTP123456'",
+        f"(serialNumber in ({quoted(SERIALS_15[8:])})) "
+        f"and (serialNumber in ({quoted(SERIALS_15[:7] + ['TOTP123456'])}))",
+    ],
+    ids=["in-15", "eq-and-in-14", "eq-15", "two-in-lists"],
+)
 def test_filter_with_15_expressions_passes(api, lenient, expr):
     assert ids(list_devices(api, **{"$filter": expr})) == [TOTP123456]
 
 
-@pytest.mark.parametrize("expr,count", [
-    (f"serialNumber in ({quoted(SERIALS_15 + ['S99'])})", 16),
-    (f"status eq 'available' and serialNumber in ({quoted(SERIALS_15)})", 16),
-    (" and ".join(["manufacturer eq 'Contoso'"] * 16), 16),
-    (f"serialNumber in ({quoted(SERIALS_15)}) and status in ('available', 'assigned', 'activated')", 18),
-    (f"(serialNumber in ({quoted(SERIALS_15[:8])})) and (serialNumber in ({quoted(SERIALS_15[7:] + ['S99'])}))", 17),
-], ids=["in-16", "eq-and-in-15", "eq-16", "two-in-lists-18", "parenthesised-17"])
+@pytest.mark.parametrize(
+    "expr,count",
+    [
+        (f"serialNumber in ({quoted(SERIALS_15 + ['S99'])})", 16),
+        (f"status eq 'available' and serialNumber in ({quoted(SERIALS_15)})", 16),
+        (" and ".join(["manufacturer eq 'Contoso'"] * 16), 16),
+        (f"serialNumber in ({quoted(SERIALS_15)}) and status in ('available', 'assigned', 'activated')", 18),
+        (
+            f"(serialNumber in ({quoted(SERIALS_15[:8])})) and (serialNumber in ({quoted(SERIALS_15[7:] + ['S99'])}))",
+            17,
+        ),
+    ],
+    ids=["in-16", "eq-and-in-15", "eq-16", "two-in-lists-18", "parenthesised-17"],
+)
 def test_filter_with_more_than_15_expressions_is_refused(api, lenient, expr, count):
-    assert_graph_error(list_devices(api, **{"$filter": expr}), 400, "Request_UnsupportedQuery",
-                       f"Too many child clauses specified in search filter expression containing 'OR' operators: "
-                       f"{count}. Max allowed: 15.")
+    assert_graph_error(
+        list_devices(api, **{"$filter": expr}),
+        400,
+        "Request_UnsupportedQuery",
+        f"Too many child clauses specified in search filter expression containing 'OR' operators: "
+        f"{count}. Max allowed: 15.",
+    )
 
 
 def test_filter_expression_limit_on_users_and_methods(api):
@@ -297,8 +356,11 @@ def test_filter_expression_limit_on_users_and_methods(api):
     serials = [f"MEGAN-{i:04d}" for i in range(1, 16)]
     response = api.graph("GET", methods_path(MEGAN), params={"$filter": f"device/serialNumber in ({quoted(serials)})"})
     assert ids(response) == MEGAN_TOKENS
-    response = api.graph("GET", methods_path(MEGAN),
-                         params={"$filter": f"device/status eq 'activated' and device/serialNumber in ({quoted(serials)})"})
+    response = api.graph(
+        "GET",
+        methods_path(MEGAN),
+        params={"$filter": f"device/status eq 'activated' and device/serialNumber in ({quoted(serials)})"},
+    )
     assert_graph_error(response, 400, "Request_UnsupportedQuery", "operators: 16. Max allowed: 15.")
 
 
@@ -389,18 +451,23 @@ def test_user_methods_paging_and_filter(api):
     pages = follow(api, {"$top": "2"}, path=methods_path(MEGAN))
     assert [len(p["value"]) for p in pages] == [2, 2, 1]
     assert [m["id"] for p in pages for m in p["value"]] == MEGAN_TOKENS
-    assert all(p["@odata.nextLink"].startswith(f"{api.base}/beta/users/{MEGAN}/authentication/hardwareOathMethods?")
-               for p in pages[:-1])
-    assert set(ids(api.graph("GET", methods_path(MEGAN), params={"$filter": "device/status eq 'activated'"}))) \
-        == set(MEGAN_TOKENS[:3])
-    assert ids(api.graph("GET", methods_path(MEGAN), params={"$filter": "device/serialNumber eq 'MEGAN-0005'"})) \
-        == [MEGAN_TOKENS[4]]
+    assert all(
+        p["@odata.nextLink"].startswith(f"{api.base}/beta/users/{MEGAN}/authentication/hardwareOathMethods?")
+        for p in pages[:-1]
+    )
+    assert set(ids(api.graph("GET", methods_path(MEGAN), params={"$filter": "device/status eq 'activated'"}))) == set(
+        MEGAN_TOKENS[:3]
+    )
+    assert ids(api.graph("GET", methods_path(MEGAN), params={"$filter": "device/serialNumber eq 'MEGAN-0005'"})) == [
+        MEGAN_TOKENS[4]
+    ]
     selected = api.graph("GET", methods_path(MEGAN), params={"$select": "id,createdDateTime"}).json()["value"]
     assert all(set(m) == {"@odata.type", "id", "createdDateTime"} for m in selected)
 
 
-@pytest.mark.parametrize("params", [{"$filter": "status eq 'activated'"}, {"$select": "serialNumber"},
-                                    {"$top": "0"}, {"$orderby": "id"}])
+@pytest.mark.parametrize(
+    "params", [{"$filter": "status eq 'activated'"}, {"$select": "serialNumber"}, {"$top": "0"}, {"$orderby": "id"}]
+)
 def test_user_methods_query_errors(api, params):
     assert_graph_error(api.graph("GET", methods_path(MEGAN), params=params), 400, "BadRequest")
 
@@ -408,6 +475,8 @@ def test_user_methods_query_errors(api, params):
 def test_users_list_filter(api):
     response = api.graph("GET", "/users", params={"$filter": "userType eq 'Guest'", "$select": "userPrincipalName"})
     assert response.status_code == 200
-    assert response.json()["value"] == [{"id": GRADY, "userPrincipalName": "grady_fabrikam.com#EXT#@contoso.onmicrosoft.com"}]
+    assert response.json()["value"] == [
+        {"id": GRADY, "userPrincipalName": "grady_fabrikam.com#EXT#@contoso.onmicrosoft.com"}
+    ]
     everyone = api.graph("GET", "/users").json()["value"]
     assert AMY in [u["id"] for u in everyone] and len(everyone) == 10

@@ -1,4 +1,5 @@
-"""Per-operation authorization (graph-api.md section 2.4): application roles, delegated scopes and directory roles."""
+"""Per-operation authorization (the least-privilege tables of the API pages): application roles, delegated scopes
+and directory roles."""
 
 from __future__ import annotations
 
@@ -7,21 +8,63 @@ import uuid
 import jwt
 import pytest
 
-from simlib import (ADELE, ADELE_ACTIVATED, ADELE_PASSWORD, ADELE_UPN, ALEX, AMY, AUTOMATION, CLI, DEVICES,
-                    DEVICES_ONLY_APP, DIEGO, DIEGO_ASSIGNED, GINA_PASSWORD, GINA_UPN, LEE, LEE_PASSWORD, LEE_UPN, MEGAN,
-                    MEGAN_PASSWORD, MEGAN_TOKENS, MEGAN_UPN, NOPERM_APP, PAT_PASSWORD, PAT_UPN, POLICY, READER_MI,
-                    REPORTING, REPORTING_SECRET, SPARE, TOTP123456, assert_graph_error, methods_path, seed_secrets)
+from simlib import (
+    ADELE,
+    ADELE_ACTIVATED,
+    ADELE_PASSWORD,
+    ADELE_UPN,
+    ALEX,
+    AMY,
+    AUTOMATION,
+    CLI,
+    DEVICES,
+    DEVICES_ONLY_APP,
+    DIEGO,
+    DIEGO_ASSIGNED,
+    GINA_PASSWORD,
+    GINA_UPN,
+    LEE,
+    LEE_PASSWORD,
+    LEE_UPN,
+    MEGAN,
+    MEGAN_PASSWORD,
+    MEGAN_TOKENS,
+    MEGAN_UPN,
+    NOPERM_APP,
+    PAT_PASSWORD,
+    PAT_UPN,
+    POLICY,
+    READER_MI,
+    REPORTING,
+    REPORTING_SECRET,
+    SPARE,
+    TOTP123456,
+    assert_graph_error,
+    methods_path,
+    seed_secrets,
+)
 
 ALL_APP_PERMISSIONS = [
-    "Policy.Read.All", "Policy.Read.AuthenticationMethod", "Policy.ReadWrite.AuthenticationMethod",
-    "UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All",
-    "UserAuthMethod-HardwareOATH.Read.All", "UserAuthMethod-HardwareOATH.ReadWrite.All",
-    "User.Read.All", "User.ReadBasic.All", "Directory.Read.All", "Directory.ReadWrite.All",
+    "Policy.Read.All",
+    "Policy.Read.AuthenticationMethod",
+    "Policy.ReadWrite.AuthenticationMethod",
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-HardwareOATH.Read.All",
+    "UserAuthMethod-HardwareOATH.ReadWrite.All",
+    "User.Read.All",
+    "User.ReadBasic.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
 ]
 DEVICES_READ = {"Policy.Read.All", "Policy.ReadWrite.AuthenticationMethod"}
 DEVICES_WRITE = {"Policy.ReadWrite.AuthenticationMethod"}
-METHODS_READ = {"UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All",
-                "UserAuthMethod-HardwareOATH.Read.All", "UserAuthMethod-HardwareOATH.ReadWrite.All"}
+METHODS_READ = {
+    "UserAuthenticationMethod.Read.All",
+    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-HardwareOATH.Read.All",
+    "UserAuthMethod-HardwareOATH.ReadWrite.All",
+}
 METHODS_WRITE = {"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-HardwareOATH.ReadWrite.All"}
 USERS_READ = {"User.Read.All", "User.ReadBasic.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 POLICY_READ = {"Policy.Read.All", "Policy.Read.AuthenticationMethod", "Policy.ReadWrite.AuthenticationMethod"}
@@ -29,8 +72,14 @@ POLICY_WRITE = {"Policy.ReadWrite.AuthenticationMethod"}
 
 
 def device_body(**extra):
-    return {"serialNumber": "PERM-" + uuid.uuid4().hex[:6], "manufacturer": "C", "model": "M", "timeIntervalInSeconds": 30,
-            "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", **extra}
+    return {
+        "serialNumber": "PERM-" + uuid.uuid4().hex[:6],
+        "manufacturer": "C",
+        "model": "M",
+        "timeIntervalInSeconds": 30,
+        "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        **extra,
+    }
 
 
 def code(api, totp, serial):
@@ -42,24 +91,41 @@ OPERATIONS = {
     "list devices": ("GET", DEVICES, None, DEVICES_READ, 200),
     "get device": ("GET", f"{DEVICES}/{SPARE}", None, DEVICES_READ, 200),
     "create device": ("POST", DEVICES, lambda api, totp: device_body(), DEVICES_WRITE, 201),
-    "bulk devices": ("PATCH", DEVICES, lambda api, totp: {"@context": "#$delta", "value": [device_body()]},
-                     DEVICES_WRITE, 200),
+    "bulk devices": (
+        "PATCH",
+        DEVICES,
+        lambda api, totp: {"@context": "#$delta", "value": [device_body()]},
+        DEVICES_WRITE,
+        200,
+    ),
     "update device": ("PATCH", f"{DEVICES}/{SPARE}", lambda api, totp: {"displayName": "x"}, DEVICES_WRITE, 204),
     "delete device": ("DELETE", f"{DEVICES}/{SPARE}", None, DEVICES_WRITE, 204),
     "list methods": ("GET", methods_path(MEGAN), None, METHODS_READ, 200),
     "get method": ("GET", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}", None, METHODS_READ, 200),
     "assign": ("POST", methods_path(AMY), lambda api, totp: {"device": {"id": SPARE}}, METHODS_WRITE, 201),
     "unassign": ("DELETE", f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}", None, METHODS_WRITE, 204),
-    "activate": ("POST", f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}/activate",
-                 lambda api, totp: {"verificationCode": code(api, totp, "TOTP100001")}, METHODS_WRITE, 204),
+    "activate": (
+        "POST",
+        f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}/activate",
+        lambda api, totp: {"verificationCode": code(api, totp, "TOTP100001")},
+        METHODS_WRITE,
+        204,
+    ),
     "deactivate": ("POST", f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/deactivate", None, METHODS_WRITE, 204),
-    "assignAndActivate": ("POST", f"{methods_path(AMY)}/assignAndActivate",
-                          lambda api, totp: {"device": {"id": TOTP123456},
-                                             "verificationCode": code(api, totp, "TOTP123456")}, METHODS_WRITE, 204),
-    "assignAndActivateBySerialNumber": ("POST", f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
-                                        lambda api, totp: {"serialNumber": "TOTP123456",
-                                                           "verificationCode": code(api, totp, "TOTP123456")},
-                                        METHODS_WRITE, 204),
+    "assignAndActivate": (
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivate",
+        lambda api, totp: {"device": {"id": TOTP123456}, "verificationCode": code(api, totp, "TOTP123456")},
+        METHODS_WRITE,
+        204,
+    ),
+    "assignAndActivateBySerialNumber": (
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
+        lambda api, totp: {"serialNumber": "TOTP123456", "verificationCode": code(api, totp, "TOTP123456")},
+        METHODS_WRITE,
+        204,
+    ),
     "get user": ("GET", f"/users/{AMY}", None, USERS_READ, 200),
     "list users": ("GET", "/users", None, USERS_READ, 200),
     "get policy": ("GET", POLICY, None, POLICY_READ, 200),
@@ -91,8 +157,9 @@ def test_one_permission_short_is_denied(api, totp, name, suite_material):
     before = api.admin_state()
     response = call(api, totp, name, token)
     if OPERATIONS[name][1].startswith("/users") and name in ("get user", "list users"):
-        error = assert_graph_error(response, 403, "Authorization_RequestDenied",
-                                   "Insufficient privileges to complete the operation.")
+        error = assert_graph_error(
+            response, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
     else:
         error = assert_graph_error(response, 403, "accessDenied", "Request Authorization failed")
     assert set(error) == {"code", "message", "innerError"}
@@ -115,8 +182,19 @@ def test_reporting_app_reads_but_cannot_write(api, totp):
     token = api.token(REPORTING, secret=REPORTING_SECRET)
     for name in ("list devices", "get device", "list methods", "get method", "get user", "list users", "get policy"):
         assert call(api, totp, name, token).status_code == 200, name
-    for name in ("create device", "bulk devices", "update device", "delete device", "assign", "unassign", "activate",
-                 "deactivate", "assignAndActivate", "assignAndActivateBySerialNumber", "update policy"):
+    for name in (
+        "create device",
+        "bulk devices",
+        "update device",
+        "delete device",
+        "assign",
+        "unassign",
+        "activate",
+        "deactivate",
+        "assignAndActivate",
+        "assignAndActivateBySerialNumber",
+        "update policy",
+    ):
         assert_graph_error(call(api, totp, name, token), 403, "accessDenied")
     assert api.device(SPARE)["status"] == "available"
 
@@ -128,7 +206,9 @@ def test_create_with_assign_needs_both_permissions(api, suite_material):
     response = api.graph("POST", DEVICES, token=token, json=device_body(assignTo={"id": AMY}))
     assert_graph_error(response, 403, "accessDenied")
     assert len(api.admin_state()["tokens"]) == before
-    both = api.token(AUTOMATION, roles=["Policy.ReadWrite.AuthenticationMethod", "UserAuthMethod-HardwareOATH.ReadWrite.All"])
+    both = api.token(
+        AUTOMATION, roles=["Policy.ReadWrite.AuthenticationMethod", "UserAuthMethod-HardwareOATH.ReadWrite.All"]
+    )
     response = api.graph("POST", DEVICES, token=both, json=device_body(assignTo={"id": AMY}))
     assert response.status_code == 201 and response.json()["status"] == "assigned"
 
@@ -145,13 +225,23 @@ def test_self_service_with_user_scope(api, totp):
     token = api.token(CLI, user=MEGAN, scopes=["UserAuthenticationMethod.ReadWrite"])
     assert api.graph("GET", "/me/authentication/hardwareOathMethods", token=token).status_code == 200
     assert api.graph("GET", methods_path(MEGAN_UPN), token=token).status_code == 200  # self, by UPN
-    assert api.graph("DELETE", f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[4]}", token=token).status_code == 204
-    assert api.graph("POST", "/me/authentication/hardwareOathMethods/assignAndActivate", token=token,
-                     json={"device": {"id": TOTP123456}, "verificationCode": code(api, totp, "TOTP123456")}).status_code == 204
+    assert (
+        api.graph("DELETE", f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[4]}", token=token).status_code == 204
+    )
+    assert (
+        api.graph(
+            "POST",
+            "/me/authentication/hardwareOathMethods/assignAndActivate",
+            token=token,
+            json={"device": {"id": TOTP123456}, "verificationCode": code(api, totp, "TOTP123456")},
+        ).status_code
+        == 204
+    )
     # A self-only scope does not reach anyone else, nor the inventory.
     assert_graph_error(api.graph("GET", methods_path(AMY), token=token), 403, "accessDenied")
-    assert_graph_error(api.graph("POST", methods_path(AMY), token=token, json={"device": {"id": SPARE}}), 403,
-                       "accessDenied")
+    assert_graph_error(
+        api.graph("POST", methods_path(AMY), token=token, json={"device": {"id": SPARE}}), 403, "accessDenied"
+    )
     assert_graph_error(api.graph("GET", DEVICES, token=token), 403, "accessDenied")
     assert_graph_error(api.graph("GET", "/me", token=token), 403, "Authorization_RequestDenied")
 
@@ -159,8 +249,11 @@ def test_self_service_with_user_scope(api, totp):
 def test_self_read_scope_cannot_write(api):
     token = api.token(CLI, user=MEGAN, scopes=["UserAuthenticationMethod.Read"])
     assert api.graph("GET", "/me/authentication/hardwareOathMethods", token=token).status_code == 200
-    assert_graph_error(api.graph("DELETE", f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[0]}", token=token),
-                       403, "accessDenied")
+    assert_graph_error(
+        api.graph("DELETE", f"/me/authentication/hardwareOathMethods/{MEGAN_TOKENS[0]}", token=token),
+        403,
+        "accessDenied",
+    )
     assert len(api.graph("GET", methods_path(MEGAN)).json()["value"]) == 5
 
 
@@ -168,9 +261,16 @@ def test_member_without_role_cannot_act_on_others(api, totp):
     token = api.token(CLI, user=MEGAN_UPN, password=MEGAN_PASSWORD)  # consented ...ReadWrite.All, but no role
     assert "UserAuthenticationMethod.ReadWrite.All" in token_scopes(token)
     assert_graph_error(api.graph("GET", methods_path(AMY), token=token), 403, "accessDenied")
-    assert_graph_error(api.graph("POST", f"{methods_path(AMY)}/assignAndActivate", token=token,
-                                 json={"device": {"id": TOTP123456}, "verificationCode": code(api, totp, "TOTP123456")}),
-                       403, "accessDenied")
+    assert_graph_error(
+        api.graph(
+            "POST",
+            f"{methods_path(AMY)}/assignAndActivate",
+            token=token,
+            json={"device": {"id": TOTP123456}, "verificationCode": code(api, totp, "TOTP123456")},
+        ),
+        403,
+        "accessDenied",
+    )
     assert_graph_error(api.graph("POST", DEVICES, token=token, json=device_body()), 403, "accessDenied")
     assert api.device(TOTP123456)["status"] == "available"
     entry = api.requests_log(kind="graph", status=403)[-1]
@@ -185,8 +285,12 @@ def test_authentication_administrator(api, totp):
     token = api.token(CLI, user=ADELE_UPN, password=ADELE_PASSWORD)
     # A member's methods: read and write.
     assert api.graph("GET", methods_path(AMY), token=token).status_code == 200
-    response = api.graph("POST", f"{methods_path(AMY)}/assignAndActivateBySerialNumber", token=token,
-                         json={"serialNumber": "TOTP123456", "verificationCode": code(api, totp, "TOTP123456")})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
+        token=token,
+        json={"serialNumber": "TOTP123456", "verificationCode": code(api, totp, "TOTP123456")},
+    )
     assert response.status_code == 204, response.text
     assert api.graph("DELETE", f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}", token=token).status_code == 204
     # A Global Administrator's methods: read yes, write no.
@@ -196,8 +300,9 @@ def test_authentication_administrator(api, totp):
     assert "Privileged" not in error["message"]
     assert api.device(SPARE)["status"] == "available"
     # Another admin (Authentication Policy Administrator) is protected too.
-    assert_graph_error(api.graph("POST", methods_path(LEE), token=token, json={"device": {"id": SPARE}}), 403,
-                       "accessDenied")
+    assert_graph_error(
+        api.graph("POST", methods_path(LEE), token=token, json={"device": {"id": SPARE}}), 403, "accessDenied"
+    )
     # Not an inventory role.
     assert_graph_error(api.graph("POST", DEVICES, token=token, json=device_body()), 403, "accessDenied")
     assert_graph_error(api.graph("PATCH", POLICY, token=token, json={"state": "disabled"}), 403, "accessDenied")
@@ -219,8 +324,9 @@ def test_authentication_policy_administrator(api):
     assert api.graph("DELETE", f"{DEVICES}/{SPARE}", token=token).status_code == 204
     assert api.graph("PATCH", POLICY, token=token, json={"state": "disabled"}).status_code == 204
     # ... but no user-method role.
-    assert_graph_error(api.graph("POST", methods_path(AMY), token=token, json={"device": {"id": TOTP123456}}), 403,
-                       "accessDenied")
+    assert_graph_error(
+        api.graph("POST", methods_path(AMY), token=token, json={"device": {"id": TOTP123456}}), 403, "accessDenied"
+    )
     assert_graph_error(api.graph("GET", methods_path(AMY), token=token), 403, "accessDenied")
 
 
@@ -236,8 +342,9 @@ def test_global_reader(api):
     assert api.graph("GET", methods_path(MEGAN), token=token).status_code == 200
     assert api.graph("GET", POLICY, token=token).status_code == 200
     assert_graph_error(api.graph("POST", DEVICES, token=token, json=device_body()), 403, "accessDenied")
-    assert_graph_error(api.graph("DELETE", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}", token=token), 403,
-                       "accessDenied")
+    assert_graph_error(
+        api.graph("DELETE", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}", token=token), 403, "accessDenied"
+    )
     assert_graph_error(api.graph("PATCH", POLICY, token=token, json={"state": "disabled"}), 403, "accessDenied")
 
 

@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 import simlib
-from simlib import (ADELE, AMY, DEVICES, DIEGO, GINA, LEE, PAT, POLICY, SEED_TOKEN_COUNT, SPARE, TOTP123456,
-                    methods_path)
+from simlib import ADELE, AMY, DEVICES, DIEGO, GINA, LEE, PAT, POLICY, SEED_TOKEN_COUNT, SPARE, TOTP123456, methods_path
 
 THREADS = 8
 PER_THREAD = 25
@@ -41,21 +40,39 @@ def test_concurrent_mixed_requests(api, sim, suite_material):
                     serial = f"CC-{index}-{j // 5}"
                     kind = j % 5
                     if kind == 0:
-                        response = mine.graph("POST", DEVICES, token="", headers=headers, json={
-                            "serialNumber": serial, "manufacturer": "Concurrent", "model": "T",
-                            "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "timeIntervalInSeconds": 30})
+                        response = mine.graph(
+                            "POST",
+                            DEVICES,
+                            token="",
+                            headers=headers,
+                            json={
+                                "serialNumber": serial,
+                                "manufacturer": "Concurrent",
+                                "model": "T",
+                                "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                                "timeIntervalInSeconds": 30,
+                            },
+                        )
                         device_id = response.json().get("id")
                         results.append(("create", 201, response.status_code))
                     elif kind == 1:
                         response = mine.graph("GET", f"{DEVICES}/{device_id}", token="", headers=headers)
-                        results.append(("get", (200, serial), (response.status_code, response.json().get("serialNumber"))))
+                        results.append(
+                            ("get", (200, serial), (response.status_code, response.json().get("serialNumber")))
+                        )
                     elif kind == 2:
-                        response = mine.graph("PATCH", f"{DEVICES}/{device_id}", token="", headers=headers,
-                                              json={"displayName": f"by thread {index}"})
+                        response = mine.graph(
+                            "PATCH",
+                            f"{DEVICES}/{device_id}",
+                            token="",
+                            headers=headers,
+                            json={"displayName": f"by thread {index}"},
+                        )
                         results.append(("patch", 204, response.status_code))
                     elif kind == 3:
-                        response = mine.graph("GET", DEVICES, token="", headers=headers,
-                                              params={"$filter": f"serialNumber eq '{serial}'"})
+                        response = mine.graph(
+                            "GET", DEVICES, token="", headers=headers, params={"$filter": f"serialNumber eq '{serial}'"}
+                        )
                         found = [d["displayName"] for d in response.json()["value"]]
                         results.append(("filter", (200, [f"by thread {index}"]), (response.status_code, found)))
                     else:
@@ -91,8 +108,12 @@ def test_concurrent_assign_and_activate_of_one_token(api, sim, totp, suite_mater
         with simlib.http_client(sim) as http:
             mine = simlib.SimApi(sim, http, suite_material["seed"])
             barrier.wait()
-            response = mine.graph("POST", f"{methods_path(user)}/assignAndActivate", token=token,
-                                  json={"device": {"id": TOTP123456}, "verificationCode": code})
+            response = mine.graph(
+                "POST",
+                f"{methods_path(user)}/assignAndActivate",
+                token=token,
+                json={"device": {"id": TOTP123456}, "verificationCode": code},
+            )
             statuses[user] = response.status_code
 
     threads = [threading.Thread(target=attempt, args=(u,)) for u in users]
@@ -116,8 +137,9 @@ def test_keep_alive_one_connection(sim, api):
     with httpx.Client(verify=simlib.ssl_context(sim), limits=httpx.Limits(max_connections=1)) as http:
         peers = set()
         for i in range(20):
-            method, path, kwargs = (("PATCH", POLICY, {"json": {"state": "enabled"}}) if i % 4
-                                    else ("GET", f"{DEVICES}/{SPARE}", {}))
+            method, path, kwargs = (
+                ("PATCH", POLICY, {"json": {"state": "enabled"}}) if i % 4 else ("GET", f"{DEVICES}/{SPARE}", {})
+            )
             response = http.request(method, api.url(path), headers={"Authorization": "Bearer " + token}, **kwargs)
             assert response.status_code == (204 if method == "PATCH" else 200)
             assert response.headers.get("connection", "").lower() != "close"
@@ -141,12 +163,19 @@ def test_keep_alive_response_is_not_delayed(sim, api):
 
 
 def test_chunked_request_body(api):
-    body = json.dumps({"serialNumber": "CHUNKED-1", "manufacturer": "C", "model": "M", "timeIntervalInSeconds": 30,
-                       "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}).encode()
+    body = json.dumps(
+        {
+            "serialNumber": "CHUNKED-1",
+            "manufacturer": "C",
+            "model": "M",
+            "timeIntervalInSeconds": 30,
+            "secretKey": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        }
+    ).encode()
 
     def chunks():
         for i in range(0, len(body), 16):
-            yield body[i:i + 16]
+            yield body[i : i + 16]
 
     response = api.graph("POST", DEVICES, content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 201, response.text
@@ -155,34 +184,31 @@ def test_chunked_request_body(api):
 
 # ------------------------------------------------------------------ TLS
 def test_default_trust_fails_verification(sim):
-    with httpx.Client() as plain:
-        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            plain.get(f"{sim['authority']}/v2.0/.well-known/openid-configuration")
+    with httpx.Client() as plain, pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        plain.get(f"{sim['authority']}/v2.0/.well-known/openid-configuration")
 
 
 def test_system_ca_bundle_fails_verification(sim):
     context = ssl.create_default_context()
-    with httpx.Client(verify=context) as plain:
-        with pytest.raises(httpx.ConnectError):
-            plain.get(f"{sim['graph_url']}/beta/users")
+    with httpx.Client(verify=context) as plain, pytest.raises(httpx.ConnectError):
+        plain.get(f"{sim['graph_url']}/beta/users")
 
 
 def test_certificate_names(sim, ssl_ctx):
     with httpx.Client(verify=ssl_ctx) as http:
         response = http.get(f"https://localhost:{sim['port']}/{simlib.TENANT_ID}/discovery/v2.0/keys")
         assert response.status_code == 200
-    with socket.create_connection(("127.0.0.1", sim["port"])) as raw:
-        with ssl_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            cert = tls.getpeercert()
-            names = {value for _kind, value in cert["subjectAltName"]}
-            assert {"127.0.0.1", "localhost"} <= names
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    address = ("127.0.0.1", sim["port"])
+    with socket.create_connection(address) as raw, ssl_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        cert = tls.getpeercert()
+        names = {value for _kind, value in cert["subjectAltName"]}
+        assert {"127.0.0.1", "localhost"} <= names
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
 def test_plain_http_is_not_served(sim):
-    with httpx.Client() as plain:
-        with pytest.raises(httpx.TransportError):
-            plain.get(f"http://127.0.0.1:{sim['port']}/_admin/info", timeout=5)
+    with httpx.Client() as plain, pytest.raises(httpx.TransportError):
+        plain.get(f"http://127.0.0.1:{sim['port']}/_admin/info", timeout=5)
 
 
 # ------------------------------------------------------------------ process lifecycle
@@ -206,20 +232,28 @@ def test_signal_stops_cleanly(tmp_path, signum):
 
 
 def test_refuses_non_loopback_host():
-    result = subprocess.run([sys.executable, str(simlib.SERVE), "--seed", str(simlib.DEMO_SEED), "--host", "0.0.0.0"],
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        [sys.executable, str(simlib.SERVE), "--seed", str(simlib.DEMO_SEED), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2
     assert "loopback" in result.stderr
 
 
-@pytest.mark.parametrize("mutate,fragment", [
-    (lambda seed: seed["tenant"].update(id="not-a-guid"), "tenant.id must be a GUID"),
-    (lambda seed: seed["tokens"][0].update(secret_key="NOT-BASE32-18"), "tokens[0]"),
-    (lambda seed: seed["tokens"][1].update(serial_number="TOTP123456"), "duplicate serial number"),
-    (lambda seed: seed["tokens"][0].update(assigned_to="grady_fabrikam.com#EXT#@contoso.onmicrosoft.com"), "guest"),
-    (lambda seed: seed["tokens"][12].update(assigned_to="megan.bowen@contoso.com"), "already has 5"),
-    (lambda seed: seed["users"][0].update(id="amy"), "users[0]: id must be a GUID"),
-])
+@pytest.mark.parametrize(
+    "mutate,fragment",
+    [
+        (lambda seed: seed["tenant"].update(id="not-a-guid"), "tenant.id must be a GUID"),
+        (lambda seed: seed["tokens"][0].update(secret_key="NOT-BASE32-18"), "tokens[0]"),
+        (lambda seed: seed["tokens"][1].update(serial_number="TOTP123456"), "duplicate serial number"),
+        (lambda seed: seed["tokens"][0].update(assigned_to="grady_fabrikam.com#EXT#@contoso.onmicrosoft.com"), "guest"),
+        (lambda seed: seed["tokens"][12].update(assigned_to="megan.bowen@contoso.com"), "already has 5"),
+        (lambda seed: seed["users"][0].update(id="amy"), "users[0]: id must be a GUID"),
+    ],
+)
 def test_invalid_seed_is_rejected(tmp_path, mutate, fragment):
     seed = simlib.load_demo_seed()
     mutate(seed)

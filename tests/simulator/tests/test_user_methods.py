@@ -7,10 +7,35 @@ import datetime
 import pyotp
 import pytest
 
-from simlib import (ADELE, ADELE_ACTIVATED, ADELE_UPN, AMY, AMY_UPN, CLI, DEVICES, DIEGO, DIEGO_ASSIGNED, DIEGO_FAILED,
-                    GALT, GRADY, GRADY_UPN, GROUP_BREAKGLASS, GROUP_HOLDERS, MEGAN, MEGAN_PASSWORD, MEGAN_TOKENS,
-                    MEGAN_UPN, POLICY, REPORTING, SPARE, TOTP123456, TOTP654321, UNKNOWN_ID, assert_graph_error,
-                    methods_path)
+from simlib import (
+    ADELE,
+    ADELE_ACTIVATED,
+    ADELE_UPN,
+    AMY,
+    AMY_UPN,
+    CLI,
+    DEVICES,
+    DIEGO,
+    DIEGO_ASSIGNED,
+    DIEGO_FAILED,
+    GALT,
+    GRADY,
+    GRADY_UPN,
+    GROUP_BREAKGLASS,
+    GROUP_HOLDERS,
+    MEGAN,
+    MEGAN_PASSWORD,
+    MEGAN_TOKENS,
+    MEGAN_UPN,
+    POLICY,
+    REPORTING,
+    SPARE,
+    TOTP123456,
+    TOTP654321,
+    UNKNOWN_ID,
+    assert_graph_error,
+    methods_path,
+)
 
 METHOD_TYPE = "#microsoft.graph.hardwareOathAuthenticationMethod"
 
@@ -24,33 +49,53 @@ def code_for(api, totp, serial, offset=0):
 
 
 # ------------------------------------------------------------------ users
-@pytest.mark.parametrize("ref", [AMY, AMY.upper(), "amy.masters%40contoso.com", "amy.masters@contoso.com",
-                                 "AMY.MASTERS%40CONTOSO.COM"])
+@pytest.mark.parametrize(
+    "ref", [AMY, AMY.upper(), "amy.masters%40contoso.com", "amy.masters@contoso.com", "AMY.MASTERS%40CONTOSO.COM"]
+)
 def test_get_user_by_id_or_upn(api, sim, ref):
     response = api.graph("GET", f"/users/{ref}")
     assert response.status_code == 200, response.text
-    assert response.json() == {"@odata.context": f"{sim['graph_url']}/beta/$metadata#users/$entity", "id": AMY,
-                               "userPrincipalName": AMY_UPN, "displayName": "Amy Masters", "userType": "Member",
-                               "accountEnabled": True}
+    assert response.json() == {
+        "@odata.context": f"{sim['graph_url']}/beta/$metadata#users/$entity",
+        "id": AMY,
+        "userPrincipalName": AMY_UPN,
+        "displayName": "Amy Masters",
+        "userType": "Member",
+        "accountEnabled": True,
+    }
 
 
 def test_get_guest_by_encoded_upn(api):
     response = api.graph("GET", "/users/grady_fabrikam.com%23EXT%23%40contoso.onmicrosoft.com")
     assert response.status_code == 200, response.text
     assert (response.json()["id"], response.json()["userType"], response.json()["userPrincipalName"]) == (
-        GRADY, "Guest", GRADY_UPN)
-    methods = api.graph("GET", "/users/grady_fabrikam.com%23EXT%23%40contoso.onmicrosoft.com/authentication/hardwareOathMethods")
+        GRADY,
+        "Guest",
+        GRADY_UPN,
+    )
+    methods = api.graph(
+        "GET", "/users/grady_fabrikam.com%23EXT%23%40contoso.onmicrosoft.com/authentication/hardwareOathMethods"
+    )
     assert methods.status_code == 200 and methods.json()["value"] == []
 
 
 def test_get_user_select(api):
     response = api.graph("GET", f"/users/{AMY}", params={"$select": "displayName"})
-    assert {k: v for k, v in response.json().items() if k != "@odata.context"} == {"id": AMY, "displayName": "Amy Masters"}
+    assert {k: v for k, v in response.json().items() if k != "@odata.context"} == {
+        "id": AMY,
+        "displayName": "Amy Masters",
+    }
     assert_graph_error(api.graph("GET", f"/users/{AMY}", params={"$select": "mail"}), 400, "BadRequest")
 
 
-@pytest.mark.parametrize("path", ["/users/{u}", "/users/{u}/authentication/hardwareOathMethods",
-                                  "/users/{u}/authentication/hardwareOathMethods/" + SPARE])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/users/{u}",
+        "/users/{u}/authentication/hardwareOathMethods",
+        "/users/{u}/authentication/hardwareOathMethods/" + SPARE,
+    ],
+)
 @pytest.mark.parametrize("ref", ["nobody%40contoso.com", UNKNOWN_ID])
 def test_unknown_user(api, path, ref):
     assert_graph_error(api.graph("GET", path.format(u=ref)), 404, "Request_ResourceNotFound", "does not exist")
@@ -59,18 +104,30 @@ def test_unknown_user(api, path, ref):
 def test_unknown_user_on_writes(api, totp):
     path = methods_path("nobody@contoso.com")
     assert_graph_error(api.graph("POST", path, json={"device": {"id": SPARE}}), 404, "Request_ResourceNotFound")
-    assert_graph_error(api.graph("POST", f"{path}/assignAndActivateBySerialNumber",
-                                 json={"serialNumber": "SPARE-0001", "verificationCode": "123456"}),
-                       404, "Request_ResourceNotFound")
+    assert_graph_error(
+        api.graph(
+            "POST",
+            f"{path}/assignAndActivateBySerialNumber",
+            json={"serialNumber": "SPARE-0001", "verificationCode": "123456"},
+        ),
+        404,
+        "Request_ResourceNotFound",
+    )
     assert api.device(SPARE)["status"] == "available"
 
 
 def test_v1_user_works_but_hardware_paths_rejected(api):
     assert api.graph("GET", f"/v1.0/users/{AMY}").status_code == 200
-    for path in (f"/v1.0/users/{AMY}/authentication/hardwareOathMethods", f"/v1.0{DEVICES}",
-                 f"/v1.0{DEVICES}/{SPARE}", f"/v1.0{POLICY}"):
+    for path in (
+        f"/v1.0/users/{AMY}/authentication/hardwareOathMethods",
+        f"/v1.0{DEVICES}",
+        f"/v1.0{DEVICES}/{SPARE}",
+        f"/v1.0{POLICY}",
+    ):
         assert_graph_error(api.graph("GET", path), 400, "BadRequest", "Resource not found for the segment")
-    response = api.graph("POST", f"/v1.0/users/{AMY}/authentication/hardwareOathMethods", json={"device": {"id": SPARE}})
+    response = api.graph(
+        "POST", f"/v1.0/users/{AMY}/authentication/hardwareOathMethods", json={"device": {"id": SPARE}}
+    )
     assert_graph_error(response, 400, "BadRequest")
     assert api.device(SPARE)["status"] == "available"
 
@@ -85,7 +142,10 @@ def test_list_methods(api, sim):
     response = api.graph("GET", methods_path(MEGAN))
     assert response.status_code == 200
     body = response.json()
-    assert body["@odata.context"] == f"{sim['graph_url']}/beta/$metadata#users('{MEGAN}')/authentication/hardwareOathMethods"
+    assert (
+        body["@odata.context"]
+        == f"{sim['graph_url']}/beta/$metadata#users('{MEGAN}')/authentication/hardwareOathMethods"
+    )
     assert [m["id"] for m in body["value"]] == MEGAN_TOKENS
     for method in body["value"]:
         assert set(method) == {"@odata.type", "id", "createdDateTime", "lastUsedDateTime", "device"}
@@ -106,7 +166,10 @@ def test_get_method(api, sim):
     response = api.graph("GET", f"{methods_path(ADELE_UPN)}/{ADELE_ACTIVATED}")
     assert response.status_code == 200
     body = response.json()
-    assert body["@odata.context"] == f"{sim['graph_url']}/beta/$metadata#users('{ADELE}')/authentication/hardwareOathMethods/$entity"
+    assert (
+        body["@odata.context"]
+        == f"{sim['graph_url']}/beta/$metadata#users('{ADELE}')/authentication/hardwareOathMethods/$entity"
+    )
     assert body["@odata.type"] == METHOD_TYPE and body["id"] == ADELE_ACTIVATED
     assert body["device"]["serialNumber"] == "TOTP100002" and body["device"]["status"] == "activated"
 
@@ -133,21 +196,26 @@ def test_assign(api, sim):
 
 
 def test_assign_sdk_body_by_upn(api):
-    body = {"@odata.type": METHOD_TYPE,
-            "device": {"id": TOTP654321, "@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"}}
+    body = {
+        "@odata.type": METHOD_TYPE,
+        "device": {"id": TOTP654321, "@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"},
+    }
     response = api.graph("POST", methods_path("amy.masters@contoso.com"), json=body)
     assert response.status_code == 201, response.text
     assert api.device(TOTP654321)["assignedTo"]["id"] == AMY
 
 
-@pytest.mark.parametrize("body,status,code", [
-    ({"device": {"id": UNKNOWN_ID}}, 404, "itemNotFound"),
-    ({}, 400, "badRequest"),
-    ({"device": SPARE}, 400, "badRequest"),
-    ({"device": {"serialNumber": "SPARE-0001"}}, 400, "badRequest"),
-    ({"device": {"id": SPARE}, "colour": "red"}, 400, "BadRequest"),
-    ({"device": {"id": SPARE}, "createdDateTime": "2025-01-01T00:00:00Z"}, 400, "BadRequest"),
-])
+@pytest.mark.parametrize(
+    "body,status,code",
+    [
+        ({"device": {"id": UNKNOWN_ID}}, 404, "itemNotFound"),
+        ({}, 400, "badRequest"),
+        ({"device": SPARE}, 400, "badRequest"),
+        ({"device": {"serialNumber": "SPARE-0001"}}, 400, "badRequest"),
+        ({"device": {"id": SPARE}, "colour": "red"}, 400, "BadRequest"),
+        ({"device": {"id": SPARE}, "createdDateTime": "2025-01-01T00:00:00Z"}, 400, "BadRequest"),
+    ],
+)
 def test_assign_errors(api, body, status, code):
     assert_graph_error(api.graph("POST", methods_path(AMY), json=body), status, code)
     assert api.graph("GET", methods_path(AMY)).json()["value"] == []
@@ -176,8 +244,11 @@ def test_unassign_someone_elses_token(api):
 # ------------------------------------------------------------------ activate / deactivate
 def test_activate(api, totp):
     code = code_for(api, totp, "TOTP100001")
-    response = api.graph("POST", f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}/activate",
-                         json={"verificationCode": code, "displayName": "Diego's key"})
+    response = api.graph(
+        "POST",
+        f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}/activate",
+        json={"verificationCode": code, "displayName": "Diego's key"},
+    )
     assert response.status_code == 204, response.text
     device = api.device(DIEGO_ASSIGNED)
     assert (device["status"], device["displayName"], device["assignedTo"]["id"]) == ("activated", "Diego's key", DIEGO)
@@ -185,8 +256,11 @@ def test_activate(api, totp):
 
 
 def test_activate_not_owned(api, totp):
-    response = api.graph("POST", f"{methods_path(AMY)}/{DIEGO_ASSIGNED}/activate",
-                         json={"verificationCode": code_for(api, totp, "TOTP100001")})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY)}/{DIEGO_ASSIGNED}/activate",
+        json={"verificationCode": code_for(api, totp, "TOTP100001")},
+    )
     assert_graph_error(response, 404, "itemNotFound")
     assert api.device(DIEGO_ASSIGNED)["status"] == "assigned"
 
@@ -201,31 +275,53 @@ def test_deactivate(api):
 def test_deactivate_with_empty_json_body(api):
     response = api.graph("POST", f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/deactivate", json={})
     assert response.status_code == 204
-    assert_graph_error(api.graph("POST", f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/deactivate",
-                                 json={"verificationCode": "123456"}), 400, "BadRequest")
+    assert_graph_error(
+        api.graph("POST", f"{methods_path(ADELE)}/{ADELE_ACTIVATED}/deactivate", json={"verificationCode": "123456"}),
+        400,
+        "BadRequest",
+    )
 
 
 def test_assign_and_activate(api, totp):
-    response = api.graph("POST", f"{methods_path(AMY)}/assignAndActivate", json={
-        "device": {"id": TOTP123456, "@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"},
-        "displayName": "tok", "verificationCode": code_for(api, totp, "TOTP123456")})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivate",
+        json={
+            "device": {"id": TOTP123456, "@odata.type": "#microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"},
+            "displayName": "tok",
+            "verificationCode": code_for(api, totp, "TOTP123456"),
+        },
+    )
     assert response.status_code == 204, response.text
     device = api.device(TOTP123456)
     assert (device["status"], device["assignedTo"]["id"], device["displayName"]) == ("activated", AMY, "tok")
 
 
 def test_assign_and_activate_by_serial_number(api, totp):
-    response = api.graph("POST", f"{methods_path(AMY_UPN)}/assignAndActivateBySerialNumber",
-                         json={"serialNumber": "TOTP123456", "verificationCode": code_for(api, totp, "TOTP123456"),
-                               "displayName": "Amy Masters Token"})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY_UPN)}/assignAndActivateBySerialNumber",
+        json={
+            "serialNumber": "TOTP123456",
+            "verificationCode": code_for(api, totp, "TOTP123456"),
+            "displayName": "Amy Masters Token",
+        },
+    )
     assert response.status_code == 204, response.text
     device = api.device(TOTP123456)
-    assert (device["status"], device["assignedTo"]["id"], device["displayName"]) == ("activated", AMY, "Amy Masters Token")
+    assert (device["status"], device["assignedTo"]["id"], device["displayName"]) == (
+        "activated",
+        AMY,
+        "Amy Masters Token",
+    )
 
 
 def test_assign_and_activate_by_serial_is_case_insensitive(api, totp):
-    response = api.graph("POST", f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
-                         json={"serialNumber": "galt11420104", "verificationCode": code_for(api, totp, "GALT11420104")})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
+        json={"serialNumber": "galt11420104", "verificationCode": code_for(api, totp, "GALT11420104")},
+    )
     assert response.status_code == 204, response.text
     assert api.device(GALT)["status"] == "activated"
 
@@ -234,40 +330,68 @@ def test_assign_and_activate_by_serial_after_create_with_assign_to(api):
     """The community script pattern (S36): create with assignTo, then activate by serial for the same user."""
     created = api.create_device("SCRIPTED-1", assignTo={"id": AMY})
     code = pyotp.TOTP(created["_secret"]).at(api.now())
-    response = api.graph("POST", f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
-                         json={"serialNumber": "SCRIPTED-1", "verificationCode": code})
+    response = api.graph(
+        "POST",
+        f"{methods_path(AMY)}/assignAndActivateBySerialNumber",
+        json={"serialNumber": "SCRIPTED-1", "verificationCode": code},
+    )
     assert response.status_code == 204, response.text
     assert api.device(created["id"])["status"] == "activated"
 
 
-@pytest.mark.parametrize("action,body,status,code", [
-    ("assignAndActivateBySerialNumber", {"serialNumber": "NOPE-1", "verificationCode": "123456"}, 404, "itemNotFound"),
-    ("assignAndActivateBySerialNumber", {"verificationCode": "123456"}, 400, "badRequest"),
-    ("assignAndActivateBySerialNumber", {"serialNumber": "SPARE-0001"}, 400, "badRequest"),
-    ("assignAndActivateBySerialNumber", {"serialNumber": "SPARE-0001", "verificationCode": "123456", "x": 1},
-     400, "BadRequest"),
-    ("assignAndActivate", {"device": {"id": UNKNOWN_ID}, "verificationCode": "123456"}, 404, "itemNotFound"),
-    ("assignAndActivate", {"verificationCode": "123456"}, 400, "badRequest"),
-    ("assignAndActivate", {"device": {"id": SPARE}}, 400, "badRequest"),
-    ("assignAndActivate", {"device": {"id": SPARE}, "verificationCode": "123456", "displayName": 5}, 400, "badRequest"),
-])
+@pytest.mark.parametrize(
+    "action,body,status,code",
+    [
+        (
+            "assignAndActivateBySerialNumber",
+            {"serialNumber": "NOPE-1", "verificationCode": "123456"},
+            404,
+            "itemNotFound",
+        ),
+        ("assignAndActivateBySerialNumber", {"verificationCode": "123456"}, 400, "badRequest"),
+        ("assignAndActivateBySerialNumber", {"serialNumber": "SPARE-0001"}, 400, "badRequest"),
+        (
+            "assignAndActivateBySerialNumber",
+            {"serialNumber": "SPARE-0001", "verificationCode": "123456", "x": 1},
+            400,
+            "BadRequest",
+        ),
+        ("assignAndActivate", {"device": {"id": UNKNOWN_ID}, "verificationCode": "123456"}, 404, "itemNotFound"),
+        ("assignAndActivate", {"verificationCode": "123456"}, 400, "badRequest"),
+        ("assignAndActivate", {"device": {"id": SPARE}}, 400, "badRequest"),
+        (
+            "assignAndActivate",
+            {"device": {"id": SPARE}, "verificationCode": "123456", "displayName": 5},
+            400,
+            "badRequest",
+        ),
+    ],
+)
 def test_assign_and_activate_errors(api, action, body, status, code):
     assert_graph_error(api.graph("POST", f"{methods_path(AMY)}/{action}", json=body), status, code)
     assert api.device(SPARE)["status"] == "available"
     assert api.graph("GET", methods_path(AMY)).json()["value"] == []
 
 
-@pytest.mark.parametrize("method,path", [
-    ("PATCH", "{m}"), ("DELETE", "{m}"), ("GET", "{m}/assignAndActivate"), ("GET", "{m}/assignAndActivateBySerialNumber"),
-    ("GET", "{m}/" + MEGAN_TOKENS[0] + "/activate"), ("PATCH", "{m}/" + MEGAN_TOKENS[0]),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("PATCH", "{m}"),
+        ("DELETE", "{m}"),
+        ("GET", "{m}/assignAndActivate"),
+        ("GET", "{m}/assignAndActivateBySerialNumber"),
+        ("GET", "{m}/" + MEGAN_TOKENS[0] + "/activate"),
+        ("PATCH", "{m}/" + MEGAN_TOKENS[0]),
+    ],
+)
 def test_methods_method_not_allowed(api, method, path):
     assert_graph_error(api.graph(method, path.format(m=methods_path(MEGAN)), json={}), 405, "Request_BadRequest")
 
 
 def test_methods_unknown_action(api):
-    assert_graph_error(api.graph("POST", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}/reactivate", json={}),
-                       400, "BadRequest")
+    assert_graph_error(
+        api.graph("POST", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}/reactivate", json={}), 400, "BadRequest"
+    )
 
 
 # ------------------------------------------------------------------ /me
@@ -288,12 +412,18 @@ def test_me_with_delegated_token(api):
 
 def test_me_self_service_lifecycle(api, totp):
     token = api.token(CLI, user=AMY, scopes=["UserAuthenticationMethod.ReadWrite"])
-    response = api.graph("POST", "/me/authentication/hardwareOathMethods/assignAndActivate", token=token,
-                         json={"device": {"id": TOTP123456}, "verificationCode": code_for(api, totp, "TOTP123456")})
+    response = api.graph(
+        "POST",
+        "/me/authentication/hardwareOathMethods/assignAndActivate",
+        token=token,
+        json={"device": {"id": TOTP123456}, "verificationCode": code_for(api, totp, "TOTP123456")},
+    )
     assert response.status_code == 204, response.text
     assert api.device(TOTP123456)["assignedTo"]["id"] == AMY
-    assert api.graph("POST", f"/me/authentication/hardwareOathMethods/{TOTP123456}/deactivate",
-                     token=token).status_code == 204
+    assert (
+        api.graph("POST", f"/me/authentication/hardwareOathMethods/{TOTP123456}/deactivate", token=token).status_code
+        == 204
+    )
     assert api.graph("DELETE", f"/me/authentication/hardwareOathMethods/{TOTP123456}", token=token).status_code == 204
     assert api.device(TOTP123456)["status"] == "available"
 
@@ -304,23 +434,35 @@ def test_get_policy(api, sim):
     assert response.status_code == 200
     assert response.json() == {
         "@odata.context": f"{sim['graph_url']}/beta/$metadata#policies/authenticationMethodsPolicy/"
-                          "authenticationMethodConfigurations/$entity",
-        "@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration", "id": "HardwareOath",
-        "state": "enabled", "includeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}],
-        "excludeTargets": []}
+        "authenticationMethodConfigurations/$entity",
+        "@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration",
+        "id": "HardwareOath",
+        "state": "enabled",
+        "includeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}],
+        "excludeTargets": [],
+    }
 
 
 def test_patch_policy_targets(api):
-    response = api.graph("PATCH", POLICY, json={
-        "@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration", "state": "enabled",
-        "includeTargets": [{"targetType": "group", "id": GROUP_HOLDERS, "isRegistrationRequired": True}],
-        "excludeTargets": [{"targetType": "group", "id": GROUP_BREAKGLASS}]})
+    response = api.graph(
+        "PATCH",
+        POLICY,
+        json={
+            "@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration",
+            "state": "enabled",
+            "includeTargets": [{"targetType": "group", "id": GROUP_HOLDERS, "isRegistrationRequired": True}],
+            "excludeTargets": [{"targetType": "group", "id": GROUP_BREAKGLASS}],
+        },
+    )
     assert response.status_code == 204, response.text
     body = api.graph("GET", POLICY).json()
     assert body["includeTargets"] == [{"targetType": "group", "id": GROUP_HOLDERS, "isRegistrationRequired": True}]
     assert body["excludeTargets"] == [{"targetType": "group", "id": GROUP_BREAKGLASS}]
     assert api.admin_state()["policy"]["hardware_oath"] == {
-        "state": "enabled", "include_targets": body["includeTargets"], "exclude_targets": body["excludeTargets"]}
+        "state": "enabled",
+        "include_targets": body["includeTargets"],
+        "exclude_targets": body["excludeTargets"],
+    }
 
 
 def test_patch_policy_state_only_keeps_targets(api):
@@ -330,20 +472,29 @@ def test_patch_policy_state_only_keeps_targets(api):
     assert body["state"] == "disabled" and body["excludeTargets"] == [{"targetType": "group", "id": GROUP_BREAKGLASS}]
 
 
-@pytest.mark.parametrize("body,code,fragment", [
-    ({"includeTargets": [{"targetType": "group", "id": UNKNOWN_ID}]}, "badRequest", "was not found"),
-    ({"excludeTargets": [{"targetType": "group", "id": UNKNOWN_ID}]}, "badRequest", "was not found"),
-    ({"excludeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}]}, "BadRequest",
-     "isRegistrationRequired"),
-    ({"includeTargets": [{"targetType": "user", "id": AMY}]}, "badRequest", "Only group targets"),
-    ({"includeTargets": {"id": GROUP_HOLDERS}}, "badRequest", "array"),
-    ({"includeTargets": [{"id": GROUP_HOLDERS, "isRegistrationRequired": "yes"}]}, "badRequest", "boolean"),
-    ({"state": "on"}, "BadRequest", "enumeration"),
-    ({"colour": "red"}, "BadRequest", "'colour' does not exist"),
-    ({"@odata.type": "#microsoft.graph.fido2AuthenticationMethodConfiguration", "state": "enabled"}, "BadRequest",
-     "does not match"),
-    ({"id": "Fido2"}, "BadRequest", "read-only"),
-])
+@pytest.mark.parametrize(
+    "body,code,fragment",
+    [
+        ({"includeTargets": [{"targetType": "group", "id": UNKNOWN_ID}]}, "badRequest", "was not found"),
+        ({"excludeTargets": [{"targetType": "group", "id": UNKNOWN_ID}]}, "badRequest", "was not found"),
+        (
+            {"excludeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}]},
+            "BadRequest",
+            "isRegistrationRequired",
+        ),
+        ({"includeTargets": [{"targetType": "user", "id": AMY}]}, "badRequest", "Only group targets"),
+        ({"includeTargets": {"id": GROUP_HOLDERS}}, "badRequest", "array"),
+        ({"includeTargets": [{"id": GROUP_HOLDERS, "isRegistrationRequired": "yes"}]}, "badRequest", "boolean"),
+        ({"state": "on"}, "BadRequest", "enumeration"),
+        ({"colour": "red"}, "BadRequest", "'colour' does not exist"),
+        (
+            {"@odata.type": "#microsoft.graph.fido2AuthenticationMethodConfiguration", "state": "enabled"},
+            "BadRequest",
+            "does not match",
+        ),
+        ({"id": "Fido2"}, "BadRequest", "read-only"),
+    ],
+)
 def test_patch_policy_errors(api, body, code, fragment):
     before = api.graph("GET", POLICY).json()
     assert_graph_error(api.graph("PATCH", POLICY, json=body), 400, code, fragment)

@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.tokenops.entra.plugins.module_utils._auth import (
-    AUTH_METHODS, CLOUDS, NATIONAL_CLOUD_MESSAGE, TOKEN_REFRESH_MARGIN, Credential, MsalHttpClient, TokenCacheFile,
-    TokenProvider, graph_argument_spec, load_certificate, national_cloud, resolve_credential)
+    AUTH_METHODS, CLOUDS, TOKEN_REFRESH_MARGIN, Credential, MsalHttpClient, TokenCacheFile, TokenProvider, graph_argument_spec, load_certificate, national_cloud, resolve_credential)
+from ansible_collections.tokenops.entra.plugins.module_utils._service import NATIONAL_CLOUD_MESSAGE
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphAuthError, GraphError
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

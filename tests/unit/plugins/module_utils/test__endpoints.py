@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Where requests may go: the rules (Destinations), and that the transport applies them to every request, links
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._auth import TokenProvider, graph_argument_spec, resolve_credential
+from ansible_collections.tokenops.entra.plugins.module_utils._auth import (
+    TokenProvider, graph_argument_spec, resolve_credential)
 from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import (
     Destinations, Origin, UnsafeDestination, endpoint, origin_of)
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError

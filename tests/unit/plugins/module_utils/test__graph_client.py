@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import D
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import (
     GraphError, GraphTransportError, WriteOutcomeUnknown)
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import (
-    COLLECTION_VERSION, USER_AGENT, GraphClient, Transport, error_from_response, graph_error, odata_string, segment,
-    tls_context)
+    COLLECTION_VERSION, USER_AGENT, GraphClient, Transport, error_from_response, graph_error, tls_context)
+from ansible_collections.tokenops.entra.plugins.module_utils._odata import odata_string, relative_url, segment
 
 GRAPH = "https://graph.microsoft.com"
 AUTHORITY = "https://login.microsoftonline.com"
@@ -403,10 +403,13 @@ def test_error_from_response_429_says_it_is_still_throttled():
                              "max_retries / max_retry_wait")
 
 
-def test_graph_error_with_context():
-    error = GraphError("Graph answered 400", status=400)
-    assert error.with_context("activate token T") is error
-    assert error.message == str(error) == "activate token T: Graph answered 400"
+def test_a_graph_error_is_copied_with_another_message_never_changed():
+    error = GraphError("Graph answered 400", status=400, code="badRequest")
+    other = error.with_message("activate token T: Graph answered 400")
+    assert other is not error
+    assert error.message == str(error) == "Graph answered 400"
+    assert other.message == str(other) == "activate token T: Graph answered 400"
+    assert isinstance(other, GraphError) and (other.status, other.code) == (400, "badRequest")
     assert GraphError("no status").to_result() == {}
 
 
@@ -836,4 +839,4 @@ def test_batch_item_url_encoding(path, params, expected, monkeypatch):
     client, _sleeps, _logs = batch_client(batch, monkeypatch)
     client.get_many([(path, params)], action="a")
     assert batch.posts[0][0]["url"] == expected
-    assert _graph_client._relative_url(path, params) == expected  # pylint: disable=protected-access
+    assert relative_url(path, params) == expected

@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ import struct
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError, ModuleFailure
+from ansible_collections.tokenops.entra.plugins.module_utils._assignment_plan import (
+    Desired, assignment_state, plan_assignment)
+from ansible_collections.tokenops.entra.plugins.module_utils._codes import (
+    CODE_LEAD_STEPS, CodeSource, check_secret_for_codes, normalize_code, normalize_secret, totp_code)
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
-    ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CODE_LEAD_STEPS, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource, Desired, PlanError,
-    TokenView, UserView, assignment_state, check_secret_for_codes, normalize_code, normalize_secret, plan_assignment,
-    totp_code)
+    ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, TokenView, UserView)
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE as OTHER, AMY as THIS, DEVICE_ID, SERIAL
 
 OLD_NAME = "Amy's token"
@@ -235,7 +238,7 @@ def test_plan_other_holder_without_a_name():
     message = info.value.message
     assert message == (f"token {SERIAL} is assigned to another user ({OTHER.id}), not to {THIS_WHO}. Set reassign=true "
                        f"to take it from another user ({OTHER.id}) and give it to amy.masters@contoso.com.")
-    assert isinstance(info.value, GraphError)
+    assert isinstance(info.value, ModuleFailure)
     assert info.value.to_result() == {}
 
 

@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -11,16 +11,21 @@ import httpx
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError, WriteOutcomeUnknown
+from ansible_collections.tokenops.entra.plugins.module_utils._assignment_plan import Desired, plan_assignment
+from ansible_collections.tokenops.entra.plugins.module_utils._codes import CodeSource, totp_code
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
-    ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, CodeSource, Desired, PlanError, TokenView,
-    UserView, plan_assignment, totp_code)
+    ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, SET_DISPLAY_NAME, UNASSIGN, Action, TokenView, UserView)
 from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import Destinations
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import USER_AGENT, GraphClient, Transport
+from ansible_collections.tokenops.entra.plugins.module_utils._execute import (
+    apply_token, execute_assignment_plan, execute_policy_plan, execute_token_plan, took_effect)
+from ansible_collections.tokenops.entra.plugins.module_utils._policy_api import PolicyApi
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
-    DEVICES, READ_AFTER_WRITE_WAIT, HardwareOathApi, TokenExists, apply_token, execute, execute_token_plan,
-    refuses_the_code, took_effect)
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TokenQuery, TokenSpec, plan_token
-from ansible_collections.tokenops.entra.plugins.module_utils._policy import POLICY_PATH, PolicySpec, plan_policy
+    DEVICES, READ_AFTER_WRITE_WAIT, HardwareOathApi, TokenExists, refuses_the_code)
+from ansible_collections.tokenops.entra.plugins.module_utils._token_plan import TokenSpec, plan_token
+from ansible_collections.tokenops.entra.plugins.module_utils._token_query import TokenQuery
+from ansible_collections.tokenops.entra.plugins.module_utils._policy_plan import POLICY_PATH, PolicySpec, plan_policy
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
 NAME = "Amy Masters Token"
@@ -74,7 +79,7 @@ def secret_codes(redacted=None):
 def run(api, current, desired, codes, *, by_serial=True, me=False, user=AMY):
     logs: list[str] = []
     plan = plan_assignment(current, user, desired)
-    result = execute(api, plan, current, user, codes, desired.display_name, by_serial=by_serial, me=me, log=logs.append)
+    result = execute_assignment_plan(api, plan, current, user, codes, desired.display_name, by_serial=by_serial, me=me, log=logs.append)
     return result, logs
 
 
@@ -606,11 +611,11 @@ def test_create_token_403_names_the_permission(assign_to, hint):
 
 def test_policy_read_and_update():
     client = FakeClient({"id": "HardwareOath", "state": "enabled"}, None, GraphError("p", status=403))
-    api = HardwareOathApi(client)
-    assert api.policy() == {"id": "HardwareOath", "state": "enabled"}
-    api.update_policy({"state": "disabled"})
+    api = PolicyApi(client)
+    assert api.read() == {"id": "HardwareOath", "state": "enabled"}
+    api.update({"state": "disabled"})
     with pytest.raises(GraphError) as info:
-        api.update_policy({"state": "enabled"})
+        api.update({"state": "enabled"})
     assert client.calls[:2] == [
         ("GET", POLICY_PATH, "Reading the hardwareOath authentication method policy", {}),
         ("PATCH", POLICY_PATH, "Updating the hardwareOath authentication method policy",
@@ -626,10 +631,10 @@ POLICY_ON = {"id": "HardwareOath", "state": "enabled", "includeTargets": [{"id":
 POLICY_OFF = {**POLICY_ON, "state": "disabled"}
 
 
-def test_apply_policy_sends_the_patch_once():
+def test_execute_policy_plan_sends_the_patch_once():
     client = FakeClient(None)
     plan = plan_policy(POLICY_ON, PolicySpec(state="disabled"))
-    HardwareOathApi(client).apply_policy(plan, [].append)
+    execute_policy_plan(PolicyApi(client), plan, [].append)
     assert [(c[0], c[3].get("json")) for c in client.calls] == [("PATCH", plan.patch)]
 
 
@@ -637,10 +642,10 @@ def test_apply_policy_sends_the_patch_once():
     (POLICY_OFF, ["PATCH", "GET"]),  # it took effect: not sent again
     (POLICY_ON, ["PATCH", "GET", "PATCH"]),  # it did not: sent once more
 ])
-def test_apply_policy_lost_answer_is_judged_from_a_fresh_read(after_loss, expected):
+def test_execute_policy_plan_lost_answer_is_judged_from_a_fresh_read(after_loss, expected):
     client = FakeClient(WriteOutcomeUnknown("PATCH policy: the connection failed"), after_loss, None)
     logs: list[str] = []
-    HardwareOathApi(client).apply_policy(plan_policy(POLICY_ON, PolicySpec(state="disabled")), logs.append)
+    execute_policy_plan(PolicyApi(client), plan_policy(POLICY_ON, PolicySpec(state="disabled")), logs.append)
     assert [c[0] for c in client.calls] == expected
     assert logs == ["PATCH policy: the connection failed; reading the policy again before anything else"]
 

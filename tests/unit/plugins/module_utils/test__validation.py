@@ -1,12 +1,12 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import TEXT_LIMITS
+from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS
 from ansible_collections.tokenops.entra.plugins.module_utils._validation import (
     is_domain_name, is_guid, shown, text_problem)
 

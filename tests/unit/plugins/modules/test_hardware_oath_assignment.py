@@ -1,13 +1,14 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, totp_code
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._codes import totp_code
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView
 from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
 from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
@@ -15,6 +16,10 @@ from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADEL
 
 
 class Failed(Exception):
+    pass
+
+
+class Exited(Exception):
     pass
 
 
@@ -31,7 +36,14 @@ class FakeModule:
         self.client = object()
 
     result = GraphModule.result  # the real one: it reads only _diff
-    check_text = GraphModule.check_text  # the real one: it reads only params and calls fail_json
+    check_text = GraphModule.check_text  # the real one: it reads only params
+    run = GraphModule.run  # the real one: the one place where a failure becomes fail_json
+
+    def close(self):
+        pass
+
+    def exit_json(self, **result):
+        raise Exited(result)
 
     def log(self, message):
         self.logs.append(message)
@@ -81,7 +93,7 @@ def api(monkeypatch):
 
     def factory(current):
         holder["api"] = FakeApi(current)
-        monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None, wait=None: holder["api"])
+        monkeypatch.setattr(module_under_test, "hardware_oath_api", lambda module: holder["api"])
         return holder["api"]
     return factory
 
@@ -107,7 +119,7 @@ def test_code_source_hex_secret():
 ])
 def test_code_source_bad_secret_fails_before_any_request(secret, message):
     with pytest.raises(Failed) as info:
-        module_under_test.code_source(FakeModule(secret_key=secret))
+        FakeModule(secret_key=secret).run(module_under_test.code_source)
     assert info.value.args[0] == {"msg": message}
 
 
@@ -120,7 +132,7 @@ def test_code_source_given_code():
 
 def test_code_source_bad_code():
     with pytest.raises(Failed) as info:
-        module_under_test.code_source(FakeModule(verification_code="12a456"))
+        FakeModule(verification_code="12a456").run(module_under_test.code_source)
     assert info.value.args[0] == {"msg": "verification_code must be a string of 6 digits"}
 
 
@@ -142,8 +154,9 @@ def test_run_assigns_and_activates(api, monkeypatch):
     assert result["actions"] == [{"action": "assign_and_activate", "user_id": AMY.id,
                                   "reason": f"token {SERIAL} is available"}]
     assert result["assignment"] == {"device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated",
-                                    "display_name": "Amy Masters Token", "user_id": AMY.id,
-                                    "user_principal_name": AMY.user_principal_name}
+                                    "display_name": "Amy Masters Token", "assigned_to": {
+                                        "id": AMY.id, "display_name": "Amy Masters",
+                                        "user_principal_name": AMY.user_principal_name}}
     assert result["diff"]["before"]["assigned_to"] is None
     assert result["diff"]["after"]["assigned_to"] == {"id": AMY.id, "display_name": "Amy Masters"}
 
@@ -162,13 +175,13 @@ def test_run_unchanged(api):
     result = module_under_test.run(FakeModule(device_id=DEVICE_ID, serial_number=None))
     assert fake.writes == []
     assert result == {"changed": False, "actions": [], "assignment": {
-        "device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated", "display_name": None, "user_id": AMY.id,
-        "user_principal_name": AMY.user_principal_name}}
+        "device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated", "display_name": None, "assigned_to": {
+            "id": AMY.id, "display_name": "Amy Masters", "user_principal_name": AMY.user_principal_name}}}
 
 
 def test_run_needs_a_code(api):
     fake = api(token("assigned", AMY))
-    with pytest.raises(GraphError) as info:
+    with pytest.raises(PlanError) as info:
         module_under_test.run(FakeModule())
     assert fake.writes == []
     assert info.value.message == (f"token {SERIAL} must be activated for amy.masters@contoso.com (token {SERIAL} is "
@@ -183,14 +196,15 @@ def test_run_absent_leaves_another_users_token_and_reports_its_holder(api):
     assert result["changed"] is False
     # the token is still Adele's: user_principal_name is documented as null when the holder is not O(user)
     assert result["assignment"] == {"device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated",
-                                    "display_name": None, "user_id": ADELE.id, "user_principal_name": None}
+                                    "display_name": None, "assigned_to": {
+                                        "id": ADELE.id, "display_name": ADELE.display_name, "user_principal_name": None}}
 
 
 def test_run_absent_unassigns(api):
     fake = api(token("activated", AMY))
     result = module_under_test.run(FakeModule(state="absent"))
     assert fake.writes == [("unassign", AMY.id, None, None, True, False)]
-    assert result["assignment"]["user_id"] is None and result["assignment"]["user_principal_name"] is None
+    assert result["assignment"]["assigned_to"] is None
     assert result["assignment"]["status"] == "available"
 
 
@@ -206,11 +220,11 @@ def test_run_absent_unassigns(api):
     ("device_id", "6f3e\x00", "holds control or bidirectional formatting characters (U+0000)"),
 ])
 def test_run_refuses_bad_text_before_any_request(monkeypatch, option, value, problem):
-    def no_api(client, warn=None, wait=None):
+    def no_api(module):
         raise AssertionError("no Graph client may be used")
-    monkeypatch.setattr(module_under_test, "HardwareOathApi", no_api)
+    monkeypatch.setattr(module_under_test, "hardware_oath_api", no_api)
     with pytest.raises(Failed) as info:
-        module_under_test.run(FakeModule(secret_key=SECRET, **{option: value}))
+        FakeModule(secret_key=SECRET, **{option: value}).run(module_under_test.run)
     assert info.value.args[0] == {"msg": f"{option} {shown(value)} {problem}. Nothing was changed."}
 
 
@@ -219,6 +233,6 @@ def test_run_accepts_the_longest_text(monkeypatch):
         def token_by_serial(self, serial):
             return token()
     fake = Api(token())
-    monkeypatch.setattr(module_under_test, "HardwareOathApi", lambda client, warn=None, wait=None: fake)
+    monkeypatch.setattr(module_under_test, "hardware_oath_api", lambda module: fake)
     module_under_test.run(FakeModule(secret_key=SECRET, serial_number="S" * 128, display_name="N" * 256))
     assert len(fake.writes) == 1

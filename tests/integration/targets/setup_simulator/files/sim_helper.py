@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Test-side helpers of the integration targets, run with the interpreter of the ansible-test venv
 (``ansible_playbook_python``), which has the simulator's requirements (tests/integration/requirements.txt).
@@ -59,11 +59,19 @@ def certificate_pem(common_name: str) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode("ascii")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
     return key_pem + cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
@@ -76,18 +84,34 @@ def cmd_seed(args: argparse.Namespace) -> dict:
     fd = os.open(pem_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(pem)
-    cert_only = pem[pem.index("-----BEGIN CERTIFICATE-----"):]
+    cert_only = pem[pem.index("-----BEGIN CERTIFICATE-----") :]
     seed["apps"] += [
-        {"client_id": CERT_APP, "display_name": "tokenops-integration-cert", "certificates": [cert_only],
-         "application_permissions": list(PERMISSIONS)},
-        {"client_id": FED_APP, "display_name": "tokenops-integration-github",
-         "federated_credentials": [{"name": "main", "issuer": GH_ISSUER, "subject": GH_SUBJECT}],
-         "application_permissions": list(PERMISSIONS)},
-        {"client_id": INVENTORY_APP, "display_name": "tokenops-integration-inventory-only",
-         "client_secret": INVENTORY_APP_SECRET, "application_permissions": list(INVENTORY_PERMISSIONS)},
+        {
+            "client_id": CERT_APP,
+            "display_name": "tokenops-integration-cert",
+            "certificates": [cert_only],
+            "application_permissions": list(PERMISSIONS),
+        },
+        {
+            "client_id": FED_APP,
+            "display_name": "tokenops-integration-github",
+            "federated_credentials": [{"name": "main", "issuer": GH_ISSUER, "subject": GH_SUBJECT}],
+            "application_permissions": list(PERMISSIONS),
+        },
+        {
+            "client_id": INVENTORY_APP,
+            "display_name": "tokenops-integration-inventory-only",
+            "client_secret": INVENTORY_APP_SECRET,
+            "application_permissions": list(INVENTORY_PERMISSIONS),
+        },
     ]
-    seed["managed_identities"].append({"client_id": USER_MI, "display_name": "tokenops-integration-user-mi",
-                                       "application_permissions": list(PERMISSIONS)})
+    seed["managed_identities"].append(
+        {
+            "client_id": USER_MI,
+            "display_name": "tokenops-integration-user-mi",
+            "application_permissions": list(PERMISSIONS),
+        }
+    )
     seed_path = os.path.join(args.out_dir, "integration-seed.yml")
     with open(seed_path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(seed, handle, sort_keys=False)
@@ -154,8 +178,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args(sys.argv[1:])
-    handler = {"seed": cmd_seed, "codes": cmd_codes, "wrong": cmd_wrong, "hex": cmd_hex,
-               "wait-step": cmd_wait_step}[args.command]
+    handler = {"seed": cmd_seed, "codes": cmd_codes, "wrong": cmd_wrong, "hex": cmd_hex, "wait-step": cmd_wait_step}[
+        args.command
+    ]
     print(json.dumps(handler(args)))
     return 0
 

@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import (
-    ASSIGN, UNASSIGN, Action, PlanError, TokenView, UserView)
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory import (
-    CREATE, DELETE, UPDATE, Lookup, TokenQuery, TokenSpec, chunks, create_body, plan_token, recreation_spec,
-    token_result, unique, update_body, users_filter)
+    ASSIGN, UNASSIGN, Action, TokenView, UserView)
+from ansible_collections.tokenops.entra.plugins.module_utils._token_plan import (
+    CREATE, DELETE, UPDATE, TokenSpec, create_body, plan_token, recreation_spec, token_result, update_body)
+from ansible_collections.tokenops.entra.plugins.module_utils._token_query import (
+    Lookup, TokenQuery, chunks, unique, users_filter)
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
 
 GUEST = UserView(id="99999999-9999-4999-8999-999999999999",
@@ -22,7 +24,7 @@ ADELE_WHO = f"Adele Vance ({ADELE.id})"
 AMY_WHO = f"amy.masters@contoso.com ({AMY.id})"
 FORCE_HINT = ("Set force_unassign=true to unassign it first (its holder loses the activation and must activate it "
               "again).")
-RESULT_KEYS = ["id", "serial_number", "display_name", "manufacturer", "model", "time_interval_in_seconds",
+RESULT_KEYS = ["device_id", "serial_number", "display_name", "manufacturer", "model", "time_interval",
                "hash_function", "status", "assigned_to", "last_used_date_time"]
 ALL_CREATED_FIELDS = ("secret_key", "manufacturer", "model", "time_interval", "hash_function", "display_name")
 
@@ -41,8 +43,8 @@ def res(status: str = "available", holder: UserView | None = None, upn: bool = F
     if holder is not None:
         assigned = {"id": holder.id, "display_name": holder.display_name,
                     "user_principal_name": holder.user_principal_name if upn else None}
-    result = {"id": DEVICE_ID, "serial_number": SERIAL, "display_name": "Front desk", "manufacturer": "Contoso",
-              "model": "OATH-TOTP", "time_interval_in_seconds": 30, "hash_function": "hmacsha1", "status": status,
+    result = {"device_id": DEVICE_ID, "serial_number": SERIAL, "display_name": "Front desk", "manufacturer": "Contoso",
+              "model": "OATH-TOTP", "time_interval": 30, "hash_function": "hmacsha1", "status": status,
               "assigned_to": assigned, "last_used_date_time": "2026-01-02T03:04:05Z"}
     return {**result, **overrides}
 
@@ -57,8 +59,8 @@ def new_spec(**kwargs) -> TokenSpec:
 
 
 def new_result(**overrides) -> dict:
-    result = {"id": None, "serial_number": SERIAL, "display_name": None, "manufacturer": "Contoso", "model": "OATH-TOTP",
-              "time_interval_in_seconds": 30, "hash_function": "hmacsha1", "status": "available", "assigned_to": None,
+    result = {"device_id": None, "serial_number": SERIAL, "display_name": None, "manufacturer": "Contoso", "model": "OATH-TOTP",
+              "time_interval": 30, "hash_function": "hmacsha1", "status": "available", "assigned_to": None,
               "last_used_date_time": None}
     return {**result, **overrides}
 
@@ -94,7 +96,7 @@ def test_create_with_defaults():
 def test_create_with_every_field():
     plan = plan_token(None, new_spec(time_interval=60, hash_function="hmacsha256", display_name="Lobby"))
     assert plan.actions == (Action(CREATE, None, f"token {SERIAL} is not in the inventory", changes=ALL_CREATED_FIELDS),)
-    assert plan.after == new_result(time_interval_in_seconds=60, hash_function="hmacsha256", display_name="Lobby")
+    assert plan.after == new_result(time_interval=60, hash_function="hmacsha256", display_name="Lobby")
 
 
 def test_create_assigned_to_a_user_is_one_create_carrying_the_user_id():
@@ -192,7 +194,7 @@ def test_unchanged_assigned_to_its_holder_shows_the_upn():
 @pytest.mark.parametrize("field, value, key", [
     ("manufacturer", "Fabrikam", "manufacturer"),
     ("model", "OATH-TOTP-2", "model"),
-    ("time_interval", 60, "time_interval_in_seconds"),
+    ("time_interval", 60, "time_interval"),
     ("hash_function", "hmacsha256", "hash_function"),
     ("display_name", "Lobby", "display_name"),
 ])
@@ -247,7 +249,7 @@ def test_update_while_assigned_to_the_wanted_user_with_force():
     assert [(a.kind, a.user_id) for a in plan.actions] == [(UNASSIGN, AMY.id), (UPDATE, None), (ASSIGN, AMY.id)]
     assert plan.actions[2].reason == "given back to its holder, not activated"
     assert plan.before == res("activated", AMY, upn=True)
-    assert plan.after == res("assigned", AMY, upn=True, time_interval_in_seconds=60)
+    assert plan.after == res("assigned", AMY, upn=True, time_interval=60)
 
 
 def test_force_alone_changes_nothing():
@@ -318,7 +320,7 @@ def test_rotate_available_deletes_and_recreates_keeping_the_fields():
         Action(CREATE, None, "rotate=true: recreated with the new secret", changes=ALL_CREATED_FIELDS),
     )
     assert plan.before == res()
-    assert plan.after == res(id=None, last_used_date_time=None)
+    assert plan.after == res(device_id=None, last_used_date_time=None)
 
 
 def test_rotate_with_a_changed_field():
@@ -328,14 +330,14 @@ def test_rotate_with_a_changed_field():
         Action(CREATE, None, "rotate=true: recreated with the new secret",
                changes=("secret_key", "manufacturer", "model", "time_interval", "hash_function")),
     )
-    assert plan.after == res(id=None, last_used_date_time=None, display_name=None, time_interval_in_seconds=60)
+    assert plan.after == res(device_id=None, last_used_date_time=None, display_name=None, time_interval=60)
 
 
 def test_rotate_available_and_assign():
     plan = plan_token(inv(), spec(rotate=True, has_secret=True, assigned_to=AMY))
     assert [(a.kind, a.user_id) for a in plan.actions] == [(DELETE, None), (CREATE, AMY.id)]
     assert plan.actions[1].changes == ALL_CREATED_FIELDS + ("assigned_to",)
-    assert plan.after == res("assigned", AMY, upn=True, id=None, last_used_date_time=None)
+    assert plan.after == res("assigned", AMY, upn=True, device_id=None, last_used_date_time=None)
 
 
 def test_rotate_assigned_without_force():
@@ -354,13 +356,13 @@ def test_rotate_assigned_with_force_recreates_it_assigned_to_the_holder():
                changes=ALL_CREATED_FIELDS + ("assigned_to",)),
     )
     assert plan.before == res("activated", ADELE)
-    assert plan.after == res("assigned", ADELE, id=None, last_used_date_time=None)
+    assert plan.after == res("assigned", ADELE, device_id=None, last_used_date_time=None)
 
 
 def test_rotate_assigned_with_force_to_another_user():
     plan = plan_token(inv("activated", ADELE), spec(rotate=True, has_secret=True, force_unassign=True, assigned_to=AMY))
     assert [(a.kind, a.user_id) for a in plan.actions] == [(UNASSIGN, ADELE.id), (DELETE, None), (CREATE, AMY.id)]
-    assert plan.after == res("assigned", AMY, upn=True, id=None, last_used_date_time=None)
+    assert plan.after == res("assigned", AMY, upn=True, device_id=None, last_used_date_time=None)
 
 
 # ---------------------------------------------------------------------------------------------------- before / after
@@ -386,7 +388,7 @@ def test_before_and_after_are_snake_case_and_never_hold_a_secret(current, wanted
 
 @pytest.mark.parametrize("current, wanted", [p for p in PLANS if p[0] is None or p[1].rotate])
 def test_new_tokens_have_no_id_yet(current, wanted):
-    assert plan_token(current, wanted).after["id"] is None
+    assert plan_token(current, wanted).after["device_id"] is None
 
 
 # ---------------------------------------------------------------------------------------------------- bodies
@@ -524,8 +526,8 @@ def test_token_result_without_a_holder_or_an_id():
     view = TokenView(id="", serial_number=SERIAL, status="available", assigned_to_id=None, assigned_to_name=None,
                      display_name=None)
     assert token_result(view, "ignored@contoso.com") == {
-        "id": None, "serial_number": SERIAL, "display_name": None, "manufacturer": None, "model": None,
-        "time_interval_in_seconds": 30, "hash_function": "hmacsha1", "status": "available", "assigned_to": None,
+        "device_id": None, "serial_number": SERIAL, "display_name": None, "manufacturer": None, "model": None,
+        "time_interval": 30, "hash_function": "hmacsha1", "status": "available", "assigned_to": None,
         "last_used_date_time": None}
 
 

@@ -1,5 +1,5 @@
 # Copyright (c) tokenops.entra contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ import copy
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._policy import (
-    ALL_USERS, POLICY_PATH, POLICY_TYPE, PolicyPlan, PolicySpec, check_no_overlap, normalize_targets, plan_policy,
-    policy_result, reached)
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
+from ansible_collections.tokenops.entra.plugins.module_utils._policy_plan import (
+    ALL_USERS, POLICY_PATH, POLICY_TYPE, PolicyPlan, PolicySpec, check_no_overlap, normalize_targets, plan_policy, policy_result, reached)
 
 G1 = "11111111-1111-4111-8111-111111111111"
 G2 = "2222aaaa-2222-4222-8222-22222222bbbb"
@@ -233,7 +232,7 @@ def test_not_reached_when_anything_differs(fresh):
 
 # ---------------------------------------------------------------------------------------------------- include and exclude
 def test_a_group_included_and_excluded_by_the_task_is_refused():
-    with pytest.raises(GraphError) as info:
+    with pytest.raises(InputError) as info:
         check_no_overlap((G1, G2), (G3, G1), given_both=True)
     assert info.value.message == (
         f"Group {G1} would be both included in and excluded from the hardwareOath policy (in include_targets and in "
@@ -243,14 +242,14 @@ def test_a_group_included_and_excluded_by_the_task_is_refused():
 
 
 def test_plan_refuses_excluding_a_group_the_tenant_includes():
-    with pytest.raises(GraphError) as info:
+    with pytest.raises(InputError) as info:
         plan_policy(config(), PolicySpec(exclude_targets=(G2,)))
     assert f"Group {G2} would be both included in and excluded from" in info.value.message
     assert "in the task's targets and, for the other list, in the tenant's current policy" in info.value.message
 
 
 def test_plan_refuses_both_lists_overlapping():
-    with pytest.raises(GraphError, match=f"Groups {G1}, {G3} would be both"):
+    with pytest.raises(InputError, match=f"Groups {G1}, {G3} would be both"):
         plan_policy(config(), PolicySpec(include_targets=(G1, G3), exclude_targets=(G3, G1)))
 
 
