@@ -328,10 +328,11 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
     module.check_text({**TEXT_LIMITS, "user": None})
     secret_b32 = secret(module)
-    if params["rotate"] and params["state"] == "absent":
+    if params["rotate"] and (secret_b32 is None or params["state"] == "absent"):
+        # Not the argument spec's required_if: its message could not name the token.
         raise InputError(
-            f"token {params['serial_number']}: rotate=true recreates the token with a new secret; it "
-            "can't be combined with state=absent."
+            f"token {params['serial_number']}: rotate=true recreates the token with a new secret; give "
+            "secret_key, with state=present."
         )
     api = hardware_oath_api(module)
     target = api.user(params["user"]) if params["user"] and params["state"] == "present" else None
@@ -364,7 +365,6 @@ def main() -> None:
             "force_unassign": {"type": "bool", "default": False},
             "rotate": {"type": "bool", "default": False},
         },
-        required_if=[("rotate", True, ("secret_key",))],
         supports_check_mode=True,
     )
     module.run(run)
