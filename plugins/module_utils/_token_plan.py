@@ -154,7 +154,7 @@ def plan_token(current: TokenView | None, spec: TokenSpec) -> Plan:
                     new_holder,
                     "given back to its holder, not activated"
                     if new_holder == holder
-                    else f"assigned_to is {_who(new_holder, target.user_principal_name if target else None)}",
+                    else f"user is {_who(new_holder, target.user_principal_name if target else None)}",
                 )
             )
         status = current.status if not actions else ("assigned" if new_holder else "available")

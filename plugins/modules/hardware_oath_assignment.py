@@ -314,6 +314,7 @@ def code_source(module: GraphModule) -> CodeSource:
         if params["secret_key"] is not None:
             require_pyotp()
             secret = normalize_secret(params["secret_key"], params["secret_format"])
+            module.no_log_values.add(secret)  # the normalised form differs from the given one
             check_secret_for_codes(secret)
             return CodeSource(secret_b32=secret, redact=module.no_log_values.add)
         if params["verification_code"] is not None:

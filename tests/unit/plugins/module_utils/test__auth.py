@@ -22,9 +22,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.tokenops.entra.plugins.module_utils._auth import (
-    AUTH_METHODS, CLOUDS, TOKEN_REFRESH_MARGIN, Credential, MsalHttpClient, TokenCacheFile, TokenProvider, graph_argument_spec, load_certificate, national_cloud, resolve_credential)
-from ansible_collections.tokenops.entra.plugins.module_utils._service import NATIONAL_CLOUD_MESSAGE
+    AUTH_METHODS,
+    CLOUDS,
+    TOKEN_REFRESH_MARGIN,
+    Credential,
+    MsalHttpClient,
+    TokenCacheFile,
+    TokenProvider,
+    graph_argument_spec,
+    load_certificate,
+    national_cloud,
+    resolve_credential,
+)
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphAuthError, GraphError
+from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import graph_params
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT = "0e5d7a1c-7b8f-4b35-a0a4-1d2b8c1e9f10"
@@ -33,21 +44,21 @@ ACCESS_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJ4IjoxfQ."
 SCOPE = "https://graph.microsoft.com/.default"
 IDENTITY_ENV = {"IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": "h"}
 
-MISSING_TAIL = (". Give access_token; or tenant_id (AZURE_TENANT_ID) and client_id (AZURE_CLIENT_ID) with one of "
-                "client_secret (AZURE_CLIENT_SECRET), client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or "
-                "federated_token_file (AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity.")
+MISSING_TAIL = (
+    ". Give access_token; or tenant_id (AZURE_TENANT_ID) and client_id (AZURE_CLIENT_ID) with one of "
+    "client_secret (AZURE_CLIENT_SECRET), client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or "
+    "federated_token_file (AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity."
+)
 
 
-def params(**given):
-    """Module parameters as GraphModule hands them over: every option present, defaults applied."""
-    result = {name: spec.get("default") for name, spec in graph_argument_spec().items()}
-    result.update(given)
-    return result
-
-
-ALL_CREDENTIALS = {"tenant_id": TENANT, "client_id": CLIENT, "access_token": ACCESS_TOKEN,
-                   "client_certificate_path": "/etc/app.pem", "federated_token_file": "/var/run/token",
-                   "client_secret": SECRET}
+ALL_CREDENTIALS = {
+    "tenant_id": TENANT,
+    "client_id": CLIENT,
+    "access_token": ACCESS_TOKEN,
+    "client_certificate_path": "/etc/app.pem",
+    "federated_token_file": "/var/run/token",
+    "client_secret": SECRET,
+}
 
 
 # ---------------------------------------------------------------------------------------------------- argument spec
@@ -67,46 +78,74 @@ def test_graph_argument_spec_is_fresh_each_call():
     assert "client_id" in third
 
 
-@pytest.mark.parametrize("option, variable", [
-    ("tenant_id", "AZURE_TENANT_ID"),
-    ("client_id", "AZURE_CLIENT_ID"),
-    ("client_secret", "AZURE_CLIENT_SECRET"),
-    ("client_certificate_path", "AZURE_CLIENT_CERTIFICATE_PATH"),
-    ("client_certificate_password", "AZURE_CLIENT_CERTIFICATE_PASSWORD"),
-    ("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"),
-    ("authority_host", "AZURE_AUTHORITY_HOST"),
-])
+@pytest.mark.parametrize(
+    "option, variable",
+    [
+        ("tenant_id", "AZURE_TENANT_ID"),
+        ("client_id", "AZURE_CLIENT_ID"),
+        ("client_secret", "AZURE_CLIENT_SECRET"),
+        ("client_certificate_path", "AZURE_CLIENT_CERTIFICATE_PATH"),
+        ("client_certificate_password", "AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+        ("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"),
+        ("authority_host", "AZURE_AUTHORITY_HOST"),
+    ],
+)
 def test_graph_argument_spec_env_fallbacks(option, variable):
     assert graph_argument_spec()[option]["fallback"] == (env_fallback, [variable])
 
 
 def test_graph_argument_spec_fallbacks_are_exactly_these():
     spec = graph_argument_spec()
-    assert sorted(name for name, option in spec.items() if "fallback" in option) == sorted([
-        "tenant_id", "client_id", "client_secret", "client_certificate_path", "client_certificate_password",
-        "federated_token_file", "authority_host"])
+    assert sorted(name for name, option in spec.items() if "fallback" in option) == sorted(
+        [
+            "tenant_id",
+            "client_id",
+            "client_secret",
+            "client_certificate_path",
+            "client_certificate_password",
+            "federated_token_file",
+            "authority_host",
+        ]
+    )
 
 
 def test_graph_argument_spec_no_log():
     spec = graph_argument_spec()
     assert sorted(name for name, option in spec.items() if option.get("no_log")) == [
-        "access_token", "client_certificate_password", "client_secret"]
+        "access_token",
+        "client_certificate_password",
+        "client_secret",
+    ]
 
 
 def test_graph_argument_spec_choices_and_defaults():
     spec = graph_argument_spec()
-    assert spec["auth_method"]["choices"] == list(AUTH_METHODS) == [
-        "auto", "access_token", "certificate", "federated", "client_secret", "managed_identity"]
+    assert (
+        spec["auth_method"]["choices"]
+        == list(AUTH_METHODS)
+        == ["auto", "access_token", "certificate", "federated", "client_secret", "managed_identity"]
+    )
     assert spec["auth_method"]["default"] == "auto"
     assert spec["cloud"]["choices"] == ["public", "usgov", "usgov_dod", "china"]
     assert spec["cloud"]["default"] == "public"
-    assert (spec["validate_certs"]["default"], spec["timeout"]["default"], spec["max_retries"]["default"],
-            spec["max_retry_wait"]["default"]) == (True, 30.0, 5, 60.0)
+    assert (
+        spec["validate_certs"]["default"],
+        spec["timeout"]["default"],
+        spec["max_retries"]["default"],
+        spec["max_retry_wait"]["default"],
+    ) == (True, 30.0, 5, 60.0)
 
 
 def test_graph_argument_spec_env_applies_only_to_unset_options(monkeypatch):
-    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
-                 "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST"):
+    for name in (
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant.onmicrosoft.com")
     monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
@@ -122,22 +161,35 @@ def test_graph_argument_spec_env_applies_only_to_unset_options(monkeypatch):
     assert validated["client_certificate_path"] is None
     assert "env-secret-value" in result._no_log_values  # pylint: disable=protected-access
     credential = resolve_credential(validated, environ={})
-    assert (credential.method, credential.tenant_id, credential.client_id, credential.secret,
-            credential.authority_host) == ("client_secret", "env-tenant.onmicrosoft.com", "task-client", "env-secret-value",
-                                           "https://login.example.test")
+    assert (
+        credential.method,
+        credential.tenant_id,
+        credential.client_id,
+        credential.secret,
+        credential.authority_host,
+    ) == (
+        "client_secret",
+        "env-tenant.onmicrosoft.com",
+        "task-client",
+        "env-secret-value",
+        "https://login.example.test",
+    )
 
 
-# ---------------------------------------------------------------------------------------------------- resolve_credential
-@pytest.mark.parametrize("drop, method", [
-    ((), "access_token"),
-    (("access_token",), "certificate"),
-    (("access_token", "client_certificate_path"), "federated"),
-    (("access_token", "client_certificate_path", "federated_token_file"), "client_secret"),
-])
+# --------------------------------------------------------------------------------------------------- resolve_credential
+@pytest.mark.parametrize(
+    "drop, method",
+    [
+        ((), "access_token"),
+        (("access_token",), "certificate"),
+        (("access_token", "client_certificate_path"), "federated"),
+        (("access_token", "client_certificate_path", "federated_token_file"), "client_secret"),
+    ],
+)
 @pytest.mark.parametrize("environ", [{}, IDENTITY_ENV])
 def test_auto_precedence(drop, method, environ):
     given = {k: v for k, v in ALL_CREDENTIALS.items() if k not in drop}
-    credential = resolve_credential(params(**given), environ=environ)
+    credential = resolve_credential(graph_params(**given), environ=environ)
     assert credential.method == method
     assert credential.tenant_id == TENANT and credential.client_id == CLIENT
     assert credential.access_token == (ACCESS_TOKEN if method == "access_token" else None)
@@ -147,184 +199,242 @@ def test_auto_precedence(drop, method, environ):
 
 
 def test_auto_managed_identity_from_environment():
-    credential = resolve_credential(params(), environ=dict(IDENTITY_ENV))
-    assert credential == Credential(method="managed_identity", tenant_id=None, client_id=None,
-                                    authority_host="https://login.microsoftonline.com",
-                                    graph_endpoint="https://graph.microsoft.com", scope=SCOPE,
-                                    managed_identity_origins=("http://localhost:42356", "http://169.254.169.254",
-                                                              "http://localhost:40342"))
+    credential = resolve_credential(graph_params(), environ=dict(IDENTITY_ENV))
+    assert credential == Credential(
+        method="managed_identity",
+        tenant_id=None,
+        client_id=None,
+        authority_host="https://login.microsoftonline.com",
+        graph_endpoint="https://graph.microsoft.com",
+        scope=SCOPE,
+        managed_identity_origins=("http://localhost:42356", "http://169.254.169.254", "http://localhost:40342"),
+    )
     assert credential.describe() == "managed identity as the system-assigned identity"
-    user_assigned = resolve_credential(params(client_id=CLIENT), environ=dict(IDENTITY_ENV))
+    user_assigned = resolve_credential(graph_params(client_id=CLIENT), environ=dict(IDENTITY_ENV))
     assert user_assigned.method == "managed_identity" and user_assigned.client_id == CLIENT
     assert user_assigned.describe() == f"managed identity as client {CLIENT}"
 
 
-@pytest.mark.parametrize("environ", [
-    {"IDENTITY_ENDPOINT": "http://localhost/msi"},
-    {"IDENTITY_HEADER": "h"},
-    {"IDENTITY_ENDPOINT": "", "IDENTITY_HEADER": "h"},
-    {"MSI_ENDPOINT": "http://localhost/msi"},
-    {},
-])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"IDENTITY_ENDPOINT": "http://localhost/msi"},
+        {"IDENTITY_HEADER": "h"},
+        {"IDENTITY_ENDPOINT": "", "IDENTITY_HEADER": "h"},
+        {"MSI_ENDPOINT": "http://localhost/msi"},
+        {},
+    ],
+)
 def test_auto_without_managed_identity_environment(environ):
     with pytest.raises(GraphAuthError) as info:
-        resolve_credential(params(), environ=environ)
-    assert info.value.message == "Cannot sign in to Microsoft Graph: missing tenant_id, client_id, a credential" + MISSING_TAIL
+        resolve_credential(graph_params(), environ=environ)
+    assert (
+        info.value.message
+        == "Cannot sign in to Microsoft Graph: missing tenant_id, client_id, a credential" + MISSING_TAIL
+    )
 
 
 def test_auto_reads_the_process_environment_by_default(monkeypatch):
     monkeypatch.setenv("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", "h")
-    assert resolve_credential(params()).method == "managed_identity"
+    assert resolve_credential(graph_params()).method == "managed_identity"
     monkeypatch.delenv("IDENTITY_HEADER")
     with pytest.raises(GraphAuthError):
-        resolve_credential(params())
+        resolve_credential(graph_params())
 
 
 def test_a_secret_in_the_environment_beats_managed_identity():
-    credential = resolve_credential(params(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET),
-                                    environ=dict(IDENTITY_ENV))
+    credential = resolve_credential(
+        graph_params(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET), environ=dict(IDENTITY_ENV)
+    )
     assert credential.method == "client_secret"
 
 
-@pytest.mark.parametrize("given, missing", [
-    ({}, "tenant_id, client_id, a credential"),
-    ({"tenant_id": TENANT}, "client_id, a credential"),
-    ({"client_id": CLIENT}, "tenant_id, a credential"),
-    ({"tenant_id": TENANT, "client_id": CLIENT}, "a credential"),
-    ({"client_secret": SECRET}, "tenant_id, client_id"),
-    ({"client_secret": SECRET, "tenant_id": TENANT}, "client_id"),
-    ({"client_certificate_path": "/etc/app.pem", "client_id": CLIENT}, "tenant_id"),
-    ({"federated_token_file": "/var/run/token"}, "tenant_id, client_id"),
-    ({"client_secret": ""}, "tenant_id, client_id, a credential"),
-])
+@pytest.mark.parametrize(
+    "given, missing",
+    [
+        ({}, "tenant_id, client_id, a credential"),
+        ({"tenant_id": TENANT}, "client_id, a credential"),
+        ({"client_id": CLIENT}, "tenant_id, a credential"),
+        ({"tenant_id": TENANT, "client_id": CLIENT}, "a credential"),
+        ({"client_secret": SECRET}, "tenant_id, client_id"),
+        ({"client_secret": SECRET, "tenant_id": TENANT}, "client_id"),
+        ({"client_certificate_path": "/etc/app.pem", "client_id": CLIENT}, "tenant_id"),
+        ({"federated_token_file": "/var/run/token"}, "tenant_id, client_id"),
+        ({"client_secret": ""}, "tenant_id, client_id, a credential"),
+    ],
+)
 def test_auto_missing_pieces(given, missing):
     with pytest.raises(GraphAuthError) as info:
-        resolve_credential(params(**given), environ={})
+        resolve_credential(graph_params(**given), environ={})
     assert info.value.message == f"Cannot sign in to Microsoft Graph: missing {missing}" + MISSING_TAIL
     assert SECRET not in info.value.message
 
 
-@pytest.mark.parametrize("method, given, missing", [
-    ("access_token", {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}, "access_token"),
-    ("client_secret", {"tenant_id": TENANT, "client_id": CLIENT, "access_token": ACCESS_TOKEN}, "client_secret"),
-    ("client_secret", {"client_secret": SECRET}, "tenant_id, client_id"),
-    ("certificate", {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}, "client_certificate_path"),
-    ("certificate", {}, "tenant_id, client_id, client_certificate_path"),
-    ("federated", {"tenant_id": TENANT, "client_secret": SECRET}, "client_id, federated_token_file"),
-])
+@pytest.mark.parametrize(
+    "method, given, missing",
+    [
+        ("access_token", {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}, "access_token"),
+        ("client_secret", {"tenant_id": TENANT, "client_id": CLIENT, "access_token": ACCESS_TOKEN}, "client_secret"),
+        ("client_secret", {"client_secret": SECRET}, "tenant_id, client_id"),
+        ("certificate", {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}, "client_certificate_path"),
+        ("certificate", {}, "tenant_id, client_id, client_certificate_path"),
+        ("federated", {"tenant_id": TENANT, "client_secret": SECRET}, "client_id, federated_token_file"),
+    ],
+)
 def test_explicit_method_missing_pieces(method, given, missing):
     with pytest.raises(GraphAuthError) as info:
-        resolve_credential(params(auth_method=method, **given), environ=dict(IDENTITY_ENV))
+        resolve_credential(graph_params(auth_method=method, **given), environ=dict(IDENTITY_ENV))
     assert info.value.message == f"Cannot sign in to Microsoft Graph: missing {missing}" + MISSING_TAIL
     assert SECRET not in info.value.message and ACCESS_TOKEN not in info.value.message
 
 
 @pytest.mark.parametrize("method", ["access_token", "certificate", "federated", "client_secret", "managed_identity"])
 def test_explicit_method_wins_over_auto_order(method):
-    credential = resolve_credential(params(auth_method=method, **ALL_CREDENTIALS), environ={})
+    credential = resolve_credential(graph_params(auth_method=method, **ALL_CREDENTIALS), environ={})
     assert credential.method == method
 
 
 def test_explicit_managed_identity_needs_no_environment():
-    credential = resolve_credential(params(auth_method="managed_identity"), environ={})
+    credential = resolve_credential(graph_params(auth_method="managed_identity"), environ={})
     assert credential.method == "managed_identity"
     assert credential.secret is None and credential.access_token is None
 
 
 def test_explicit_certificate_credential():
-    credential = resolve_credential(params(auth_method="certificate", tenant_id=TENANT, client_id=CLIENT,
-                                           client_certificate_path="/etc/app.pem", client_certificate_password="pw",
-                                           client_secret=SECRET), environ={})
-    assert credential == Credential(method="certificate", tenant_id=TENANT, client_id=CLIENT,
-                                    authority_host="https://login.microsoftonline.com",
-                                    graph_endpoint="https://graph.microsoft.com", scope=SCOPE,
-                                    certificate_path="/etc/app.pem", certificate_password="pw")
+    credential = resolve_credential(
+        graph_params(
+            auth_method="certificate",
+            tenant_id=TENANT,
+            client_id=CLIENT,
+            client_certificate_path="/etc/app.pem",
+            client_certificate_password="pw",
+            client_secret=SECRET,
+        ),
+        environ={},
+    )
+    assert credential == Credential(
+        method="certificate",
+        tenant_id=TENANT,
+        client_id=CLIENT,
+        authority_host="https://login.microsoftonline.com",
+        graph_endpoint="https://graph.microsoft.com",
+        scope=SCOPE,
+        certificate_path="/etc/app.pem",
+        certificate_password="pw",
+    )
     assert credential.describe() == f"certificate as client {CLIENT} in tenant {TENANT}"
 
 
 def test_describe_never_shows_a_secret():
     for method in ("access_token", "certificate", "federated", "client_secret"):
-        credential = resolve_credential(params(auth_method=method, client_certificate_password="pw", **ALL_CREDENTIALS),
-                                        environ={})
+        credential = resolve_credential(
+            graph_params(auth_method=method, client_certificate_password="pw", **ALL_CREDENTIALS), environ={}
+        )
         text = credential.describe()
         assert SECRET not in text and ACCESS_TOKEN not in text and "pw" not in text
-    assert resolve_credential(params(access_token=ACCESS_TOKEN), environ={}).describe() == "a given access token"
-    assert resolve_credential(params(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET),
-                              environ={}).describe() == f"client secret as client {CLIENT} in tenant {TENANT}"
-    assert resolve_credential(params(tenant_id=TENANT, client_id=CLIENT, federated_token_file="/t"),
-                              environ={}).describe() == f"federated as client {CLIENT} in tenant {TENANT}"
+    assert resolve_credential(graph_params(access_token=ACCESS_TOKEN), environ={}).describe() == "a given access token"
+    assert (
+        resolve_credential(
+            graph_params(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET), environ={}
+        ).describe()
+        == f"client secret as client {CLIENT} in tenant {TENANT}"
+    )
+    assert (
+        resolve_credential(
+            graph_params(tenant_id=TENANT, client_id=CLIENT, federated_token_file="/t"), environ={}
+        ).describe()
+        == f"federated as client {CLIENT} in tenant {TENANT}"
+    )
 
 
-@pytest.mark.parametrize("cloud, authority, graph", [
-    ("public", "https://login.microsoftonline.com", "https://graph.microsoft.com"),
-    ("usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us"),
-    ("usgov_dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
-    ("china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
-])
+@pytest.mark.parametrize(
+    "cloud, authority, graph",
+    [
+        ("public", "https://login.microsoftonline.com", "https://graph.microsoft.com"),
+        ("usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us"),
+        ("usgov_dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
+        ("china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+    ],
+)
 def test_clouds(cloud, authority, graph):
     assert CLOUDS[cloud] == (authority, graph)
-    credential = resolve_credential(params(cloud=cloud, access_token=ACCESS_TOKEN), environ={})
-    assert (credential.authority_host, credential.graph_endpoint, credential.scope) == (authority, graph,
-                                                                                        graph + "/.default")
-    overridden = resolve_credential(params(cloud=cloud, access_token=ACCESS_TOKEN,
-                                           graph_endpoint="https://127.0.0.1:8443/",
-                                           authority_host="https://127.0.0.1:8444/"), environ={})
+    credential = resolve_credential(graph_params(cloud=cloud, access_token=ACCESS_TOKEN), environ={})
+    assert (credential.authority_host, credential.graph_endpoint, credential.scope) == (
+        authority,
+        graph,
+        graph + "/.default",
+    )
+    overridden = resolve_credential(
+        graph_params(
+            cloud=cloud,
+            access_token=ACCESS_TOKEN,
+            graph_endpoint="https://127.0.0.1:8443/",
+            authority_host="https://127.0.0.1:8444/",
+        ),
+        environ={},
+    )
     assert overridden.graph_endpoint == "https://127.0.0.1:8443"
     assert overridden.authority_host == "https://127.0.0.1:8444"
     assert overridden.scope == graph + "/.default"  # the cloud's Graph resource, not the override
 
 
 def test_cloud_none_means_public():
-    credential = resolve_credential(params(cloud=None, access_token=ACCESS_TOKEN), environ={})
+    credential = resolve_credential(graph_params(cloud=None, access_token=ACCESS_TOKEN), environ={})
     assert credential.graph_endpoint == "https://graph.microsoft.com"
     assert credential.scope == SCOPE
 
 
-@pytest.mark.parametrize("given, expected", [
-    ("login.microsoftonline.us", "https://login.microsoftonline.us"),
-    ("login.microsoftonline.us/", "https://login.microsoftonline.us"),
-    ("127.0.0.1:8444", "https://127.0.0.1:8444"),
-    ("https://login.example.test", "https://login.example.test"),
-    ("HTTPS://Login.Example.TEST:443/", "https://login.example.test"),
-    ("https://[::1]:8443", "https://[::1]:8443"),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("login.microsoftonline.us", "https://login.microsoftonline.us"),
+        ("login.microsoftonline.us/", "https://login.microsoftonline.us"),
+        ("127.0.0.1:8444", "https://127.0.0.1:8444"),
+        ("https://login.example.test", "https://login.example.test"),
+        ("HTTPS://Login.Example.TEST:443/", "https://login.example.test"),
+        ("https://[::1]:8443", "https://[::1]:8443"),
+    ],
+)
 def test_authority_host_without_scheme_gets_https(given, expected):
-    credential = resolve_credential(params(authority_host=given, access_token=ACCESS_TOKEN), environ={})
+    credential = resolve_credential(graph_params(authority_host=given, access_token=ACCESS_TOKEN), environ={})
     assert credential.authority_host == expected
     assert credential.scope == SCOPE
 
 
 @pytest.mark.parametrize("given", ["graph.microsoft.com", "graph.microsoft.com/", "https://graph.microsoft.com:443"])
 def test_graph_endpoint_without_scheme_gets_https(given):
-    credential = resolve_credential(params(graph_endpoint=given, access_token=ACCESS_TOKEN), environ={})
+    credential = resolve_credential(graph_params(graph_endpoint=given, access_token=ACCESS_TOKEN), environ={})
     assert credential.graph_endpoint == "https://graph.microsoft.com"
 
 
 @pytest.mark.parametrize("option", ["graph_endpoint", "authority_host"])
-@pytest.mark.parametrize("given, problem", [
-    ("http://127.0.0.1:8080", "must use https://"),
-    ("HTTP://graph.microsoft.com", "must use https://"),
-    ("ftp://graph.microsoft.com", "must use https://"),
-    ("https://graph.microsoft.com/beta", "without a path"),
-    ("https://graph.microsoft.com/../evil", "without a path"),
-    ("https://graph.microsoft.com?x=1", "without a path, query"),
-    ("https://graph.microsoft.com#frag", "without a path, query or fragment"),
-    ("https://graph.microsoft.com?", "without a path, query"),
-    ("https://user:pw@graph.microsoft.com", "with no user name"),
-    ("https://graph.microsoft.com@evil.example", "with no user name"),
-    ("https://", "must name a host"),
-    ("https://bad_host!", "must name a host"),
-    ("https://graph.microsoft.com:http", "is not a valid URL"),
-    ("https://graph.microsoft.com:99999", "is not a valid URL"),
-    ("https://graph.microsoft.com\\@evil.example", "a backslash"),
-    ("https://graph.microsoft.com%2f..%2fevil", "percent sign"),
-    ("https://graph.microsoft.com\nHost: evil", "control character"),
-    ("https://graph .microsoft.com", "whitespace"),
-])
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        ("http://127.0.0.1:8080", "must use https://"),
+        ("HTTP://graph.microsoft.com", "must use https://"),
+        ("ftp://graph.microsoft.com", "must use https://"),
+        ("https://graph.microsoft.com/beta", "without a path"),
+        ("https://graph.microsoft.com/../evil", "without a path"),
+        ("https://graph.microsoft.com?x=1", "without a path, query"),
+        ("https://graph.microsoft.com#frag", "without a path, query or fragment"),
+        ("https://graph.microsoft.com?", "without a path, query"),
+        ("https://user:pw@graph.microsoft.com", "with no user name"),
+        ("https://graph.microsoft.com@evil.example", "with no user name"),
+        ("https://", "must name a host"),
+        ("https://bad_host!", "must name a host"),
+        ("https://graph.microsoft.com:http", "is not a valid URL"),
+        ("https://graph.microsoft.com:99999", "is not a valid URL"),
+        ("https://graph.microsoft.com\\@evil.example", "a backslash"),
+        ("https://graph.microsoft.com%2f..%2fevil", "percent sign"),
+        ("https://graph.microsoft.com\nHost: evil", "control character"),
+        ("https://graph .microsoft.com", "whitespace"),
+    ],
+)
 def test_endpoints_refused_before_any_request(option, given, problem):
     with pytest.raises(GraphError) as info:
-        resolve_credential(params(access_token=ACCESS_TOKEN, **{option: given}), environ={})
+        resolve_credential(graph_params(access_token=ACCESS_TOKEN, **{option: given}), environ={})
     assert info.value.message.startswith(f"{option} ")
     assert problem in info.value.message
     assert ACCESS_TOKEN not in info.value.message
@@ -333,63 +443,107 @@ def test_endpoints_refused_before_any_request(option, given, problem):
 
 def test_an_endpoint_password_is_never_shown():
     with pytest.raises(GraphError) as info:
-        resolve_credential(params(access_token=ACCESS_TOKEN, graph_endpoint="https://admin:s3cr3t@graph.example"),
-                           environ={})
+        resolve_credential(
+            graph_params(access_token=ACCESS_TOKEN, graph_endpoint="https://admin:s3cr3t@graph.example"), environ={}
+        )
     assert "s3cr3t" not in info.value.message and "admin" not in info.value.message
     assert info.value.message.startswith("graph_endpoint 'https://***@graph.example' must name a host")
 
 
 def test_validate_certs_false_does_not_allow_http():
     with pytest.raises(GraphError, match="must use https://.*validate_certs=false does not change that"):
-        resolve_credential(params(access_token=ACCESS_TOKEN, validate_certs=False,
-                                  graph_endpoint="http://graph.microsoft.com"), environ={})
+        resolve_credential(
+            graph_params(access_token=ACCESS_TOKEN, validate_certs=False, graph_endpoint="http://graph.microsoft.com"),
+            environ={},
+        )
 
 
-@pytest.mark.parametrize("tenant", [TENANT, TENANT.upper(), "contoso.onmicrosoft.com", "Contoso.COM",
-                                    "sub.xn--bcher-kva.example"])
+@pytest.mark.parametrize(
+    "tenant", [TENANT, TENANT.upper(), "contoso.onmicrosoft.com", "Contoso.COM", "sub.xn--bcher-kva.example"]
+)
 def test_tenant_id_guid_or_domain(tenant):
-    credential = resolve_credential(params(tenant_id=tenant, client_id=CLIENT, client_secret=SECRET), environ={})
+    credential = resolve_credential(graph_params(tenant_id=tenant, client_id=CLIENT, client_secret=SECRET), environ={})
     assert credential.tenant_id == tenant
 
 
-@pytest.mark.parametrize("tenant", ["../common", "contoso.com/v2.0", "contoso.com?x=1", "contoso", "common",
-                                    "72f988bf-86f1-41af-91ab", "contoso.com\n", "con toso.com", "-bad.example",
-                                    "contoso.123", "a" * 300 + ".com", "contoso.com%2f"])
-@pytest.mark.parametrize("method, credential", [("client_secret", {"client_secret": SECRET}),
-                                                ("certificate", {"client_certificate_path": "/etc/app.pem"}),
-                                                ("federated", {"federated_token_file": "/var/run/token"})])
+@pytest.mark.parametrize(
+    "tenant",
+    [
+        "../common",
+        "contoso.com/v2.0",
+        "contoso.com?x=1",
+        "contoso",
+        "common",
+        "72f988bf-86f1-41af-91ab",
+        "contoso.com\n",
+        "con toso.com",
+        "-bad.example",
+        "contoso.123",
+        "a" * 300 + ".com",
+        "contoso.com%2f",
+    ],
+)
+@pytest.mark.parametrize(
+    "method, credential",
+    [
+        ("client_secret", {"client_secret": SECRET}),
+        ("certificate", {"client_certificate_path": "/etc/app.pem"}),
+        ("federated", {"federated_token_file": "/var/run/token"}),
+    ],
+)
 def test_tenant_id_refused_before_any_request(tenant, method, credential):
     with pytest.raises(GraphAuthError) as info:
-        resolve_credential(params(tenant_id=tenant, client_id=CLIENT, **credential), environ={})
+        resolve_credential(graph_params(tenant_id=tenant, client_id=CLIENT, **credential), environ={})
     assert info.value.message.startswith("tenant_id ")
     assert "is neither a tenant id (a GUID" in info.value.message
     assert len(info.value.message) < 400
 
 
 def test_tenant_id_not_checked_where_it_is_not_used():
-    assert resolve_credential(params(tenant_id="not a tenant", access_token=ACCESS_TOKEN), environ={}).method == "access_token"
-    assert resolve_credential(params(tenant_id="not a tenant", auth_method="managed_identity"),
-                              environ={}).method == "managed_identity"
+    assert (
+        resolve_credential(graph_params(tenant_id="not a tenant", access_token=ACCESS_TOKEN), environ={}).method
+        == "access_token"
+    )
+    assert (
+        resolve_credential(graph_params(tenant_id="not a tenant", auth_method="managed_identity"), environ={}).method
+        == "managed_identity"
+    )
 
 
-@pytest.mark.parametrize("environ, origins", [
-    ({}, ("http://169.254.169.254", "http://localhost:40342")),
-    ({"IDENTITY_ENDPOINT": "https://10.0.0.5:8081/msi/token"},
-     ("https://10.0.0.5:8081", "http://169.254.169.254", "http://localhost:40342")),
-    ({"IDENTITY_ENDPOINT": "http://127.0.0.1:41056/msi/token"},
-     ("http://127.0.0.1:41056", "http://169.254.169.254", "http://localhost:40342")),
-    ({"MSI_ENDPOINT": "http://[::1]:50342/oauth2/token"},
-     ("http://[::1]:50342", "http://169.254.169.254", "http://localhost:40342")),
-    # Plain HTTP to another machine is never an endpoint the identity header goes to.
-    ({"IDENTITY_ENDPOINT": "http://10.0.0.5/msi/token"}, ("http://169.254.169.254", "http://localhost:40342")),
-    ({"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://10.0.0.9"}, ("http://169.254.169.254", "http://localhost:40342")),
-    ({"IDENTITY_ENDPOINT": "not a url"}, ("http://169.254.169.254", "http://localhost:40342")),
-])
+@pytest.mark.parametrize(
+    "environ, origins",
+    [
+        ({}, ("http://169.254.169.254", "http://localhost:40342")),
+        (
+            {"IDENTITY_ENDPOINT": "https://10.0.0.5:8081/msi/token"},
+            ("https://10.0.0.5:8081", "http://169.254.169.254", "http://localhost:40342"),
+        ),
+        (
+            {"IDENTITY_ENDPOINT": "http://127.0.0.1:41056/msi/token"},
+            ("http://127.0.0.1:41056", "http://169.254.169.254", "http://localhost:40342"),
+        ),
+        (
+            {"MSI_ENDPOINT": "http://[::1]:50342/oauth2/token"},
+            ("http://[::1]:50342", "http://169.254.169.254", "http://localhost:40342"),
+        ),
+        # Plain HTTP to another machine is never an endpoint the identity header goes to.
+        ({"IDENTITY_ENDPOINT": "http://10.0.0.5/msi/token"}, ("http://169.254.169.254", "http://localhost:40342")),
+        (
+            {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://10.0.0.9"},
+            ("http://169.254.169.254", "http://localhost:40342"),
+        ),
+        ({"IDENTITY_ENDPOINT": "not a url"}, ("http://169.254.169.254", "http://localhost:40342")),
+    ],
+)
 def test_managed_identity_origins(environ, origins):
-    credential = resolve_credential(params(auth_method="managed_identity"), environ=environ)
+    credential = resolve_credential(graph_params(auth_method="managed_identity"), environ=environ)
     assert credential.managed_identity_origins == origins
-    assert resolve_credential(params(client_id=CLIENT, client_secret=SECRET, tenant_id=TENANT),
-                              environ=environ).managed_identity_origins == ()
+    assert (
+        resolve_credential(
+            graph_params(client_id=CLIENT, client_secret=SECRET, tenant_id=TENANT), environ=environ
+        ).managed_identity_origins
+        == ()
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- certificates
@@ -398,15 +552,21 @@ def key_and_cert():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tokenops unit test")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
 def _write_pem(path, key, cert, password=None, key_format=serialization.PrivateFormat.PKCS8):
-    encryption = (serialization.BestAvailableEncryption(password.encode()) if password
-                  else serialization.NoEncryption())
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
     parts = []
     if key is not None:
         parts.append(key.private_bytes(serialization.Encoding.PEM, key_format, encryption))
@@ -427,7 +587,9 @@ def _check_loaded(loaded, key, cert):
     assert again.private_numbers() == key.private_numbers()
 
 
-@pytest.mark.parametrize("key_format", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL])
+@pytest.mark.parametrize(
+    "key_format", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL]
+)
 def test_load_certificate_unencrypted(tmp_path, key_and_cert, key_format):
     key, cert = key_and_cert
     path = _write_pem(tmp_path / "app.pem", key, cert, key_format=key_format)
@@ -437,8 +599,10 @@ def test_load_certificate_unencrypted(tmp_path, key_and_cert, key_format):
 def test_load_certificate_cert_before_key(tmp_path, key_and_cert):
     key, cert = key_and_cert
     path = tmp_path / "app.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     _check_loaded(load_certificate(str(path), None), key, cert)
 
 
@@ -455,7 +619,9 @@ def test_load_certificate_wrong_or_missing_password(tmp_path, key_and_cert, pass
     path = _write_pem(tmp_path / "app.pem", key, cert, password="correct horse")
     with pytest.raises(GraphAuthError) as info:
         load_certificate(path, password)
-    assert info.value.message == f"Cannot load the private key from {path}: wrong or missing client_certificate_password."
+    assert (
+        info.value.message == f"Cannot load the private key from {path}: wrong or missing client_certificate_password."
+    )
     assert "correct horse" not in info.value.message
     if password:
         assert password not in info.value.message
@@ -480,8 +646,9 @@ def test_load_certificate_without_certificate(tmp_path, key_and_cert):
     path = _write_pem(tmp_path / "key-only.pem", key, None)
     with pytest.raises(GraphAuthError) as info:
         load_certificate(path, None)
-    assert info.value.message == (f"No PEM certificate found in {path}: it must hold the private key and the "
-                                  "certificate.")
+    assert info.value.message == (
+        f"No PEM certificate found in {path}: it must hold the private key and the certificate."
+    )
 
 
 def test_load_certificate_without_key(tmp_path, key_and_cert):
@@ -509,11 +676,17 @@ def test_load_certificate_not_pem(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- token cache
 def _add_token(cache, access_token="at-1", expires_in=3600, client_id=CLIENT, tenant_id=TENANT, scope=SCOPE, now=None):
-    cache.add({"client_id": client_id, "scope": [scope],
-               "token_endpoint": f"https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token",
-               "environment": "login.microsoftonline.com", "grant_type": "client_credentials",
-               "response": {"access_token": access_token, "expires_in": expires_in, "token_type": "Bearer"}},
-              now=now)
+    cache.add(
+        {
+            "client_id": client_id,
+            "scope": [scope],
+            "token_endpoint": f"https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token",
+            "environment": "login.microsoftonline.com",
+            "grant_type": "client_credentials",
+            "response": {"access_token": access_token, "expires_in": expires_in, "token_type": "Bearer"},
+        },
+        now=now,
+    )
 
 
 def test_token_cache_file_save_creates_a_private_file(tmp_path):
@@ -551,7 +724,8 @@ def test_token_cache_file_open_to_others_is_refused_and_left_alone(tmp_path, mod
     assert info.value.message == (
         f"token_cache_path {path} has mode {mode:04o}: other users can read or change it, and it holds access tokens "
         f"to the tenant. Delete it (its tokens may have been read; they expire within about 90 minutes) or make it "
-        f"private (chmod 600 {path}), then run again.")
+        f"private (chmod 600 {path}), then run again."
+    )
     assert "at-1" not in info.value.message
     assert stat.S_IMODE(path.stat().st_mode) == mode  # refused, not silently tightened
     assert path.read_bytes() == content
@@ -565,8 +739,9 @@ def test_token_cache_file_of_another_user_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "getuid", lambda: owner + 1)
     with pytest.raises(GraphAuthError) as info:
         TokenCacheFile(str(path))
-    assert info.value.message.startswith(f"token_cache_path {path} belongs to user id {owner}, not to the user running "
-                                         f"the module (user id {owner + 1})")
+    assert info.value.message.startswith(
+        f"token_cache_path {path} belongs to user id {owner}, not to the user running the module (user id {owner + 1})"
+    )
 
 
 def test_token_cache_file_directories_are_created_private_whatever_the_umask(tmp_path):
@@ -609,21 +784,31 @@ def test_token_cache_file_finds_a_valid_token(tmp_path):
     assert reloaded.cached_token(CLIENT, TENANT, SCOPE) == ("at-1", float(int(now) + 3600))
 
 
-@pytest.mark.parametrize("client_id, tenant_id, scope", [
-    ("other-client", TENANT, SCOPE),
-    (CLIENT, "other-tenant", SCOPE),
-    (CLIENT, TENANT, "https://graph.microsoft.us/.default"),
-])
+@pytest.mark.parametrize(
+    "client_id, tenant_id, scope",
+    [
+        ("other-client", TENANT, SCOPE),
+        (CLIENT, "other-tenant", SCOPE),
+        (CLIENT, TENANT, "https://graph.microsoft.us/.default"),
+    ],
+)
 def test_token_cache_file_matches_client_tenant_and_scope(tmp_path, client_id, tenant_id, scope):
     cache = TokenCacheFile(str(tmp_path / "tokens.json"))
     _add_token(cache.cache)
     assert cache.cached_token(client_id, tenant_id, scope) is None
 
 
-@pytest.mark.parametrize("seconds_left, found", [
-    (3600, True), (TOKEN_REFRESH_MARGIN + 60, True), (TOKEN_REFRESH_MARGIN - 1, False), (60, False), (0, False),
-    (-100, False),
-])
+@pytest.mark.parametrize(
+    "seconds_left, found",
+    [
+        (3600, True),
+        (TOKEN_REFRESH_MARGIN + 60, True),
+        (TOKEN_REFRESH_MARGIN - 1, False),
+        (60, False),
+        (0, False),
+        (-100, False),
+    ],
+)
 def test_token_cache_file_ignores_tokens_about_to_expire(tmp_path, seconds_left, found):
     assert TOKEN_REFRESH_MARGIN == 300
     cache = TokenCacheFile(str(tmp_path / "tokens.json"))
@@ -675,12 +860,27 @@ class Recorder:
 def test_msal_http_client_post_decodes_bytes():
     send = Recorder("response")
     client = MsalHttpClient(send)
-    assert client.post("https://login/t/oauth2/v2.0/token", params={"a": "1"},
-                       data={"client_assertion": b"eyJ.abc.def", "grant_type": "client_credentials", "n": 1},
-                       headers={"X": "y"}, timeout=5) == "response"
-    assert send.calls == [("POST", "https://login/t/oauth2/v2.0/token", {
-        "params": {"a": "1"}, "data": {"client_assertion": "eyJ.abc.def", "grant_type": "client_credentials", "n": 1},
-        "headers": {"X": "y"}})]
+    assert (
+        client.post(
+            "https://login/t/oauth2/v2.0/token",
+            params={"a": "1"},
+            data={"client_assertion": b"eyJ.abc.def", "grant_type": "client_credentials", "n": 1},
+            headers={"X": "y"},
+            timeout=5,
+        )
+        == "response"
+    )
+    assert send.calls == [
+        (
+            "POST",
+            "https://login/t/oauth2/v2.0/token",
+            {
+                "params": {"a": "1"},
+                "data": {"client_assertion": "eyJ.abc.def", "grant_type": "client_credentials", "n": 1},
+                "headers": {"X": "y"},
+            },
+        )
+    ]
 
 
 def test_msal_http_client_post_passes_other_data_unchanged():
@@ -707,27 +907,38 @@ class FakeIdentityPlatform:
     def __call__(self, method, url, kwargs):
         base = f"{self.authority}/{TENANT}"
         if method == "GET" and "openid-configuration" in url:
-            return httpx.Response(200, json={"token_endpoint": f"{base}/oauth2/v2.0/token",
-                                             "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                                             "issuer": f"{base}/v2.0"})
+            return httpx.Response(
+                200,
+                json={
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "issuer": f"{base}/v2.0",
+                },
+            )
         if method == "POST" and url == f"{base}/oauth2/v2.0/token":
             self.grants.append(kwargs["data"])
             if kwargs["data"].get("client_secret") == "wrong":
-                return httpx.Response(401, json={"error": "invalid_client",
-                                                 "error_description": "AADSTS7000215: Invalid client secret provided. "
-                                                                      "Trace ID: 1 Correlation ID: 2"})
-            return httpx.Response(200, json={"access_token": f"at-{len(self.grants)}", "expires_in": 3599,
-                                             "token_type": "Bearer"})
+                return httpx.Response(
+                    401,
+                    json={
+                        "error": "invalid_client",
+                        "error_description": "AADSTS7000215: Invalid client secret provided. "
+                        "Trace ID: 1 Correlation ID: 2",
+                    },
+                )
+            return httpx.Response(
+                200, json={"access_token": f"at-{len(self.grants)}", "expires_in": 3599, "token_type": "Bearer"}
+            )
         return httpx.Response(404, json={"error": "unexpected"})
 
 
 def _secret_credential(secret=SECRET):
-    return resolve_credential(params(tenant_id=TENANT, client_id=CLIENT, client_secret=secret), environ={})
+    return resolve_credential(graph_params(tenant_id=TENANT, client_id=CLIENT, client_secret=secret), environ={})
 
 
 def test_token_provider_access_token_is_returned_as_given():
     send = Recorder()
-    provider = TokenProvider(resolve_credential(params(access_token=ACCESS_TOKEN), environ={}), send)
+    provider = TokenProvider(resolve_credential(graph_params(access_token=ACCESS_TOKEN), environ={}), send)
     assert provider.token() == ACCESS_TOKEN
     assert provider.token(force_refresh=True) == ACCESS_TOKEN
     assert send.calls == []
@@ -741,7 +952,11 @@ def test_token_provider_client_secret_caches_in_memory_and_refreshes_on_demand()
     assert len(platform.grants) == 1
     grant = platform.grants[0]
     assert (grant["grant_type"], grant["client_id"], grant["client_secret"], grant["scope"]) == (
-        "client_credentials", CLIENT, SECRET, SCOPE)
+        "client_credentials",
+        CLIENT,
+        SECRET,
+        SCOPE,
+    )
     assert provider.token(force_refresh=True) == "at-2"
     assert len(platform.grants) == 2
 
@@ -777,8 +992,10 @@ def test_token_provider_sign_in_failure():
     provider = TokenProvider(_secret_credential("wrong"), Recorder(platform))
     with pytest.raises(GraphAuthError) as info:
         provider.token()
-    assert info.value.message == (f"Sign-in with client secret as client {CLIENT} in tenant {TENANT} failed: "
-                                  "invalid_client: AADSTS7000215: Invalid client secret provided.")
+    assert info.value.message == (
+        f"Sign-in with client secret as client {CLIENT} in tenant {TENANT} failed: "
+        "invalid_client: AADSTS7000215: Invalid client secret provided."
+    )
     assert "wrong" not in info.value.message
 
 
@@ -786,20 +1003,24 @@ def test_token_provider_federated_reads_the_file_at_each_sign_in(tmp_path):
     token_file = tmp_path / "oidc-token"
     token_file.write_text("assertion-1\n", encoding="utf-8")
     platform = FakeIdentityPlatform()
-    credential = resolve_credential(params(tenant_id=TENANT, client_id=CLIENT, federated_token_file=str(token_file)),
-                                    environ={})
+    credential = resolve_credential(
+        graph_params(tenant_id=TENANT, client_id=CLIENT, federated_token_file=str(token_file)), environ={}
+    )
     provider = TokenProvider(credential, Recorder(platform))
     assert provider.token() == "at-1"
     token_file.write_text("assertion-2", encoding="utf-8")
     assert provider.token(force_refresh=True) == "at-2"
     assert [g["client_assertion"] for g in platform.grants] == ["assertion-1", "assertion-2"]
-    assert all(g["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-               for g in platform.grants)
+    assert all(
+        g["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" for g in platform.grants
+    )
 
 
 def test_token_provider_federated_missing_file(tmp_path):
     path = str(tmp_path / "missing-token")
-    credential = resolve_credential(params(tenant_id=TENANT, client_id=CLIENT, federated_token_file=path), environ={})
+    credential = resolve_credential(
+        graph_params(tenant_id=TENANT, client_id=CLIENT, federated_token_file=path), environ={}
+    )
     with pytest.raises(GraphAuthError) as info:
         TokenProvider(credential, Recorder(FakeIdentityPlatform())).token()
     assert info.value.message == f"Cannot read federated_token_file {path}: No such file or directory"
@@ -809,24 +1030,23 @@ def test_msal_is_importable():
     assert msal.SerializableTokenCache is not None
 
 
-@pytest.mark.parametrize("cloud, graph_endpoint, expected", [
-    ("public", "https://graph.microsoft.com", None),
-    (None, "https://127.0.0.1:8443", None),
-    ("usgov", "https://graph.microsoft.us", "cloud=usgov"),
-    ("china", "https://127.0.0.1:8443", "cloud=china"),
-    ("public", "https://graph.microsoft.us", "graph_endpoint=https://graph.microsoft.us (the usgov cloud's Graph)"),
-    ("public", "https://dod-graph.microsoft.us", "graph_endpoint=https://dod-graph.microsoft.us (the usgov_dod cloud's Graph)"),
-])
+@pytest.mark.parametrize(
+    "cloud, graph_endpoint, expected",
+    [
+        ("public", "https://graph.microsoft.com", None),
+        (None, "https://127.0.0.1:8443", None),
+        ("usgov", "https://graph.microsoft.us", "cloud=usgov"),
+        ("china", "https://127.0.0.1:8443", "cloud=china"),
+        ("public", "https://graph.microsoft.us", "graph_endpoint=https://graph.microsoft.us (the usgov cloud's Graph)"),
+        (
+            "public",
+            "https://dod-graph.microsoft.us",
+            "graph_endpoint=https://dod-graph.microsoft.us (the usgov_dod cloud's Graph)",
+        ),
+    ],
+)
 def test_national_cloud(cloud, graph_endpoint, expected):
     assert national_cloud(cloud, graph_endpoint) == expected
-
-
-def test_national_cloud_message_says_what_to_do():
-    message = NATIONAL_CLOUD_MESSAGE.format(what="cloud=usgov")
-    assert message.startswith("cloud=usgov: Microsoft documents the hardware OATH APIs of Microsoft Graph for the "
-                              "global service only")
-    assert message.endswith("set allow_national_cloud=true.")
-    assert graph_argument_spec()["allow_national_cloud"] == {"type": "bool", "default": False}
 
 
 def test_read_after_write_wait_option():

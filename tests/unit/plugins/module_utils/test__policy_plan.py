@@ -10,11 +10,18 @@ import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
 from ansible_collections.tokenops.entra.plugins.module_utils._policy_plan import (
-    ALL_USERS, POLICY_PATH, POLICY_TYPE, PolicyPlan, PolicySpec, check_no_overlap, normalize_targets, plan_policy, policy_result, reached)
-
-G1 = "11111111-1111-4111-8111-111111111111"
-G2 = "2222aaaa-2222-4222-8222-22222222bbbb"
-G3 = "33333333-cccc-4333-8333-333333333333"
+    ALL_USERS,
+    POLICY_PATH,
+    POLICY_TYPE,
+    PolicyPlan,
+    PolicySpec,
+    check_no_overlap,
+    normalize_targets,
+    plan_policy,
+    policy_result,
+    reached,
+)
+from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import G1, G2, G3
 
 CONFIG = {
     "@odata.context": "https://graph.microsoft.com/beta/$metadata#authenticationMethodConfigurations/$entity",
@@ -27,10 +34,15 @@ CONFIG = {
     ],
     "excludeTargets": [],
 }
-BEFORE = {"id": "HardwareOath", "state": "disabled",
-          "include_targets": [{"id": G1, "target_type": "group", "is_registration_required": True},
-                              {"id": G2, "target_type": "group", "is_registration_required": False}],
-          "exclude_targets": []}
+BEFORE = {
+    "id": "HardwareOath",
+    "state": "disabled",
+    "include_targets": [
+        {"id": G1, "target_type": "group", "is_registration_required": True},
+        {"id": G2, "target_type": "group", "is_registration_required": False},
+    ],
+    "exclude_targets": [],
+}
 
 
 def config(**changes) -> dict:
@@ -44,22 +56,36 @@ def test_constants():
 
 
 # ---------------------------------------------------------------------------------------------------- normalize_targets
-@pytest.mark.parametrize("targets, expected", [
-    (None, None),
-    ([], ()),
-    (["all_users"], ("all_users",)),
-    (["ALL_USERS"], ("all_users",)),
-    ([" All_Users "], ("all_users",)),
-    ([G1.upper()], (G1,)),
-    ([G2, " " + G1 + " ", G2.upper(), G1], (G2, G1)),
-    (["all_users", G3, "All_Users"], ("all_users", G3)),
-])
+@pytest.mark.parametrize(
+    "targets, expected",
+    [
+        (None, None),
+        ([], ()),
+        (["all_users"], ("all_users",)),
+        (["ALL_USERS"], ("all_users",)),
+        ([" All_Users "], ("all_users",)),
+        ([G1.upper()], (G1,)),
+        ([G2, " " + G1 + " ", G2.upper(), G1], (G2, G1)),
+        (["all_users", G3, "All_Users"], ("all_users", G3)),
+    ],
+)
 def test_normalize_targets(targets, expected):
     assert normalize_targets(targets, "include_targets") == expected
 
 
-@pytest.mark.parametrize("target", ["everyone", "", "11111111-1111-4111-8111-11111111111", "11111111111141118111111111111111",
-                                    "{11111111-1111-4111-8111-111111111111}", "g" * 8 + G1[8:], "all users", 5])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "everyone",
+        "",
+        "11111111-1111-4111-8111-11111111111",
+        "11111111111141118111111111111111",
+        "{11111111-1111-4111-8111-111111111111}",
+        "g" * 8 + G1[8:],
+        "all users",
+        5,
+    ],
+)
 @pytest.mark.parametrize("option", ["include_targets", "exclude_targets"])
 def test_normalize_targets_refuses_anything_else(target, option):
     with pytest.raises(ValueError) as info:
@@ -84,30 +110,43 @@ def test_policy_result():
 
 
 def test_policy_result_defaults():
-    answer = {"id": "HardwareOath", "state": "enabled", "includeTargets": [{"id": "ALL_USERS"}],
-              "excludeTargets": [{"id": G3.upper()}, {"id": G1, "targetType": "group"}]}
+    answer = {
+        "id": "HardwareOath",
+        "state": "enabled",
+        "includeTargets": [{"id": "ALL_USERS"}],
+        "excludeTargets": [{"id": G3.upper()}, {"id": G1, "targetType": "group"}],
+    }
     assert policy_result(answer) == {
-        "id": "HardwareOath", "state": "enabled",
+        "id": "HardwareOath",
+        "state": "enabled",
         "include_targets": [{"id": "all_users", "target_type": "group", "is_registration_required": False}],
-        "exclude_targets": [{"id": G3, "target_type": "group"}, {"id": G1, "target_type": "group"}]}
+        "exclude_targets": [{"id": G3, "target_type": "group"}, {"id": G1, "target_type": "group"}],
+    }
 
 
 def test_policy_result_without_targets():
     assert policy_result({"id": "HardwareOath", "state": "disabled", "includeTargets": None}) == {
-        "id": "HardwareOath", "state": "disabled", "include_targets": [], "exclude_targets": []}
+        "id": "HardwareOath",
+        "state": "disabled",
+        "include_targets": [],
+        "exclude_targets": [],
+    }
     assert policy_result({}) == {"id": None, "state": None, "include_targets": [], "exclude_targets": []}
 
 
 # ---------------------------------------------------------------------------------------------------- plan_policy
-@pytest.mark.parametrize("spec", [
-    PolicySpec(),
-    PolicySpec(state="disabled"),
-    PolicySpec(include_targets=(G1, G2)),
-    PolicySpec(include_targets=(G2, G1)),
-    PolicySpec(include_targets=normalize_targets([G2.upper(), G1.upper()], "include_targets")),
-    PolicySpec(exclude_targets=()),
-    PolicySpec(state="disabled", include_targets=(G2, G1), exclude_targets=()),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        PolicySpec(),
+        PolicySpec(state="disabled"),
+        PolicySpec(include_targets=(G1, G2)),
+        PolicySpec(include_targets=(G2, G1)),
+        PolicySpec(include_targets=normalize_targets([G2.upper(), G1.upper()], "include_targets")),
+        PolicySpec(exclude_targets=()),
+        PolicySpec(state="disabled", include_targets=(G2, G1), exclude_targets=()),
+    ],
+)
 def test_no_change(spec):
     plan = plan_policy(CONFIG, spec)
     assert plan.patch == {}
@@ -125,19 +164,30 @@ def test_state_only():
 
 def test_include_replaced_keeps_registration_required_of_the_kept_targets_in_the_given_order():
     plan = plan_policy(CONFIG, PolicySpec(include_targets=(G3, G1)))
-    assert plan.patch == {"@odata.type": POLICY_TYPE, "includeTargets": [
-        {"targetType": "group", "id": G3, "isRegistrationRequired": False},
-        {"targetType": "group", "id": G1, "isRegistrationRequired": True}]}
-    assert plan.after == {**BEFORE, "include_targets": [
-        {"id": G3, "target_type": "group", "is_registration_required": False},
-        {"id": G1, "target_type": "group", "is_registration_required": True}]}
+    assert plan.patch == {
+        "@odata.type": POLICY_TYPE,
+        "includeTargets": [
+            {"targetType": "group", "id": G3, "isRegistrationRequired": False},
+            {"targetType": "group", "id": G1, "isRegistrationRequired": True},
+        ],
+    }
+    assert plan.after == {
+        **BEFORE,
+        "include_targets": [
+            {"id": G3, "target_type": "group", "is_registration_required": False},
+            {"id": G1, "target_type": "group", "is_registration_required": True},
+        ],
+    }
     assert plan.before == BEFORE
 
 
 def test_include_all_users():
     plan = plan_policy(CONFIG, PolicySpec(state="enabled", include_targets=("all_users",)))
-    assert plan.patch == {"@odata.type": POLICY_TYPE, "state": "enabled", "includeTargets": [
-        {"targetType": "group", "id": "all_users", "isRegistrationRequired": False}]}
+    assert plan.patch == {
+        "@odata.type": POLICY_TYPE,
+        "state": "enabled",
+        "includeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}],
+    }
     assert list(plan.patch) == ["@odata.type", "state", "includeTargets"]
 
 
@@ -170,12 +220,17 @@ def test_everything_differs():
     plan = plan_policy(CONFIG, PolicySpec(state="enabled", include_targets=("all_users",), exclude_targets=(G1,)))
     assert list(plan.patch) == ["@odata.type", "state", "includeTargets", "excludeTargets"]
     assert plan.patch == {
-        "@odata.type": POLICY_TYPE, "state": "enabled",
+        "@odata.type": POLICY_TYPE,
+        "state": "enabled",
         "includeTargets": [{"targetType": "group", "id": "all_users", "isRegistrationRequired": False}],
-        "excludeTargets": [{"targetType": "group", "id": G1}]}
-    assert plan.after == {"id": "HardwareOath", "state": "enabled",
-                          "include_targets": [{"id": "all_users", "target_type": "group", "is_registration_required": False}],
-                          "exclude_targets": [{"id": G1, "target_type": "group"}]}
+        "excludeTargets": [{"targetType": "group", "id": G1}],
+    }
+    assert plan.after == {
+        "id": "HardwareOath",
+        "state": "enabled",
+        "include_targets": [{"id": "all_users", "target_type": "group", "is_registration_required": False}],
+        "exclude_targets": [{"id": G1, "target_type": "group"}],
+    }
 
 
 def test_plan_leaves_the_config_alone():
@@ -195,12 +250,15 @@ def applied(current: dict, patch: dict) -> dict:
     return {**current, **{k: v for k, v in patch.items() if not k.startswith("@")}}
 
 
-@pytest.mark.parametrize("spec", [
-    PolicySpec(state="enabled"),
-    PolicySpec(include_targets=(G3, G1)),
-    PolicySpec(exclude_targets=(G3,)),
-    PolicySpec(state="enabled", include_targets=("all_users",), exclude_targets=(G1, G2)),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        PolicySpec(state="enabled"),
+        PolicySpec(include_targets=(G3, G1)),
+        PolicySpec(exclude_targets=(G3,)),
+        PolicySpec(state="enabled", include_targets=("all_users",), exclude_targets=(G1, G2)),
+    ],
+)
 def test_reached_after_the_patch_and_not_before(spec):
     plan = plan_policy(CONFIG, spec)
     assert reached(applied(CONFIG, plan.patch), plan) is True
@@ -214,30 +272,36 @@ def test_reached_without_change():
 
 def test_reached_ignores_order_and_case():
     plan = plan_policy(CONFIG, PolicySpec(include_targets=(G3, G1), exclude_targets=(G2,)))
-    fresh = config(includeTargets=[{"targetType": "group", "id": G1.upper()}, {"targetType": "group", "id": G3.upper()}],
-                   excludeTargets=[{"targetType": "group", "id": G2.upper()}])
+    fresh = config(
+        includeTargets=[{"targetType": "group", "id": G1.upper()}, {"targetType": "group", "id": G3.upper()}],
+        excludeTargets=[{"targetType": "group", "id": G2.upper()}],
+    )
     assert reached(fresh, plan) is True
 
 
-@pytest.mark.parametrize("fresh", [
-    config(state="disabled", includeTargets=[{"id": G3}, {"id": G1}], excludeTargets=[{"id": G2}]),
-    config(state="enabled", includeTargets=[{"id": G3}], excludeTargets=[{"id": G2}]),
-    config(state="enabled", includeTargets=[{"id": G3}, {"id": G1}], excludeTargets=[]),
-    config(state="enabled", includeTargets=[{"id": G3}, {"id": G1}, {"id": G2}], excludeTargets=[{"id": G2}]),
-])
+@pytest.mark.parametrize(
+    "fresh",
+    [
+        config(state="disabled", includeTargets=[{"id": G3}, {"id": G1}], excludeTargets=[{"id": G2}]),
+        config(state="enabled", includeTargets=[{"id": G3}], excludeTargets=[{"id": G2}]),
+        config(state="enabled", includeTargets=[{"id": G3}, {"id": G1}], excludeTargets=[]),
+        config(state="enabled", includeTargets=[{"id": G3}, {"id": G1}, {"id": G2}], excludeTargets=[{"id": G2}]),
+    ],
+)
 def test_not_reached_when_anything_differs(fresh):
     plan = plan_policy(CONFIG, PolicySpec(state="enabled", include_targets=(G3, G1), exclude_targets=(G2,)))
     assert reached(fresh, plan) is False
 
 
-# ---------------------------------------------------------------------------------------------------- include and exclude
+# -------------------------------------------------------------------------------------------------- include and exclude
 def test_a_group_included_and_excluded_by_the_task_is_refused():
     with pytest.raises(InputError) as info:
         check_no_overlap((G1, G2), (G3, G1), given_both=True)
     assert info.value.message == (
         f"Group {G1} would be both included in and excluded from the hardwareOath policy (in include_targets and in "
         "exclude_targets); a group excluded is excluded even when included. Remove it from one of the lists (give both "
-        "include_targets and exclude_targets to set both). Nothing was changed.")
+        "include_targets and exclude_targets to set both). Nothing was changed."
+    )
     check_no_overlap((ALL_USERS,), (G1,), given_both=True)  # everyone but a group is fine
 
 

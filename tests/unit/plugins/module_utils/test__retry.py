@@ -9,7 +9,14 @@ import email.utils
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._retry import (
-    BACKOFF_CAP, RETRY_STATUSES, backoff, parse_retry_after, retry_delay)
+    BACKOFF_CAP,
+    RETRY_STATUSES,
+    backoff,
+    longest_retry_after,
+    parse_retry_after,
+    retry_delay,
+    retryable,
+)
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
@@ -19,17 +26,66 @@ def http_date(timestamp: float) -> str:
 
 
 def test_retry_statuses():
-    assert RETRY_STATUSES == frozenset({429, 503, 504})
+    assert frozenset({429, 503, 504}) == RETRY_STATUSES
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2", 2.0),
-    ("0", 0.0),
-    ("10", 10.0),
-    ("2.128", 2.128),  # Graph's own documented sample
-    ("  7 ", 7.0),
-    ("0.5", 0.5),
-])
+@pytest.mark.parametrize(
+    "status, safe, expected",
+    [
+        (429, True, True),
+        (429, False, True),  # Graph refused it unprocessed: even a write is sent again
+        (503, True, True),
+        (503, False, False),  # may come after Graph acted: only a request that is safe to repeat
+        (504, True, True),
+        (504, False, False),
+        (500, True, False),
+        (500, False, False),
+        (400, True, False),
+        (400, False, False),
+        (200, True, False),
+    ],
+)
+def test_retryable(status, safe, expected):
+    assert retryable(status, safe) is expected
+
+
+IN_TWO_MINUTES = http_date(NOW + 120)
+A_MINUTE_AGO = http_date(NOW - 60)
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (["2", "7", "1"], "7"),  # integers
+        (["2.128", "2.5", "2"], "2.5"),  # fractions, as Graph sends them
+        ([IN_TWO_MINUTES, "60"], IN_TWO_MINUTES),  # an HTTP date is the time from now
+        (["1", A_MINUTE_AGO], "1"),  # a date gone by waits nothing
+        (["soon", "0.5"], "0.5"),  # unreadable counts as 0
+        (["soon"], "soon"),
+        (["3", "2.5", http_date(NOW + 10), "later"], http_date(NOW + 10)),
+    ],
+)
+def test_longest_retry_after(values, expected):
+    assert longest_retry_after(values, NOW) == expected
+    assert longest_retry_after(reversed(values), NOW) == expected  # whatever the order of the answers
+
+
+def test_longest_retry_after_of_nothing_is_none():
+    assert longest_retry_after([], NOW) is None
+    assert longest_retry_after(iter(()), NOW) is None
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2", 2.0),
+        ("0", 0.0),
+        ("10", 10.0),
+        ("2.128", 2.128),  # Graph's own documented sample
+        ("  7 ", 7.0),
+        ("0.5", 0.5),
+    ],
+)
 def test_parse_retry_after_seconds(value, expected):
     assert parse_retry_after(value, NOW) == expected
 
@@ -90,14 +146,17 @@ def test_retry_delay_falls_back_to_backoff():
     assert retry_delay(3, "-4", NOW, 60.0, rng=lambda: 1.0) == 4.0
 
 
-@pytest.mark.parametrize("retry_after, attempt, expected", [
-    ("120", 1, 30.0),
-    ("30.5", 1, 30.0),
-    ("29", 1, 29.0),
-    (None, 7, 30.0),  # backoff 60 capped
-    (None, 5, 16.0),  # backoff 16 under the cap
-    ("inf", 1, 30.0),
-])
+@pytest.mark.parametrize(
+    "retry_after, attempt, expected",
+    [
+        ("120", 1, 30.0),
+        ("30.5", 1, 30.0),
+        ("29", 1, 29.0),
+        (None, 7, 30.0),  # backoff 60 capped
+        (None, 5, 16.0),  # backoff 16 under the cap
+        ("inf", 1, 30.0),
+    ],
+)
 def test_retry_delay_capped_at_max_retry_wait(retry_after, attempt, expected):
     assert retry_delay(attempt, retry_after, NOW, 30.0, rng=lambda: 1.0) == expected
 

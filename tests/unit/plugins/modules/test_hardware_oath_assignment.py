@@ -2,105 +2,37 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
+"""The decisions of hardware_oath_assignment's run(): the code inputs and text refused before any request, the plan
+carried out (or, in check mode, only shown) on a fakes.FakeApi, and the result."""
+
 from __future__ import annotations
+
+import functools
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._codes import totp_code
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView
-from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
-from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL
+from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Failed, FakeApi, FakeModule, task_options
+from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL, token
 
-
-class Failed(Exception):
-    pass
-
-
-class Exited(Exception):
-    pass
-
-
-class FakeModule:
-    def __init__(self, check_mode=False, diff=False, **params):
-        self.params = {"user": AMY.user_principal_name, "serial_number": SERIAL, "device_id": None,
-                       "verification_code": None, "secret_key": None, "secret_format": "base32", "display_name": None,
-                       "state": "present", "activate": True, "reassign": False, "read_after_write_wait": 10.0}
-        self.params.update(params)
-        self.check_mode = check_mode
-        self._diff = diff
-        self.no_log_values: set[str] = set()
-        self.logs: list[str] = []
-        self.client = object()
-
-    result = GraphModule.result  # the real one: it reads only _diff
-    check_text = GraphModule.check_text  # the real one: it reads only params
-    run = GraphModule.run  # the real one: the one place where a failure becomes fail_json
-
-    def close(self):
-        pass
-
-    def exit_json(self, **result):
-        raise Exited(result)
-
-    def log(self, message):
-        self.logs.append(message)
-
-    def warn(self, message):
-        self.logs.append(f"warning: {message}")
-
-    def fail_json(self, **result):
-        raise Failed(result)
-
-
-def token(status="available", holder=None, display_name=None):
-    return TokenView(id=DEVICE_ID, serial_number=SERIAL, status=status, assigned_to_id=holder.id if holder else None,
-                     assigned_to_name=holder.display_name if holder else None, display_name=display_name)
-
-
-class FakeApi:
-    def __init__(self, current):
-        self.current = current
-        self.writes = []
-
-    def user(self, user):
-        assert user == AMY.user_principal_name
-        return AMY
-
-    def token_by_serial(self, serial):
-        assert serial == SERIAL
-        return self.current
-
-    def token_by_id(self, device_id, wait=False):
-        assert device_id == DEVICE_ID
-        return self.current
-
-    def my_token(self, serial, device_id):
-        raise AssertionError("not a self-service run")
-
-    def reread(self, token_view, me=False):
-        raise AssertionError("no answer was lost")
-
-    def write(self, action, token_view, user, code, display_name, *, by_serial, me):
-        self.writes.append((action.kind, action.user_id, code, display_name, by_serial, me))
+# The module as a task giving these options (and the required ones: user, serial_number) would run it.
+task = functools.partial(
+    FakeModule, task_options(module_under_test, user=AMY.user_principal_name, serial_number=SERIAL)
+)
 
 
 @pytest.fixture
-def api(monkeypatch):
-    holder = {}
-
-    def factory(current):
-        holder["api"] = FakeApi(current)
-        monkeypatch.setattr(module_under_test, "hardware_oath_api", lambda module: holder["api"])
-        return holder["api"]
-    return factory
+def api(patch_api):
+    """``api(current)``: the module's HardwareOathApi is a FakeApi whose token is ``current``."""
+    return lambda current: patch_api(module_under_test, FakeApi(current))
 
 
 # ---------------------------------------------------------------------------------------------------- code_source
 def test_code_source_secret_registers_every_computed_code():
-    module = FakeModule(secret_key="gezd gnbv-gy3t qojq gezd gnbv gy3t qojq")
+    module = task(secret_key="gezd gnbv-gy3t qojq gezd gnbv gy3t qojq")
     codes = module_under_test.code_source(module)
     assert codes.secret_b32 == SECRET
     code = codes.next_code(token())
@@ -108,23 +40,29 @@ def test_code_source_secret_registers_every_computed_code():
 
 
 def test_code_source_hex_secret():
-    module = FakeModule(secret_key="31:32:33:34:35:36:37:38:39:30:31:32:33:34:35:36:37:38:39:30", secret_format="hex")
+    module = task(secret_key="31:32:33:34:35:36:37:38:39:30:31:32:33:34:35:36:37:38:39:30", secret_format="hex")
     assert module_under_test.code_source(module).secret_b32 == SECRET
 
 
-@pytest.mark.parametrize("secret, message", [
-    ("GEZDGNBVGY3TQOJ1", "secret_key is not valid base32 (only A-Z and 2-7); it contains 1 other character(s)"),
-    ("JBSWY3DPEHPK3PXP", "secret_key decodes to 80 bits; computing codes needs at least 112 (pyotp's minimum). Give "
-                         "verification_code, read from the token, instead."),
-])
+@pytest.mark.parametrize(
+    "secret, message",
+    [
+        ("GEZDGNBVGY3TQOJ1", "secret_key is not valid base32 (only A-Z and 2-7); it contains 1 other character(s)"),
+        (
+            "JBSWY3DPEHPK3PXP",
+            "secret_key decodes to 80 bits; computing codes needs at least 112 (pyotp's minimum). Give "
+            "verification_code, read from the token, instead.",
+        ),
+    ],
+)
 def test_code_source_bad_secret_fails_before_any_request(secret, message):
     with pytest.raises(Failed) as info:
-        FakeModule(secret_key=secret).run(module_under_test.code_source)
+        task(secret_key=secret).run(module_under_test.code_source)
     assert info.value.args[0] == {"msg": message}
 
 
 def test_code_source_given_code():
-    module = FakeModule(verification_code="12345")
+    module = task(verification_code="12345")
     codes = module_under_test.code_source(module)
     assert codes.verification_code == "012345"
     assert module.no_log_values == {"012345"}
@@ -132,12 +70,12 @@ def test_code_source_given_code():
 
 def test_code_source_bad_code():
     with pytest.raises(Failed) as info:
-        FakeModule(verification_code="12a456").run(module_under_test.code_source)
+        task(verification_code="12a456").run(module_under_test.code_source)
     assert info.value.args[0] == {"msg": "verification_code must be a string of 6 digits"}
 
 
 def test_code_source_none():
-    assert module_under_test.code_source(FakeModule()).available is False
+    assert module_under_test.code_source(task()).available is False
 
 
 # ---------------------------------------------------------------------------------------------------- run
@@ -145,26 +83,30 @@ def test_run_assigns_and_activates(api, monkeypatch):
     fake = api(token())
     real_code_source = module_under_test.CodeSource
     monkeypatch.setattr(module_under_test, "CodeSource", lambda **kw: real_code_source(clock=lambda: 59.0, **kw))
-    module = FakeModule(secret_key=SECRET, display_name="Amy Masters Token", diff=True)
+    module = task(secret_key=SECRET, display_name="Amy Masters Token", diff=True)
     result = module_under_test.run(module)
     # T=59 is step 1; the code is for the step after it
-    assert fake.writes == [("assign_and_activate", AMY.id, totp_code(SECRET, 2), "Amy Masters Token", True, False)]
+    assert fake.sent == [("assign_and_activate", AMY.id, totp_code(SECRET, 2), "Amy Masters Token", True, False)]
     assert totp_code(SECRET, 2) in module.no_log_values
     assert result["changed"] is True
-    assert result["actions"] == [{"action": "assign_and_activate", "user_id": AMY.id,
-                                  "reason": f"token {SERIAL} is available"}]
-    assert result["assignment"] == {"device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated",
-                                    "display_name": "Amy Masters Token", "assigned_to": {
-                                        "id": AMY.id, "display_name": "Amy Masters",
-                                        "user_principal_name": AMY.user_principal_name}}
+    assert result["actions"] == [
+        {"action": "assign_and_activate", "user_id": AMY.id, "reason": f"token {SERIAL} is available"}
+    ]
+    assert result["assignment"] == {
+        "device_id": DEVICE_ID,
+        "serial_number": SERIAL,
+        "status": "activated",
+        "display_name": "Amy Masters Token",
+        "assigned_to": {"id": AMY.id, "display_name": "Amy Masters", "user_principal_name": AMY.user_principal_name},
+    }
     assert result["diff"]["before"]["assigned_to"] is None
     assert result["diff"]["after"]["assigned_to"] == {"id": AMY.id, "display_name": "Amy Masters"}
 
 
 def test_run_check_mode_writes_nothing(api):
     fake = api(token("activated", ADELE))
-    result = module_under_test.run(FakeModule(check_mode=True, verification_code="012345", reassign=True))
-    assert fake.writes == []
+    result = module_under_test.run(task(check_mode=True, verification_code="012345", reassign=True))
+    assert fake.sent == []
     assert result["changed"] is True
     assert [a["action"] for a in result["actions"]] == ["unassign", "assign_and_activate"]
     assert "diff" not in result
@@ -172,67 +114,96 @@ def test_run_check_mode_writes_nothing(api):
 
 def test_run_unchanged(api):
     fake = api(token("activated", AMY))
-    result = module_under_test.run(FakeModule(device_id=DEVICE_ID, serial_number=None))
-    assert fake.writes == []
-    assert result == {"changed": False, "actions": [], "assignment": {
-        "device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated", "display_name": None, "assigned_to": {
-            "id": AMY.id, "display_name": "Amy Masters", "user_principal_name": AMY.user_principal_name}}}
+    result = module_under_test.run(task(device_id=DEVICE_ID, serial_number=None))
+    assert fake.sent == []
+    assert result == {
+        "changed": False,
+        "actions": [],
+        "assignment": {
+            "device_id": DEVICE_ID,
+            "serial_number": SERIAL,
+            "status": "activated",
+            "display_name": None,
+            "assigned_to": {
+                "id": AMY.id,
+                "display_name": "Amy Masters",
+                "user_principal_name": AMY.user_principal_name,
+            },
+        },
+    }
 
 
 def test_run_needs_a_code(api):
     fake = api(token("assigned", AMY))
     with pytest.raises(PlanError) as info:
-        module_under_test.run(FakeModule())
-    assert fake.writes == []
-    assert info.value.message == (f"token {SERIAL} must be activated for amy.masters@contoso.com (token {SERIAL} is "
-                                  "assigned, not activated): give verification_code (the code the token shows) or "
-                                  "secret_key (to compute it).")
+        module_under_test.run(task())
+    assert fake.sent == []
+    assert info.value.message == (
+        f"token {SERIAL} must be activated for amy.masters@contoso.com (token {SERIAL} is "
+        "assigned, not activated): give verification_code (the code the token shows) or "
+        "secret_key (to compute it)."
+    )
 
 
 def test_run_absent_leaves_another_users_token_and_reports_its_holder(api):
     fake = api(token("activated", ADELE))
-    result = module_under_test.run(FakeModule(state="absent"))
-    assert fake.writes == []
+    result = module_under_test.run(task(state="absent"))
+    assert fake.sent == []
     assert result["changed"] is False
     # the token is still Adele's: user_principal_name is documented as null when the holder is not O(user)
-    assert result["assignment"] == {"device_id": DEVICE_ID, "serial_number": SERIAL, "status": "activated",
-                                    "display_name": None, "assigned_to": {
-                                        "id": ADELE.id, "display_name": ADELE.display_name, "user_principal_name": None}}
+    assert result["assignment"] == {
+        "device_id": DEVICE_ID,
+        "serial_number": SERIAL,
+        "status": "activated",
+        "display_name": None,
+        "assigned_to": {"id": ADELE.id, "display_name": ADELE.display_name, "user_principal_name": None},
+    }
 
 
 def test_run_absent_unassigns(api):
     fake = api(token("activated", AMY))
-    result = module_under_test.run(FakeModule(state="absent"))
-    assert fake.writes == [("unassign", AMY.id, None, None, True, False)]
+    result = module_under_test.run(task(state="absent"))
+    assert fake.sent == [("unassign", AMY.id, None, None, True, False)]
     assert result["assignment"]["assigned_to"] is None
     assert result["assignment"]["status"] == "available"
 
 
 # ---------------------------------------------------------------------------------------------------- text options
-@pytest.mark.parametrize("option, value, problem", [
-    ("serial_number", "TOTP\n123456", "holds control or bidirectional formatting characters (U+000A)"),
-    ("serial_number", "TOTP\x07", "holds control or bidirectional formatting characters (U+0007)"),
-    ("serial_number", "\x1b[2JTOTP", "holds control or bidirectional formatting characters (U+001B)"),
-    ("serial_number", "S" * 129, "is 129 characters long; at most 128 are allowed"),
-    ("display_name", "Amy\r\nX-Header: y", "holds control or bidirectional formatting characters (U+000A, U+000D)"),
-    ("display_name", "N" * 257, "is 257 characters long; at most 256 are allowed"),
-    ("user", "amy@contoso.com\n", "holds control or bidirectional formatting characters (U+000A)"),
-    ("device_id", "6f3e\x00", "holds control or bidirectional formatting characters (U+0000)"),
-])
-def test_run_refuses_bad_text_before_any_request(monkeypatch, option, value, problem):
-    def no_api(module):
-        raise AssertionError("no Graph client may be used")
-    monkeypatch.setattr(module_under_test, "hardware_oath_api", no_api)
+@pytest.mark.parametrize(
+    "option, value, problem",
+    [
+        ("serial_number", "TOTP\n123456", "holds control or bidirectional formatting characters (U+000A)"),
+        ("serial_number", "TOTP\x07", "holds control or bidirectional formatting characters (U+0007)"),
+        ("serial_number", "\x1b[2JTOTP", "holds control or bidirectional formatting characters (U+001B)"),
+        ("serial_number", "S" * 129, "is 129 characters long; at most 128 are allowed"),
+        ("display_name", "Amy\r\nX-Header: y", "holds control or bidirectional formatting characters (U+000A, U+000D)"),
+        ("display_name", "N" * 257, "is 257 characters long; at most 256 are allowed"),
+        ("user", "amy@contoso.com\n", "holds control or bidirectional formatting characters (U+000A)"),
+        ("device_id", "6f3e\x00", "holds control or bidirectional formatting characters (U+0000)"),
+    ],
+)
+def test_run_refuses_bad_text_before_any_request(patch_api, option, value, problem):
+    patch_api(module_under_test)  # building the API fails the test
     with pytest.raises(Failed) as info:
-        FakeModule(secret_key=SECRET, **{option: value}).run(module_under_test.run)
+        task(secret_key=SECRET, **{option: value}).run(module_under_test.run)
     assert info.value.args[0] == {"msg": f"{option} {shown(value)} {problem}. Nothing was changed."}
 
 
-def test_run_accepts_the_longest_text(monkeypatch):
+def test_run_accepts_the_longest_text(patch_api):
     class Api(FakeApi):
         def token_by_serial(self, serial):
             return token()
-    fake = Api(token())
-    monkeypatch.setattr(module_under_test, "hardware_oath_api", lambda module: fake)
-    module_under_test.run(FakeModule(secret_key=SECRET, serial_number="S" * 128, display_name="N" * 256))
+
+    fake = patch_api(module_under_test, Api(token()))
+    module_under_test.run(task(secret_key=SECRET, serial_number="S" * 128, display_name="N" * 256))
     assert len(fake.writes) == 1
+
+
+def test_run_results_hold_no_secret_or_code(api):
+    fake = api(token())
+    module = task(secret_key=SECRET.lower(), diff=True)
+    result = module_under_test.run(module)
+    code = fake.sent[0][2]
+    assert code in module.no_log_values
+    assert SECRET not in repr(result) and code not in repr(result)
+    assert SECRET not in repr(module.logs) and code not in repr(module.logs)

@@ -1,0 +1,418 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Stand-ins shared by the unit tests, from the wire up: scripted Graph servers behind httpx.MockTransport and the
+transports over them, a GraphClient stand-in, the API objects (HardwareOathApi) as the modules and the executors use
+them, and GraphModule as a module's ``run()`` uses it. The data they answer is in ``oath_data``; the pytest fixtures
+in ``conftest``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import typing as t
+from unittest import mock
+
+import httpx
+
+from ansible_collections.tokenops.entra.plugins.module_utils import _graph_client
+from ansible_collections.tokenops.entra.plugins.module_utils._auth import graph_argument_spec
+from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import Destinations
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import WriteOutcomeUnknown
+from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import GraphClient, Transport
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
+    READ_AFTER_WRITE_WAIT,
+    HardwareOathApi,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, AUTHORITY, GRAPH
+
+DESTINATIONS = Destinations(GRAPH, AUTHORITY)
+BATCH_URL = GRAPH + "/beta/$batch"
+# The users the API fakes know, by user principal name and by object id.
+USERS = {key: user for user in (AMY, ADELE) for key in (user.user_principal_name, user.id)}
+
+
+# ---------------------------------------------------------------------------------------------------- HTTP
+class Server:
+    """A scripted Graph: each request gets the next answer (a Response, an exception class, or a callable); the last
+    answer is given to every further request."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        request.read()
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, type) and issubclass(answer, Exception):
+            raise answer("scripted failure", request=request)
+        if callable(answer) and not isinstance(answer, httpx.Response):
+            return answer(request)
+        return answer
+
+
+def reply(status: int, json=None, headers=None, **kwargs) -> httpx.Response:
+    return httpx.Response(status, json=json, headers=headers, **kwargs)
+
+
+def make_transport(handler, *, max_retries=3, max_retry_wait=60.0, sleeps=None, logs=None) -> Transport:
+    """A Transport built by its own constructor (to DESTINATIONS), whose httpx.Client sends every request to
+    ``handler`` (a Server, Graph or Batch) through httpx.MockTransport; its sleeps and logs are recorded."""
+    real_client = httpx.Client
+
+    def client(**kwargs):
+        return real_client(transport=httpx.MockTransport(handler), **kwargs)
+
+    with mock.patch.object(_graph_client.httpx, "Client", client):
+        return Transport(
+            destinations=DESTINATIONS,
+            verify=True,
+            timeout=5.0,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+            sleep=(sleeps if sleeps is not None else []).append,
+            log=(logs if logs is not None else []).append,
+        )
+
+
+class Tokens:
+    """The access tokens a GraphClient is handed: ``token``, or token-1, token-2 ... (one more each call). Records
+    each call's ``force_refresh``."""
+
+    def __init__(self, token: str | None = None):
+        self.token = token
+        self.calls: list[bool] = []
+
+    def __call__(self, force_refresh: bool) -> str:
+        self.calls.append(force_refresh)
+        return self.token or f"token-{len(self.calls)}"
+
+
+def items_of(client, path, *, action, params=None):
+    """Every item of a collection, page by page, as the modules read listings."""
+    for items, _more in client.pages(client.get(path, action=action, params=params), action=action):
+        yield from items
+
+
+class Graph:
+    """A mock Graph behind httpx.MockTransport: ``routes`` maps a path (under /beta) to a function of the request
+    giving (status, body), or to a list of such answers given in turn."""
+
+    def __init__(self, routes):
+        self.routes = routes
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        request.read()
+        path = request.url.path[len("/beta") :]
+        route = self.routes[path]
+        answer = route.pop(0) if isinstance(route, list) else route(request)
+        status, answer_body = answer
+        headers = {"request-id": "rid", "date": "Sat, 21 Nov 2026 22:42:25 GMT"} if status >= 400 else {}
+        return httpx.Response(status, json=answer_body, headers=headers)
+
+    @property
+    def params(self):
+        return [dict(r.url.params) for r in self.requests]
+
+
+def graph_api(graph: Graph, warnings: list | None = None, sleeps: list | None = None) -> HardwareOathApi:
+    """The real HardwareOathApi over the real GraphClient and Transport, on ``graph``; its warnings and the sleeps of
+    its waits for earlier writes are recorded."""
+    transport = make_transport(graph, max_retries=2, max_retry_wait=1.0)
+    return HardwareOathApi(
+        GraphClient(transport, GRAPH, lambda force: "t"),
+        warn=(warnings if warnings is not None else []).append,
+        sleep=(sleeps if sleeps is not None else []).append,
+    )
+
+
+def batch_of(*bodies):
+    """A $batch answer (for Graph's routes): each body answered 200, in order."""
+    return 200, {"responses": [{"id": str(n), "status": 200, "body": body} for n, body in enumerate(bodies)]}
+
+
+def batch_items(answer):
+    """A $batch route of Graph: ``answer(url)`` gives each item's (status, body)."""
+
+    def route(request):
+        responses = []
+        for item in json.loads(request.content)["requests"]:
+            status, item_body = answer(item["url"])
+            responses.append(
+                {"id": item["id"], "status": status, "headers": {"Content-Type": "application/json"}, "body": item_body}
+            )
+        return 200, {"responses": responses}
+
+    return route
+
+
+class Batch:
+    """A scripted $batch endpoint: ``items(number, id, url)`` gives the answer item (without its id) for each request
+    of each round trip (``number``: 0-based count of the batch POSTs so far)."""
+
+    def __init__(self, items, pages=()):
+        self.items = items
+        self.pages = dict(pages)  # absolute nextLink URL -> body
+        self.posts: list[list[dict]] = []
+        self.gets: list[str] = []
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.method == "GET":
+            self.gets.append(str(request.url))
+            return reply(200, json=self.pages[str(request.url)])
+        assert str(request.url) == BATCH_URL
+        sent = json.loads(request.read())["requests"]
+        number = len(self.posts)
+        self.posts.append(sent)
+        responses = []
+        for item in reversed(sent):  # Graph answers in any order
+            answer = self.items(number, item["id"], item["url"])
+            if answer is not None:
+                responses.append({"id": item["id"], **answer})
+        return reply(200, json={"responses": responses})
+
+
+def ok(body):
+    """A $batch answer item (for Batch): 200 with ``body``."""
+    return {"status": 200, "headers": {"Content-Type": "application/json"}, "body": body}
+
+
+# ---------------------------------------------------------------------------------------------------- GraphClient
+class FakeClient:
+    """GraphClient.request stand-in: records calls and gives the next answer (a body, or a GraphError to raise)."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls: list[tuple] = []
+
+    def request(self, method, path, *, action, **kwargs):
+        self.calls.append((method, path, action, kwargs))
+        if not self.answers:
+            return None
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+# ---------------------------------------------------------------------------------------------------- API objects
+class FakeApi:
+    """HardwareOathApi as the assignment module and its executor use it.
+
+    Reads: ``user`` answers from USERS; ``token_by_serial`` and ``token_by_id`` answer ``current``; ``reread`` answers
+    ``rereads`` in turn, the last one to every further re-read (none given: no answer may be lost). Writes and re-reads
+    are recorded in ``calls``; ``lost``: numbers (0-based) of the writes whose answer is lost; ``failures``: write
+    number -> the GraphError it fails with. ``poll`` is the real one, waiting through ``_sleep`` (recorded)."""
+
+    poll = HardwareOathApi.poll  # the real one, waiting through _sleep
+    wait = READ_AFTER_WRITE_WAIT
+
+    def __init__(self, current=None, *, lost=(), rereads=(), failures=None):
+        self.current = current
+        self.lost = set(lost)
+        self.rereads = list(rereads)  # the last one is answered to every further re-read
+        self.failures = dict(failures or {})
+        self.calls: list[tuple] = []
+        self.sleeps: list[float] = []
+
+    def _sleep(self, seconds):
+        self.sleeps.append(seconds)
+
+    @property
+    def writes(self):
+        return [c for c in self.calls if c[0] == "write"]
+
+    @property
+    def sent(self):
+        """What each write sent: (kind, user_id, code, display_name, by_serial, me)."""
+        return [(c[1], c[2], c[5], c[6], c[7], c[8]) for c in self.writes]
+
+    def user(self, user):
+        assert user in USERS, f"unexpected user lookup: {user}"
+        return USERS[user]
+
+    def token_by_serial(self, serial):
+        assert serial == self.current.serial_number
+        return self.current
+
+    def token_by_id(self, device_id, wait=False):
+        assert device_id == self.current.id
+        return self.current
+
+    def my_token(self, serial, device_id):
+        raise AssertionError("not a self-service run")
+
+    def reread(self, token_view, me=False):
+        assert self.rereads, "no answer was lost"
+        self.calls.append(("reread", token_view.id, me))
+        return self.rereads.pop(0) if len(self.rereads) > 1 else self.rereads[0]
+
+    def write(self, action, token_view, user, code, display_name, *, by_serial, me):
+        number = len(self.writes)
+        self.calls.append(("write", action.kind, action.user_id, token_view, user, code, display_name, by_serial, me))
+        if number in self.lost:
+            raise WriteOutcomeUnknown(f"POST /x: the connection failed after the request was sent (write {number})")
+        if number in self.failures:
+            raise self.failures[number]
+
+
+class FakeInventoryApi:
+    """HardwareOathApi as the token modules and the inventory executor use it; every call is recorded in ``calls``.
+
+    ``reads``: the answers of find_token / token_exists / token_by_id, in turn (the last one to every further read);
+    ``creates``: what create_token answers (a TokenView, or an exception to raise), in turn. ``lost``: numbers
+    (0-based) of the writes whose answer is lost; ``failures``: write number -> the error it fails with. ``user``
+    answers from USERS; ``list_tokens`` answers the tokens of ``tokens`` its query matches; ``users_with_methods``
+    answers ``methods`` (user reference -> (UserView, methods)). ``poll`` is the real one, waiting through ``_sleep``
+    (recorded)."""
+
+    poll = HardwareOathApi.poll  # the real one, waiting through _sleep
+    wait = READ_AFTER_WRITE_WAIT
+
+    def __init__(self, lost=(), reads=(), creates=(), failures=None, *, tokens=(), methods=None):
+        self.lost = set(lost)
+        self.reads = list(reads)
+        self.creates = list(creates)
+        self.failures = dict(failures or {})
+        self.tokens = list(tokens)
+        self.methods = dict(methods or {})
+        self.calls: list[tuple] = []
+        self.writes = 0
+        self.sleeps: list[float] = []
+
+    def _sleep(self, seconds):
+        self.sleeps.append(seconds)
+
+    def _read(self):
+        """The next read answer; the last one is answered to every further read."""
+        return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
+
+    def _written(self, call):
+        self.calls.append(call)
+        self.writes += 1
+        if self.writes - 1 in self.lost:
+            raise WriteOutcomeUnknown(f"{call[0]}: the connection failed after the request was sent")
+        if self.writes - 1 in self.failures:
+            raise self.failures[self.writes - 1]
+
+    def create_token(self, body, *, while_deleted=False):
+        self._written(("create", body))
+        answer = self.creates.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def update_token(self, token_view, body):
+        self._written(("update", token_view.id, body))
+
+    def delete_token(self, token_view):
+        self._written(("delete", token_view.id))
+
+    def write(self, action, token_view, user, code, display_name, *, by_serial, me):
+        self._written((action.kind, action.user_id, token_view.id, user, code, display_name, by_serial, me))
+
+    def find_token(self, serial):
+        self.calls.append(("find_token", serial))
+        return self._read()
+
+    def token_exists(self, device_id):
+        self.calls.append(("token_exists", device_id))
+        return self._read()
+
+    def token_by_id(self, device_id):
+        self.calls.append(("token_by_id", device_id))
+        return self._read()
+
+    def user(self, user):
+        self.calls.append(("user", user))
+        assert user in USERS, f"unexpected user lookup: {user}"
+        return USERS[user]
+
+    def list_tokens(self, query):
+        self.calls.append(("list_tokens", query))
+        return [token_view for token_view in self.tokens if query.matches(token_view)]
+
+    def users_by_ids(self, user_ids):
+        self.calls.append(("users_by_ids", list(user_ids)))
+        return {user.id: user for user in USERS.values() if user.id in user_ids}
+
+    def users_with_methods(self, refs):
+        self.calls.append(("users_with_methods", list(refs)))
+        return [self.methods[ref] for ref in refs]
+
+
+# ---------------------------------------------------------------------------------------------------- GraphModule
+class Failed(Exception):
+    """fail_json was called; ``args[0]``: its keyword arguments (the failure result)."""
+
+
+class Exited(Exception):
+    """exit_json was called; ``args[0]``: its keyword arguments (the result)."""
+
+
+class FakeModule:
+    """GraphModule as a module's ``run()`` uses it, without Ansible's argument handling: ``params`` (see
+    :func:`task_options`) and the options ``given``, check and diff mode, ``no_log_values``, ``log`` and ``warn``
+    (both recorded in ``logs``). ``result``, ``check_text`` and ``run`` are GraphModule's own: ``run`` is the one
+    place where a failure becomes ``fail_json`` (raised here as Failed; ``exit_json`` as Exited)."""
+
+    result = GraphModule.result  # the real one: it reads only _diff
+    check_text = GraphModule.check_text  # the real one: it reads only params
+    run = GraphModule.run  # the real one: the one place where a failure becomes fail_json
+
+    def __init__(self, params: dict[str, t.Any], *, check_mode: bool = False, diff: bool = False, **given: t.Any):
+        self.params = {**params, **given}
+        self.check_mode = check_mode
+        self._diff = diff
+        self.no_log_values: set[str] = set()
+        self.logs: list[str] = []
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+    def exit_json(self, **result):
+        raise Exited(result)
+
+    def fail_json(self, **result):
+        raise Failed(result)
+
+    def log(self, message):
+        self.logs.append(message)
+
+    def warn(self, message):
+        self.logs.append(f"warning: {message}")
+
+
+def graph_params(**given) -> dict[str, t.Any]:
+    """GraphModule's connection options as AnsibleModule hands them over: every option present, defaults applied."""
+    result = {name: spec.get("default") for name, spec in graph_argument_spec().items()}
+    result.update(given)
+    return result
+
+
+def task_options(module, **given) -> dict[str, t.Any]:
+    """The params that ``module`` (a module of plugins/modules) hands its ``run()`` for a task that gives ``given``:
+    every option, the module's own (its argument spec, as its ``main()`` builds it) and GraphModule's, at its
+    default unless given."""
+
+    class Built(Exception):
+        pass
+
+    spec: dict[str, t.Any] = {}
+
+    def build(argument_spec, **kwargs):
+        spec.update(argument_spec)
+        raise Built
+
+    with mock.patch.object(module, "GraphModule", build), contextlib.suppress(Built):
+        module.main()
+    assert spec, f"{module.__name__}.main() built no GraphModule"
+    return {**graph_params(), **{name: option.get("default") for name, option in spec.items()}, **given}
