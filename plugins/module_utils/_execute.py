@@ -43,7 +43,8 @@ Log = t.Callable[[str], None]
 COMPUTED_CODE_ATTEMPTS = 3
 
 
-class Written(t.NamedTuple, t.Generic[R, S]):
+@dataclass(frozen=True)
+class Written(t.Generic[R, S]):
     """What :func:`verified_write` saw: the write's answer (None when it was lost and not sent again), and the fresh
     read that judged a lost answer (None when no answer was lost)."""
 

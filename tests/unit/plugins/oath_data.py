@@ -167,3 +167,18 @@ def refused(status=400, code="invalidVerificationCode", message="Invalid verific
         code=code,
         graph_message=message,
     )
+
+
+# The keys of a token in the modules' results, in order.
+RESULT_KEYS = [
+    "device_id",
+    "serial_number",
+    "display_name",
+    "manufacturer",
+    "model",
+    "time_interval",
+    "hash_function",
+    "status",
+    "assigned_to",
+    "last_used_date_time",
+]

@@ -26,6 +26,7 @@ from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import (
     ADELE,
     AMY,
     GUEST,
+    RESULT_KEYS,
     SECRET,
     SERIAL,
     inv,
@@ -44,20 +45,6 @@ AMY_WHO = f"amy.masters@contoso.com ({AMY.id})"
 FORCE_HINT = (
     "Set force_unassign=true to unassign it first (its holder loses the activation and must activate it again)."
 )
-
-
-RESULT_KEYS = [
-    "device_id",
-    "serial_number",
-    "display_name",
-    "manufacturer",
-    "model",
-    "time_interval",
-    "hash_function",
-    "status",
-    "assigned_to",
-    "last_used_date_time",
-]
 
 
 ALL_CREATED_FIELDS = ("secret_key", "manufacturer", "model", "time_interval", "hash_function", "display_name")

@@ -26,6 +26,7 @@ from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import (
     CONTROL,
     DEVICE_ID,
     NEW_ID,
+    RESULT_KEYS,
     SECRET,
     SERIAL,
     created,
@@ -176,18 +177,7 @@ def test_run_creates(api):
         ],
         "token": res(device_id=NEW_ID),  # Graph's answer: the new id
     }
-    assert list(result["token"]) == [
-        "device_id",
-        "serial_number",
-        "display_name",
-        "manufacturer",
-        "model",
-        "time_interval",
-        "hash_function",
-        "status",
-        "assigned_to",
-        "last_used_date_time",
-    ]
+    assert list(result["token"]) == RESULT_KEYS
     assert module.logs == []
 
 
