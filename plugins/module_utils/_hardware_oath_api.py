@@ -28,10 +28,12 @@ from ._hardware_oath import (
 from ._odata import segment
 from ._permissions import call, with_permission_hint
 from ._token_plan import CREATE
-from ._token_query import MAX_FILTER_EXPRESSIONS, Lookup, TokenQuery, chunks, unique, users_filter
+from ._token_query import MAX_FILTER_EXPRESSIONS, Lookup, TokenQuery, chunks, filter_in, unique, users_filter
+from ._validation import is_guid
 
 DEVICES = "/directory/authenticationMethodDevices/hardwareOathDevices"
 USER_SELECT = "id,userPrincipalName,displayName,userType"
+MAX_BULK_CREATE = 100  # tokens per delta payload: the most the simulator takes (Graph documents no limit)
 MAX_PAGE_SIZE = 999  # the largest $top directory collections take; the service may serve smaller pages
 LISTING = "Listing the hardware OATH token inventory"
 # Graph's directory is eventually consistent: a read may not show a write of a moment ago. Where a step must see an
@@ -305,6 +307,26 @@ class HardwareOathApi:
                 users[user.id] = user
         return users
 
+    def users_by_refs(self, refs: t.Sequence[str]) -> dict[str, UserView]:
+        """The users named by object id or user principal name, keyed by the reference as given (case-folded):
+        ``id in (...)`` and ``userPrincipalName in (...)`` listings of ``MAX_FILTER_EXPRESSIONS`` each, batched.
+        References that name no user are left out."""
+        ids = unique(ref for ref in refs if is_guid(ref))
+        upns = unique(ref for ref in refs if not is_guid(ref))
+        requests = [
+            ("/users", {"$filter": filter_in(prop, part), "$select": USER_SELECT})
+            for prop, values in (("id", ids), ("userPrincipalName", upns))
+            for part in chunks(values, MAX_FILTER_EXPRESSIONS)
+        ]
+        found: dict[str, UserView] = {}
+        for answer in self.client.get_many(requests, action="Looking up the declared users"):
+            if isinstance(answer, GraphError):
+                raise with_permission_hint(answer, "read_user")
+            for item in answer.get("value", []):
+                user = UserView.from_graph(item)
+                found[user.id.casefold()] = found[user.user_principal_name.casefold()] = user
+        return {ref.casefold(): found[ref.casefold()] for ref in refs if ref.casefold() in found}
+
     def users_with_methods(self, refs: t.Sequence[str]) -> list[tuple[UserView, list[dict[str, t.Any]]]]:
         """Each user (object id, UPN, or ``me``) and their hardware OATH methods, in batched reads."""
         requests: list[tuple[str, dict | None]] = []
@@ -445,6 +467,35 @@ class HardwareOathApi:
         if isinstance(created, TokenExists):
             raise created
         return created
+
+    def create_tokens(self, bodies: t.Sequence[dict[str, t.Any]]) -> tuple[list[TokenView], dict[int, GraphError]]:
+        """Create many tokens in one request (``PATCH`` with an OData delta payload, at most MAX_BULK_CREATE). Graph
+        creates all or none: when it refuses some items (400 naming them by ``@contentId``), the others are sent again
+        without them. Returns the tokens created and, by position in ``bodies``, the refusal of each item refused.
+        The bodies hold secrets: they go to Graph only, never into a message."""
+        pending = dict(enumerate(bodies))
+        refused: dict[int, GraphError] = {}
+        while pending:
+            payload = {"@context": "#$delta", "value": [{"@contentId": str(n), **b} for n, b in pending.items()]}
+            need = "write_method" if any(b.get("assignTo") for b in pending.values()) else "write_token"
+            try:
+                answer = self._call(
+                    need, "PATCH", DEVICES, action=f"Creating {len(pending)} tokens", json=payload, expected=(200, 201)
+                )
+            except GraphError as exc:
+                items = {str((d or {}).get("target")): d for d in exc.details or [] if isinstance(d, dict)}
+                named = [n for n in pending if str(n) in items]
+                if exc.status != 400 or not named:
+                    raise
+                for number in named:
+                    detail = items[str(number)]
+                    refused[number] = exc.with_message(
+                        f"Creating token {pending.pop(number)['serialNumber']}: Graph refused it in a bulk creation: "
+                        f"{detail.get('code')}: {detail.get('message')}"
+                    )
+                continue
+            return [TokenView.from_graph(item) for item in (answer or {}).get("value", [])], refused
+        return [], refused
 
     def update_token(self, token: TokenView, body: dict[str, t.Any]) -> None:
         self._call(

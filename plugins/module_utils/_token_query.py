@@ -21,7 +21,8 @@ MAX_FILTER_EXPRESSIONS = 15
 T = t.TypeVar("T")
 
 
-def _clause(prop: str, values: t.Sequence[str]) -> str:
+def filter_in(prop: str, values: t.Sequence[str]) -> str:
+    """``prop eq 'v'`` for one value, ``prop in ('v1', ...)`` for several (at most MAX_FILTER_EXPRESSIONS)."""
     if len(values) == 1:
         return f"{prop} eq {odata_string(values[0])}"
     return f"{prop} in ({', '.join(odata_string(v) for v in values)})"
@@ -97,4 +98,4 @@ def chunks(values: t.Sequence[T], size: int) -> list[list[T]]:
 
 def users_filter(user_ids: t.Sequence[str]) -> str:
     """``$filter`` for up to MAX_FILTER_EXPRESSIONS user ids."""
-    return _clause("id", list(user_ids))
+    return filter_in("id", list(user_ids))

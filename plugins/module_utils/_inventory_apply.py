@@ -1,0 +1,189 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change in any release.
+
+"""Applying the plan of a whole inventory: the tokens to create go to Graph in bulk (one request per
+MAX_BULK_CREATE), then every token's remaining writes run, several tokens at a time, through the same executors the
+single-token modules use (verified writes, codes never replayed, what a failure midway had done). One token's
+failure never stops the others: each gets its outcome."""
+
+from __future__ import annotations
+
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ._codes import CodeSource
+from ._errors import GraphError, ModuleFailure, WriteOutcomeUnknown
+from ._execute import execute_assignment_plan, execute_token_plan
+from ._hardware_oath import Action, Plan, TokenView
+from ._hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
+from ._inventory_plan import HOLDING_STATES, TokenPlan, entry_spec, outcome_of
+from ._token_plan import CREATE, TokenSpec, create_body
+from ._token_query import TokenQuery, chunks
+
+Log = t.Callable[[str], None]
+
+
+@dataclass
+class TokenOutcome:
+    """What happened to one token: the writes that took effect, the outcome, and why it failed."""
+
+    plan: TokenPlan
+    done: list[Action] = field(default_factory=list)
+    error: str | None = None
+    request_id: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "failed" if self.error else outcome_of(self.done)
+
+    def fail(self, exc: ModuleFailure) -> None:
+        self.error = exc.message
+        self.request_id = exc.request_id if isinstance(exc, GraphError) else None
+        if exc.changed:  # writes took effect before the failure (see _execute.interrupted)
+            self.done += [
+                Action(a["action"], a["user_id"], a["reason"], tuple(a.get("changes", ())))
+                for a in exc.result.get("actions", [])
+            ]
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Per token (by case-folded serial number): the secret in base32, the given verification code."""
+
+    secrets: t.Mapping[str, str]
+    codes: t.Mapping[str, str]
+    redact: t.Callable[[str], None]
+
+    def secret(self, serial: str) -> str | None:
+        return self.secrets.get(serial.casefold())
+
+    def code_source(self, serial: str) -> CodeSource:
+        secret = self.secret(serial)
+        if secret is not None:
+            return CodeSource(secret_b32=secret, redact=self.redact)
+        return CodeSource(verification_code=self.codes.get(serial.casefold()))
+
+
+def apply_inventory(
+    api: HardwareOathApi, plans: t.Sequence[TokenPlan], secrets: Secrets, *, concurrency: int, log: Log
+) -> list[TokenOutcome]:
+    """Carry out ``plans`` (none failed in planning are sent); returns one outcome per plan, in order."""
+    outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
+    todo = [o for o in outcomes if o.plan.changed and not o.error]
+    created = _create_in_bulk(
+        api, [o for o in todo if o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE], secrets, log
+    )
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for outcome, _ in zip(todo, pool.map(lambda o: _apply_token(api, o, created, secrets, log), todo)):
+            log(f"token {outcome.plan.serial_number}: {outcome.outcome}")
+    return outcomes
+
+
+def _create_in_bulk(
+    api: HardwareOathApi, creating: t.Sequence[TokenOutcome], secrets: Secrets, log: Log
+) -> dict[str, TokenView | ModuleFailure]:
+    """The tokens to create, MAX_BULK_CREATE per request; by case-folded serial number, the token Graph created or
+    why it did not. A lost answer is judged from a listing of those serial numbers: only the missing are sent again,
+    one by one."""
+    result: dict[str, TokenView | ModuleFailure] = {}
+    for part in chunks(list(creating), MAX_BULK_CREATE):
+        bodies = [_create_body(o.plan, secrets) for o in part]
+        try:
+            made, refused = api.create_tokens(bodies)
+        except WriteOutcomeUnknown as exc:
+            log(f"{exc}; listing those serial numbers before anything else")
+            made, refused = _created_after_all(api, tuple(o.plan.serial_number for o in part)), {}
+            seen = {token.serial_number.casefold() for token in made}
+            for outcome, body in zip(part, bodies):
+                if outcome.plan.serial_number.casefold() not in seen:
+                    made.append(api.create_token(body))
+        except ModuleFailure as exc:
+            for outcome in part:
+                result[outcome.plan.serial_number.casefold()] = exc
+            continue
+        for token in made:
+            result[token.serial_number.casefold()] = token
+        for number, error in refused.items():
+            result[part[number].plan.serial_number.casefold()] = error
+    return result
+
+
+def _created_after_all(api: HardwareOathApi, serials: tuple[str, ...]) -> list[TokenView]:
+    """The tokens of these serial numbers in the inventory, waiting (see HardwareOathApi.poll) until all show."""
+    query = TokenQuery(serial_numbers=serials)
+    return api.poll(lambda: api.list_tokens(query), lambda tokens: len(tokens) == len(serials))
+
+
+def _create_body(plan: TokenPlan, secrets: Secrets) -> dict[str, t.Any]:
+    entry = t.cast(t.Any, plan.entry)  # a creation is always of a declared token
+    holder = plan.inventory[0].user_id
+    return create_body(entry_spec(entry), secrets.secret(plan.serial_number) or "", holder)
+
+
+def _apply_token(
+    api: HardwareOathApi,
+    outcome: TokenOutcome,
+    created: t.Mapping[str, TokenView | ModuleFailure],
+    secrets: Secrets,
+    log: Log,
+) -> None:
+    """One token's writes: the inventory's (its creation already done in bulk), then the assignment's."""
+    plan = outcome.plan
+    try:
+        view = _apply_inventory_writes(api, outcome, created, secrets, log)
+        if plan.assignment:
+            user = t.cast(t.Any, plan.user)
+            entry = t.cast(t.Any, plan.entry)
+            codes = secrets.code_source(plan.serial_number)
+            assignment = Plan(plan.assignment, {}, {})
+            execute_assignment_plan(
+                api, assignment, view, user, codes, entry.display_name, by_serial=False, me=False, log=log
+            )
+            outcome.done += plan.assignment
+    except ModuleFailure as exc:
+        outcome.fail(exc)
+    except ValueError as exc:  # a secret too short to compute codes
+        outcome.error = f"token {plan.serial_number}: {exc}"
+
+
+def _apply_inventory_writes(
+    api: HardwareOathApi,
+    outcome: TokenOutcome,
+    created: t.Mapping[str, TokenView | ModuleFailure],
+    secrets: Secrets,
+    log: Log,
+) -> TokenView:
+    """The inventory writes of one token; returns the token as they leave it (a created one with its new id)."""
+    plan = outcome.plan
+    actions = plan.inventory
+    view = plan.view
+    if actions and actions[0].kind == CREATE:
+        made = created[plan.serial_number.casefold()]
+        if isinstance(made, ModuleFailure):
+            raise made
+        if actions[0].user_id and made.assigned_to_id != actions[0].user_id:
+            raise GraphError(
+                f"token {plan.serial_number} was created but Graph did not assign it to user "
+                f"{actions[0].user_id}: it ignores assignTo when the caller lacks "
+                "UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; "
+                "grant the permission and run again."
+            )
+        outcome.done.append(actions[0])
+        view = made
+        actions = actions[1:]
+    if actions:
+        entry = plan.entry
+        holds = entry is not None and entry.state in HOLDING_STATES
+        if entry is not None:
+            spec = entry_spec(entry, assigned_to=plan.user if holds else None)
+        else:  # a pruned token
+            spec = TokenSpec(serial_number=plan.serial_number, state="absent", force_unassign=True)
+        execute_token_plan(api, Plan(actions, {}, {}), plan.current, spec, secrets.secret(plan.serial_number), log)
+        outcome.done += actions
+    if view is None:  # deleted
+        return t.cast(TokenView, plan.current)
+    return view

@@ -1,0 +1,384 @@
+#!/usr/bin/python
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: hardware_oath_inventory
+short_description: Converge the whole hardware OATH token inventory of Microsoft Entra ID to a declared list
+version_added: 0.1.0
+description:
+  - Makes the tenant's hardware OATH tokens match a declared list (O(tokens)), in one task, for hundreds to tens of
+    thousands of tokens. Each token is in the inventory with its fields, held by its declared user, activated or only
+    assigned, available, or deleted.
+  - The list is the source of truth. A token held by someone other than its declared user is taken from them and
+    given to the declared user (outcome V(reassigned)), with the care of M(tokenops.entra.hardware_oath_assignment)
+    (never left with nobody without saying so, codes never replayed).
+  - It reads first, in a handful of round trips whatever the size of the list. One paged listing of the inventory
+    and the declared users looked up in batched listings; no token is read on its own. A run where nothing has to
+    change makes no write.
+  - Tokens to create are sent in bulk (one request per 100 tokens); the other writes run for several tokens at a
+    time (O(concurrency)) and slow down, all together, when Graph throttles.
+  - One token that can't be converged never stops the others. Each token gets an outcome; the task fails at the
+    end, after every other token converged, when any token failed, listing them and why.
+  - Tokens the list does not name are left alone, unless O(prune) gives a scope and what to do with them.
+author:
+  - tokenops developers (@tokenops)
+extends_documentation_fragment:
+  - tokenops.entra.graph_auth
+  - tokenops.entra.attributes
+  - tokenops.entra.attributes.writes
+  - tokenops.entra.attributes.actiongroup_graph
+options:
+  tokens:
+    description:
+      - The declared tokens. A serial number may appear once; a user may be given at most five tokens (Entra ID's
+        limit of OATH methods per user). A list that contradicts itself is refused before any request, naming the
+        entries.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      serial_number:
+        description: The serial number printed on the token.
+        type: str
+        required: true
+      state:
+        description:
+          - V(activated) (the default) - in the inventory, held by O(tokens[].user) and activated.
+          - V(assigned) - in the inventory, held by O(tokens[].user); an activated token stays activated.
+          - V(available) - in the inventory, held by nobody (unassigned when held).
+          - V(absent) - not in the inventory (unassigned first when held, then deleted).
+        type: str
+        choices: [activated, assigned, available, absent]
+        default: activated
+      user:
+        description:
+          - Who holds the token (user principal name or object id). Required with V(activated) and V(assigned), not
+            allowed otherwise.
+        type: str
+      secret_key:
+        description:
+          - The token's secret seed. Needed to create the token, and used to compute the activation code.
+          - Never returned or logged. Keep it in Ansible Vault.
+        type: str
+      secret_format:
+        description: The encoding of O(tokens[].secret_key).
+        type: str
+        choices: [base32, hex]
+        default: base32
+      verification_code:
+        description:
+          - A code read off the token, for a token whose secret is not known, to activate it. Sent at most once.
+        type: str
+      manufacturer:
+        description: The manufacturer. Needed to create the token.
+        type: str
+      model:
+        description: The model. Needed to create the token.
+        type: str
+      time_interval:
+        description: How many seconds each code is valid; omitted, an existing token keeps its value, a new one 30.
+        type: int
+        choices: [30, 60]
+      hash_function:
+        description: The HMAC hash; omitted, an existing token keeps its value, a new one V(hmacsha1).
+        type: str
+        choices: [hmacsha1, hmacsha256]
+      display_name:
+        description:
+          - The token's display name; omitted, it is left as it is. A held token's name is set by activating it
+            again.
+        type: str
+  prune:
+    description:
+      - What to do with tokens in the tenant that O(tokens) does not name, within a scope. Without O(prune), they
+        are left alone. At least one of O(prune.serial_number_prefix), O(prune.manufacturer) and O(prune.model) is
+        required, and every one given must match.
+    type: dict
+    suboptions:
+      action:
+        description: V(unassign) them (they stay in the inventory, available) or V(delete) them.
+        type: str
+        choices: [unassign, delete]
+        required: true
+      serial_number_prefix:
+        description: Only tokens whose serial number starts with this (without regard to case).
+        type: str
+      manufacturer:
+        description: Only tokens of this manufacturer (without regard to case).
+        type: str
+      model:
+        description: Only tokens of this model (without regard to case).
+        type: str
+  force_unassign:
+    description:
+      - Graph changes a token's fields only while it is unassigned. When a held token's declared fields differ,
+        unassign it, change it and give it to its declared user again (activated again when so declared).
+      - Without this, such a token fails (the others go on), naming its holder.
+    type: bool
+    default: false
+  concurrency:
+    description: How many tokens have their writes sent at the same time (1 to 32).
+    type: int
+    default: 8
+  report:
+    description:
+      - Which tokens RV(tokens) lists. V(changes) (the default) - the tokens that changed (or would, in check mode)
+        and those that failed, so the result stays small when little changes. V(all) - every declared and pruned
+        token.
+    type: str
+    choices: [changes, all]
+    default: changes
+notes:
+  - "Microsoft Graph application permissions: C(Policy.ReadWrite.AuthenticationMethod) for the inventory,
+    C(UserAuthenticationMethod.ReadWrite.All) to assign, activate and unassign, C(User.Read.All) to look up the
+    declared users."
+  - An unchanged run makes a few requests whatever the size of the list (the inventory listing, one page per 999
+    tokens, and one batched round trip per 300 declared users).
+  - Codes are computed from O(tokens[].secret_key) for the next time step, never sent twice; a code refused as
+    already used is followed by a later step's.
+seealso:
+  - module: tokenops.entra.hardware_oath_token
+  - module: tokenops.entra.hardware_oath_assignment
+  - module: tokenops.entra.hardware_oath_token_info
+"""
+
+EXAMPLES = r"""
+---
+- name: Converge the token inventory kept in git
+  tokenops.entra.hardware_oath_inventory:
+    tokens: "{{ token_inventory }}"  # serial_number, user, state; secret_key from Ansible Vault
+  register: converged
+
+- name: Converge, and delete the Token2 fobs the list no longer names
+  tokenops.entra.hardware_oath_inventory:
+    tokens:
+      - serial_number: T2-0001
+        user: amy.masters@contoso.com
+        secret_key: "{{ vault_seeds['T2-0001'] }}"
+        manufacturer: Token2
+        model: C202
+      - serial_number: T2-0002
+        state: available
+        secret_key: "{{ vault_seeds['T2-0002'] }}"
+        manufacturer: Token2
+        model: C202
+    prune:
+      action: delete
+      manufacturer: Token2
+
+- name: Preview the changes in a merge request pipeline (no write is made)
+  tokenops.entra.hardware_oath_inventory:
+    tokens: "{{ token_inventory }}"
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+counts:
+  description: How many tokens ended with each outcome (predicted in check mode).
+  returned: always
+  type: dict
+  sample: {"unchanged": 995, "created": 3, "updated": 0, "assigned": 0, "activated": 1, "reassigned": 1,
+           "unassigned": 0, "deleted": 0, "failed": 0}
+tokens:
+  description:
+    - One row per token (see O(report)), in list order, then the pruned tokens. Never holds a secret or a code.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    serial_number:
+      description: The serial number.
+      type: str
+    entry:
+      description: The token's position in O(tokens) (0-based); null for a pruned token.
+      type: int
+    declared_state:
+      description: The declared state; null for a pruned token.
+      type: str
+    user:
+      description: The declared user.
+      type: str
+    outcome:
+      description: V(unchanged), V(created), V(updated), V(assigned), V(activated), V(reassigned), V(unassigned),
+        V(deleted) or V(failed).
+      type: str
+    actions:
+      description: The writes made (or that would be made in check mode), as in M(tokenops.entra.hardware_oath_token).
+      type: list
+      elements: dict
+    before:
+      description: The token before the task, as M(tokenops.entra.hardware_oath_token) returns it; empty if it was
+        not in the inventory.
+      type: dict
+    after:
+      description: The token as the task leaves it (planned); empty if it is deleted.
+      type: dict
+    error:
+      description: Why the token failed, with Graph's error code and message.
+      type: str
+      returned: for failed tokens
+    request_id:
+      description: Graph's request id of the failed request.
+      type: str
+      returned: for tokens that failed on a Graph answer
+failed_tokens:
+  description: The serial numbers of the tokens that failed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import typing as t
+
+from ansible_collections.tokenops.entra.plugins.module_utils._codes import (
+    normalize_code,
+    normalize_secret,
+    require_pyotp,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError, ModuleFailure
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory_apply import Secrets, apply_inventory
+from ansible_collections.tokenops.entra.plugins.module_utils._inventory_plan import (
+    HOLDING_STATES,
+    PRUNE_ACTIONS,
+    STATES,
+    Entry,
+    PruneScope,
+    check_entries,
+    counts,
+    plan_inventory,
+    report_row,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS, token_argument_spec
+from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown, text_problem
+
+MAX_CONCURRENCY = 32
+
+
+def entries_from(module: GraphModule) -> tuple[list[Entry], Secrets]:
+    """The declared list, checked before any request: text, secrets, codes, and the list as a whole."""
+    entries: list[Entry] = []
+    secrets: dict[str, str] = {}
+    codes: dict[str, str] = {}
+    for index, item in enumerate(module.params["tokens"]):
+        label = f"tokens[{index}] ({item['serial_number']})"
+        for name, limit in {**TEXT_LIMITS, "user": None}.items():
+            problem = text_problem(item[name], limit) if isinstance(item[name], str) else None
+            if problem:
+                raise InputError(f"tokens[{index}].{name} {shown(item[name])} {problem}. Nothing was changed.")
+        key = item["serial_number"].casefold()
+        try:
+            if item["secret_key"] is not None:
+                secrets[key] = normalize_secret(item["secret_key"], item["secret_format"])
+                module.no_log_values.add(secrets[key])  # the normalised form differs from the given one
+            if item["verification_code"] is not None:
+                codes[key] = normalize_code(item["verification_code"])
+                module.no_log_values.add(codes[key])
+        except ValueError as exc:
+            raise InputError(f"{label}: {exc}. Nothing was changed.") from None
+        entries.append(
+            Entry(
+                index=index,
+                serial_number=item["serial_number"],
+                state=item["state"],
+                user=item["user"],
+                has_secret=key in secrets,
+                has_code=key in codes,
+                **{
+                    name: item[name]
+                    for name in ("manufacturer", "model", "time_interval", "hash_function", "display_name")
+                },
+            )
+        )
+    check_entries(entries)
+    if any(e.state == "activated" and e.has_secret for e in entries):
+        require_pyotp()
+    return entries, Secrets(secrets, codes, module.no_log_values.add)
+
+
+def prune_from(params: dict[str, t.Any]) -> PruneScope | None:
+    prune = params["prune"]
+    if prune is None:
+        return None
+    return PruneScope(prune["action"], prune["serial_number_prefix"], prune["manufacturer"], prune["model"])
+
+
+def run(module: GraphModule) -> dict[str, t.Any]:
+    params = module.params
+    if not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
+        raise InputError(f"concurrency must be between 1 and {MAX_CONCURRENCY}; nothing was changed.")
+    entries, secrets = entries_from(module)
+    api = hardware_oath_api(module)
+    refs = [e.user for e in entries if e.user and e.state in HOLDING_STATES]
+    users = api.users_by_refs(refs) if refs else {}
+    plans = plan_inventory(
+        entries, api.list_tokens(), users, force_unassign=params["force_unassign"], prune=prune_from(params)
+    )
+    if module.check_mode:
+        rows = [report_row(plan) for plan in plans]
+    else:
+        outcomes = apply_inventory(api, plans, secrets, concurrency=params["concurrency"], log=module.log)
+        rows = [
+            report_row(o.plan, outcome=o.outcome, error=o.error, request_id=o.request_id, done=o.done) for o in outcomes
+        ]
+    changed = any(row["actions"] for row in rows)
+    shown_rows = rows if params["report"] == "all" else [r for r in rows if r["actions"] or r["outcome"] == "failed"]
+    failed = [row for row in rows if row["outcome"] == "failed"]
+    result = module.result(
+        changed,
+        {row["serial_number"]: row["before"] for row in rows if row["actions"]},
+        {row["serial_number"]: row["after"] for row in rows if row["actions"]},
+        counts=counts(row["outcome"] for row in rows),
+        tokens=shown_rows,
+        failed_tokens=[row["serial_number"] for row in failed],
+    )
+    if failed:
+        reasons = "; ".join(f"{row['serial_number']}: {row['error']}" for row in failed[:20])
+        more = f" (and {len(failed) - 20} more)" if len(failed) > 20 else ""
+        raise ModuleFailure(
+            f"{len(failed)} of {len(rows)} tokens failed; the others converged. {reasons}{more}",
+            changed=changed,
+            result={k: v for k, v in result.items() if k != "changed"},
+        )
+    return result
+
+
+def main() -> None:
+    token_options = token_argument_spec()
+    token_options.update(
+        {
+            "state": {"type": "str", "choices": list(STATES), "default": "activated"},
+            "user": {"type": "str"},
+            "verification_code": {"type": "str", "no_log": True},
+        }
+    )
+    module = GraphModule(
+        argument_spec={
+            "tokens": {"type": "list", "elements": "dict", "required": True, "options": token_options},
+            "prune": {
+                "type": "dict",
+                "options": {
+                    "action": {"type": "str", "choices": list(PRUNE_ACTIONS), "required": True},
+                    "serial_number_prefix": {"type": "str"},
+                    "manufacturer": {"type": "str"},
+                    "model": {"type": "str"},
+                },
+                "required_one_of": [("serial_number_prefix", "manufacturer", "model")],
+            },
+            "force_unassign": {"type": "bool", "default": False},
+            "concurrency": {"type": "int", "default": 8},
+            "report": {"type": "str", "choices": ["changes", "all"], "default": "changes"},
+        },
+        supports_check_mode=True,
+    )
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()
