@@ -78,7 +78,7 @@ def apply_inventory(
         api, [o for o in todo if o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE], secrets, log
     )
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for outcome, _ in zip(todo, pool.map(lambda o: _apply_token(api, o, created, secrets, log), todo)):
+        for outcome, _done in zip(todo, pool.map(lambda o: _apply_token(api, o, created, secrets, log), todo)):
             log(f"token {outcome.plan.serial_number}: {outcome.outcome}")
     return outcomes
 

@@ -360,7 +360,8 @@ def main() -> None:
     )
     module = GraphModule(
         argument_spec={
-            "tokens": {"type": "list", "elements": "dict", "required": True, "options": token_options},
+            # The secrets are the suboptions secret_key and verification_code (no_log); the list itself is not one.
+            "tokens": {"type": "list", "elements": "dict", "required": True, "options": token_options, "no_log": False},
             "prune": {
                 "type": "dict",
                 "options": {
