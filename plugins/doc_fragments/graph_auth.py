@@ -133,6 +133,15 @@ options:
       - The longest wait before one retry, in seconds. Graph's C(Retry-After) is honoured up to this.
     type: float
     default: 60
+  write_quota:
+    description:
+      - The writes per second this task sends at most, as C(WRITES/SECONDS), shared by every request of the task (all
+        its threads). Graph's identity write quota is 3,000 writes per 150 seconds per application and tenant, the
+        default. When Graph still answers C(429) with C(Retry-After), every request of the task waits that long and
+        the write rate is lowered to what Graph allowed, then recovers slowly.
+      - Lower it when other jobs write to the same tenant with the same application at the same time.
+    type: str
+    default: 3000/150
   read_after_write_wait:
     description:
       - Graph's directory is eventually consistent, so a read may not show a write of a moment ago. Where a step must

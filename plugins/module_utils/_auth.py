@@ -72,6 +72,7 @@ def graph_argument_spec() -> dict[str, dict[str, t.Any]]:
         "max_retries": {"type": "int", "default": 5},
         "max_retry_wait": {"type": "float", "default": 60.0},
         "read_after_write_wait": {"type": "float", "default": 10.0},
+        "write_quota": {"type": "str", "default": "3000/150"},
     }
 
 
@@ -335,14 +336,15 @@ class MsalHttpClient:
         self._send = send
 
     def get(self, url: str, params: dict | None = None, headers: dict | None = None, **_kwargs: t.Any) -> t.Any:
-        return self._send("GET", url, params=params, headers=headers)
+        return self._send("GET", url, params=params, headers=headers, writes=0)
 
     def post(
         self, url: str, params: dict | None = None, data: t.Any = None, headers: dict | None = None, **_kwargs: t.Any
     ) -> t.Any:
         if isinstance(data, dict):  # msal passes the client assertion as bytes
             data = {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in data.items()}
-        return self._send("POST", url, params=params, data=data, headers=headers)
+        # A sign-in writes nothing to the tenant: it takes no token of the pacer's write bucket.
+        return self._send("POST", url, params=params, data=data, headers=headers, writes=0)
 
     def close(self) -> None:
         """The transport is closed by its owner."""

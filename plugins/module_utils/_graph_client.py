@@ -16,7 +16,10 @@ import uuid
 from ._endpoints import Destinations
 from ._errors import GraphError, GraphTransportError, WriteOutcomeUnknown
 from ._odata import relative_url
-from ._retry import longest_retry_after, retry_delay, retryable
+from ._retry import RETRY_STATUSES, longest_retry_after, parse_retry_after, retry_delay, retryable
+
+if t.TYPE_CHECKING:
+    from ._pacer import Pacer
 
 try:
     import httpx
@@ -27,6 +30,7 @@ COLLECTION_VERSION = "0.1.0"
 USER_AGENT = f"tokenops.entra/{COLLECTION_VERSION}"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BATCH = 20  # Graph's limit of requests in one $batch
+PAUSE_SLACK = 0.001  # seconds of a retry's wait not worth a sleep of their own (the pacer waited the rest)
 
 
 def tls_context(validate_certs: bool, ca_path: str | None) -> ssl.SSLContext | bool:
@@ -55,7 +59,11 @@ class Transport:
     """Sends HTTP requests with retries, each only where ``destinations`` allows (checked before sending, for
     every request: sign-in, Graph, and every link an answer hands out). Only requests that are safe to repeat are
     retried after an error that may have come after the server acted; a write that may have happened raises
-    WriteOutcomeUnknown."""
+    WriteOutcomeUnknown.
+
+    With a ``pacer`` (shared by the threads sending through this transport), every attempt first waits for it
+    (:meth:`Pacer.acquire`: the shared pause, and a write token for a write), and every answer 429, 503 or 504 with
+    a Retry-After pauses it for everyone (:meth:`throttled`). Without one, requests are sent at once."""
 
     def __init__(
         self,
@@ -67,6 +75,7 @@ class Transport:
         max_retry_wait: float,
         log: t.Callable[[str], None] | None = None,
         sleep: t.Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         self.destinations = destinations
         self.client = httpx.Client(
@@ -76,20 +85,32 @@ class Transport:
         self.max_retry_wait = max_retry_wait
         self._log = log or (lambda message: None)
         self._sleep = sleep
+        self.pacer = pacer
 
     def close(self) -> None:
         self.client.close()
 
-    def send(self, method: str, url: str, *, safe: bool | None = None, **kwargs: t.Any) -> t.Any:
-        """``safe``: may this request be repeated after its answer was lost (defaults to GET/HEAD/OPTIONS)?"""
+    def send(
+        self, method: str, url: str, *, safe: bool | None = None, writes: int | None = None, **kwargs: t.Any
+    ) -> t.Any:
+        """``safe``: may this request be repeated after its answer was lost (defaults to GET/HEAD/OPTIONS)?
+        ``writes``: how many writes it carries, for the pacer's write bucket (defaults to 1, or 0 for GET/HEAD/OPTIONS;
+        a $batch says how many of its requests write)."""
         safe = method in SAFE_METHODS if safe is None else safe
+        writes = (0 if method in SAFE_METHODS else 1) if writes is None else writes
         headers = dict(kwargs.pop("headers", None) or {})
         self.destinations.check(url, headers)
         headers.setdefault("client-request-id", str(uuid.uuid4()))  # one id for every attempt, as the SDKs do
         attempt = 0
         while True:
+            if self.pacer is not None:
+                self.pacer.acquire(write=writes > 0, count=writes)
             response, failure = self._attempt(method, url, safe, headers, kwargs)
             if response is not None:
+                if response.status_code in RETRY_STATUSES:
+                    self.throttled(
+                        response.headers.get("Retry-After"), write=writes > 0 and response.status_code == 429
+                    )
                 if not retryable(response.status_code, safe) or attempt >= self.max_retries:
                     return response
                 retry_after = response.headers.get("Retry-After")
@@ -102,10 +123,27 @@ class Transport:
             headers["Retry-Attempt"] = str(attempt)
 
     def pause(self, attempt: int, retry_after: str | None, why: str) -> None:
-        """Wait before retry number ``attempt``: Retry-After when given, else backoff; capped."""
+        """Wait before retry number ``attempt``: Retry-After when given, else backoff; capped. With a pacer, first
+        the pacer's shared pause (which this Retry-After, reported by :meth:`throttled`, or another thread's set),
+        then only what is left of this wait."""
         wait = retry_delay(attempt, retry_after, time.time(), self.max_retry_wait)
         self._log(f"{why}; retry {attempt}/{self.max_retries} in {wait:.1f}s")
+        if self.pacer is not None:
+            wait -= self.pacer.acquire(write=False)
+            if wait < PAUSE_SLACK:
+                return
         self._sleep(wait)
+
+    def throttled(self, retry_after: str | None, *, write: bool = False) -> None:
+        """Graph answered ``Retry-After`` (429, 503 or 504; of a request or of a $batch item): pause every request
+        sharing the pacer that long (capped at ``max_retry_wait``, as a retry waits). ``write``: it was a 429 to a
+        write, from which the pacer learns its write rate. Nothing without a pacer, or without a readable
+        Retry-After."""
+        if self.pacer is None:
+            return
+        seconds = parse_retry_after(retry_after, time.time())
+        if seconds is not None:
+            self.pacer.throttled(min(seconds, self.max_retry_wait), write=write)
 
     def _attempt(self, method: str, url: str, safe: bool, headers: dict, kwargs: dict) -> tuple[t.Any, str]:
         """One try: ``(response, what happened)`` or ``(None, why it failed)`` when it may be retried."""
@@ -205,13 +243,15 @@ class GraphClient:
         expected: tuple[int, ...] = (200,),
         absolute_url: str | None = None,
         safe: bool | None = None,
+        writes: int | None = None,
     ) -> t.Any:
         """Send one request; returns the decoded body (None for 204). Raises GraphError naming ``action``.
-        ``safe``: may it be repeated after its answer was lost (default: GET only)."""
+        ``safe``: may it be repeated after its answer was lost (default: GET only); ``writes``: how many writes it
+        carries, for the transport's pacer (default: 1, or 0 for a GET)."""
         url = absolute_url or self.base + path
-        response = self._send(method, url, params, json, False, safe)
+        response = self._send(method, url, params, json, False, safe, writes)
         if response.status_code == 401 and self.can_refresh:  # a revoked cached token: sign in again, once
-            response = self._send(method, url, params, json, True, safe)
+            response = self._send(method, url, params, json, True, safe, writes)
         if response.status_code not in expected:
             raise error_from_response(response, action)
         if response.status_code == 204 or not response.content:
@@ -222,10 +262,17 @@ class GraphClient:
             raise GraphError(f"{action}: Graph answered {response.status_code} with a body that is not JSON") from exc
 
     def _send(
-        self, method: str, url: str, params: dict | None, json: t.Any, force_refresh: bool, safe: bool | None
+        self,
+        method: str,
+        url: str,
+        params: dict | None,
+        json: t.Any,
+        force_refresh: bool,
+        safe: bool | None,
+        writes: int | None,
     ) -> t.Any:
         headers = {"Authorization": "Bearer " + self._token(force_refresh), "Accept": "application/json"}
-        return self.transport.send(method, url, params=params, json=json, headers=headers, safe=safe)
+        return self.transport.send(method, url, params=params, json=json, headers=headers, safe=safe, writes=writes)
 
     def get(self, path: str, *, action: str, params: dict | None = None) -> t.Any:
         return self.request("GET", path, action=action, params=params)
@@ -246,7 +293,8 @@ class GraphClient:
         """GET each ``(path, params)`` through JSON batching, MAX_BATCH per round trip. Returns, in order, each
         answer's body (a collection followed to its last page, or only its first with ``follow_pages=False``) or the
         GraphError it failed with. Items Graph throttled or could not serve (429, 503, 504) are sent again, after
-        their Retry-After, for as long as each round gets some answered (``max_retries`` rounds without any)."""
+        their Retry-After, for as long as each round gets some answered (``max_retries`` rounds without any); their
+        Retry-After pauses the transport's pacer, if it has one, for every thread."""
         results: list[t.Any] = [None] * len(requests)
         pending = list(range(len(requests)))
         stalled = 0
@@ -258,7 +306,8 @@ class GraphClient:
                 body = {
                     "requests": [{"id": str(n), "method": "GET", "url": relative_url(*requests[n])} for n in numbers]
                 }
-                answer = self.request("POST", "/$batch", action=action, json=body, safe=True)  # only reads inside
+                # Only reads inside: safe to repeat, and no write for the pacer.
+                answer = self.request("POST", "/$batch", action=action, json=body, safe=True, writes=0)
                 items = {str(item.get("id")): item for item in (answer or {}).get("responses", [])}
                 for number in numbers:
                     item = items.get(str(number), {"status": 500, "body": None})
@@ -282,10 +331,10 @@ class GraphClient:
             stalled = stalled + 1 if len(retry) == len(pending) else 0
             pending = retry
             if pending:
+                retry_after = longest_retry_after(retry_afters, time.time())
+                self.transport.throttled(retry_after)
                 self.transport.pause(
-                    max(stalled, 1),
-                    longest_retry_after(retry_afters, time.time()),
-                    f"{len(pending)} batched request(s) answered 429/503/504",
+                    max(stalled, 1), retry_after, f"{len(pending)} batched request(s) answered 429/503/504"
                 )
         return results
 

@@ -96,19 +96,39 @@ def _create_in_bulk(
             made, refused = api.create_tokens(bodies)
         except WriteOutcomeUnknown as exc:
             log(f"{exc}; listing those serial numbers before anything else")
-            made, refused = _created_after_all(api, tuple(o.plan.serial_number for o in part)), {}
-            seen = {token.serial_number.casefold() for token in made}
-            for outcome, body in zip(part, bodies):
-                if outcome.plan.serial_number.casefold() not in seen:
-                    made.append(api.create_token(body))
+            result.update(_judge_lost_bulk(api, part, bodies))
+            continue
         except ModuleFailure as exc:
-            for outcome in part:
-                result[outcome.plan.serial_number.casefold()] = exc
+            result.update((o.plan.serial_number.casefold(), exc) for o in part)
             continue
         for token in made:
             result[token.serial_number.casefold()] = token
         for number, error in refused.items():
             result[part[number].plan.serial_number.casefold()] = error
+    return result
+
+
+def _judge_lost_bulk(
+    api: HardwareOathApi, part: t.Sequence[TokenOutcome], bodies: t.Sequence[dict[str, t.Any]]
+) -> dict[str, TokenView | ModuleFailure]:
+    """A bulk creation whose answer was lost: the tokens the inventory now shows were created; each missing one is
+    created on its own (each failing alone)."""
+    try:
+        found = {
+            t.serial_number.casefold(): t for t in _created_after_all(api, tuple(o.plan.serial_number for o in part))
+        }
+    except ModuleFailure as exc:
+        return {o.plan.serial_number.casefold(): exc for o in part}
+    result: dict[str, TokenView | ModuleFailure] = {}
+    for outcome, body in zip(part, bodies):
+        key = outcome.plan.serial_number.casefold()
+        if key in found:
+            result[key] = found[key]
+            continue
+        try:
+            result[key] = api.create_token(body)
+        except ModuleFailure as exc:
+            result[key] = exc
     return result
 
 
@@ -162,9 +182,15 @@ def _apply_inventory_writes(
     actions = plan.inventory
     view = plan.view
     if actions and actions[0].kind == CREATE:
-        made = created[plan.serial_number.casefold()]
+        made = created.get(plan.serial_number.casefold())
+        if made is None:
+            raise ModuleFailure(
+                f"token {plan.serial_number}: Graph's answer to the bulk creation does not list it; "
+                "run the task again (it is read before anything is sent)."
+            )
         if isinstance(made, ModuleFailure):
             raise made
+        outcome.done.append(actions[0])
         if actions[0].user_id and made.assigned_to_id != actions[0].user_id:
             raise GraphError(
                 f"token {plan.serial_number} was created but Graph did not assign it to user "
@@ -172,7 +198,6 @@ def _apply_inventory_writes(
                 "UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; "
                 "grant the permission and run again."
             )
-        outcome.done.append(actions[0])
         view = made
         actions = actions[1:]
     if actions:

@@ -18,6 +18,7 @@ from ._auth import Credential, TokenProvider, graph_argument_spec, msal, resolve
 from ._endpoints import Destinations
 from ._errors import InputError, ModuleFailure
 from ._graph_client import GraphClient, Transport, httpx, tls_context
+from ._pacer import Pacer
 from ._validation import shown, text_problem
 
 
@@ -51,6 +52,10 @@ class GraphModule(AnsibleModule):
                     "validate_certs=false: TLS certificates of Microsoft Graph and the identity platform are "
                     "not verified; anyone on the network path can read the credentials and codes."
                 )
+            try:
+                pacer = Pacer.from_quota(params["write_quota"])
+            except ValueError as exc:
+                raise InputError(f"write_quota: {exc}. Nothing was changed.") from None
             destinations = Destinations(
                 credential.graph_endpoint, credential.authority_host, credential.managed_identity_origins
             )
@@ -61,6 +66,7 @@ class GraphModule(AnsibleModule):
                 max_retries=params["max_retries"],
                 max_retry_wait=params["max_retry_wait"],
                 log=self.log,
+                pacer=pacer,
             )
             tokens = TokenProvider(credential, self._transport.send, params["token_cache_path"])
             self._client = GraphClient(

@@ -236,6 +236,7 @@ failed_tokens:
 import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._codes import (
+    check_secret_for_codes,
     normalize_code,
     normalize_secret,
     require_pyotp,
@@ -277,6 +278,8 @@ def entries_from(module: GraphModule) -> tuple[list[Entry], Secrets]:
             if item["secret_key"] is not None:
                 secrets[key] = normalize_secret(item["secret_key"], item["secret_format"])
                 module.no_log_values.add(secrets[key])  # the normalised form differs from the given one
+                if item["state"] == "activated":  # its code may have to be computed
+                    check_secret_for_codes(secrets[key])
             if item["verification_code"] is not None:
                 codes[key] = normalize_code(item["verification_code"])
                 module.no_log_values.add(codes[key])

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from operator import attrgetter
+from typing import Any, Callable, Sequence
 
 from . import odata
 from . import permissions as perm
@@ -183,6 +184,25 @@ class GraphApi:
             top_above_max=self.config.top_above_max,
         )
 
+    def _paginate_sorted(
+        self,
+        items: Sequence[Any],
+        key: Callable[[Any], Any],
+        key_type: type,
+        request: Request,
+        render: Callable[[Any], Any],
+    ) -> tuple[list[Any], dict | None]:
+        return odata.paginate_sorted(
+            items,
+            key,
+            key_type,
+            request.query,
+            self.config.page_size,
+            max_page_size=self.config.max_page_size,
+            top_above_max=self.config.top_above_max,
+            render=render,
+        )
+
     def url(self, path: str, version: str = "beta") -> str:
         return f"{self.base_url}/{version}/{path}"
 
@@ -242,12 +262,17 @@ class GraphApi:
             raise self._method_not_allowed()
         perm.authorize(request.principal, perm.USERS_READ)
         odata.check_options(request.query)
-        users = [self.tenant.user_json(u) for u in self.tenant.users.values()]
+        parsed = None
         if "$filter" in request.query:
             parsed = odata.parse_filter(request.query["$filter"], USER_PROPERTIES, USER_TYPE, USER_FILTERS)
-            users = [u for u in users if parsed.matches(u)]
         fields = odata.parse_select(request.query.get("$select"), USER_SELECT, USER_TYPE)
-        page, next_query = self._paginate(users, lambda u: u["id"], request)
+        users = self._user_candidates(parsed)
+
+        def render(user: User) -> dict | None:
+            item = self.tenant.user_json(user)
+            return item if parsed is None or parsed.matches(item) else None
+
+        page, next_query = self._paginate_sorted(users, attrgetter("id"), str, request, render)
         body: dict = {
             "@odata.context": self.url("$metadata#users", request.version),
             "value": [odata.apply_select(u, fields) for u in page],
@@ -255,6 +280,19 @@ class GraphApi:
         if next_query:
             body["@odata.nextLink"] = self.url("users?" + odata.build_query_string(next_query), request.version)
         return 200, body, {}
+
+    def _user_candidates(self, parsed: odata.Filter | None) -> list[User]:
+        """The users that may match ``parsed``, sorted by id: the few an index finds for an ``id`` or
+        ``userPrincipalName`` comparison (eq or in) the filter requires, else every user."""
+        for path, values in odata.equality_terms(parsed) if parsed is not None else []:
+            if path not in ("id", "userPrincipalName") or not all(isinstance(v, str) for v in values):
+                continue
+            if path == "id":
+                users = [self.tenant.users.get(v.lower()) for v in values]
+            else:
+                users = [self.tenant.find_user_by_upn(v) for v in values]
+            return sorted({u.id: u for u in users if u is not None}.values(), key=attrgetter("id"))
+        return self.tenant.users_by_id()
 
     # ------------------------------------------------------------------ inventory
     def _devices(self, request: Request, rest: list[str]) -> Response:
@@ -327,20 +365,36 @@ class GraphApi:
         odata.check_options(request.query)
         parsed = self._device_filter(request.query["$filter"]) if "$filter" in request.query else None
         fields = odata.parse_select(request.query.get("$select"), DEVICE_SELECT, DEVICE_TYPE)
-        tokens = self.tenant.visible_tokens()
-        if parsed is not None:
-            tokens = [t for t in tokens if parsed.matches(self.tenant.device_json(t))]
-        page, next_query = self._paginate(tokens, lambda t: t.order, request)
+        tokens = self.tenant.visible_tokens(self._token_candidates(parsed))
+
+        def render(token: Token) -> dict | None:
+            item = self.tenant.device_json(token)
+            if parsed is not None and not parsed.matches(item):
+                return None
+            return odata.apply_select(item, fields)
+
+        page, next_query = self._paginate_sorted(tokens, attrgetter("order"), int, request, render)
         context = "$metadata#directory/authenticationMethodDevices/hardwareOathDevices"
         if fields:
             context += "(" + ",".join(fields) + ")"
-        body: dict = {
-            "@odata.context": self.url(context),
-            "value": [odata.apply_select(self.tenant.device_json(t), fields) for t in page],
-        }
+        body: dict = {"@odata.context": self.url(context), "value": page}
         if next_query:
             body["@odata.nextLink"] = self.url("/".join(DEVICES_PATH) + "?" + odata.build_query_string(next_query))
         return 200, body, {}
+
+    def _token_candidates(self, parsed: odata.Filter | None) -> set[str] | None:
+        """The ids of the tokens that may match ``parsed``, from an index, for a ``serialNumber``, ``assignedTo/id``
+        or ``id`` comparison (eq or in) the filter requires; None: no index answers it (every token may)."""
+        for path, values in odata.equality_terms(parsed) if parsed is not None else []:
+            if not all(isinstance(v, str) for v in values):
+                continue
+            if path == "serialNumber":
+                return self.tenant.token_ids_by_serial(values)
+            if path == "assignedTo/id":
+                return self.tenant.token_ids_by_holder(values)
+            if path == "id":
+                return {v.lower() for v in values if v.lower() in self.tenant.tokens}
+        return None
 
     def _assign_target(self, request: Request, value: Any) -> User | None:
         """Resolve ``assignTo`` of a create, enforcing the extra permission it needs."""

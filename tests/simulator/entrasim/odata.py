@@ -4,10 +4,11 @@ server-driven paging with an opaque ``$skiptoken``."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from urllib.parse import quote
 
 from .errors import bad_request, odata_bad_request
@@ -273,6 +274,14 @@ def parse_filter(text: str, properties: dict[str, Property], type_name: str, sup
     return parsed
 
 
+def equality_terms(parsed: Filter) -> list[tuple[str, list]]:
+    """The ``eq`` and ``in (...)`` comparisons an item must pass to match ``parsed`` (the whole filter, or operands
+    of its top-level ``and``): ``(property path, values)``, for answering from an index."""
+    root = parsed.root
+    nodes = root.operands if isinstance(root, Junction) and root.operator == "and" else [root]
+    return [(n.prop.path, n.values) for n in nodes if isinstance(n, Comparison) and n.operator in ("eq", "in")]
+
+
 def check_supported(node: Node, support: Support) -> None:
     """400 "Unsupported query" for the first operator, function or property the collection does not support."""
     if isinstance(node, Junction):
@@ -390,12 +399,7 @@ def paginate(
     A page holds ``$top`` (or the default page size) items, never more than ``max_page_size``; ``$top`` stays in
     the next link, so every page is capped the same way. With ``top_above_max="reject"`` a ``$top`` above
     ``max_page_size`` is a 400 naming the maximum instead."""
-    top = parse_top(query.get("$top"), default_page_size)
-    if top > max_page_size and top_above_max == "reject" and "$top" in query:
-        raise odata_bad_request(
-            f"Invalid page size specified: '{query['$top']}'. Must be between 1 and {max_page_size} inclusive."
-        )
-    top = min(top, max_page_size)
+    top = page_size(query, default_page_size, max_page_size, top_above_max)
     items = sorted(items, key=key)
     if "$skiptoken" in query:
         after = decode_skiptoken(query["$skiptoken"])
@@ -406,6 +410,59 @@ def paginate(
         next_query = {k: v for k, v in query.items() if k != "$skiptoken"}
         next_query["$skiptoken"] = encode_skiptoken(key(page[-1]))
     return page, next_query
+
+
+def page_size(query: dict, default_page_size: int, max_page_size: int, top_above_max: str) -> int:
+    """The size of a page: ``$top`` or the default, capped at (or, with ``top_above_max="reject"``, a 400 above)
+    ``max_page_size``."""
+    top = parse_top(query.get("$top"), default_page_size)
+    if top > max_page_size and top_above_max == "reject" and "$top" in query:
+        raise odata_bad_request(
+            f"Invalid page size specified: '{query['$top']}'. Must be between 1 and {max_page_size} inclusive."
+        )
+    return min(top, max_page_size)
+
+
+def paginate_sorted(
+    items: Sequence[Any],
+    key: Callable[[Any], Any],
+    key_type: type,
+    query: dict,
+    default_page_size: int,
+    *,
+    max_page_size: int = MAX_TOP,
+    top_above_max: str = "cap",
+    render: Callable[[Any], Any] | None = None,
+) -> tuple[list[Any], dict | None]:
+    """:func:`paginate` of the items ``render`` accepts, over ``items`` already sorted by ``key`` (unique, of
+    ``key_type``), looking only at what the page needs: from the ``$skiptoken`` on (found by bisection) until the
+    page and one more item are found. ``render(item)`` is the item as the page holds it, None to leave it out (a
+    ``$filter``); no ``render``: the items as they are.
+
+    The same pages and the same next links as :func:`paginate`; a ``$skiptoken`` that is not of ``key_type``
+    (only a forged one) is compared with every accepted item as :func:`paginate` does."""
+    top = page_size(query, default_page_size, max_page_size, top_above_max)
+    start, compare = 0, False
+    after: Any = None
+    if "$skiptoken" in query:
+        after = decode_skiptoken(query["$skiptoken"])
+        compare = not isinstance(after, key_type)
+        if not compare:
+            start = bisect.bisect_right(items, after, key=key)
+    found: list[tuple[Any, Any]] = []
+    for index in range(start, len(items)):
+        item = items[index]
+        value = item if render is None else render(item)
+        if value is None or (compare and not key(item) > after):
+            continue
+        found.append((key(item), value))
+        if len(found) > top:
+            break
+    next_query = None
+    if len(found) > top:
+        next_query = {k: v for k, v in query.items() if k != "$skiptoken"}
+        next_query["$skiptoken"] = encode_skiptoken(found[top - 1][0])
+    return [value for _key, value in found[:top]], next_query
 
 
 def build_query_string(query: dict) -> str:

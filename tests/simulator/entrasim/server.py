@@ -104,6 +104,46 @@ class RequestLog:
         return out
 
 
+class Stats:
+    """What ``GET /_admin/stats`` reports besides the process's CPU time: requests by kind since the start, and the
+    CPU time the worker threads spent handling them."""
+
+    KINDS = ("graph", "identity", "managed_identity", "unknown", "batch_items", "admin")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self.requests = dict.fromkeys(self.KINDS, 0)
+        self.handling_cpu = 0.0
+
+    def count(self, kind: str) -> None:
+        with self._lock:
+            self.requests[kind] += 1
+
+    def add_handling(self, cpu: float) -> None:
+        with self._lock:
+            self.handling_cpu += cpu
+
+    def snapshot(self) -> dict:
+        times = os.times()
+        with self._lock:
+            requests = dict(self.requests)
+            handling = self.handling_cpu
+        requests["total"] = sum(requests[k] for k in ("graph", "identity", "managed_identity", "unknown"))
+        return {
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.monotonic() - self.started, 3),
+            "cpu_seconds": {
+                "user": times.user,
+                "system": times.system,
+                "total": times.user + times.system,
+                "handling": round(handling, 6),
+            },
+            "threads": threading.active_count(),
+            "requests": requests,
+        }
+
+
 def _now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -135,6 +175,7 @@ class Simulator:
         self.faults = faultlib.FaultEngine(fault_seed)
         self.faults.set_initial(initial_faults or {})
         self.log = RequestLog()
+        self.stats = Stats()
         self.verbose = verbose
         os.makedirs(state_dir, exist_ok=True)
         self.ca = trustme.CA(organization_name="tokenops.entra simulator CA")
@@ -185,7 +226,9 @@ class Simulator:
         elif "/oauth2/v2.0/" in path_lower or "/v2.0/.well-known/" in path_lower or "/discovery/" in path_lower:
             kind = "identity"
         else:
+            self.stats.count("unknown")
             return Outcome(404, {"error": {"code": "NotFound", "message": f"No such endpoint: {raw_path}"}})
+        self.stats.count(kind)
         started = time.monotonic()
         entry: dict = {
             "time": _now_iso(),
@@ -199,7 +242,10 @@ class Simulator:
             "write": kind == "graph" and method in WRITE_METHODS and not raw_path.endswith("/$batch"),
         }
         decision = self.faults.decide(
-            method=method, path=unquote(raw_path), kind=kind, client_id=_client_hint(kind, headers, raw_query, body)
+            method=method,
+            path=unquote(raw_path),
+            kind=kind,
+            client_id=self._client_hint(kind, headers, raw_query, body),
         )
         if decision.delay_before:
             time.sleep(decision.delay_before)
@@ -411,6 +457,7 @@ class Simulator:
             outcome = self._with_faults(decision, handler, item_headers, entry)
         entry["status"] = outcome.status
         self.log.add(entry)
+        self.stats.count("batch_items")
         return outcome, latency
 
     def _identity(self, method: str, raw_path: str, headers: dict, body: bytes, entry: dict) -> Outcome:
@@ -464,6 +511,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ admin API
     def admin(self, method: str, raw_path: str, raw_query: str, body: bytes) -> Outcome:
+        self.stats.count("admin")
         route = raw_path[len("/_admin") :].strip("/")
         try:
             data = json.loads(body) if body.strip() else {}
@@ -524,7 +572,29 @@ class Simulator:
             return Outcome(200, {"assertion": assertion})
         if route == "info" and method == "GET":
             return Outcome(200, self.info())
+        if route == "stats" and method == "GET":
+            return Outcome(200, self.stats_json(query.get("check_indexes", "").lower() in ("1", "true")))
         return Outcome(404, {"error": f"no admin route {method} /_admin/{route}"})
+
+    def stats_json(self, check_indexes: bool = False) -> dict:
+        """``GET /_admin/stats``: the process's CPU time and requests since the start, the objects reads examined,
+        the tenant's size; with ``check_indexes`` (a full rebuild, for tests) whether its indexes are consistent."""
+        out = self.stats.snapshot()
+        with self.tenant.lock:
+            out["examined"] = dict(self.tenant.examined)
+            out["tenant"] = {
+                "tokens": len(self.tenant.tokens),
+                "users": len(self.tenant.users),
+                "remembered_versions": len(self.tenant.versions),
+            }
+            if check_indexes:
+                problems = self.tenant.check_indexes()
+                out["indexes"] = {"consistent": not problems, "problems": problems}
+        return out
+
+    def _client_hint(self, kind: str, headers: dict, raw_query: str, body: bytes) -> str | None:
+        known = self.identity.known_claims(headers.get("authorization", "")[7:]) if kind == "graph" else None
+        return _client_hint(kind, headers, raw_query, body, known)
 
     def _mint(self, data: dict) -> dict:
         """Mint an access token directly: app-only, delegated (``user``), or for a managed identity."""
@@ -574,10 +644,13 @@ class Simulator:
         return {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}
 
 
-def _client_hint(kind: str, headers: dict, raw_query: str, body: bytes) -> str | None:
-    """The client id a request claims, unverified: only used to match fault rules, never to authorize."""
+def _client_hint(kind: str, headers: dict, raw_query: str, body: bytes, known: dict | None = None) -> str | None:
+    """The client id a request claims, unverified: only used to match fault rules, never to authorize. ``known``:
+    the claims of its access token if they are already known (verified before)."""
     if kind == "graph":
         auth = headers.get("authorization", "")
+        if known is not None:
+            return str(known.get("appid", "")).lower() or None
         try:
             return str(jwt.decode(auth[7:], options={"verify_signature": False}).get("appid", "")).lower() or None
         except jwt.PyJWTError:
@@ -701,14 +774,21 @@ class SimHandler(RequestHandler):
             super().log_message(format, *args)
 
     def _dispatch(self) -> None:
+        started = time.thread_time()
         body = self.read_body()
         raw_path, _sep, raw_query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
         simulator = self.server.simulator
         if raw_path == "/_admin" or raw_path.startswith("/_admin/"):
             outcome = simulator.admin(self.command, raw_path, raw_query, body)
-        else:
-            outcome = simulator.process(self.command, raw_path, raw_query, headers, body)
+            self._answer(outcome)
+            return
+        try:
+            self._answer(simulator.process(self.command, raw_path, raw_query, headers, body))
+        finally:
+            simulator.stats.add_handling(time.thread_time() - started)
+
+    def _answer(self, outcome: Outcome) -> None:
         if outcome.delay_after:
             time.sleep(outcome.delay_after)
         if outcome.reset:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import contextlib
 import copy
 import datetime
@@ -19,7 +20,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from operator import attrgetter
+from typing import Any, Iterable, Iterator
 
 import yaml
 from cryptography import x509
@@ -55,6 +57,10 @@ ADMIN_ROLES = frozenset(
         "Helpdesk Administrator",
     }
 )
+
+
+# libyaml's safe loader when PyYAML has it: a seed of ten thousand tokens and users loads in a second, not thirty.
+SEED_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class SeedError(ValueError):
@@ -267,11 +273,26 @@ class Tenant:
     first entry being the state before the first remembered write) for as long as the delay needs it, and reads
     (``visible_*``) show the newest version at least that old. Writes and their checks always see the current
     state (``tokens``), and so does the admin view.
+
+    Indexes keep lookups and filtered reads from scanning the whole tenant; the methods here keep them in step with
+    every change (anything changing ``users`` or a user's id or UPN from outside calls :meth:`users_changed`):
+
+    - ``tokens`` itself is kept in ``order`` (insertion order: a token's order is taken when it is created, and
+      tokens are only ever added at the end or removed), so listings never sort the inventory;
+    - ``_serials``: serial number (lower case, as the directory compares) -> the token holding it;
+    - ``_holders``: user id -> the ids of the tokens assigned to the user;
+    - ``_upns``: user principal name (lower case) -> user; ``_users_by_id``: the users sorted by id (listings);
+    - ``_writes``: ``(time.monotonic(), token id)`` of every remembered write, oldest first (what to forget when);
+      ``_deleted_serials``: serial (lower case) -> ids of deleted tokens whose deletion reads may not see yet.
+
+    ``examined`` counts the tokens and users turned into their Graph representation (each evaluated by a
+    ``$filter`` or answered): a debug counter of how much of the tenant reads look at (``GET /_admin/stats``).
     """
 
     def __init__(self, seed: dict, base_dir: str = ".") -> None:
         self.lock = threading.RLock()
         self.clock_offset = 0.0
+        self.examined = {"tokens": 0, "users": 0}
         self._seed = seed
         self._base_dir = base_dir
         settings = seed.get("settings") if isinstance(seed, dict) else None
@@ -287,7 +308,7 @@ class Tenant:
     def from_seed_file(cls, path: str) -> Tenant:
         try:
             with open(path, encoding="utf-8") as handle:
-                seed = yaml.safe_load(handle)
+                seed = yaml.load(handle, Loader=SEED_LOADER)
         except (OSError, yaml.YAMLError) as exc:
             raise SeedError(f"cannot load seed {path}: {exc}") from exc
         return cls(seed, os.path.dirname(os.path.abspath(path)))
@@ -325,6 +346,9 @@ class Tenant:
         )
         self._order = itertools.count(1)
         self.versions: dict[str, list[tuple[float, Token | None]]] = {}
+        self._writes: collections.deque[tuple[float, str]] = collections.deque()
+        self._deleted_serials: dict[str, set[str]] = {}
+        self._deleted_ids: dict[str, str] = {}
 
     def _load_groups(self, entries: list) -> None:
         self.groups: dict[str, Group] = {}
@@ -335,12 +359,20 @@ class Tenant:
 
     def _load_users(self, entries: list) -> None:
         self.users: dict[str, User] = {}
+        self._upns: dict[str, User] = {}
+        self._users_by_id: list[User] | None = None
         for i, entry in enumerate(entries):
             where = f"users[{i}]"
             user = _seed_user(entry, where)
             if user.id in self.users or self.find_user_by_upn(user.user_principal_name):
                 raise SeedError(f"{where}: duplicate user id or user_principal_name")
             self.users[user.id] = user
+            self._upns[user.user_principal_name.lower()] = user
+
+    def users_changed(self) -> None:
+        """Rebuild the user indexes after ``users`` changed (a user added or removed, an id or a UPN changed)."""
+        self._upns = {u.user_principal_name.lower(): u for u in self.users.values()}
+        self._users_by_id = None
 
     def _load_apps(self, entries: list) -> None:
         self.apps: dict[str, App] = {}
@@ -383,6 +415,8 @@ class Tenant:
 
     def _load_tokens(self, entries: list) -> None:
         self.tokens: dict[str, Token] = {}
+        self._serials: dict[str, Token] = {}
+        self._holders: dict[str, set[str]] = {}
         for i, entry in enumerate(entries):
             self._seed_token(entry, f"tokens[{i}]")
 
@@ -436,11 +470,82 @@ class Tenant:
         elif status != "available":
             raise SeedError(f"{where}: status '{status}' needs assigned_to")
         token.status = status
-        if token.serial_number.lower() in (t.serial_number.lower() for t in self.tokens.values()):
+        if token.serial_number.lower() in self._serials:
             raise SeedError(f"{where}: duplicate serial number {token.serial_number}")
         if token.id in self.tokens:
             raise SeedError(f"{where}: duplicate id {token.id}")
+        self._add_token(token)
+
+    # ------------------------------------------------------------------ indexes
+    def _add_token(self, token: Token) -> None:
+        """A new token into ``tokens`` (after every other: its order is the newest) and the indexes."""
         self.tokens[token.id] = token
+        self._serials[token.serial_number.lower()] = token
+        if token.assigned_to is not None:
+            self._holders.setdefault(token.assigned_to, set()).add(token.id)
+
+    def _remove_token(self, token: Token) -> None:
+        del self.tokens[token.id]
+        del self._serials[token.serial_number.lower()]
+        self._set_holder(token, None)
+
+    def _set_holder(self, token: Token, user_id: str | None) -> None:
+        """``token.assigned_to``, with the holder index."""
+        if token.assigned_to is not None:
+            held = self._holders.get(token.assigned_to)
+            if held is not None:
+                held.discard(token.id)
+                if not held:
+                    del self._holders[token.assigned_to]
+        token.assigned_to = user_id
+        if user_id is not None:
+            self._holders.setdefault(user_id, set()).add(token.id)
+
+    def token_ids_by_serial(self, serials: Iterable[str]) -> set[str]:
+        """The ids of the tokens holding any of ``serials`` (case-insensitive)."""
+        found = (self._serials.get(serial.lower()) for serial in serials)
+        return {token.id for token in found if token is not None}
+
+    def token_ids_by_holder(self, user_ids: Iterable[str]) -> set[str]:
+        """The ids of the tokens assigned to any of ``user_ids`` (case-insensitive)."""
+        return set().union(*(self._holders.get(user_id.lower(), ()) for user_id in user_ids))
+
+    def users_by_id(self) -> list[User]:
+        """Every user, sorted by id (cached until the users change)."""
+        if self._users_by_id is None:
+            self._users_by_id = sorted(self.users.values(), key=attrgetter("id"))
+        return self._users_by_id
+
+    def check_indexes(self) -> list[str]:
+        """What is wrong with the indexes (rebuilt from scratch and compared); empty when they are consistent."""
+        problems = []
+        orders = [t.order for t in self.tokens.values()]
+        if orders != sorted(orders):
+            problems.append("tokens are not in order")
+        if self._serials != {t.serial_number.lower(): t for t in self.tokens.values()}:
+            problems.append("the serial number index is stale")
+        holders: dict[str, set[str]] = {}
+        for token in self.tokens.values():
+            if token.assigned_to is not None:
+                holders.setdefault(token.assigned_to, set()).add(token.id)
+        if self._holders != holders:
+            problems.append("the holder index is stale")
+        if self._upns != {u.user_principal_name.lower(): u for u in self.users.values()}:
+            problems.append("the user principal name index is stale")
+        if self._users_by_id is not None and self._users_by_id != sorted(self.users.values(), key=attrgetter("id")):
+            problems.append("the sorted users are stale")
+        deleted: dict[str, set[str]] = {}
+        for token_id, history in self.versions.items():
+            held = next((t for _at, t in reversed(history) if t is not None), None)
+            if history[-1][1] is None and held is not None:
+                deleted.setdefault(held.serial_number.lower(), set()).add(token_id)
+        if self._deleted_serials != deleted or self._deleted_ids != {
+            token_id: serial for serial, ids in deleted.items() for token_id in ids
+        }:
+            problems.append("the deleted serial index is stale")
+        if {token_id for _at, token_id in self._writes} - set(self.versions):
+            problems.append("a remembered write has no versions")
+        return problems
 
     # ------------------------------------------------------------------ lookups
     def find_user(self, ref: str) -> User | None:
@@ -449,8 +554,7 @@ class Tenant:
         return user if user is not None else self.find_user_by_upn(ref)
 
     def find_user_by_upn(self, upn: str) -> User | None:
-        upn = upn.lower()
-        return next((u for u in self.users.values() if u.user_principal_name.lower() == upn), None)
+        return self._upns.get(upn.lower())
 
     def require_user(self, ref: str) -> User:
         user = self.find_user(ref)
@@ -459,8 +563,7 @@ class Tenant:
         return user
 
     def find_token_by_serial(self, serial: str) -> Token | None:
-        serial = serial.lower()
-        return next((t for t in self.tokens.values() if t.serial_number.lower() == serial), None)
+        return self._serials.get(serial.lower())
 
     def require_token(self, token_id: str) -> Token:
         token = self.tokens.get(token_id.lower())
@@ -469,7 +572,7 @@ class Tenant:
         return token
 
     def methods_of(self, user_id: str) -> list[Token]:
-        return sorted((t for t in self.tokens.values() if t.assigned_to == user_id), key=lambda t: t.order)
+        return sorted((self.tokens[i] for i in self._holders.get(user_id, ())), key=attrgetter("order"))
 
     def require_method(self, user: User, method_id: str) -> Token:
         return self._method_or_404(user, method_id, self.tokens.get(method_id.lower()))
@@ -482,7 +585,7 @@ class Tenant:
 
     def oath_method_count(self, user: User) -> int:
         """The OATH methods the user holds: hardware tokens and the seed's other_oath_methods."""
-        return len(self.methods_of(user.id)) + user.other_oath_methods
+        return len(self._holders.get(user.id, ())) + user.other_oath_methods
 
     def serial_taken(self, serial: str) -> bool:
         """Whether a create of ``serial`` conflicts: a token holds it (visible to reads or not yet), or one deleted
@@ -490,7 +593,8 @@ class Tenant:
         if self.find_token_by_serial(serial):
             return True
         serial, cutoff = serial.lower(), self._read_cutoff()
-        for history in self.versions.values():
+        for token_id in self._deleted_serials.get(serial, ()):
+            history = self.versions[token_id]
             deleted_at, now_state = history[-1]
             if now_state is None and deleted_at > cutoff:
                 held = next((t for _at, t in reversed(history) if t is not None), None)
@@ -509,7 +613,10 @@ class Tenant:
         history = self.versions.get(token_id)
         if history is None:
             return self.tokens.get(token_id)
-        cutoff = self._read_cutoff()
+        return self._version_at(history, self._read_cutoff())
+
+    @staticmethod
+    def _version_at(history: list[tuple[float, Token | None]], cutoff: float) -> Token | None:
         state = history[0][1]  # the oldest remembered, if even that is too recent (the delay was raised)
         for written, version in history:
             if written > cutoff:
@@ -517,9 +624,21 @@ class Tenant:
             state = version
         return state
 
-    def visible_tokens(self) -> list[Token]:
-        ids = set(self.tokens) | set(self.versions)
-        return sorted((t for t in map(self.visible_token, ids) if t is not None), key=lambda t: t.order)
+    def visible_tokens(self, among: Iterable[str] | None = None) -> list[Token]:
+        """The tokens reads see, in order: all of them, or those among the ids ``among`` (of current tokens, from
+        an index) and any token whose versions are remembered (reads may see an older version of it)."""
+        if among is not None:
+            ids = set(among)
+            ids.update(self.versions)
+            return sorted((t for t in map(self.visible_token, ids) if t is not None), key=attrgetter("order"))
+        if not self.versions:
+            return list(self.tokens.values())
+        cutoff = self._read_cutoff()
+        seen = {token_id: self._version_at(history, cutoff) for token_id, history in self.versions.items()}
+        out = [t for t in self.tokens.values() if t.id not in seen]
+        out.extend(t for t in seen.values() if t is not None)
+        out.sort(key=attrgetter("order"))
+        return out
 
     def require_visible_token(self, token_id: str) -> Token:
         token = self.visible_token(token_id)
@@ -528,7 +647,7 @@ class Tenant:
         return token
 
     def visible_methods_of(self, user_id: str) -> list[Token]:
-        return [t for t in self.visible_tokens() if t.assigned_to == user_id]
+        return [t for t in self.visible_tokens(self._holders.get(user_id, ())) if t.assigned_to == user_id]
 
     def require_visible_method(self, user: User, method_id: str) -> Token:
         return self._method_or_404(user, method_id, self.visible_token(method_id))
@@ -543,19 +662,36 @@ class Tenant:
             yield
         finally:
             after = self.tokens.get(token.id)
-            history.append((time.monotonic(), copy.copy(after)))
+            written = time.monotonic()
+            history.append((written, copy.copy(after)))
+            self._writes.append((written, token.id))
+            if after is None and before is not None:
+                serial = token.serial_number.lower()
+                self._deleted_serials.setdefault(serial, set()).add(token.id)
+                self._deleted_ids[token.id] = serial
             self._forget_settled()
 
     def _forget_settled(self) -> None:
         """Drop the versions reads no longer need: those older than the newest one past the delay, and a whole
-        history once its last version is past the delay (reads then see the current state)."""
+        history once its last version is past the delay (reads then see the current state). Only the histories
+        with a write that got past the delay since the last time can change (``_writes``, oldest first)."""
         cutoff = self._read_cutoff()
-        for token_id, history in list(self.versions.items()):
+        while self._writes and self._writes[0][0] <= cutoff:
+            token_id = self._writes.popleft()[1]
+            history = self.versions.get(token_id)
+            if history is None:
+                continue
             settled = [i for i, (written, _version) in enumerate(history) if written <= cutoff]
             if settled:
                 del history[: settled[-1]]
             if len(history) == 1 and history[0][0] <= cutoff:
                 del self.versions[token_id]
+                serial = self._deleted_ids.pop(token_id, None)
+                if serial is not None:
+                    ids = self._deleted_serials[serial]
+                    ids.discard(token_id)
+                    if not ids:
+                        del self._deleted_serials[serial]
 
     # ------------------------------------------------------------------ validation
     def validate_device_fields(self, body: dict, creating: bool) -> dict:
@@ -630,7 +766,7 @@ class Tenant:
         if assign_to is not None:
             self.check_assignable(token, assign_to)
         with self._change(token):
-            self.tokens[token.id] = token
+            self._add_token(token)
             if assign_to is not None:
                 self._assign(token, assign_to)
                 # The Entra page's example answers "available" with assignedTo filled; the token is still the
@@ -662,11 +798,11 @@ class Tenant:
                 "unassign it before deleting it."
             )
         with self._change(token):
-            del self.tokens[token.id]
+            self._remove_token(token)
 
     # ------------------------------------------------------------------ user method operations
     def _assign(self, token: Token, user: User) -> None:
-        token.assigned_to = user.id
+        self._set_holder(token, user.id)
         token.status = "assigned"
         token.method_created = self.now()
 
@@ -677,7 +813,7 @@ class Tenant:
 
     def unassign(self, token: Token) -> None:
         with self._change(token):
-            token.assigned_to = None
+            self._set_holder(token, None)
             token.status = "available"
             token.method_created = None
 
@@ -738,6 +874,7 @@ class Tenant:
 
     # ------------------------------------------------------------------ representations
     def device_json(self, token: Token) -> dict:
+        self.examined["tokens"] += 1
         assigned = None
         if token.assigned_to:
             user = self.users.get(token.assigned_to)
@@ -766,6 +903,7 @@ class Tenant:
         }
 
     def user_json(self, user: User) -> dict:
+        self.examined["users"] += 1
         return {
             "id": user.id,
             "userPrincipalName": user.user_principal_name,

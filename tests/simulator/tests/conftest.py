@@ -3,10 +3,16 @@ every test, and clients that verify its certificate."""
 
 from __future__ import annotations
 
+import sys
+
 import httpx
 import pytest
 
 import simlib
+
+# The in-process tests (test_indexes.py) import the simulator's package, entrasim, from beside serve.py.
+if str(simlib.SIM_DIR) not in sys.path:
+    sys.path.insert(0, str(simlib.SIM_DIR))
 
 
 @pytest.fixture(scope="session")

@@ -564,3 +564,70 @@ def test_federated_assertion_minting(api):
 
 def test_info_matches_ready_file(api, sim):
     assert api.admin("GET", "info").json() == sim
+
+
+def _stats(api, **params) -> dict:
+    response = api.admin("GET", "stats", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_stats_report_cpu_time_requests_and_examined_objects(api, sim, client):
+    api.default_token()  # minted (an admin call) before counting
+    before = _stats(api)
+    assert before["pid"] == sim["pid"] and before["uptime_seconds"] > 0 and before["threads"] >= 2
+    cpu = before["cpu_seconds"]
+    assert cpu["total"] == pytest.approx(cpu["user"] + cpu["system"])
+    assert 0 <= cpu["handling"] <= cpu["total"]
+    assert set(before["requests"]) == {
+        "graph",
+        "identity",
+        "managed_identity",
+        "unknown",
+        "batch_items",
+        "admin",
+        "total",
+    }
+    assert before["tenant"] == {"tokens": SEED_TOKEN_COUNT, "users": len(api.seed["users"]), "remembered_versions": 0}
+    assert "indexes" not in before  # only on request: a full rebuild
+    for _attempt in range(3):
+        assert api.graph("GET", f"{DEVICES}/{SPARE}").status_code == 200
+    batch = {
+        "requests": [
+            {"id": "1", "method": "GET", "url": f"{DEVICES}/{SPARE}"},
+            {"id": "2", "method": "GET", "url": "/users"},
+        ]
+    }
+    assert api.graph("POST", "/$batch", json=batch).status_code == 200
+    assert client.get(f"{sim['authority']}/v2.0/.well-known/openid-configuration").status_code == 200
+    assert client.get(f"{sim['graph_url']}/nowhere").status_code == 404
+    after = _stats(api)
+    delta = {kind: after["requests"][kind] - before["requests"][kind] for kind in after["requests"]}
+    assert delta == {
+        "graph": 4,  # three GETs and the $batch
+        "batch_items": 2,
+        "identity": 1,
+        "managed_identity": 0,
+        "unknown": 1,
+        "admin": 1,  # this GET /_admin/stats
+        "total": 6,
+    }
+    assert after["cpu_seconds"]["total"] >= cpu["total"]
+    assert after["cpu_seconds"]["handling"] > cpu["handling"]
+    users = len(api.seed["users"])
+    assert after["examined"]["tokens"] - before["examined"]["tokens"] == 4
+    assert after["examined"]["users"] - before["examined"]["users"] == users
+    # Counted since the start: a reset of the tenant leaves them.
+    api.reset()
+    again = _stats(api, check_indexes="true")
+    assert again["requests"]["graph"] == after["requests"]["graph"]
+    assert again["examined"] == after["examined"]
+    assert again["indexes"] == {"consistent": True, "problems": []}
+
+
+def test_stats_track_the_tenant(api):
+    api.create_device("STATS-0001")
+    assert api.graph("DELETE", f"{DEVICES}/{SPARE}").status_code == 204
+    assert _stats(api)["tenant"]["tokens"] == SEED_TOKEN_COUNT
+    response = api.admin("POST", "stats")
+    assert response.status_code == 404

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 import typing as t
 from unittest import mock
 
@@ -21,6 +23,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._auth import graph_
 from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import Destinations
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import WriteOutcomeUnknown
 from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import GraphClient, Transport
+from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
     READ_AFTER_WRITE_WAIT,
     HardwareOathApi,
@@ -263,88 +266,164 @@ class FakeApi:
             raise self.failures[number]
 
 
+def view_of(body: dict[str, t.Any], *, assign: bool = True) -> TokenView:
+    """The token Graph creates from a creation ``body`` (id ``id-{serial}``); held by ``assignTo`` when ``assign``
+    (Graph ignores assignTo for a caller without UserAuthenticationMethod.ReadWrite.All)."""
+    holder = (body.get("assignTo") or {}).get("id") if assign else None
+    return TokenView(
+        id=f"id-{body['serialNumber']}",
+        serial_number=body["serialNumber"],
+        status="assigned" if holder else "available",
+        assigned_to_id=holder,
+        assigned_to_name=None,
+        display_name=body.get("displayName"),
+        hash_function=body.get("hashFunction", "hmacsha1"),
+        time_interval=body.get("timeIntervalInSeconds", 30),
+        manufacturer=body.get("manufacturer"),
+        model=body.get("model"),
+    )
+
+
 class FakeInventoryApi:
-    """HardwareOathApi as the token modules and the inventory executor use it; every call is recorded in ``calls``.
+    """HardwareOathApi as the token modules and the inventory executor use it; every call is recorded in ``calls``
+    (thread-safe: the inventory executor writes for several tokens at a time).
 
     ``reads``: the answers of find_token / token_exists / token_by_id, in turn (the last one to every further read);
-    ``creates``: what create_token answers (a TokenView, or an exception to raise), in turn. ``lost``: numbers
-    (0-based) of the writes whose answer is lost; ``failures``: write number -> the error it fails with. ``user``
-    answers from USERS; ``list_tokens`` answers the tokens of ``tokens`` its query matches; ``users_with_methods``
-    answers ``methods`` (user reference -> (UserView, methods)). ``poll`` is the real one, waiting through ``_sleep``
-    (recorded)."""
+    ``creates``: what create_token answers (a TokenView, or an exception to raise), in turn; none left: the token
+    the body describes (``view_of``). ``lost``: numbers (0-based) of the writes whose answer is lost; ``failures``:
+    write number -> the error it fails with; ``refuse``: (call kind, token id) -> the error that write fails with,
+    every time (a creation's token id is its serial number; kind ``create_tokens``: that item of a bulk creation is
+    refused). ``assign``: created tokens are held by their ``assignTo``. ``delay``: seconds each write takes.
+    ``user`` and ``users_by_refs`` answer from USERS; ``list_tokens`` answers the tokens of ``tokens`` its query
+    matches (created tokens are added to ``tokens``); ``users_with_methods`` answers ``methods`` (user reference ->
+    (UserView, methods)). ``poll`` is the real one, waiting through ``_sleep`` (recorded)."""
 
     poll = HardwareOathApi.poll  # the real one, waiting through _sleep
     wait = READ_AFTER_WRITE_WAIT
 
-    def __init__(self, lost=(), reads=(), creates=(), failures=None, *, tokens=(), methods=None):
+    def __init__(
+        self,
+        lost=(),
+        reads=(),
+        creates=(),
+        failures=None,
+        *,
+        tokens=(),
+        methods=None,
+        refuse=None,
+        assign=True,
+        delay=0.0,
+    ):
         self.lost = set(lost)
         self.reads = list(reads)
         self.creates = list(creates)
         self.failures = dict(failures or {})
+        self.refuse = dict(refuse or {})
+        self.assign = assign
+        self.delay = delay
         self.tokens = list(tokens)
         self.methods = dict(methods or {})
         self.calls: list[tuple] = []
         self.writes = 0
+        self.threads: set[int] = set()  # the threads that wrote
         self.sleeps: list[float] = []
+        self._lock = threading.Lock()
 
     def _sleep(self, seconds):
         self.sleeps.append(seconds)
 
     def _read(self):
         """The next read answer; the last one is answered to every further read."""
-        return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
+        with self._lock:
+            return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
 
-    def _written(self, call):
-        self.calls.append(call)
-        self.writes += 1
-        if self.writes - 1 in self.lost:
+    def _record(self, call):
+        with self._lock:
+            self.calls.append(call)
+
+    def _written(self, call, token_id=None):
+        if self.delay:
+            time.sleep(self.delay)
+        with self._lock:
+            self.calls.append(call)
+            self.threads.add(threading.get_ident())
+            number = self.writes
+            self.writes += 1
+        if number in self.lost:
             raise WriteOutcomeUnknown(f"{call[0]}: the connection failed after the request was sent")
-        if self.writes - 1 in self.failures:
-            raise self.failures[self.writes - 1]
+        if number in self.failures:
+            raise self.failures[number]
+        if (call[0], token_id) in self.refuse:
+            raise self.refuse[(call[0], token_id)]
+
+    def _created(self, body):
+        made = view_of(body, assign=self.assign)
+        with self._lock:
+            self.tokens.append(made)
+        return made
 
     def create_token(self, body, *, while_deleted=False):
-        self._written(("create", body))
-        answer = self.creates.pop(0)
+        self._written(("create", body), body["serialNumber"])
+        with self._lock:
+            answer = self.creates.pop(0) if self.creates else None
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return answer if answer is not None else self._created(body)
+
+    def create_tokens(self, bodies):
+        self._written(("create_tokens", list(bodies)))
+        made, refused = [], {}
+        for number, body in enumerate(bodies):
+            refusal = self.refuse.get(("create_tokens", body["serialNumber"]))
+            if refusal is not None:
+                refused[number] = refusal
+            else:
+                made.append(self._created(body))
+        return made, refused
 
     def update_token(self, token_view, body):
-        self._written(("update", token_view.id, body))
+        self._written(("update", token_view.id, body), token_view.id)
 
     def delete_token(self, token_view):
-        self._written(("delete", token_view.id))
+        self._written(("delete", token_view.id), token_view.id)
 
     def write(self, action, token_view, user, code, display_name, *, by_serial, me):
-        self._written((action.kind, action.user_id, token_view.id, user, code, display_name, by_serial, me))
+        call = (action.kind, action.user_id, token_view.id, user, code, display_name, by_serial, me)
+        self._written(call, token_view.id)
 
     def find_token(self, serial):
-        self.calls.append(("find_token", serial))
+        self._record(("find_token", serial))
         return self._read()
 
     def token_exists(self, device_id):
-        self.calls.append(("token_exists", device_id))
+        self._record(("token_exists", device_id))
         return self._read()
 
     def token_by_id(self, device_id):
-        self.calls.append(("token_by_id", device_id))
+        self._record(("token_by_id", device_id))
         return self._read()
 
     def user(self, user):
-        self.calls.append(("user", user))
+        self._record(("user", user))
         assert user in USERS, f"unexpected user lookup: {user}"
         return USERS[user]
 
-    def list_tokens(self, query):
-        self.calls.append(("list_tokens", query))
-        return [token_view for token_view in self.tokens if query.matches(token_view)]
+    def users_by_refs(self, refs):
+        self._record(("users_by_refs", list(refs)))
+        known = {key.casefold(): user for key, user in USERS.items()}
+        return {ref.casefold(): known[ref.casefold()] for ref in refs if ref.casefold() in known}
+
+    def list_tokens(self, query=None):
+        self._record(("list_tokens", query))
+        with self._lock:
+            return [token_view for token_view in self.tokens if query is None or query.matches(token_view)]
 
     def users_by_ids(self, user_ids):
-        self.calls.append(("users_by_ids", list(user_ids)))
+        self._record(("users_by_ids", list(user_ids)))
         return {user.id: user for user in USERS.values() if user.id in user_ids}
 
     def users_with_methods(self, refs):
-        self.calls.append(("users_with_methods", list(refs)))
+        self._record(("users_with_methods", list(refs)))
         return [self.methods[ref] for ref in refs]
 
 
@@ -398,10 +477,8 @@ def graph_params(**given) -> dict[str, t.Any]:
     return result
 
 
-def task_options(module, **given) -> dict[str, t.Any]:
-    """The params that ``module`` (a module of plugins/modules) hands its ``run()`` for a task that gives ``given``:
-    every option, the module's own (its argument spec, as its ``main()`` builds it) and GraphModule's, at its
-    default unless given."""
+def module_spec(module) -> dict[str, t.Any]:
+    """The argument spec ``module`` (a module of plugins/modules) builds its GraphModule with in its ``main()``."""
 
     class Built(Exception):
         pass
@@ -415,4 +492,12 @@ def task_options(module, **given) -> dict[str, t.Any]:
     with mock.patch.object(module, "GraphModule", build), contextlib.suppress(Built):
         module.main()
     assert spec, f"{module.__name__}.main() built no GraphModule"
+    return spec
+
+
+def task_options(module, **given) -> dict[str, t.Any]:
+    """The params that ``module`` (a module of plugins/modules) hands its ``run()`` for a task that gives ``given``:
+    every option, the module's own (its argument spec, as its ``main()`` builds it) and GraphModule's, at its
+    default unless given."""
+    spec = module_spec(module)
     return {**graph_params(), **{name: option.get("default") for name, option in spec.items()}, **given}

@@ -878,6 +878,7 @@ def test_msal_http_client_post_decodes_bytes():
                 "params": {"a": "1"},
                 "data": {"client_assertion": "eyJ.abc.def", "grant_type": "client_credentials", "n": 1},
                 "headers": {"X": "y"},
+                "writes": 0,  # a sign-in takes no token of the write bucket
             },
         )
     ]
@@ -886,14 +887,14 @@ def test_msal_http_client_post_decodes_bytes():
 def test_msal_http_client_post_passes_other_data_unchanged():
     send = Recorder("r")
     MsalHttpClient(send).post("https://x", data="a=b")
-    assert send.calls == [("POST", "https://x", {"params": None, "data": "a=b", "headers": None})]
+    assert send.calls == [("POST", "https://x", {"params": None, "data": "a=b", "headers": None, "writes": 0})]
 
 
 def test_msal_http_client_get():
     send = Recorder("r")
     client = MsalHttpClient(send)
     assert client.get("https://x/.well-known", params={"p": "1"}, headers={"H": "v"}, timeout=3) == "r"
-    assert send.calls == [("GET", "https://x/.well-known", {"params": {"p": "1"}, "headers": {"H": "v"}})]
+    assert send.calls == [("GET", "https://x/.well-known", {"params": {"p": "1"}, "headers": {"H": "v"}, "writes": 0})]
     assert client.close() is None
 
 

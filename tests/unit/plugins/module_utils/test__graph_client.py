@@ -8,11 +8,13 @@ pages and batches, on scripted Graph servers (fakes.Server, fakes.Batch)."""
 from __future__ import annotations
 
 import email.utils
+import functools
 import pathlib
 import re
 import ssl
 import time
 import uuid
+from unittest import mock
 
 import httpx
 import pytest
@@ -32,6 +34,8 @@ from ansible_collections.tokenops.entra.plugins.module_utils._graph_client impor
     tls_context,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._odata import relative_url
+from ansible_collections.tokenops.entra.plugins.module_utils._pacer import Pacer
+from ansible_collections.tokenops.entra.tests.unit.plugins import fakes
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import (
     Batch,
     Server,
@@ -877,3 +881,157 @@ def test_batch_item_url_encoding(path, params, expected):
     client.get_many([(path, params)], action="a")
     assert batch.posts[0][0]["url"] == expected
     assert relative_url(path, params) == expected
+
+
+# ---------------------------------------------------------------------------------------------------- pacer
+class PacerClock:
+    """The pacer's time: its sleeps move it on at once and are recorded."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def paced(quota="100/10"):
+    clock = PacerClock()
+    return Pacer.from_quota(quota, clock=clock, sleep=clock.sleep), clock
+
+
+def paced_transport(handler, pacer, **kwargs):
+    """fakes.make_transport, with ``pacer`` given to the Transport's constructor."""
+    with mock.patch.object(fakes, "Transport", functools.partial(_graph_client.Transport, pacer=pacer)):
+        return make_transport(handler, **kwargs)
+
+
+def test_transport_has_no_pacer_unless_given():
+    assert make_transport(Server(reply(200))).pacer is None
+    pacer, _clock = paced()
+    assert paced_transport(Server(reply(200)), pacer).pacer is pacer
+
+
+def test_paced_writes_take_a_token_each_reads_and_batches_of_reads_none():
+    pacer, clock = paced("2/10")  # 2 tokens, one more every 5 s
+    sleeps: list[float] = []
+    server = Server(reply(200, json={"responses": [{"id": "0", "status": 200, "body": {}}]}))
+    transport = paced_transport(server, pacer, sleeps=sleeps)
+    client = GraphClient(transport, GRAPH, lambda force: "t")
+    for _ in range(3):
+        transport.send("GET", URL)
+        client.get_many([("/me", None)], action="a")
+    assert clock.sleeps == []
+    assert pacer.stats()["writes"] == 0
+    transport.send("POST", URL, json={})
+    client.request("PATCH", "/x", action="a", json={})
+    transport.send("DELETE", URL, safe=True)  # safe to repeat, still a write
+    assert clock.sleeps == [5.0]
+    client.request("POST", "/$batch", action="a", json={}, writes=2)  # a batch of two writes
+    assert clock.sleeps == [5.0, 10.0]
+    assert (pacer.stats()["writes"], sleeps) == (5, [])
+
+
+def test_paced_write_429_pauses_everyone_learns_the_rate_and_waits_once():
+    pacer, clock = paced("100/10")
+    sleeps: list[float] = []
+    logs: list[str] = []
+    server = Server(reply(429, headers={"Retry-After": "4"}), reply(201, json={}))
+    transport = paced_transport(server, pacer, sleeps=sleeps, logs=logs)
+    assert transport.send("POST", URL, json={}).status_code == 201
+    assert len(server.requests) == 2
+    assert clock.sleeps == [4.0]  # the pacer's pause...
+    assert sleeps == []  # ...and not the transport's own sleep on top
+    assert logs == [f"POST {URL} answered 429; retry 1/3 in 4.0s"]
+    stats = pacer.stats()
+    assert (stats["pauses"], stats["paused"], stats["lowered"], stats["writes"]) == (1, 4.0, 1, 2)
+    assert stats["rate"] == 1 / 4  # one write, then 4 s asked for
+
+
+def test_paced_retry_after_is_capped_like_the_retry():
+    pacer, clock = paced()
+    sleeps: list[float] = []
+    server = Server(reply(429, headers={"Retry-After": "3600"}), reply(200, json={}))
+    transport = paced_transport(server, pacer, sleeps=sleeps, max_retry_wait=12.5)
+    assert transport.send("GET", URL).status_code == 200
+    assert (clock.sleeps, sleeps) == ([12.5], [])
+    assert pacer.rate == 10.0  # a read: nothing learned
+
+
+def test_paced_last_429_still_pauses_the_next_request():
+    pacer, clock = paced()
+    server = Server(reply(429, headers={"Retry-After": "7"}), reply(200, json={}))
+    transport = paced_transport(server, pacer, max_retries=0)
+    assert transport.send("POST", URL, json={}).status_code == 429
+    assert pacer.pause_left() == 7.0
+    assert transport.send("GET", URL).status_code == 200
+    assert clock.sleeps == [7.0]
+
+
+def test_paced_write_503_with_retry_after_pauses_without_learning():
+    pacer, clock = paced()
+    sleeps: list[float] = []
+    transport = paced_transport(Server(reply(503, headers={"Retry-After": "5"})), pacer, sleeps=sleeps)
+    assert transport.send("POST", URL, json={}).status_code == 503  # a write is not sent again after a 503
+    assert pacer.pause_left() == 5.0
+    assert (pacer.stats()["lowered"], pacer.rate) == (0, 10.0)
+    assert (clock.sleeps, sleeps) == ([], [])
+
+
+@pytest.mark.parametrize("retry_after", [None, "soon"])
+def test_paced_backoff_without_a_readable_retry_after_is_the_transports_own(retry_after):
+    pacer, clock = paced()
+    sleeps: list[float] = []
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    server = Server(reply(503, headers=headers), reply(200, json={}))
+    transport = paced_transport(server, pacer, sleeps=sleeps)
+    assert transport.send("GET", URL).status_code == 200
+    assert len(sleeps) == 1 and 0.0 <= sleeps[0] <= 1.0
+    assert (clock.sleeps, pacer.stats()["pauses"]) == ([], 0)
+
+
+def test_paced_pause_sleeps_only_what_the_shared_pause_does_not_cover():
+    pacer, clock = paced()
+    sleeps: list[float] = []
+    transport = paced_transport(Server(reply(200)), pacer, sleeps=sleeps)
+    pacer.throttled(10.0)  # another thread's Retry-After
+    transport.pause(1, "3", "why")
+    assert (clock.sleeps, sleeps) == ([10.0], [])
+    pacer.throttled(2.0)
+    transport.pause(2, "5", "why")
+    assert (clock.sleeps, sleeps) == ([10.0, 2.0], [3.0])
+
+
+def test_transport_throttled_reports_to_the_pacer_only():
+    make_transport(Server(reply(200))).throttled("5", write=True)  # no pacer: nothing happens
+    pacer, _clock = paced()
+    transport = paced_transport(Server(reply(200)), pacer, max_retry_wait=30.0)
+    transport.throttled(None)
+    transport.throttled("soon")
+    assert pacer.stats()["pauses"] == 0
+    transport.throttled("45")
+    assert pacer.pause_left() == 30.0
+
+
+def test_get_many_throttled_items_pause_the_pacer():
+    def items(number, item_id, url):
+        if number == 0 and item_id != "0":
+            return {"status": 429, "headers": {"Retry-After": item_id}, "body": None}
+        return ok({"id": item_id})
+
+    pacer, clock = paced()
+    sleeps: list[float] = []
+    logs: list[str] = []
+    batch = Batch(items)
+    client = GraphClient(paced_transport(Server(batch), pacer, sleeps=sleeps, logs=logs), GRAPH, lambda force: "t")
+    results = client.get_many([("/a", None), ("/b", None), ("/c", None), ("/d", None)], action="a")
+    assert results == [{"id": "0"}, {"id": "1"}, {"id": "2"}, {"id": "3"}]
+    assert len(batch.posts) == 2
+    assert (clock.sleeps, sleeps) == ([3.0], [])  # the longest Retry-After, waited once, by the pacer
+    assert logs == ["3 batched request(s) answered 429/503/504; retry 1/3 in 3.0s"]
+    stats = pacer.stats()
+    assert (stats["pauses"], stats["paused"], stats["lowered"], stats["writes"]) == (1, 3.0, 0, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -25,6 +26,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath impo
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
     DEVICES,
+    MAX_BULK_CREATE,
     READ_AFTER_WRITE_WAIT,
     HardwareOathApi,
     TokenExists,
@@ -918,3 +920,242 @@ def test_the_wait_for_an_earlier_write_is_an_option():
         transport_api.token_by_serial("NOPE1")
     assert sleeps == [0.5, 1.0, 0.5]
     assert len(graph.requests) == 4
+
+
+# ---------------------------------------------------------------------------------------------------- declared users
+SELECT = "id,userPrincipalName,displayName,userType"
+
+
+def listing(item):
+    """A batch item's listing: (its path, its $filter, its $select)."""
+    url = urlsplit(item["url"])
+    query = parse_qs(url.query)
+    return url.path, query["$filter"][0], query["$select"][0]
+
+
+def sent_listings(graph):
+    """Per $batch round trip, the listings it carried."""
+    return [[listing(item) for item in json.loads(request.content)["requests"]] for request in graph.requests]
+
+
+def users_route(*users):
+    """A $batch route where each /users listing answers those of ``users`` its filter names, in any case."""
+
+    def answer(url):
+        text = unquote(url).casefold()
+        return 200, {
+            "value": [
+                user_body(u)
+                for u in users
+                if f"'{u.id.casefold()}'" in text or f"'{u.user_principal_name.casefold()}'" in text
+            ]
+        }
+
+    return batch_items(answer)
+
+
+def in_list(prop, values):
+    return f"{prop} in ({', '.join(repr(v) for v in values)})"
+
+
+def test_users_by_refs_splits_ids_and_names_and_keys_by_the_reference_as_given():
+    refs = [AMY.id.upper(), "Adele.Vance@Contoso.com", "nobody@contoso.com", AMY.user_principal_name, ADELE.id]
+    graph = Graph({"/$batch": users_route(AMY, ADELE)})
+    users = graph_api(graph).users_by_refs(refs)
+    assert users == {
+        AMY.id: AMY,  # the id as given (upper case), case-folded
+        "adele.vance@contoso.com": ADELE,
+        AMY.user_principal_name: AMY,
+        ADELE.id: ADELE,
+    }  # nobody@contoso.com names no user: left out
+    assert sent_listings(graph) == [
+        [
+            ("/users", in_list("id", [AMY.id.upper(), ADELE.id]), SELECT),
+            (
+                "/users",
+                in_list(
+                    "userPrincipalName", ["Adele.Vance@Contoso.com", "nobody@contoso.com", AMY.user_principal_name]
+                ),
+                SELECT,
+            ),
+        ]
+    ]
+
+
+def test_users_by_refs_in_listings_of_fifteen_batched():
+    names = [f"user{n:03d}@contoso.com" for n in range(16)]
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(16)]
+    refs = [*names, *ids, names[0].upper(), ids[0].upper()]  # duplicates, in another case, are asked for once
+    graph = Graph({"/$batch": users_route(AMY)})
+    assert graph_api(graph).users_by_refs(refs) == {}
+    assert sent_listings(graph) == [
+        [
+            ("/users", in_list("id", ids[:15]), SELECT),
+            ("/users", f"id eq '{ids[15]}'", SELECT),
+            ("/users", in_list("userPrincipalName", names[:15]), SELECT),
+            ("/users", f"userPrincipalName eq '{names[15]}'", SELECT),
+        ]
+    ]
+
+
+def test_users_by_refs_more_than_twenty_listings_take_two_round_trips():
+    names = [f"user{n:03d}@contoso.com" for n in range(15 * 20)] + [AMY.user_principal_name.upper()]
+    graph = Graph({"/$batch": users_route(AMY)})
+    assert graph_api(graph).users_by_refs(names) == {AMY.user_principal_name: AMY}
+    assert [len(listings) for listings in sent_listings(graph)] == [20, 1]
+    assert sent_listings(graph)[1] == [("/users", f"userPrincipalName eq '{AMY.user_principal_name.upper()}'", SELECT)]
+
+
+def test_users_by_refs_quotes_a_name_with_an_apostrophe():
+    graph = Graph({"/$batch": users_route()})
+    assert graph_api(graph).users_by_refs(["o'neil@contoso.com"]) == {}
+    assert sent_listings(graph) == [[("/users", "userPrincipalName eq 'o''neil@contoso.com'", SELECT)]]
+
+
+def test_users_by_refs_forbidden_names_the_permission():
+    graph = Graph({"/$batch": batch_items(lambda url: DENIED)})
+    with pytest.raises(GraphError) as info:
+        graph_api(graph).users_by_refs([AMY.user_principal_name])
+    assert info.value.message == (
+        f"Looking up the declared users (/users): {DENIED_TEXT}. The caller needs the Microsoft Graph permission "
+        "User.Read.All (or User.ReadBasic.All)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- bulk creation
+def body(serial, holder=None):
+    """A creation body (with the secret) of token ``serial``, for ``holder``."""
+    return {
+        "serialNumber": serial,
+        "manufacturer": "Contoso",
+        "model": "OATH-TOTP",
+        "secretKey": SECRET,
+        "timeIntervalInSeconds": 30,
+        "hashFunction": "hmacsha1",
+        **({"assignTo": {"id": holder.id}} if holder else {}),
+    }
+
+
+def delta(*items):
+    """The delta payload of ``(contentId, body)`` items."""
+    return {"@context": "#$delta", "value": [{"@contentId": content_id, **b} for content_id, b in items]}
+
+
+def answered(*devices):
+    """Graph's answer to a delta payload: the devices created, each with its @contentId."""
+    return {"@context": "#$delta", "value": [{"@contentId": str(n), **d} for n, d in enumerate(devices)]}
+
+
+def bulk_refusal(*targets, status=400, code="badRequest"):
+    return GraphError(
+        f"Creating 3 tokens: Graph answered {status} {code}",
+        status=status,
+        code=code,
+        request_id="rid-400",
+        details=[{"code": "conflict", "message": f"Serial number taken ({t})", "target": t} for t in targets],
+    )
+
+
+def test_create_tokens_sends_one_delta_payload():
+    devices = [device("d0", "S0"), device("d1", "S1", AMY)]
+    client = FakeClient(answered(*devices))
+    made, refusals = HardwareOathApi(client).create_tokens([body("S0"), body("S1", AMY)])
+    assert made == [TokenView.from_graph(d) for d in devices]
+    assert refusals == {}
+    assert client.calls == [
+        (
+            "PATCH",
+            DEVICES,
+            "Creating 2 tokens",
+            {"json": delta(("0", body("S0")), ("1", body("S1", AMY))), "expected": (200, 201)},
+        )
+    ]
+    assert MAX_BULK_CREATE == 100
+
+
+@pytest.mark.parametrize(
+    "bodies, hint",
+    [
+        ([body("S0"), body("S1")], "Policy.ReadWrite.AuthenticationMethod and"),
+        ([body("S0"), body("S1", AMY)], "UserAuthenticationMethod.ReadWrite.All (or UserAuthMethod-HardwareOATH"),
+    ],
+)
+def test_create_tokens_403_names_the_permission(bodies, hint):
+    with pytest.raises(GraphError) as info:
+        HardwareOathApi(FakeClient(GraphError("m", status=403))).create_tokens(bodies)
+    assert info.value.message.startswith(f"m. The caller needs the Microsoft Graph permission {hint}")
+    assert SECRET not in info.value.message
+
+
+def test_create_tokens_refused_items_are_left_out_and_the_rest_sent_again():
+    devices = [device("d0", "S0"), device("d2", "S2", AMY)]
+    client = FakeClient(bulk_refusal("1"), answered(*devices))
+    bodies = [body("S0"), body("S1"), body("S2", AMY)]
+    made, refusals = HardwareOathApi(client).create_tokens(bodies)
+    assert made == [TokenView.from_graph(d) for d in devices]
+    assert list(refusals) == [1]
+    assert refusals[1].message == (
+        "Creating token S1: Graph refused it in a bulk creation: conflict: Serial number taken (1)"
+    )
+    assert (refusals[1].status, refusals[1].request_id) == (400, "rid-400")
+    assert [call[3]["json"] for call in client.calls] == [
+        delta(("0", bodies[0]), ("1", bodies[1]), ("2", bodies[2])),
+        delta(("0", bodies[0]), ("2", bodies[2])),  # the items keep their @contentId
+    ]
+    assert [call[2] for call in client.calls] == ["Creating 3 tokens", "Creating 2 tokens"]
+    assert all(SECRET not in error.message for error in refusals.values())
+
+
+def test_create_tokens_the_permission_follows_the_items_sent_again():
+    client = FakeClient(bulk_refusal("1"), GraphError("m", status=403))
+    with pytest.raises(GraphError) as info:
+        HardwareOathApi(client).create_tokens([body("S0"), body("S1", AMY)])
+    assert "Policy.ReadWrite.AuthenticationMethod" in info.value.message  # assignTo left with the refused item
+
+
+def test_create_tokens_refusals_over_several_rounds_and_all_refused():
+    client = FakeClient(bulk_refusal("0"), bulk_refusal("2"), bulk_refusal("1"))
+    made, refusals = HardwareOathApi(client).create_tokens([body("S0"), body("S1"), body("S2")])
+    assert made == [] and sorted(refusals) == [0, 1, 2]
+    assert [[item["@contentId"] for item in call[3]["json"]["value"]] for call in client.calls] == [
+        ["0", "1", "2"],
+        ["1", "2"],
+        ["1"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        bulk_refusal(),  # a 400 naming no item
+        bulk_refusal("7"),  # naming no item sent
+        bulk_refusal("1", status=409, code="conflict"),
+        GraphError("Creating 3 tokens: Graph answered 500", status=500),
+    ],
+)
+def test_create_tokens_other_errors_are_raised(error):
+    client = FakeClient(error)
+    with pytest.raises(GraphError) as info:
+        HardwareOathApi(client).create_tokens([body("S0"), body("S1"), body("S2")])
+    assert info.value is error
+    assert len(client.calls) == 1
+
+
+def test_create_tokens_on_a_mock_graph():
+    refusal = {
+        "error": {
+            "code": "badRequest",
+            "message": "1 of 2 hardware OATH tokens in the delta payload are invalid; nothing was changed.",
+            "details": [{"code": "conflict", "message": "S1 exists.", "target": "1"}],
+        }
+    }
+    graph = Graph({DEVICES: [(400, refusal), (200, answered(device("d0", "S0")))]})
+    made, refusals = graph_api(graph).create_tokens([body("S0"), body("S1")])
+    assert [token_view.serial_number for token_view in made] == ["S0"]
+    assert refusals[1].message == "Creating token S1: Graph refused it in a bulk creation: conflict: S1 exists."
+    assert refusals[1].request_id == "rid"
+    assert [(r.method, r.url.path) for r in graph.requests] == [("PATCH", f"/beta{DEVICES}")] * 2
+    assert [json.loads(r.content) for r in graph.requests] == [
+        delta(("0", body("S0")), ("1", body("S1"))),
+        delta(("0", body("S0"))),
+    ]
