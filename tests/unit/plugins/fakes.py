@@ -365,10 +365,11 @@ class FakeInventoryApi:
     def create_token(self, body, *, while_deleted=False):
         self._written(("create", body), body["serialNumber"])
         with self._lock:
-            answer = self.creates.pop(0) if self.creates else None
+            queued = self.creates.pop(0) if self.creates else None
+        answer = self._created(body) if queued is None else queued  # _created takes the lock itself
         if isinstance(answer, Exception):
             raise answer
-        return answer if answer is not None else self._created(body)
+        return answer
 
     def create_tokens(self, bodies):
         self._written(("create_tokens", list(bodies)))

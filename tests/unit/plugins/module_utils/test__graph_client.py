@@ -922,7 +922,7 @@ def test_paced_writes_take_a_token_each_reads_and_batches_of_reads_none():
     server = Server(reply(200, json={"responses": [{"id": "0", "status": 200, "body": {}}]}))
     transport = paced_transport(server, pacer, sleeps=sleeps)
     client = GraphClient(transport, GRAPH, lambda force: "t")
-    for _ in range(3):
+    for _number in range(3):
         transport.send("GET", URL)
         client.get_many([("/me", None)], action="a")
     assert clock.sleeps == []

@@ -98,7 +98,7 @@ def test_creations_go_in_bulk_one_request_per_hundred_tokens():
 def test_a_token_held_when_created_is_created_for_its_user():
     api = FakeInventoryApi()
     outcomes = apply(api, [entry(0, "T-1", "assigned")])
-    [(_, bodies)] = sent(api, "create_tokens")
+    [(_name, bodies)] = sent(api, "create_tokens")
     assert bodies[0]["assignTo"] == {"id": AMY.id}
     assert summary(outcomes) == [("T-1", "created", [CREATE], None)]
     assert api.writes == 1  # assigned in the creation: nothing more
@@ -177,7 +177,7 @@ def test_created_tokens_are_activated_with_codes_computed_from_their_secret():
     given = Secrets({"t-1": SECRET, "t-2": OTHER_SECRET}, {}, redacted.append)
     api = FakeInventoryApi(failures={1: refused()})  # T-1's first code is refused as already used
     outcomes = apply(api, [entry(0, "T-1"), entry(1, "T-2")], secret_of=given)
-    [(_, bodies)] = sent(api, "create_tokens")
+    [(_name, bodies)] = sent(api, "create_tokens")
     assert [b["secretKey"] for b in bodies] == [SECRET, OTHER_SECRET]
     assert [b["assignTo"] for b in bodies] == [{"id": AMY.id}, {"id": AMY.id}]
     activations = sent(api, ACTIVATE)

@@ -349,7 +349,7 @@ def test_run_results_never_hold_a_secret_or_a_code(api, fail):
     result = info.value.args[0]
     codes = [call[4] for call in writes(fake) if call[0] in (ACTIVATE, ASSIGN_AND_ACTIVATE)]
     assert "012345" in codes and len(codes) == 4
-    [(_, bodies)] = [call for call in writes(fake) if call[0] == "create_tokens"]
+    [(_name, bodies)] = [call for call in writes(fake) if call[0] == "create_tokens"]
     assert [body["secretKey"] for body in bodies] == [SECRET, SECRET]  # to Graph only, normalised
     dumped = json.dumps(result) + json.dumps(module.logs)
     for secret in (SECRET, SECRET.lower(), spaced, HEX_SECRET, *codes):
