@@ -9,6 +9,7 @@ client, and the one place where a failure (any ``ModuleFailure``) becomes ``fail
 
 from __future__ import annotations
 
+import threading
 import traceback
 import typing as t
 
@@ -24,6 +25,9 @@ from ._validation import shown, text_problem
 
 class GraphModule(AnsibleModule):
     def __init__(self, argument_spec: dict[str, t.Any], **kwargs: t.Any) -> None:
+        # AnsibleModule.log iterates no_log_values: threads that log or add a value take this lock (see redact). It
+        # exists before AnsibleModule.__init__, which logs the invocation.
+        self._no_log_lock = threading.RLock()
         spec = graph_argument_spec()
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
@@ -76,6 +80,16 @@ class GraphModule(AnsibleModule):
                 can_refresh=credential.method != "access_token",
             )
         return self._client
+
+    def log(self, msg: str, log_args: t.Any = None) -> None:
+        """AnsibleModule.log, safe while other threads log or redact."""
+        with self._no_log_lock:
+            super().log(msg, log_args=log_args)
+
+    def redact(self, value: str) -> None:
+        """Mask ``value`` wherever the module's output, logs or warnings would show it; safe from any thread."""
+        with self._no_log_lock:
+            self.no_log_values.add(value)
 
     def check_text(self, limits: t.Mapping[str, int | None]) -> None:
         """Refuse (InputError), before any request, a text option (or an element of a list option) holding control

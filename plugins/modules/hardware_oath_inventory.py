@@ -302,7 +302,7 @@ def entries_from(module: GraphModule) -> tuple[list[Entry], Secrets]:
     check_entries(entries)
     if any(e.state == "activated" and e.has_secret for e in entries):
         require_pyotp()
-    return entries, Secrets(secrets, codes, module.no_log_values.add)
+    return entries, Secrets(secrets, codes, module.redact)  # codes computed in worker threads are masked too
 
 
 def prune_from(params: dict[str, t.Any]) -> PruneScope | None:
