@@ -1,6 +1,6 @@
 # Test toolchain for the tokenops.entra collection.
 #
-#   make test            everything: venvs, then sanity + units + integration on every core (the cores side by side), then the simulator suite
+#   make test            everything: venvs, then sanity + units + integration on every core (the cores side by side), then the simulator suite, then bench-short
 #   make sanity          ansible-test sanity --venv on every core          (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units --venv on every core           (UNITS_ARGS=...)
 #   make integration     ansible-test integration --venv on every core, against the simulator (INTEGRATION_ARGS=...)
@@ -9,6 +9,8 @@
 #   make sanity-2.19     (or units-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
 #   make demo            run the example playbook against the local simulator
+#   make bench           the benchmark of hardware_oath_inventory (docs/performance.md): bench/results.json, bench/plot.svg
+#   make bench-short     its short version (a few dozen tokens, outcomes and request counts only, no timing)
 #   make clean           remove .venv/, .tmp/ and other local state
 #
 # Every core gets a project-local venv (.venv/core-X.Y) made from the pinned
@@ -43,6 +45,7 @@ SANITY_ARGS ?=
 UNITS_ARGS ?=
 INTEGRATION_ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
 # (ANSIBLE_REMOTE_TMP too: ansible writes its module temp files there, not in
@@ -82,7 +85,7 @@ ansible_test = cd $(call collection,$(1)) && PATH="$(call venv,$(1))/bin:$$PATH"
 	$(foreach c,$(CORES) lint,venv-$(c))
 
 help:
-	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # The cores' pipelines (sanity, units, integration: in that order within a core) run side by side, one per CPU of
 # the 2-core CI machines; each core's output is printed as a block when its pipeline ends (its logs are also in
@@ -91,6 +94,7 @@ test: check-no-ignores venvs lint
 	@echo "==> make test: the pipelines of cores $(CORES) side by side (each core's output appears when it ends)"
 	@$(MAKE) --no-print-directory -j$(words $(CORES)) --output-sync=recurse $(foreach c,$(CORES),pipeline-$(c))
 	@$(MAKE) --no-print-directory simulator-test
+	@$(MAKE) --no-print-directory bench-short
 	@echo "==> make test: all passed"
 
 # One core's sanity, units and integration, one after the other (-j1: the three share the core's collection copy).
@@ -248,3 +252,14 @@ clean:
 .PHONY: demo
 demo: venv-2.19
 	@scripts/demo $(call venv,2.19) $(TMP_DIR)/demo
+
+# ------------------------------------------------------------------ bench
+# The benchmark of hardware_oath_inventory (docs/performance.md): bench/run.py with the 2.19 venv runs ansible-playbook
+# end to end against the simulator. bench-short (part of make test) checks outcomes and request counts, not time.
+.PHONY: bench bench-short
+bench: venv-2.19 | dirs
+	@$(call venv,2.19)/bin/python bench/run.py $(BENCH_ARGS)
+
+bench-short: venv-2.19 | dirs
+	@echo "==> bench-short: bench/run.py --short (outcomes and request counts, not timed)"
+	@$(call venv,2.19)/bin/python bench/run.py --short $(BENCH_ARGS)

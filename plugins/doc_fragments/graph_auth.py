@@ -126,6 +126,8 @@ options:
       - How many times a throttled (429) or unavailable (503, 504) request, or a failed connection, is retried.
         Requests that change something are retried only when Graph refused them unprocessed (429) or no
         connection was made.
+      - A 429 does not count while other requests of the task get answers (the task makes progress, as under a rate
+        limit that lets some through); it is retried after its C(Retry-After) for as long as that lasts.
     type: int
     default: 5
   max_retry_wait:
@@ -137,8 +139,13 @@ options:
     description:
       - The writes per second this task sends at most, as C(WRITES/SECONDS), shared by every request of the task (all
         its threads). Graph's identity write quota is 3,000 writes per 150 seconds per application and tenant, the
-        default. When Graph still answers C(429) with C(Retry-After), every request of the task waits that long and
-        the write rate is lowered to what Graph allowed, then recovers slowly.
+        default. When Graph still answers C(429) for that quota (C(x-ms-throttle-information: WriteLimitExceeded)),
+        every request of the task waits its C(Retry-After) and the write rate is lowered to what Graph allowed, then
+        recovers slowly.
+      - A C(429) of another quota (another C(x-ms-throttle-scope), such as a limit on users' authentication methods)
+        holds up only the requests of its kind (those under users' authentication methods, or the others), which
+        are then sent at the rate Graph was seen to serve between two such answers. A C(429) without a scope holds
+        up only the request that got it.
       - Lower it when other jobs write to the same tenant with the same application at the same time.
     type: str
     default: 3000/150

@@ -265,10 +265,17 @@ def apply_token(
 
 
 def execute_token_plan(
-    api: HardwareOathApi, plan: Plan, current: TokenView | None, spec: TokenSpec, secret_b32: str | None, log: Log
+    api: HardwareOathApi,
+    plan: Plan,
+    current: TokenView | None,
+    spec: TokenSpec,
+    secret_b32: str | None,
+    log: Log,
+    then: t.Sequence[Action] = (),
 ) -> TokenView | None:
     """Run an inventory plan's writes in order. Returns the token a creation made, else None. When a write fails
-    after earlier ones took effect, the error says what was done."""
+    after earlier ones took effect, the error says what was done and what was not (``then``: the writes that were to
+    follow this plan, such as the declared user's activation)."""
     created = None
     done: list[Action] = []
     names = {current.assigned_to_id: current.assigned_to_name} if current else {}
@@ -299,8 +306,9 @@ def execute_token_plan(
                         "assign it with tokenops.entra.hardware_oath_assignment."
                     )
     except ModuleFailure as exc:
+        pending = [*plan.actions[len(done) :], *then]
         raise interrupted(
-            exc, spec, done, plan.actions[len(done) :], names, rerun="Fix the cause and run the task again to finish"
+            exc, spec, done, pending, names, rerun="Fix the cause and run the task again to finish"
         ) from None
     return created
 

@@ -12,14 +12,13 @@ import ssl
 import time
 import typing as t
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from ._endpoints import Destinations
 from ._errors import GraphError, GraphTransportError, WriteOutcomeUnknown
 from ._odata import relative_url
+from ._pacer import DIRECTORY, Pacer, pacing_lane
 from ._retry import RETRY_STATUSES, longest_retry_after, parse_retry_after, retry_delay, retryable
-
-if t.TYPE_CHECKING:
-    from ._pacer import Pacer
 
 try:
     import httpx
@@ -30,6 +29,7 @@ COLLECTION_VERSION = "0.1.0"
 USER_AGENT = f"tokenops.entra/{COLLECTION_VERSION}"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BATCH = 20  # Graph's limit of requests in one $batch
+BATCHES_AT_ONCE = 4  # $batch round trips of one get_many sent side by side (reads only)
 PAUSE_SLACK = 0.001  # seconds of a retry's wait not worth a sleep of their own (the pacer waited the rest)
 
 
@@ -62,8 +62,11 @@ class Transport:
     WriteOutcomeUnknown.
 
     With a ``pacer`` (shared by the threads sending through this transport), every attempt first waits for it
-    (:meth:`Pacer.acquire`: the shared pause, and a write token for a write), and every answer 429, 503 or 504 with
-    a Retry-After pauses it for everyone (:meth:`throttled`). Without one, requests are sent at once."""
+    (:meth:`Pacer.acquire`: the shared pause, its lane's pace, and a write token for a write) and holds one of its
+    places on the wire while it is sent. A 429 of Graph's write quota pauses everyone, a 429 of another quota paces
+    the requests of its lane (:meth:`throttled`); any other Retry-After is waited by its request alone, without a
+    place on the wire. A 429 does not use up a retry while other requests get answered (the task makes progress).
+    Without a pacer, requests are sent at once."""
 
     def __init__(
         self,
@@ -91,59 +94,93 @@ class Transport:
         self.client.close()
 
     def send(
-        self, method: str, url: str, *, safe: bool | None = None, writes: int | None = None, **kwargs: t.Any
+        self,
+        method: str,
+        url: str,
+        *,
+        safe: bool | None = None,
+        writes: int | None = None,
+        lane: str | None = None,
+        **kwargs: t.Any,
     ) -> t.Any:
         """``safe``: may this request be repeated after its answer was lost (defaults to GET/HEAD/OPTIONS)?
         ``writes``: how many writes it carries, for the pacer's write bucket (defaults to 1, or 0 for GET/HEAD/OPTIONS;
-        a $batch says how many of its requests write)."""
+        a $batch says how many of its requests write). ``lane``: its pacing lane (default: by its URL; a $batch says
+        the lane of its requests)."""
         safe = method in SAFE_METHODS if safe is None else safe
         writes = (0 if method in SAFE_METHODS else 1) if writes is None else writes
+        lane = lane or pacing_lane(url)
         headers = dict(kwargs.pop("headers", None) or {})
         self.destinations.check(url, headers)
         headers.setdefault("client-request-id", str(uuid.uuid4()))  # one id for every attempt, as the SDKs do
-        attempt = 0
+        attempt = spent = 0  # retries made; those that count towards max_retries
         while True:
+            progress = 0
             if self.pacer is not None:
-                self.pacer.acquire(write=writes > 0, count=writes)
-            response, failure = self._attempt(method, url, safe, headers, kwargs)
+                with self.pacer.sending(write=writes > 0, count=writes, lane=lane):
+                    progress = self.pacer.progress()
+                    response, failure = self._attempt(method, url, safe, headers, kwargs)
+                if response is not None:
+                    self.pacer.answered(lane, throttled=response.status_code == 429)
+            else:
+                response, failure = self._attempt(method, url, safe, headers, kwargs)
+            free = False  # a retry that does not count: a 429 while other requests got answered
             if response is not None:
                 if response.status_code in RETRY_STATUSES:
-                    self.throttled(
-                        response.headers.get("Retry-After"), write=writes > 0 and response.status_code == 429
-                    )
-                if not retryable(response.status_code, safe) or attempt >= self.max_retries:
+                    self.throttled(response.headers, write=writes > 0, lane=lane)
+                free = response.status_code == 429 and self.pacer is not None and self.pacer.progress() > progress
+                if not retryable(response.status_code, safe) or (spent >= self.max_retries and not free):
                     return response
                 retry_after = response.headers.get("Retry-After")
-            elif attempt >= self.max_retries:
+            elif spent >= self.max_retries:
                 raise GraphTransportError(f"{method} {_short(url)}: gave up after {attempt} retries: {failure}")
             else:
                 retry_after = None
+            spent += 0 if free else 1
             attempt += 1
-            self.pause(attempt, retry_after, f"{method} {_short(url)} {failure}")
+            self.pause(attempt, retry_after, f"{method} {_short(url)} {failure}", lane=lane, spent=spent)
             headers["Retry-Attempt"] = str(attempt)
 
-    def pause(self, attempt: int, retry_after: str | None, why: str) -> None:
+    def pause(
+        self, attempt: int, retry_after: str | None, why: str, *, lane: str | None = None, spent: int | None = None
+    ) -> None:
         """Wait before retry number ``attempt``: Retry-After when given, else backoff; capped. With a pacer, first
-        the pacer's shared pause (which this Retry-After, reported by :meth:`throttled`, or another thread's set),
-        then only what is left of this wait."""
+        the pacer's pause for ``lane`` (which this Retry-After, reported by :meth:`throttled`, or another thread's
+        set), then only what is left of this wait. ``spent``: the retries counted towards max_retries (default
+        ``attempt``)."""
         wait = retry_delay(attempt, retry_after, time.time(), self.max_retry_wait)
-        self._log(f"{why}; retry {attempt}/{self.max_retries} in {wait:.1f}s")
+        spent = attempt if spent is None else spent
+        if spent == attempt:
+            self._log(f"{why}; retry {attempt}/{self.max_retries} in {wait:.1f}s")
+        else:
+            self._log(f"{why}; retry {attempt} in {wait:.1f}s ({spent}/{self.max_retries} counted: others get answers)")
         if self.pacer is not None:
-            wait -= self.pacer.acquire(write=False)
+            wait -= self.pacer.acquire(write=False, lane=lane, send=False)
             if wait < PAUSE_SLACK:
                 return
         self._sleep(wait)
 
-    def throttled(self, retry_after: str | None, *, write: bool = False) -> None:
-        """Graph answered ``Retry-After`` (429, 503 or 504; of a request or of a $batch item): pause every request
-        sharing the pacer that long (capped at ``max_retry_wait``, as a retry waits). ``write``: it was a 429 to a
-        write, from which the pacer learns its write rate. Nothing without a pacer, or without a readable
-        Retry-After."""
+    def throttled(self, headers: t.Mapping[str, str], *, write: bool = False, lane: str = DIRECTORY) -> None:
+        """Graph answered ``Retry-After`` with these ``headers`` (429, 503 or 504; of a request or of a $batch item,
+        to a request of ``lane``). A 429 of the write quota (``x-ms-throttle-information: WriteLimitExceeded``, or
+        a ``x-ms-throttle-scope`` of the ``ReadWrite`` limit) pauses every request sharing the pacer and, for a
+        ``write``, teaches it the write rate; one of another quota (another scope) paces ``lane``. The wait is capped
+        at ``max_retry_wait``, as a retry waits. Nothing without a pacer, a readable Retry-After or a scope: the
+        request waits on its own."""
         if self.pacer is None:
             return
-        seconds = parse_retry_after(retry_after, time.time())
-        if seconds is not None:
-            self.pacer.throttled(min(seconds, self.max_retry_wait), write=write)
+        headers = {key.lower(): value for key, value in headers.items()}
+        seconds = parse_retry_after(headers.get("retry-after"), time.time())
+        scope = headers.get("x-ms-throttle-scope")
+        if seconds is None or not scope:
+            return
+        seconds = min(seconds, self.max_retry_wait)
+        information = headers.get("x-ms-throttle-information", "")
+        limit = scope.split("/")[1] if scope.count("/") else ""
+        if "WriteLimitExceeded" in information or (not information and limit.lower() == "readwrite"):
+            self.pacer.throttled(seconds, write=write)
+        else:
+            self.pacer.throttled_lane(lane, seconds)
 
     def _attempt(self, method: str, url: str, safe: bool, headers: dict, kwargs: dict) -> tuple[t.Any, str]:
         """One try: ``(response, what happened)`` or ``(None, why it failed)`` when it may be retried."""
@@ -244,14 +281,17 @@ class GraphClient:
         absolute_url: str | None = None,
         safe: bool | None = None,
         writes: int | None = None,
+        lane: str | None = None,
     ) -> t.Any:
         """Send one request; returns the decoded body (None for 204). Raises GraphError naming ``action``.
         ``safe``: may it be repeated after its answer was lost (default: GET only); ``writes``: how many writes it
-        carries, for the transport's pacer (default: 1, or 0 for a GET)."""
+        carries, for the transport's pacer (default: 1, or 0 for a GET); ``lane``: its pacing lane (default: by
+        its URL)."""
         url = absolute_url or self.base + path
-        response = self._send(method, url, params, json, False, safe, writes)
+        sent = {"safe": safe, "writes": writes, "lane": lane}
+        response = self._send(method, url, params, json, False, sent)
         if response.status_code == 401 and self.can_refresh:  # a revoked cached token: sign in again, once
-            response = self._send(method, url, params, json, True, safe, writes)
+            response = self._send(method, url, params, json, True, sent)
         if response.status_code not in expected:
             raise error_from_response(response, action)
         if response.status_code == 204 or not response.content:
@@ -268,11 +308,10 @@ class GraphClient:
         params: dict | None,
         json: t.Any,
         force_refresh: bool,
-        safe: bool | None,
-        writes: int | None,
+        sent: dict[str, t.Any],
     ) -> t.Any:
         headers = {"Authorization": "Bearer " + self._token(force_refresh), "Accept": "application/json"}
-        return self.transport.send(method, url, params=params, json=json, headers=headers, safe=safe, writes=writes)
+        return self.transport.send(method, url, params=params, json=json, headers=headers, **sent)
 
     def get(self, path: str, *, action: str, params: dict | None = None) -> t.Any:
         return self.request("GET", path, action=action, params=params)
@@ -293,21 +332,18 @@ class GraphClient:
         """GET each ``(path, params)`` through JSON batching, MAX_BATCH per round trip. Returns, in order, each
         answer's body (a collection followed to its last page, or only its first with ``follow_pages=False``) or the
         GraphError it failed with. Items Graph throttled or could not serve (429, 503, 504) are sent again, after
-        their Retry-After, for as long as each round gets some answered (``max_retries`` rounds without any); their
-        Retry-After pauses the transport's pacer, if it has one, for every thread."""
+        their Retry-After, for as long as each round gets some answered (``max_retries`` rounds without any); a
+        quota's 429 among them is told to the transport's pacer (see Transport.throttled). The batches are paced in the
+        lane of the requests they carry."""
         results: list[t.Any] = [None] * len(requests)
         pending = list(range(len(requests)))
+        lane = pacing_lane(requests[0][0]) if requests else DIRECTORY
         stalled = 0
         while pending:
             retry: list[int] = []
             retry_afters: list[str] = []
-            for start in range(0, len(pending), MAX_BATCH):
-                numbers = pending[start : start + MAX_BATCH]
-                body = {
-                    "requests": [{"id": str(n), "method": "GET", "url": relative_url(*requests[n])} for n in numbers]
-                }
-                # Only reads inside: safe to repeat, and no write for the pacer.
-                answer = self.request("POST", "/$batch", action=action, json=body, safe=True, writes=0)
+            parts = [pending[start : start + MAX_BATCH] for start in range(0, len(pending), MAX_BATCH)]
+            for numbers, answer in zip(parts, self._batches(parts, requests, action, lane)):
                 items = {str(item.get("id")): item for item in (answer or {}).get("responses", [])}
                 for number in numbers:
                     item = items.get(str(number), {"status": 500, "body": None})
@@ -319,6 +355,7 @@ class GraphClient:
                         retry.append(number)
                         if headers.get("retry-after") is not None:
                             retry_afters.append(headers["retry-after"])
+                            self.transport.throttled(headers, lane=lane)
                     elif 200 <= status < 300:
                         results[number] = (
                             self._rest_of_pages(item.get("body"), action) if follow_pages else item.get("body")
@@ -332,11 +369,25 @@ class GraphClient:
             pending = retry
             if pending:
                 retry_after = longest_retry_after(retry_afters, time.time())
-                self.transport.throttled(retry_after)
                 self.transport.pause(
-                    max(stalled, 1), retry_after, f"{len(pending)} batched request(s) answered 429/503/504"
+                    max(stalled, 1), retry_after, f"{len(pending)} batched request(s) answered 429/503/504", lane=lane
                 )
         return results
+
+    def _batches(
+        self, parts: list[list[int]], requests: t.Sequence[tuple[str, dict | None]], action: str, lane: str
+    ) -> list[t.Any]:
+        """One $batch per part (the numbers of ``requests`` it carries), BATCHES_AT_ONCE at a time; their answers."""
+
+        def send(numbers: list[int]) -> t.Any:
+            body = {"requests": [{"id": str(n), "method": "GET", "url": relative_url(*requests[n])} for n in numbers]}
+            # Only reads inside: safe to repeat, and no write for the pacer.
+            return self.request("POST", "/$batch", action=action, json=body, safe=True, writes=0, lane=lane)
+
+        if len(parts) == 1:
+            return [send(parts[0])]
+        with ThreadPoolExecutor(max_workers=min(BATCHES_AT_ONCE, len(parts))) as pool:
+            return list(pool.map(send, parts))
 
     def _rest_of_pages(self, body: t.Any, action: str) -> t.Any:
         """A collection's first page ``body`` with the items of every page."""

@@ -25,6 +25,8 @@ from ._token_plan import CREATE, TokenSpec, create_body
 from ._token_query import TokenQuery, chunks
 
 Log = t.Callable[[str], None]
+TOKENS_PER_PLACE = 8  # tokens worked on per request allowed on the wire...
+MAX_WORKERS = 128  # ...in at most this many threads
 
 
 @dataclass
@@ -40,8 +42,12 @@ class TokenOutcome:
     def outcome(self) -> str:
         return "failed" if self.error else outcome_of(self.done)
 
-    def fail(self, exc: ModuleFailure) -> None:
-        self.error = exc.message
+    def fail(self, exc: ModuleFailure, hide: t.Iterable[str] = ()) -> None:
+        """Record ``exc``; ``hide``: the codes computed for this token, masked in its message."""
+        message = exc.message
+        for code in hide:
+            message = message.replace(code, "********")
+        self.error = message
         self.request_id = exc.request_id if isinstance(exc, GraphError) else None
         if exc.changed:  # writes took effect before the failure (see _execute.interrupted)
             self.done += [
@@ -56,55 +62,64 @@ class Secrets:
 
     secrets: t.Mapping[str, str]
     codes: t.Mapping[str, str]
-    redact: t.Callable[[str], None]
 
     def secret(self, serial: str) -> str | None:
         return self.secrets.get(serial.casefold())
 
-    def code_source(self, serial: str) -> CodeSource:
+    def code_source(self, serial: str, computed: t.Callable[[str], None]) -> CodeSource:
+        """``computed`` is told each code computed from the secret.
+
+        Codes computed here are not added to the module's no-log values, as the single-token modules do: a code
+        is sent only in a request body and appears in no result or log. Its token's failure message, the one text
+        that carries Graph's words, is masked with them (TokenOutcome.fail). Thousands of six-digit no-log values
+        would make Ansible mask every such run of digits in the result (ids included), and its masking costs
+        strings x values."""
         secret = self.secret(serial)
         if secret is not None:
-            return CodeSource(secret_b32=secret, redact=self.redact)
+            return CodeSource(secret_b32=secret, redact=computed)
         return CodeSource(verification_code=self.codes.get(serial.casefold()))
 
 
 def apply_inventory(
     api: HardwareOathApi, plans: t.Sequence[TokenPlan], secrets: Secrets, *, concurrency: int, log: Log
 ) -> list[TokenOutcome]:
-    """Carry out ``plans`` (none failed in planning are sent); returns one outcome per plan, in order."""
+    """Carry out ``plans`` (none failed in planning are sent); returns one outcome per plan, in order. The tokens to
+    create go in bulk, one part after the other, and each part's tokens go on to their other writes as soon as it is
+    created, while the next part is sent."""
     outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
     todo = [o for o in outcomes if o.plan.changed and not o.error]
-    created = _create_in_bulk(
-        api, [o for o in todo if o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE], secrets, log
-    )
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for outcome, _done in zip(todo, pool.map(lambda o: _apply_token(api, o, created, secrets, log), todo)):
-            log(f"token {outcome.plan.serial_number}: {outcome.outcome}")
+    creating = [o for o in todo if o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE]
+    existing = [o for o in todo if not (o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE)]
+    # ``concurrency`` is the requests on the wire (the transport's pacer holds to it); more tokens are worked on, so
+    # that a token waiting out its own Retry-After leaves its place to others.
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency * TOKENS_PER_PLACE, MAX_WORKERS))) as pool:
+        # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log value.
+        working = [pool.submit(_apply_token, api, o, {}, secrets, log) for o in existing]
+        for part in chunks(creating, MAX_BULK_CREATE):
+            created = _create_in_bulk(api, part, secrets, log)
+            working += [pool.submit(_apply_token, api, o, created, secrets, log) for o in part]
+        for work in working:
+            work.result()
     return outcomes
 
 
 def _create_in_bulk(
-    api: HardwareOathApi, creating: t.Sequence[TokenOutcome], secrets: Secrets, log: Log
+    api: HardwareOathApi, part: t.Sequence[TokenOutcome], secrets: Secrets, log: Log
 ) -> dict[str, TokenView | ModuleFailure]:
-    """The tokens to create, MAX_BULK_CREATE per request; by case-folded serial number, the token Graph created or
+    """One bulk creation (at most MAX_BULK_CREATE tokens); by case-folded serial number, the token Graph created or
     why it did not. A lost answer is judged from a listing of those serial numbers: only the missing are sent again,
     one by one."""
-    result: dict[str, TokenView | ModuleFailure] = {}
-    for part in chunks(list(creating), MAX_BULK_CREATE):
-        bodies = [_create_body(o.plan, secrets) for o in part]
-        try:
-            made, refused = api.create_tokens(bodies)
-        except WriteOutcomeUnknown as exc:
-            log(f"{exc}; listing those serial numbers before anything else")
-            result.update(_judge_lost_bulk(api, part, bodies))
-            continue
-        except ModuleFailure as exc:
-            result.update((o.plan.serial_number.casefold(), exc) for o in part)
-            continue
-        for token in made:
-            result[token.serial_number.casefold()] = token
-        for number, error in refused.items():
-            result[part[number].plan.serial_number.casefold()] = error
+    bodies = [_create_body(o.plan, secrets) for o in part]
+    try:
+        made, refused = api.create_tokens(bodies)
+    except WriteOutcomeUnknown as exc:
+        log(f"{exc}; listing those serial numbers before anything else")
+        return _judge_lost_bulk(api, part, bodies)
+    except ModuleFailure as exc:
+        return {o.plan.serial_number.casefold(): exc for o in part}
+    result: dict[str, TokenView | ModuleFailure] = {token.serial_number.casefold(): token for token in made}
+    for number, error in refused.items():
+        result[part[number].plan.serial_number.casefold()] = error
     return result
 
 
@@ -153,19 +168,20 @@ def _apply_token(
 ) -> None:
     """One token's writes: the inventory's (its creation already done in bulk), then the assignment's."""
     plan = outcome.plan
+    computed: list[str] = []
     try:
         view = _apply_inventory_writes(api, outcome, created, secrets, log)
         if plan.assignment:
             user = t.cast(t.Any, plan.user)
             entry = t.cast(t.Any, plan.entry)
-            codes = secrets.code_source(plan.serial_number)
+            codes = secrets.code_source(plan.serial_number, computed.append)
             assignment = Plan(plan.assignment, {}, {})
             execute_assignment_plan(
                 api, assignment, view, user, codes, entry.display_name, by_serial=False, me=False, log=log
             )
             outcome.done += plan.assignment
     except ModuleFailure as exc:
-        outcome.fail(exc)
+        outcome.fail(exc, hide=computed)
     except ValueError as exc:  # a secret too short to compute codes
         outcome.error = f"token {plan.serial_number}: {exc}"
 
@@ -207,7 +223,8 @@ def _apply_inventory_writes(
             spec = entry_spec(entry, assigned_to=plan.user if holds else None)
         else:  # a pruned token
             spec = TokenSpec(serial_number=plan.serial_number, state="absent", force_unassign=True)
-        execute_token_plan(api, Plan(actions, {}, {}), plan.current, spec, secrets.secret(plan.serial_number), log)
+        secret = secrets.secret(plan.serial_number)
+        execute_token_plan(api, Plan(actions, {}, {}), plan.current, spec, secret, log, then=plan.assignment)
         outcome.done += actions
     if view is None:  # deleted
         return t.cast(TokenView, plan.current)

@@ -27,7 +27,7 @@ from ._hardware_oath import (
     TokenView,
     UserView,
 )
-from ._token_plan import CREATE, DELETE, UPDATE, TokenSpec, plan_token, token_result
+from ._token_plan import CREATE, DELETE, UPDATE, TokenSpec, created_view, plan_token, token_result
 
 STATES = ("activated", "assigned", "available", "absent")
 HOLDING_STATES = ("activated", "assigned")
@@ -228,8 +228,9 @@ def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, 
         return _token_plan(entry, user, plan.actions, (), plan.before, plan.after, current, None)
     holds = entry.state in HOLDING_STATES
     if current is None:  # created with every declared field, assigned in the same request when held
-        inventory = plan_token(None, entry_spec(entry, assigned_to=user if holds else None))
-        view = _created_view(entry, user if holds else None)
+        spec = entry_spec(entry, assigned_to=user if holds else None)
+        inventory = plan_token(None, spec)
+        view = created_view(spec, spec.assigned_to)
     else:
         # A held token's display name is set by its activation (Graph changes a held token's fields no other way).
         spec = entry_spec(entry, display_name=None if holds else entry.display_name)
@@ -283,22 +284,6 @@ def _unassign_reason(entry: Entry, changes: t.Sequence[str]) -> str:
 
 def _view_after(current: TokenView, spec: TokenSpec, actions: t.Sequence[Action]) -> TokenView:
     return dataclasses.replace(current, **spec.wanted()) if any(a.kind == UPDATE for a in actions) else current
-
-
-def _created_view(entry: Entry, user: UserView | None) -> TokenView:
-    """The token a creation makes, as the assignment plans against it (its id comes with Graph's answer)."""
-    return TokenView(
-        id="",
-        serial_number=entry.serial_number,
-        status="assigned" if user else "available",
-        assigned_to_id=user.id if user else None,
-        assigned_to_name=user.display_name if user else None,
-        display_name=entry.display_name,
-        hash_function=entry.hash_function or "hmacsha1",
-        time_interval=entry.time_interval or 30,
-        manufacturer=entry.manufacturer,
-        model=entry.model,
-    )
 
 
 def _after_assignment(after: dict[str, t.Any], assignment_after: dict[str, t.Any], user: UserView) -> dict[str, t.Any]:

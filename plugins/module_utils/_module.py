@@ -5,15 +5,16 @@
 # PRIVATE to this collection: may change in any release.
 
 """``GraphModule``: AnsibleModule with the shared connection options, the library checks, a lazily built Graph
-client, and the one place where a failure (any ``ModuleFailure``) becomes ``fail_json``."""
+client, the one place where a failure (any ``ModuleFailure``) becomes ``fail_json``, and a result whose masking of
+secrets costs what the result holds, not that times every secret of a large inventory."""
 
 from __future__ import annotations
 
-import threading
 import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.warnings import get_deprecation_messages, get_warning_messages
 
 from ._auth import Credential, TokenProvider, graph_argument_spec, msal, resolve_credential
 from ._endpoints import Destinations
@@ -22,12 +23,18 @@ from ._graph_client import GraphClient, Transport, httpx, tls_context
 from ._pacer import Pacer
 from ._validation import shown, text_problem
 
+# A list option longer than this is shown in the result's invocation by its length only (see ``long_lists``).
+INVOCATION_LIST_LIMIT = 100
+
 
 class GraphModule(AnsibleModule):
-    def __init__(self, argument_spec: dict[str, t.Any], **kwargs: t.Any) -> None:
-        # AnsibleModule.log iterates no_log_values: threads that log or add a value take this lock (see redact). It
-        # exists before AnsibleModule.__init__, which logs the invocation.
-        self._no_log_lock = threading.RLock()
+    def __init__(self, argument_spec: dict[str, t.Any], *, long_lists: tuple[str, ...] = (), **kwargs: t.Any) -> None:
+        """``long_lists``: list options (a declared inventory) that the result's ``invocation`` shows by their length
+        when they hold more than INVOCATION_LIST_LIMIT entries; the result would otherwise repeat the whole input.
+
+        ``no_log_values`` is added to before any worker thread starts: AnsibleModule.log, which threads call,
+        iterates it."""
+        self._long_lists = long_lists
         spec = graph_argument_spec()
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
@@ -57,7 +64,8 @@ class GraphModule(AnsibleModule):
                     "not verified; anyone on the network path can read the credentials and codes."
                 )
             try:
-                pacer = Pacer.from_quota(params["write_quota"])
+                # A module that works on several tokens at a time has ``concurrency``: the requests on the wire.
+                pacer = Pacer.from_quota(params["write_quota"], in_flight=params.get("concurrency"))
             except ValueError as exc:
                 raise InputError(f"write_quota: {exc}. Nothing was changed.") from None
             destinations = Destinations(
@@ -81,16 +89,6 @@ class GraphModule(AnsibleModule):
             )
         return self._client
 
-    def log(self, msg: str, log_args: t.Any = None) -> None:
-        """AnsibleModule.log, safe while other threads log or redact."""
-        with self._no_log_lock:
-            super().log(msg, log_args=log_args)
-
-    def redact(self, value: str) -> None:
-        """Mask ``value`` wherever the module's output, logs or warnings would show it; safe from any thread."""
-        with self._no_log_lock:
-            self.no_log_values.add(value)
-
     def check_text(self, limits: t.Mapping[str, int | None]) -> None:
         """Refuse (InputError), before any request, a text option (or an element of a list option) holding control
         characters, or longer than its limit (None: no limit)."""
@@ -100,6 +98,37 @@ class GraphModule(AnsibleModule):
                 problem = text_problem(text, limit) if isinstance(text, str) else None
                 if problem:
                     raise InputError(f"{option} {shown(text)} {problem}. Nothing was changed.")
+
+    def exit_json(self, **kwargs: t.Any) -> t.NoReturn:
+        self._prepare_result(kwargs)
+        super().exit_json(**kwargs)
+        raise AssertionError("AnsibleModule.exit_json returned")  # it exits; for type checkers that can't see it
+
+    def fail_json(self, msg: str, **kwargs: t.Any) -> t.NoReturn:
+        self._prepare_result(kwargs, msg)
+        super().fail_json(msg, **kwargs)
+        raise AssertionError("AnsibleModule.fail_json returned")
+
+    def _prepare_result(self, kwargs: dict[str, t.Any], msg: str | None = None) -> None:
+        """Before AnsibleModule masks the result: the invocation with long lists shortened, and ``no_log_values``
+        cut to the values the result holds. Ansible replaces every no-log value in every string of the result, which
+        costs strings x values: 10,000 tokens give 20,000 values and, with their list in the invocation, 120,000
+        strings. A value that occurs in no string of the result, its warnings or deprecations masks nothing, so
+        the result is masked exactly as before. A value holding ``*`` is always kept (masking writes ``*``)."""
+        if "invocation" not in kwargs and self._long_lists:
+            kwargs["invocation"] = {"module_args": self._invocation_args()}
+        values: set[str] = getattr(self, "no_log_values", set())  # none yet when the arguments themselves fail
+        if values:
+            shown_text = "\0".join(_texts([msg, kwargs, get_warning_messages(), get_deprecation_messages()]))
+            self.no_log_values = {v for v in values if "*" in v or v in shown_text}
+
+    def _invocation_args(self) -> dict[str, t.Any]:
+        args = dict(self.params)
+        for name in self._long_lists:
+            value = args.get(name)
+            if isinstance(value, list) and len(value) > INVOCATION_LIST_LIMIT:
+                args[name] = f"{len(value)} entries (longer than {INVOCATION_LIST_LIMIT}: not repeated in the result)"
+        return args
 
     def close(self) -> None:
         if self._transport is not None:
@@ -126,3 +155,26 @@ class GraphModule(AnsibleModule):
             self.fail_json(msg=f"Unexpected error: {type(exc).__name__}: {exc}", exception=traceback.format_exc())
         self.close()
         self.exit_json(**result)
+
+
+def _texts(value: t.Any) -> t.Iterator[str]:
+    """Every text a result holds, as AnsibleModule's masking sees it: strings (and bytes), numbers as text, and the
+    keys of mappings; other objects by their text form."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, bytes):
+            yield item.decode("utf-8", "surrogateescape")
+        elif item is None or isinstance(item, bool):
+            continue
+        elif isinstance(item, (int, float)):
+            yield str(item)
+        elif isinstance(item, t.Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        else:
+            yield str(item)

@@ -4,21 +4,59 @@
 
 # PRIVATE to this collection: may change in any release.
 
-"""Pacing shared by every thread that sends through one Transport: a token bucket for writes, and one "paused
-until" instant that a ``Retry-After`` anywhere moves forward for everyone. Pure stdlib, thread-safe."""
+"""Pacing shared by every thread that sends through one Transport: a token bucket for writes, one "paused until"
+instant that Graph's write-quota ``Retry-After`` moves forward for everyone, a rate learned per lane of requests
+from the other quotas' 429s, and at most ``in_flight`` requests on the wire. Pure stdlib, thread-safe."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
+import re
 import threading
 import time
 import typing as t
+from dataclasses import dataclass, field
 
 # Graph's identity write quota: 3,000 writes per 150 seconds per app and tenant.
 DEFAULT_QUOTA = "3000/150"
 # A wait this short is none: rounding leaves a token at 0.9999999999, and a sleep of 1e-16 may not move a clock on.
 NO_WAIT = 1e-9
+# A rate learned for a lane doubles for every this many seconds without a 429 in that lane: a limit that has gone
+# (another app's burst on the tenant's quota ended) stops slowing the run, and one that is still there is measured
+# again by the 429 that the faster pace then meets.
+LANE_DOUBLING_SECONDS = 60.0
+LANE_MIN_RATE = 0.05  # requests a second: the slowest a lane is paced
+# Requests under a user's authentication methods: Graph's throttling page lists a separate, much lower limit for
+# authenticationMethod (5 requests per 10 s per app and tenant) beside the identity write quota.
+_METHODS_PATH = re.compile(r"/(?:me|users/[^/?#]+)/authentication/", re.IGNORECASE)
+METHODS, DIRECTORY = "methods", "directory"
+
+
+def pacing_lane(url: str) -> str:
+    """The lane of a request, by its URL: ``methods`` (a user's authentication methods) or ``directory``."""
+    return METHODS if _METHODS_PATH.search(url.split("?", 1)[0]) else DIRECTORY
+
+
+@dataclass
+class _Lane:
+    """What one lane's 429s showed. At each 429 Graph's bucket for the lane is empty; between two of them it served
+    exactly what it refilled, so the answers counted between them, over the time between them, is its rate (a little
+    less, never more, when the bucket filled up in between)."""
+
+    since: float  # the 429 that started the count
+    served: int = 0  # answers that were not 429 since then
+    rate: float | None = None  # requests a second, once measured
+    measured: float = 0.0  # when
+    next_send: float = -math.inf
+    paused_until: float = -math.inf
+    one_at_a_time: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+
+    def rate_at(self, now: float) -> float | None:
+        if self.rate is None:
+            return None
+        return self.rate * 2 ** (max(0.0, now - self.measured) / LANE_DOUBLING_SECONDS)
 
 
 def parse_quota(text: str) -> tuple[int, float]:
@@ -57,6 +95,19 @@ class Pacer:
     never raised by a Retry-After; once the pause is over it climbs back linearly, by ``rate / recovery`` per second
     (``recovery``, default four quota windows: the seconds to climb from 0 to the configured rate), up to ``rate``.
 
+    ``throttled_lane(lane, seconds)`` records a 429 of another quota (one with ``x-ms-throttle-scope`` that is not the
+    write quota, such as the authentication-methods limit): only the requests of that lane (see ``pacing_lane``) wait
+    until then, and from the second such 429 on they are spaced at the rate measured between the two (see ``_Lane``),
+    which doubles for every LANE_DOUBLING_SECONDS without another. A 429 without a scope is not a quota's: the
+    request that got it waits on its own, and the pacer is not told.
+
+    Between a lane's first 429 and its measured rate, its requests are sent one at a time (``sending(lane)``): that
+    spends what Graph refilled during the pause and meets the second 429 with one request, not a burst of them.
+
+    ``in_flight``: at most this many requests on the wire at once (``sending()``); a request waiting for its
+    Retry-After holds no place, so other requests go on meanwhile. ``progress()`` counts the answers that were not
+    429, for retries that go on while others get through.
+
     ``clock`` (seconds, monotonic) and ``sleep`` are injectable for tests; sleeping is done outside the lock."""
 
     def __init__(
@@ -66,6 +117,7 @@ class Pacer:
         *,
         min_rate: float | None = None,
         recovery: float | None = None,
+        in_flight: int | None = None,
         clock: t.Callable[[], float] = time.monotonic,
         sleep: t.Callable[[float], None] = time.sleep,
     ) -> None:
@@ -88,6 +140,9 @@ class Pacer:
         self._sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, writes) in the last window
         self._sent_writes = 0
         self._stats = {"writes": 0, "waits": 0, "waited": 0.0, "pauses": 0, "paused": 0.0, "lowered": 0}
+        self._lanes: dict[str, _Lane] = {}
+        self._answered = 0
+        self._slots = threading.BoundedSemaphore(in_flight) if in_flight else None
 
     @classmethod
     def from_quota(cls, quota: str = DEFAULT_QUOTA, **kwargs: t.Any) -> Pacer:
@@ -103,10 +158,11 @@ class Pacer:
             self._refill(self._clock())
             return self._rate
 
-    def acquire(self, write: bool, count: int = 1) -> float:
-        """Wait until the shared pause is over and, for a write, until the bucket has a token; take it. ``count``: the
-        writes the request carries (a $batch of writes); it waits for that many tokens (at most ``burst``) and takes
-        them all. Returns the seconds it waited."""
+    def acquire(self, write: bool, count: int = 1, lane: str | None = None, *, send: bool = True) -> float:
+        """Wait until the shared pause is over, and the pause and pace of ``lane`` (if it learned any); for a write,
+        until the bucket has a token; take it. ``count``: the writes the request carries (a $batch of writes); it
+        waits for that many tokens (at most ``burst``) and takes them all. ``send=False``: only wait out the pauses
+        (a retry's wait), taking no place in the lane's pace. Returns the seconds it waited."""
         need = max(1, count) if write else 0
         start: float | None = None
         while True:
@@ -114,14 +170,94 @@ class Pacer:
                 now = self._clock()
                 start = now if start is None else start
                 self._refill(now)
+                learned = self._lanes.get(lane) if lane else None
                 wait = 0.0
                 if self._paused_until > now:
                     wait = self._paused_until - now
+                elif learned is not None and max(learned.paused_until, learned.next_send if send else 0) > now:
+                    wait = max(learned.paused_until, learned.next_send if send else 0) - now
                 elif need:
-                    wait = (min(need, self.burst) - self._tokens) / self._rate
+                    # The tokens are taken now, as a reservation when the bucket has too few: it goes below zero
+                    # and this write waits once, until the bucket is back at zero (each waiting thread wakes once,
+                    # at its own time, rather than all at every refill).
+                    self._take(need, now)
+                    wait = (min(need, self.burst) - need - self._tokens) / self._rate  # till it had min(need, burst)
+                    need = 0
                 if wait <= NO_WAIT:
-                    return self._take(need, now, now - start)
+                    if learned is not None and send:
+                        rate = learned.rate_at(now)
+                        if rate is not None:
+                            learned.next_send = max(now, learned.next_send) + 1 / rate
+                    if now > start:
+                        self._stats["waits"] += 1
+                        self._stats["waited"] += now - start
+                    return now - start
             self._sleep(wait)
+
+    @contextlib.contextmanager
+    def sending(self, write: bool = False, count: int = 1, lane: str | None = None) -> t.Iterator[float]:
+        """Everything a request waits for before it goes, held while it is sent and answered: :meth:`acquire`
+        (pauses, pace, write tokens); while ``lane`` measures its rate, its turn (one at a time); a place on the wire
+        (see ``in_flight``). Gives the seconds it waited for the pacer."""
+        with contextlib.ExitStack() as held:
+            waited = self.acquire(write, count, lane)
+            turn = None  # the lane's turn, once taken
+            while True:
+                measuring = self._measuring(lane)
+                if measuring is not None and turn is None:
+                    turn = held.enter_context(measuring.one_at_a_time)
+                    waited += self.acquire(False, lane=lane, send=False)  # a 429 while it waited for its turn
+                if self._slots is None:
+                    break
+                self._slots.acquire()
+                waited += self.acquire(False, lane=lane, send=False)  # a 429 while it waited for its place
+                if turn is None and self._measuring(lane) is not None:  # its lane met its first 429 meanwhile
+                    self._slots.release()
+                    continue
+                held.callback(self._slots.release)
+                break
+            yield waited
+
+    def _measuring(self, lane: str | None) -> _Lane | None:
+        """The lane, while it is between its first 429 and a measured rate."""
+        with self._lock:
+            learned = self._lanes.get(lane) if lane else None
+            return learned if learned is not None and learned.rate is None else None
+
+    def answered(self, lane: str | None, throttled: bool) -> None:
+        """An answer came: ``throttled`` when it was 429. The others count as progress and as served by the lane."""
+        if throttled:
+            return
+        with self._lock:
+            self._answered += 1
+            learned = self._lanes.get(lane) if lane else None
+            if learned is not None:
+                learned.served += 1
+
+    def progress(self) -> int:
+        """How many answers that were not 429 every thread has had so far."""
+        with self._lock:
+            return self._answered
+
+    def throttled_lane(self, lane: str, retry_after_seconds: float) -> None:
+        """Record a 429 of a quota other than the write quota, to a request of ``lane``: that lane waits
+        ``retry_after_seconds`` and, from the second such 429, is paced at the rate measured (see the class)."""
+        seconds = float(retry_after_seconds)
+        if not (math.isfinite(seconds) and seconds > 0):
+            return
+        with self._lock:
+            now = self._clock()
+            self._stats["pauses"] += 1
+            learned = self._lanes.setdefault(lane, _Lane(since=now))
+            # Measured once the last 429's pause is over: the 429s and answers of requests that were already on the
+            # wire when it came belong to it.
+            if learned.served and now >= learned.paused_until:
+                learned.rate = max(LANE_MIN_RATE, learned.served / max(now - learned.since, NO_WAIT))
+                learned.measured, learned.since, learned.served = now, now, 0
+                self._stats["lowered"] += 1
+            if now + seconds > learned.paused_until:
+                self._stats["paused"] += now + seconds - max(now, learned.paused_until)
+                learned.paused_until = now + seconds
 
     def throttled(self, retry_after_seconds: float, write: bool = False) -> None:
         """Record a ``Retry-After`` of ``retry_after_seconds``: every request waits until then. ``write``: it
@@ -155,24 +291,23 @@ class Pacer:
 
     def stats(self) -> dict[str, float]:
         """For reports: ``writes`` let through, ``waits`` (acquires that waited) and ``waited`` (their seconds),
-        ``pauses`` (Retry-Afters recorded) and ``paused`` (seconds they paused everything), ``lowered`` (times the
-        rate was learned lower) and the ``rate`` now."""
+        ``pauses`` (Retry-Afters recorded) and ``paused`` (seconds they paused everything or a lane), ``lowered``
+        (times a rate was learned), the write ``rate`` now, and ``rate_<lane>`` for each lane that measured one."""
         with self._lock:
-            self._refill(self._clock())
-            return {**self._stats, "rate": self._rate}
+            now = self._clock()
+            self._refill(now)
+            lanes = {
+                f"rate_{name}": t.cast(float, lane.rate_at(now)) for name, lane in self._lanes.items() if lane.rate
+            }
+            return {**self._stats, "rate": self._rate, **lanes}
 
-    def _take(self, need: int, now: float, waited: float) -> float:
-        """Take ``need`` tokens (counting the writes of the window) and count the wait."""
-        if need:
-            self._tokens -= need
-            self._sent.append((now, need))
-            self._sent_writes += need
-            self._stats["writes"] += need
-            self._forget(now)
-        if waited > 0:
-            self._stats["waits"] += 1
-            self._stats["waited"] += waited
-        return waited
+    def _take(self, need: int, now: float) -> None:
+        """Take ``need`` tokens (the bucket may go below zero), counting the writes of the window."""
+        self._tokens -= need
+        self._sent.append((now, need))
+        self._sent_writes += need
+        self._stats["writes"] += need
+        self._forget(now)
 
     def _refill(self, now: float) -> None:
         """Tokens for the time since the last update; the rate climbs back once the pause is over."""

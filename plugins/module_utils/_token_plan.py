@@ -86,8 +86,12 @@ def _who(user_id: str, name: str | None) -> str:
     return f"{name} ({user_id})" if name else user_id
 
 
-def _created(spec: TokenSpec, holder: UserView | None, holder_id: str | None, holder_name: str | None) -> TokenView:
-    """The token a creation makes (its id is known only after the request)."""
+def created_view(
+    spec: TokenSpec, holder: UserView | None, holder_id: str | None = None, holder_name: str | None = None
+) -> TokenView:
+    """The token a creation makes (its id is known only after the request), held by ``holder`` (or by the user of
+    ``holder_id`` and ``holder_name``)."""
+    holder_id = holder.id if holder and holder_id is None else holder_id
     return TokenView(
         id="",
         serial_number=spec.serial_number,
@@ -136,7 +140,7 @@ def plan_token(current: TokenView | None, spec: TokenSpec) -> Plan:
                 changes=_created_fields(recreation_spec(current, spec), bool(new_holder)),
             )
         )
-        after = _created(recreation_spec(current, spec), None, new_holder, name)
+        after = created_view(recreation_spec(current, spec), None, new_holder, name)
     else:
         if changes:
             actions.append(
@@ -198,7 +202,7 @@ def _plan_creation(spec: TokenSpec, target: UserView | None) -> Plan:
     missing = [name for name, value in given if not value]
     if missing:
         raise PlanError(f"{spec.label} is not in the inventory; creating it needs {', '.join(missing)}.")
-    created = _created(spec, target, target.id if target else None, None)
+    created = created_view(spec, target)
     action = Action(
         CREATE,
         target.id if target else None,

@@ -47,7 +47,10 @@ class Lookup(t.NamedTuple):
     filter: str
 
     def answers(self, token: TokenView) -> bool:
-        """Could this listing, filtered as asked, have answered ``token``?"""
+        """Could this listing, filtered as asked, have answered ``token``? (``status eq 'available'`` answers a token
+        with a holder that TokenView.from_graph took as ``assigned``.)"""
+        if self.field == "status" and self.value.casefold() == "available" and token.assigned_to_id:
+            return token.status == "assigned"
         return (getattr(token, self.field) or "").casefold() == self.value.casefold()
 
 
@@ -82,7 +85,7 @@ class TokenQuery:
         for field, prop, values in (
             ("serial_number", "serialNumber", unique(self.serial_numbers)),
             ("assigned_to_id", "assignedTo/id", [self.assigned_to_id]),
-            ("status", "status", unique(self.statuses)),
+            ("status", "status", graph_statuses(self.statuses)),
             ("model", "model", [self.model]),
             ("manufacturer", "manufacturer", [self.manufacturer]),
         ):
@@ -90,6 +93,13 @@ class TokenQuery:
             if given:
                 return [Lookup(field, value, f"{prop} eq {odata_string(value)}") for value in given]
         return []
+
+
+def graph_statuses(statuses: t.Sequence[str]) -> list[str]:
+    """The statuses to ask Graph for: a token we call ``assigned`` may be ``available`` in Graph with a holder (see
+    TokenView.from_graph), so ``assigned`` asks for both; the answers are re-checked locally."""
+    wanted = unique(statuses)
+    return wanted + ["available"] if "assigned" in wanted and "available" not in wanted else wanted
 
 
 def chunks(values: t.Sequence[T], size: int) -> list[list[T]]:

@@ -121,7 +121,9 @@ options:
     type: bool
     default: false
   concurrency:
-    description: How many tokens have their writes sent at the same time (1 to 32).
+    description:
+      - How many requests are on the wire at the same time (1 to 32). Up to eight times as many tokens are worked on
+        at once, so that a token waiting out its own C(Retry-After) leaves its place to the others.
     type: int
     default: 8
   report:
@@ -140,6 +142,8 @@ notes:
     tokens, and one batched round trip per 300 declared users).
   - Codes are computed from O(tokens[].secret_key) for the next time step, never sent twice; a code refused as
     already used is followed by a later step's.
+  - A list of more than 100 tokens is shown in the result's C(invocation) (Ansible's record of the arguments, seen
+    with C(-v)) by its length only, so that the result does not repeat the whole inventory.
 seealso:
   - module: tokenops.entra.hardware_oath_token
   - module: tokenops.entra.hardware_oath_assignment
@@ -234,6 +238,7 @@ failed_tokens:
 """
 
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.tokenops.entra.plugins.module_utils._codes import (
     check_secret_for_codes,
@@ -302,7 +307,7 @@ def entries_from(module: GraphModule) -> tuple[list[Entry], Secrets]:
     check_entries(entries)
     if any(e.state == "activated" and e.has_secret for e in entries):
         require_pyotp()
-    return entries, Secrets(secrets, codes, module.redact)  # codes computed in worker threads are masked too
+    return entries, Secrets(secrets, codes)
 
 
 def prune_from(params: dict[str, t.Any]) -> PruneScope | None:
@@ -319,10 +324,11 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     entries, secrets = entries_from(module)
     api = hardware_oath_api(module)
     refs = [e.user for e in entries if e.user and e.state in HOLDING_STATES]
-    users = api.users_by_refs(refs) if refs else {}
-    plans = plan_inventory(
-        entries, api.list_tokens(), users, force_unassign=params["force_unassign"], prune=prune_from(params)
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the users are looked up while the inventory is listed
+        looking_up = pool.submit(api.users_by_refs, refs) if refs else None
+        tokens = api.list_tokens()
+        users = looking_up.result() if looking_up else {}
+    plans = plan_inventory(entries, tokens, users, force_unassign=params["force_unassign"], prune=prune_from(params))
     if module.check_mode:
         rows = [report_row(plan) for plan in plans]
     else:
@@ -380,6 +386,7 @@ def main() -> None:
             "report": {"type": "str", "choices": ["changes", "all"], "default": "changes"},
         },
         supports_check_mode=True,
+        long_lists=("tokens",),
     )
     module.run(run)
 

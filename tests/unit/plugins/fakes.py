@@ -446,14 +446,12 @@ class FakeModule:
     result = GraphModule.result  # the real one: it reads only _diff
     check_text = GraphModule.check_text  # the real one: it reads only params
     run = GraphModule.run  # the real one: the one place where a failure becomes fail_json
-    redact = GraphModule.redact  # the real one: it adds to no_log_values under the lock
 
     def __init__(self, params: dict[str, t.Any], *, check_mode: bool = False, diff: bool = False, **given: t.Any):
         self.params = {**params, **given}
         self.check_mode = check_mode
         self._diff = diff
         self.no_log_values: set[str] = set()
-        self._no_log_lock = threading.RLock()
         self.logs: list[str] = []
         self.closed = False
 

@@ -12,6 +12,7 @@ import functools
 import pathlib
 import re
 import ssl
+import threading
 import time
 import uuid
 from unittest import mock
@@ -638,18 +639,24 @@ def test_get_many_of_nothing_sends_nothing():
     assert batch.requests == []
 
 
-def test_get_many_at_most_twenty_per_round_trip():
-    assert _graph_client.MAX_BATCH == 20
-    batch = Batch(lambda number, item_id, url: ok({"n": int(url[len("/users/u") :]), "post": number}))
+def test_get_many_at_most_twenty_per_round_trip_sent_side_by_side():
+    assert _graph_client.MAX_BATCH == 20 and _graph_client.BATCHES_AT_ONCE >= 3
+    together = threading.Barrier(3, timeout=10)  # broken unless the three round trips are in flight at once
+
+    def item(number, item_id, url):
+        if item_id in ("0", "20", "40"):
+            together.wait()
+        return ok({"n": int(url[len("/users/u") :])})
+
+    batch = Batch(item)
     client, _sleeps, _logs = batch_client(batch)
     results = client.get_many([(f"/users/u{n}", None) for n in range(45)], action="a")
-    assert [len(p) for p in batch.posts] == [20, 20, 5]
-    assert [[item["id"] for item in p] for p in batch.posts] == [
+    assert sorted([item["id"] for item in p] for p in batch.posts) == [
         [str(n) for n in range(20)],
         [str(n) for n in range(20, 40)],
         [str(n) for n in range(40, 45)],
     ]
-    assert results == [{"n": n, "post": n // 20} for n in range(45)]
+    assert results == [{"n": n} for n in range(45)]
 
 
 def test_get_many_failed_item_is_a_graph_error_in_its_place():
@@ -936,11 +943,27 @@ def test_paced_writes_take_a_token_each_reads_and_batches_of_reads_none():
     assert (pacer.stats()["writes"], sleeps) == (5, [])
 
 
-def test_paced_write_429_pauses_everyone_learns_the_rate_and_waits_once():
+# How Graph's identity service answers a 429 of one of its quotas (the simulator answers the same).
+WRITE_QUOTA = {
+    "x-ms-throttle-scope": "Tenant_Application/ReadWrite/app/tenant",
+    "x-ms-throttle-information": "WriteLimitExceeded",
+}
+READ_QUOTA = {
+    "x-ms-throttle-scope": "Tenant_Application/Read/app/tenant",
+    "x-ms-throttle-information": "ResourceUnitLimitExceeded",
+}
+METHODS_QUOTA = {
+    "x-ms-throttle-scope": "Tenant_Application/AuthenticationMethods/app/tenant",
+    "x-ms-throttle-information": "ResourceUnitLimitExceeded",
+}
+METHODS_URL = GRAPH + "/beta/users/u1/authentication/hardwareOathMethods/activate"
+
+
+def test_paced_write_quota_429_pauses_everyone_learns_the_rate_and_waits_once():
     pacer, clock = paced("100/10")
     sleeps: list[float] = []
     logs: list[str] = []
-    server = Server(reply(429, headers={"Retry-After": "4"}), reply(201, json={}))
+    server = Server(reply(429, headers={"Retry-After": "4", **WRITE_QUOTA}), reply(201, json={}))
     transport = paced_transport(server, pacer, sleeps=sleeps, logs=logs)
     assert transport.send("POST", URL, json={}).status_code == 201
     assert len(server.requests) == 2
@@ -952,19 +975,38 @@ def test_paced_write_429_pauses_everyone_learns_the_rate_and_waits_once():
     assert stats["rate"] == 1 / 4  # one write, then 4 s asked for
 
 
-def test_paced_retry_after_is_capped_like_the_retry():
+def test_a_write_quota_429_is_known_by_its_scope_alone():
+    pacer, _clock = paced()
+    transport = paced_transport(Server(reply(200)), pacer)
+    transport.throttled({"Retry-After": "6", "x-ms-throttle-scope": "Tenant_Application/ReadWrite/a/t"}, write=True)
+    assert (pacer.pause_left(), pacer.stats()["lowered"]) == (6.0, 0)  # nothing written yet: nothing to learn
+
+
+def test_paced_429_without_a_scope_is_waited_by_its_request_alone():
     pacer, clock = paced()
     sleeps: list[float] = []
-    server = Server(reply(429, headers={"Retry-After": "3600"}), reply(200, json={}))
+    server = Server(reply(429, headers={"Retry-After": "3"}), reply(201, json={}))
+    transport = paced_transport(server, pacer, sleeps=sleeps)
+    assert transport.send("POST", URL, json={}).status_code == 201
+    assert (sleeps, clock.sleeps) == ([3.0], [])  # its own sleep; no pause for the others
+    stats = pacer.stats()
+    assert (stats["pauses"], stats["lowered"], stats["rate"], pacer.pause_left()) == (0, 0, 10.0, 0.0)
+
+
+def test_paced_read_quota_429_paces_its_lane_capped_like_the_retry():
+    pacer, clock = paced()
+    sleeps: list[float] = []
+    server = Server(reply(429, headers={"Retry-After": "3600", **READ_QUOTA}), reply(200, json={}))
     transport = paced_transport(server, pacer, sleeps=sleeps, max_retry_wait=12.5)
     assert transport.send("GET", URL).status_code == 200
     assert (clock.sleeps, sleeps) == ([12.5], [])
-    assert pacer.rate == 10.0  # a read: nothing learned
+    assert pacer.rate == 10.0  # not the write quota: its rate is untouched
+    assert pacer.acquire(write=False, lane="methods") == 0.0  # another lane goes on
 
 
 def test_paced_last_429_still_pauses_the_next_request():
     pacer, clock = paced()
-    server = Server(reply(429, headers={"Retry-After": "7"}), reply(200, json={}))
+    server = Server(reply(429, headers={"Retry-After": "7", **WRITE_QUOTA}), reply(200, json={}))
     transport = paced_transport(server, pacer, max_retries=0)
     assert transport.send("POST", URL, json={}).status_code == 429
     assert pacer.pause_left() == 7.0
@@ -972,26 +1014,56 @@ def test_paced_last_429_still_pauses_the_next_request():
     assert clock.sleeps == [7.0]
 
 
-def test_paced_write_503_with_retry_after_pauses_without_learning():
+def test_paced_503_is_not_a_quota():
     pacer, clock = paced()
     sleeps: list[float] = []
     transport = paced_transport(Server(reply(503, headers={"Retry-After": "5"})), pacer, sleeps=sleeps)
     assert transport.send("POST", URL, json={}).status_code == 503  # a write is not sent again after a 503
-    assert pacer.pause_left() == 5.0
-    assert (pacer.stats()["lowered"], pacer.rate) == (0, 10.0)
+    assert (pacer.pause_left(), pacer.stats()["lowered"], pacer.rate) == (0.0, 0, 10.0)
     assert (clock.sleeps, sleeps) == ([], [])
 
 
-@pytest.mark.parametrize("retry_after", [None, "soon"])
-def test_paced_backoff_without_a_readable_retry_after_is_the_transports_own(retry_after):
-    pacer, clock = paced()
+def test_a_429_while_others_get_answers_uses_up_no_retry():
+    pacer, _clock = paced()
     sleeps: list[float] = []
-    headers = {"Retry-After": retry_after} if retry_after else {}
-    server = Server(reply(503, headers=headers), reply(200, json={}))
-    transport = paced_transport(server, pacer, sleeps=sleeps)
-    assert transport.send("GET", URL).status_code == 200
-    assert len(sleeps) == 1 and 0.0 <= sleeps[0] <= 1.0
-    assert (clock.sleeps, pacer.stats()["pauses"]) == ([], 0)
+    logs: list[str] = []
+
+    def throttled_while_others_are_served(request):
+        pacer.answered("directory", throttled=False)  # another thread's request was answered meanwhile
+        return reply(429, headers={"Retry-After": "1"})
+
+    server = Server(*[throttled_while_others_are_served] * 5, reply(201, json={}))
+    transport = paced_transport(server, pacer, sleeps=sleeps, logs=logs, max_retries=1)
+    assert transport.send("POST", URL, json={}).status_code == 201
+    assert len(server.requests) == 6 and sleeps == [1.0] * 5
+    assert logs[-1] == f"POST {URL} answered 429; retry 5 in 1.0s (0/1 counted: others get answers)"
+    assert pacer.progress() == 6  # five others and its own
+
+
+def test_a_429_while_nothing_else_gets_answers_uses_up_a_retry():
+    pacer, _clock = paced()
+    server = Server(reply(429, headers={"Retry-After": "1"}))
+    transport = paced_transport(server, pacer, max_retries=2)
+    assert transport.send("POST", URL, json={}).status_code == 429
+    assert len(server.requests) == 3 and pacer.progress() == 0
+
+
+def test_paced_methods_requests_are_paced_at_the_rate_measured_between_two_429s():
+    pacer, clock = paced()
+    answers = [reply(429, headers={"Retry-After": "1", **METHODS_QUOTA})]
+    answers += [reply(200, json={})] * 4 + answers + [reply(200, json={})] * 10
+    transport = paced_transport(Server(*answers), pacer)
+    for _number in range(6):
+        assert transport.send("POST", METHODS_URL, json={}).status_code == 200
+    # The first 429 paused the lane 1 s; 4 answers, then a 429 at 1 s: 4 a second, from the retry on.
+    assert clock.sleeps[:2] == [1.0, 1.0]
+    assert clock.sleeps[2:] == [pytest.approx(0.25, abs=0.01)]
+    assert pacer.stats()["rate_methods"] == pytest.approx(4.0, abs=0.1)  # it doubles in a minute without a 429
+    clock.sleeps.clear()
+    transport.send("POST", METHODS_URL, json={})
+    assert clock.sleeps == [pytest.approx(0.25, abs=0.01)]  # spaced at 4 a second
+    assert transport.send("GET", URL).status_code == 200  # the directory lane is not held up
+    assert len(clock.sleeps) == 1
 
 
 def test_paced_pause_sleeps_only_what_the_shared_pause_does_not_cover():
@@ -1006,21 +1078,24 @@ def test_paced_pause_sleeps_only_what_the_shared_pause_does_not_cover():
     assert (clock.sleeps, sleeps) == ([10.0, 2.0], [3.0])
 
 
-def test_transport_throttled_reports_to_the_pacer_only():
-    make_transport(Server(reply(200))).throttled("5", write=True)  # no pacer: nothing happens
+def test_transport_throttled_reports_quotas_to_the_pacer_only():
+    make_transport(Server(reply(200))).throttled({"Retry-After": "5", **WRITE_QUOTA}, write=True)  # no pacer
     pacer, _clock = paced()
     transport = paced_transport(Server(reply(200)), pacer, max_retry_wait=30.0)
-    transport.throttled(None)
-    transport.throttled("soon")
+    transport.throttled(WRITE_QUOTA)
+    transport.throttled({"Retry-After": "soon", **WRITE_QUOTA})
+    transport.throttled({"Retry-After": "5"})  # no scope: not a quota's
     assert pacer.stats()["pauses"] == 0
-    transport.throttled("45")
+    transport.throttled({"retry-after": "45", **WRITE_QUOTA})
     assert pacer.pause_left() == 30.0
 
 
-def test_get_many_throttled_items_pause_the_pacer():
+@pytest.mark.parametrize("scoped", [True, False])
+def test_get_many_throttled_items_of_a_quota_pause_their_lane(scoped):
     def items(number, item_id, url):
         if number == 0 and item_id != "0":
-            return {"status": 429, "headers": {"Retry-After": item_id}, "body": None}
+            headers = {"Retry-After": item_id, **(METHODS_QUOTA if scoped else {})}
+            return {"status": 429, "headers": headers, "body": None}
         return ok({"id": item_id})
 
     pacer, clock = paced()
@@ -1028,10 +1103,16 @@ def test_get_many_throttled_items_pause_the_pacer():
     logs: list[str] = []
     batch = Batch(items)
     client = GraphClient(paced_transport(Server(batch), pacer, sleeps=sleeps, logs=logs), GRAPH, lambda force: "t")
-    results = client.get_many([("/a", None), ("/b", None), ("/c", None), ("/d", None)], action="a")
+    paths = [(f"/users/u{n}/authentication/hardwareOathMethods", None) for n in range(4)]
+    results = client.get_many(paths, action="a")
     assert results == [{"id": "0"}, {"id": "1"}, {"id": "2"}, {"id": "3"}]
     assert len(batch.posts) == 2
-    assert (clock.sleeps, sleeps) == ([3.0], [])  # the longest Retry-After, waited once, by the pacer
     assert logs == ["3 batched request(s) answered 429/503/504; retry 1/3 in 3.0s"]
     stats = pacer.stats()
-    assert (stats["pauses"], stats["paused"], stats["lowered"], stats["writes"]) == (1, 3.0, 0, 0)
+    if scoped:  # the longest Retry-After, waited once, by the pacer, for the methods lane only
+        assert (clock.sleeps, sleeps) == ([3.0], [])
+        assert (stats["pauses"], stats["paused"], stats["lowered"], stats["writes"]) == (3, 3.0, 0, 0)
+        assert pacer.pause_left() == 0.0 and pacer.acquire(write=True) == 0.0
+    else:  # not a quota's: the batch waits on its own
+        assert (clock.sleeps, sleeps) == ([], [3.0])
+        assert stats["pauses"] == 0

@@ -471,20 +471,38 @@ def test_list_tokens_statuses_one_eq_listing_each_with_top_and_checked_locally()
         {
             "/$batch": [
                 batch_of(
-                    {"value": [device("d1", "S1", AMY) | {"status": "activated"}]}, {"value": [device("d2", "S2", AMY)]}
+                    {"value": [device("d1", "S1", AMY) | {"status": "activated"}]},
+                    {"value": [device("d2", "S2", AMY)]},
+                    # how Entra's documentation shows a token created with assignTo: available, with a holder
+                    {"value": [device("d3", "S3", AMY) | {"status": "available"}, device("d4", "S4")]},
                 )
             ]
         }
     )
-    tokens = graph_api(graph).list_tokens(
-        TokenQuery(statuses=("activated", "assigned"), model="OATH-TOTP", manufacturer="Other")
-    )
+    api = graph_api(graph)
+    tokens = api.list_tokens(TokenQuery(statuses=("activated", "assigned"), model="OATH-TOTP", manufacturer="Other"))
     assert tokens == []  # the manufacturer differs: checked locally
     sent = json.loads(graph.requests[0].content)["requests"]
     assert [item["url"] for item in sent] == [
         f"{DEVICES}?$filter=status%20eq%20'activated'&$top=999",
         f"{DEVICES}?$filter=status%20eq%20'assigned'&$top=999",
+        f"{DEVICES}?$filter=status%20eq%20'available'&$top=999",
     ]
+
+
+def test_list_tokens_assigned_includes_a_token_graph_shows_available_with_a_holder():
+    graph = Graph(
+        {
+            "/$batch": [
+                batch_of(
+                    {"value": [device("d2", "S2", AMY)]},
+                    {"value": [device("d3", "S3", AMY) | {"status": "available"}, device("d4", "S4")]},
+                )
+            ]
+        }
+    )
+    tokens = graph_api(graph).list_tokens(TokenQuery(statuses=("assigned",)))
+    assert [(token.serial_number, token.status) for token in tokens] == [("S2", "assigned"), ("S3", "assigned")]
 
 
 def test_list_tokens_a_filter_graph_ignored_never_widens_the_result():

@@ -9,6 +9,7 @@ the same outcomes whatever the concurrency."""
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -51,12 +52,8 @@ def listed(serial, status="available", holder=None, **fields):
     return replace(inv(status, holder, **fields), id=f"id-{serial}", serial_number=serial)
 
 
-def secrets(*serials, secret=SECRET, codes=None, redacted=None):
-    return Secrets(
-        {serial.casefold(): secret for serial in serials},
-        dict(codes or {}),
-        (redacted if redacted is not None else []).append,
-    )
+def secrets(*serials, secret=SECRET, codes=None):
+    return Secrets({serial.casefold(): secret for serial in serials}, dict(codes or {}))
 
 
 def apply(api, entries, tokens=(), *, secret_of=None, concurrency=1, logs=None, **options):
@@ -119,14 +116,12 @@ def test_refused_items_fail_only_themselves():
 
 def test_a_refused_bulk_request_fails_its_tokens_only():
     denied = GraphError("Creating 100 tokens: Graph answered 403", status=403, request_id="rid-403")
-    api = FakeInventoryApi(failures={0: denied}, tokens=[listed("OLD", "activated", ADELE)])
+    api = FakeInventoryApi(failures={0: denied})  # the first write: the first bulk creation
     entries = [entry(n, f"T-{n:03d}", "available", None) for n in range(150)]
-    entries.append(entry(150, "OLD", "available", None))  # unassigned: not a creation
-    outcomes = apply(api, entries, api.tokens)
+    outcomes = apply(api, entries)
     assert [len(call[1]) for call in sent(api, "create_tokens")] == [100, 50]
     assert {(o.outcome, o.error, o.request_id) for o in outcomes[:100]} == {("failed", denied.message, "rid-403")}
     assert {o.outcome for o in outcomes[100:150]} == {"created"}
-    assert outcomes[150].outcome == "unassigned"
 
 
 def test_a_lost_bulk_answer_is_judged_from_a_listing_and_only_the_missing_are_created():
@@ -173,8 +168,7 @@ def test_a_creation_the_bulk_answer_does_not_list_fails_alone():
 
 # ---------------------------------------------------------------------------------------------------- codes
 def test_created_tokens_are_activated_with_codes_computed_from_their_secret():
-    redacted: list[str] = []
-    given = Secrets({"t-1": SECRET, "t-2": OTHER_SECRET}, {}, redacted.append)
+    given = Secrets({"t-1": SECRET, "t-2": OTHER_SECRET}, {})
     api = FakeInventoryApi(failures={1: refused()})  # T-1's first code is refused as already used
     outcomes = apply(api, [entry(0, "T-1"), entry(1, "T-2")], secret_of=given)
     [(_name, bodies)] = sent(api, "create_tokens")
@@ -187,11 +181,16 @@ def test_created_tokens_are_activated_with_codes_computed_from_their_secret():
         (AMY.id, "id-T-2", totp_code(OTHER_SECRET, STEP)),
     ]
     assert len({call[4] for call in activations[:2]}) == 2
-    assert redacted == [call[4] for call in activations]  # every code is masked
     assert summary(outcomes) == [
         ("T-1", "created", [CREATE, ACTIVATE], None),
         ("T-2", "created", [CREATE, ACTIVATE], None),
     ]
+
+
+def test_a_failure_message_never_shows_the_codes_computed_for_its_token():
+    outcome = _inventory_apply.TokenOutcome(plan_inventory([entry(0, "T-1")], [], USERS)[0])
+    outcome.fail(GraphError("Graph answered 400: code 123456 (then 654321) is invalid"), hide=["123456", "654321"])
+    assert outcome.error == "Graph answered 400: code ******** (then ********) is invalid"
 
 
 def test_a_given_verification_code_is_sent_once():
@@ -234,7 +233,8 @@ def test_a_failure_after_the_unassign_reports_what_was_done():
     assert [(a.kind, a.user_id) for a in first.done] == [(UNASSIGN, ADELE.id)]
     assert first.error.startswith(
         "Updating token T-1: Graph answered 503. Already done for token T-1: "
-        f"unassigned it from Adele Vance ({ADELE.id}). Not done: update"
+        f"unassigned it from Adele Vance ({ADELE.id}). Not done: update; "
+        f"assign and activate for {AMY.user_principal_name} ({AMY.id})."  # the declared user's activation too
     )
     assert f"Adele Vance ({ADELE.id}) no longer holds token T-1" in first.error
     assert [call[2] for call in sent(api, ASSIGN_AND_ACTIVATE)] == ["id-T-2"]  # T-1 stopped at its update
@@ -301,12 +301,22 @@ def scenario(concurrency):
     return details, sorted(map(repr, api.calls)), api.threads
 
 
-def test_concurrency_gives_the_same_outcomes_as_one_at_a_time():
+def test_concurrency_gives_the_same_outcomes_as_one_at_a_time(monkeypatch):
+    pools: list[int] = []
+
+    def pool(max_workers):
+        pools.append(max_workers)
+        return ThreadPoolExecutor(max_workers=max_workers)
+
+    monkeypatch.setattr(_inventory_apply, "ThreadPoolExecutor", pool)
     one, one_calls, one_threads = scenario(1)
     many, many_calls, many_threads = scenario(8)
     assert many == one
     assert many_calls == one_calls
-    assert len(many_threads) > len(one_threads) == 2  # the bulk creation's thread, then one or several workers
+    assert len(one_threads) >= 2 and len(many_threads) >= 2  # the bulk creations' thread, then workers
+    # TOKENS_PER_PLACE tokens per place on the wire (the transport's pacer keeps to the places), at most MAX_WORKERS.
+    assert pools == [_inventory_apply.TOKENS_PER_PLACE, min(8 * _inventory_apply.TOKENS_PER_PLACE, 128)]
+    assert _inventory_apply.MAX_WORKERS == 128
     assert [row[1] for row in one] == [
         *["activated"] * 3,
         "failed",

@@ -7,8 +7,14 @@ and the checks of text options. fakes.FakeModule binds these very methods onto a
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+import json
 
+import pytest
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.tokenops.entra.plugins.module_utils import _module
 from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError, InputError, PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Exited, Failed, FakeModule
@@ -95,3 +101,88 @@ def test_check_text_refuses_before_any_request(option, value, text, problem):
 def test_check_text_accepts_the_longest_text_and_options_not_given():
     assert FakeModule({"serial_number": "S" * 10, "users": ["x" * 500], "user": None}).check_text(LIMITS) is None
     assert FakeModule({"serial_number": None, "users": [], "user": 42}).check_text(LIMITS) is None
+
+
+# ------------------------------------------------------------------------------------------------ the result masking
+SECRETS = ["JBSWY3DPEHPK3PXP", "GEZDGNBVGY3TQOJQ", "MFRGGZDFMZTWQ2LK"]
+ITEMS_SPEC = {
+    "items": {
+        "type": "list",
+        "elements": "dict",
+        "no_log": False,
+        "options": {"name": {"type": "str"}, "secret": {"type": "str", "no_log": True}},
+    }
+}
+
+
+@pytest.fixture
+def real_module():
+    """Makes a real GraphModule whose list option ``items`` holds ``count`` entries, each with a no_log secret (the
+    module's arguments stay in place until the test ends: exit_json needs them)."""
+    with contextlib.ExitStack() as stack:
+
+        def make(count):
+            items = [{"name": f"T{n}", "secret": SECRETS[n % 3] + str(n)} for n in range(count)]
+            stack.enter_context(patch_module_args({"items": items, "access_token": "at-1"}))
+            return _module.GraphModule(ITEMS_SPEC, long_lists=("items",)), items
+
+        yield make
+
+
+def printed(capsys, call, **result):
+    with pytest.raises(SystemExit):
+        call(**result)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_result_is_masked_as_with_every_no_log_value(capsys, real_module):
+    module, items = real_module(3)
+    module.no_log_values.add("123456")  # a computed code
+    every = set(module.no_log_values)
+    result = {
+        "changed": True,
+        "equal": items[1]["secret"],
+        "inside": f"the seed {items[2]['secret']} was refused",
+        "code": 123456,
+        "nested": [{"text": "code 123456 used"}, ("plain",)],
+        "keys": {items[0]["secret"]: "a secret as a key is not masked by Ansible"},
+    }
+    expected = remove_values({**result, "invocation": {"module_args": module.params}}, every)
+    out = printed(capsys, module.exit_json, **result)
+    assert {k: out[k] for k in expected} == json.loads(json.dumps(expected))
+    assert out["equal"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert "********" in out["inside"] and out["code"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert all(item["secret"] not in json.dumps(out) for item in items[1:])
+
+
+def test_no_log_values_the_result_does_not_hold_are_dropped_before_masking(capsys, real_module):
+    module, items = real_module(150)
+    module.no_log_values.add("654321")
+    printed(capsys, module.exit_json, changed=False, shown=f"x{items[7]['secret']}x")
+    # The access token is in the invocation (masked there); 149 secrets and the code are in no text of the result.
+    assert module.no_log_values == {items[7]["secret"], "at-1"}
+
+
+def test_fail_json_masks_its_message_too(capsys, real_module):
+    module, items = real_module(2)
+    out = printed(capsys, module.fail_json, msg=f"refused {items[1]['secret']}", detail=items[0]["secret"])
+    assert out["msg"] == "refused ********" and out["detail"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    assert out["failed"] is True
+
+
+def test_a_long_list_is_shown_in_the_invocation_by_its_length(capsys, real_module):
+    module, _items = real_module(_module.INVOCATION_LIST_LIMIT + 1)
+    out = printed(capsys, module.exit_json, changed=False)
+    assert out["invocation"]["module_args"]["items"] == (
+        f"{_module.INVOCATION_LIST_LIMIT + 1} entries (longer than {_module.INVOCATION_LIST_LIMIT}: "
+        "not repeated in the result)"
+    )
+    assert out["invocation"]["module_args"]["access_token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def test_a_short_list_is_shown_in_the_invocation_with_its_secrets_masked(capsys, real_module):
+    module, items = real_module(_module.INVOCATION_LIST_LIMIT)
+    out = printed(capsys, module.exit_json, changed=False)
+    shown_items = out["invocation"]["module_args"]["items"]
+    assert [i["name"] for i in shown_items] == [i["name"] for i in items]
+    assert {i["secret"] for i in shown_items} == {"VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The shared pacer (_pacer): the write bucket, the shared pause, the learned rate, the quota text; alone on a fake
-clock, and shared by many threads on a simulated one."""
+"""The shared pacer (_pacer): the write bucket, the shared pause, the learned rate, the lanes and their measured
+rates, the places on the wire, the quota text; alone on a fake clock, and shared by many threads on a simulated
+one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ import typing as t
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._pacer import DEFAULT_QUOTA, Pacer, parse_quota
+from ansible_collections.tokenops.entra.plugins.module_utils._pacer import (
+    DEFAULT_QUOTA,
+    DIRECTORY,
+    LANE_DOUBLING_SECONDS,
+    LANE_MIN_RATE,
+    METHODS,
+    Pacer,
+    pacing_lane,
+    parse_quota,
+)
 
 
 class FakeClock:
@@ -328,9 +338,16 @@ def test_the_default_recovery_is_four_windows():
 # ---------------------------------------------------------------------------------------------------- threads
 def test_threads_sharing_a_pacer_keep_to_the_bucket():
     clock = SimClock()
-    pacer = pacer_on(clock, "20/2")  # 20 tokens, 10 a second
-    granted: list[float] = []
     lock = threading.Lock()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    pacer = Pacer.from_quota("20/2", clock=clock, sleep=sleep)  # 20 tokens, 10 a second
+    granted: list[float] = []
 
     def writer() -> None:
         for _number in range(50):
@@ -349,6 +366,7 @@ def test_threads_sharing_a_pacer_keep_to_the_bucket():
             assert last - first + 1 <= 20 + 10 * (granted[last] - granted[first]) + 1e-6
     stats = pacer.stats()
     assert (stats["writes"], stats["waits"]) == (400, 380)
+    assert len(sleeps) == 380  # each write that waits sleeps once, till its own time: no herd at every refill
 
 
 def test_a_retry_after_in_one_thread_delays_the_others():
@@ -375,3 +393,144 @@ def test_a_retry_after_in_one_thread_delays_the_others():
         assert not [when for when in times if 1003.5 < when < 1013.5]  # nothing sent while paused
         assert times[4:] == [1013.5 + n for n in range(6)]
     assert pacer.stats()["paused"] == 10.0
+
+
+# ---------------------------------------------------------------------------------------------------- lanes
+@pytest.mark.parametrize(
+    "url, lane",
+    [
+        ("https://graph.microsoft.com/beta/users/u1/authentication/hardwareOathMethods/activate", METHODS),
+        ("https://graph.microsoft.com/beta/me/authentication/hardwareOathMethods", METHODS),
+        ("https://graph.microsoft.com/beta/USERS/a%40b/Authentication/x", METHODS),
+        ("https://graph.microsoft.com/beta/directory/authenticationMethodDevices/hardwareOathDevices", DIRECTORY),
+        ("https://graph.microsoft.com/beta/users?$filter=x/authentication/", DIRECTORY),  # a query is not a path
+        ("https://graph.microsoft.com/beta/$batch", DIRECTORY),
+    ],
+)
+def test_pacing_lane(url, lane):
+    assert pacing_lane(url) == lane
+
+
+def test_a_lanes_first_429_pauses_that_lane_only():
+    clock = FakeClock()
+    pacer = pacer_on(clock, "10/2")
+    pacer.throttled_lane(METHODS, 3.0)
+    assert pacer.acquire(write=True, lane=DIRECTORY) == 0.0
+    assert pacer.acquire(write=False) == 0.0
+    assert pacer.acquire(write=False, lane=METHODS) == 3.0
+    assert pacer.acquire(write=False, lane=METHODS) == 0.0  # no rate measured yet: not spaced
+    stats = pacer.stats()
+    assert (stats["pauses"], stats["paused"], stats["lowered"], stats["rate"]) == (1, 3.0, 0, 5.0)
+    assert "rate_methods" not in stats
+
+
+def test_a_lanes_rate_is_what_was_answered_between_two_429s():
+    clock = FakeClock()
+    pacer = pacer_on(clock, "10/2")
+    pacer.throttled_lane(METHODS, 1.0)
+    pacer.answered(METHODS, throttled=False)  # another lane's answers and 429s count for nothing here
+    pacer.answered(DIRECTORY, throttled=False)
+    pacer.answered(METHODS, throttled=True)
+    clock.sleep(1.0)
+    for _number in range(4):
+        pacer.answered(METHODS, throttled=False)
+    clock.sleep(1.5)
+    pacer.throttled_lane(METHODS, 1.0)  # 5 answered in 2.5 s: 2 a second
+    pacer.throttled_lane(METHODS, 1.0)  # the same 429 told by another thread: nothing answered since
+    assert pacer.stats()["rate_methods"] == 2.0
+    assert (pacer.stats()["lowered"], pacer.progress()) == (1, 6)
+    waits = [pacer.acquire(write=False, lane=METHODS) for _number in range(3)]
+    assert waits == [1.0, pytest.approx(0.5, abs=0.01), pytest.approx(0.5, abs=0.01)]  # the pause, then every 0.5 s
+    assert pacer.acquire(write=False, lane=METHODS, send=False) == 0.0  # a retry's wait takes no place
+
+
+def test_a_lanes_rate_doubles_for_every_minute_without_a_429():
+    clock = FakeClock()
+    pacer = pacer_on(clock, "10/2")
+    pacer.throttled_lane(METHODS, 1.0)
+    pacer.answered(METHODS, throttled=False)
+    clock.sleep(10.0)
+    pacer.throttled_lane(METHODS, 1.0)
+    assert pacer.stats()["rate_methods"] == 0.1
+    clock.sleep(LANE_DOUBLING_SECONDS)
+    assert pacer.stats()["rate_methods"] == pytest.approx(0.2)
+    clock.sleep(LANE_DOUBLING_SECONDS)
+    assert pacer.stats()["rate_methods"] == pytest.approx(0.4)
+
+
+def test_a_lanes_rate_has_a_floor():
+    clock = FakeClock()
+    pacer = pacer_on(clock, "10/2")
+    pacer.throttled_lane(METHODS, 1.0)
+    pacer.answered(METHODS, throttled=False)
+    clock.sleep(3600.0)
+    pacer.throttled_lane(METHODS, 1.0)
+    assert pacer.stats()["rate_methods"] == LANE_MIN_RATE
+
+
+@pytest.mark.parametrize("seconds", [0, -1, math.inf, math.nan])
+def test_a_lane_retry_after_that_is_not_a_positive_number_is_ignored(seconds):
+    pacer = pacer_on(FakeClock())
+    pacer.throttled_lane(METHODS, seconds)
+    assert pacer.stats()["pauses"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------- in flight
+def test_at_most_in_flight_requests_are_sent_at_once():
+    pacer = Pacer.from_quota("10/2", in_flight=2)
+    third_sent = threading.Event()
+
+    def third() -> None:
+        with pacer.sending():
+            third_sent.set()
+
+    with pacer.sending(), pacer.sending():
+        thread = threading.Thread(target=third)
+        thread.start()
+        assert not third_sent.wait(0.2)  # both places are taken
+    assert third_sent.wait(5)  # a place came free
+    thread.join()
+
+
+def test_without_in_flight_any_number_is_sent():
+    pacer = Pacer.from_quota("10/2")
+    with pacer.sending(), pacer.sending(), pacer.sending():
+        assert pacer.progress() == 0
+
+
+def test_a_lane_sends_one_at_a_time_until_its_rate_is_measured():
+    clock = FakeClock()
+    pacer = pacer_on(clock, "10/2", in_flight=8)
+    pacer.throttled_lane(METHODS, 1.0)
+    clock.sleep(1.0)  # the lane's pause
+    second_sent = threading.Event()
+
+    def second() -> None:
+        with pacer.sending(lane=METHODS):
+            second_sent.set()
+
+    with pacer.sending(lane=METHODS), pacer.sending(lane=DIRECTORY):  # another lane is not held up
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not second_sent.wait(0.2)
+    assert second_sent.wait(5)
+    thread.join()
+    pacer.answered(METHODS, throttled=False)
+    clock.sleep(2.0)
+    pacer.throttled_lane(METHODS, 1.0)  # 1 answered in 3 s: no longer one at a time, one every 3 s
+    with pacer.sending(lane=METHODS) as first, pacer.sending(lane=METHODS) as second:
+        assert first == 1.0 and second >= 2.9  # the pause, then the pace
+        assert pacer.stats()["rate_methods"] == pytest.approx(1 / 3, abs=0.03)  # climbing again since
+
+
+def test_429s_and_answers_of_requests_already_on_the_wire_measure_nothing():
+    clock = FakeClock()
+    pacer = pacer_on(clock, "10/2")
+    pacer.throttled_lane(METHODS, 1.0)
+    pacer.answered(METHODS, throttled=False)  # sent before the 429 came
+    clock.sleep(0.01)
+    pacer.throttled_lane(METHODS, 1.0)  # the same: still within the first 429's pause
+    assert "rate_methods" not in pacer.stats()
+    clock.sleep(1.5)
+    pacer.throttled_lane(METHODS, 1.0)
+    assert pacer.stats()["rate_methods"] == pytest.approx(1 / 1.51)
