@@ -39,6 +39,14 @@ class ModuleFailure(Exception):
         other.result = dict(self.result if result is None else result)
         return other
 
+    def as_kind(self, kind: type[F]) -> F:
+        """A copy that is a ``kind`` (a subclass of this error's class that adds no state), with every detail."""
+        if not issubclass(kind, type(self)):
+            raise TypeError(f"{kind.__name__} is not a kind of {type(self).__name__}")
+        other = copy.copy(self)
+        other.__class__ = kind
+        return t.cast(F, other)
+
     def to_result(self) -> dict[str, t.Any]:
         result = dict(self.result)
         if self.changed:

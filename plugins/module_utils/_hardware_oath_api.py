@@ -46,19 +46,6 @@ T = t.TypeVar("T")
 class TokenExists(GraphError):
     """Graph refused a creation (409): a token with that serial number is in the inventory, maybe not visible yet."""
 
-    @classmethod
-    def from_error(cls, error: GraphError) -> TokenExists:
-        return cls(
-            error.message,
-            status=error.status,
-            code=error.code,
-            graph_message=error.graph_message,
-            request_id=error.request_id,
-            client_request_id=error.client_request_id,
-            date=error.date,
-            details=error.details,
-        )
-
 
 class FilterRefused(Exception):
     """Graph answered 400 to an inventory listing's ``$filter``."""
@@ -460,7 +447,7 @@ class HardwareOathApi:
             except GraphError as exc:
                 if exc.status != 409:
                     raise _refusal_hint(exc, CREATE, "available") from None
-                return TokenExists.from_error(exc)
+                return exc.as_kind(TokenExists)
             return TokenView.from_graph(answer)
 
         created = self.poll(create, lambda answer: not isinstance(answer, TokenExists)) if while_deleted else create()

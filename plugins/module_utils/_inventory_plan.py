@@ -298,16 +298,16 @@ def _after_assignment(after: dict[str, t.Any], assignment_after: dict[str, t.Any
 
 
 def entry_spec(entry: Entry, **changes: t.Any) -> TokenSpec:
-    spec = TokenSpec(
-        serial_number=entry.serial_number,
-        has_secret=entry.has_secret,
-        manufacturer=entry.manufacturer,
-        model=entry.model,
-        time_interval=entry.time_interval,
-        hash_function=entry.hash_function,
-        display_name=entry.display_name,
-    )
-    return dataclasses.replace(spec, **changes)
+    fields = {
+        "serial_number": entry.serial_number,
+        "has_secret": entry.has_secret,
+        "manufacturer": entry.manufacturer,
+        "model": entry.model,
+        "time_interval": entry.time_interval,
+        "hash_function": entry.hash_function,
+        "display_name": entry.display_name,
+    }
+    return TokenSpec(**{**fields, **changes})
 
 
 def _token_plan(

@@ -70,6 +70,27 @@ def test_with_message_returns_a_copy_and_leaves_the_original_unchanged():
     assert original.result == {"actions": DONE}
 
 
+def test_as_kind_is_a_copy_of_a_subclass_with_every_detail():
+    class Refused(GraphError):
+        pass
+
+    original = GraphError("409", status=409, code="conflict", request_id="rid").with_message(
+        "409", changed=True, result={"actions": DONE}
+    )
+    other = original.as_kind(Refused)
+    assert type(other) is Refused and type(original) is GraphError
+    assert (other.message, other.status, other.code, other.request_id, other.changed) == (
+        "409",
+        409,
+        "conflict",
+        "rid",
+        True,
+    )
+    assert other.to_result() == original.to_result()
+    with pytest.raises(TypeError):
+        InputError("x").as_kind(Refused)
+
+
 def test_with_message_may_set_changed_and_result():
     original = InputError("first")
     other = original.with_message("second", changed=True, result={"actions": DONE, "pending_actions": PENDING})
