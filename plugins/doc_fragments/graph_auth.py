@@ -139,7 +139,7 @@ options:
     description:
       - The writes per second this task sends at most, as C(WRITES/SECONDS), shared by every request of the task (all
         its threads). Graph's identity write quota is 3,000 writes per 150 seconds per application and tenant, the
-        default. When Graph still answers C(429) for that quota (C(x-ms-throttle-information: WriteLimitExceeded)),
+        default. When Graph still answers C(429) for that quota (C(x-ms-throttle-information) C(WriteLimitExceeded)),
         every request of the task waits its C(Retry-After) and the write rate is lowered to what Graph allowed, then
         recovers slowly.
       - A C(429) of another quota (another C(x-ms-throttle-scope), such as a limit on users' authentication methods)
