@@ -1,6 +1,6 @@
 # Test toolchain for the tokenops.entra collection.
 #
-#   make test            everything: venvs, then sanity + units + integration on every core (the cores side by side), then the simulator suite, then bench-short
+#   make test            everything: venvs, then sanity + units + integration on every core (the cores side by side), then the simulator suite, molecule, then bench-short
 #   make sanity          ansible-test sanity --venv on every core          (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units --venv on every core           (UNITS_ARGS=...)
 #   make integration     ansible-test integration --venv on every core, against the simulator (INTEGRATION_ARGS=...)
@@ -9,6 +9,7 @@
 #   make sanity-2.19     (or units-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
 #   make demo            run the example playbook against the local simulator
+#   make molecule        the role's molecule scenarios (extensions/molecule/), against the simulator
 #   make bench           the benchmark of hardware_oath_inventory (docs/performance.md): bench/results.json, bench/plot.svg
 #   make bench-short     its short version (a few dozen tokens, outcomes and request counts only, no timing)
 #   make clean           remove .venv/, .tmp/ and other local state
@@ -85,7 +86,7 @@ ansible_test = cd $(call collection,$(1)) && PATH="$(call venv,$(1))/bin:$$PATH"
 	$(foreach c,$(CORES) lint,venv-$(c))
 
 help:
-	@sed -n '3,13s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # The cores' pipelines (sanity, units, integration: in that order within a core) run side by side, one per CPU of
 # the 2-core CI machines; each core's output is printed as a block when its pipeline ends (its logs are also in
@@ -94,6 +95,7 @@ test: check-no-ignores venvs lint
 	@echo "==> make test: the pipelines of cores $(CORES) side by side (each core's output appears when it ends)"
 	@$(MAKE) --no-print-directory -j$(words $(CORES)) --output-sync=recurse $(foreach c,$(CORES),pipeline-$(c))
 	@$(MAKE) --no-print-directory simulator-test
+	@$(MAKE) --no-print-directory molecule
 	@$(MAKE) --no-print-directory bench-short
 	@echo "==> make test: all passed"
 
@@ -263,3 +265,15 @@ bench: venv-2.19 | dirs
 bench-short: venv-2.19 | dirs
 	@echo "==> bench-short: bench/run.py --short (outcomes and request counts, not timed)"
 	@$(call venv,2.19)/bin/python bench/run.py --short $(BENCH_ARGS)
+
+# ------------------------------------------------------------------ molecule
+# The role's scenarios (extensions/molecule/): the default driver on localhost, against the simulator each scenario
+# starts in prepare and stops in cleanup. The collection is found through a symlink, not installed (prerun: false).
+.PHONY: molecule
+molecule: venv-2.19 | dirs
+	@echo "==> molecule: the scenarios of roles/hardware_oath_tokens"
+	@mkdir -p $(TMP_DIR)/molecule/ansible_collections/tokenops
+	@ln -sfn $(CURDIR) $(TMP_DIR)/molecule/ansible_collections/tokenops/entra
+	@cd $(TMP_DIR)/molecule/ansible_collections/tokenops/entra && PATH="$(call venv,2.19)/bin:$$PATH" \
+		ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/molecule ANSIBLE_LOCALHOST_WARNING=false \
+		ANSIBLE_INVENTORY_UNPARSED_WARNING=false $(call venv,2.19)/bin/molecule test --all

@@ -11,7 +11,7 @@ import contextlib
 import json
 
 import pytest
-from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.common.parameters import PASS_VARS, remove_values
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.tokenops.entra.plugins.module_utils import _module
@@ -105,6 +105,8 @@ def test_check_text_accepts_the_longest_text_and_options_not_given():
 
 # ------------------------------------------------------------------------------------------------ the result masking
 SECRETS = ["JBSWY3DPEHPK3PXP", "GEZDGNBVGY3TQOJQ", "MFRGGZDFMZTWQ2LK"]
+# ansible-core 2.21 adds the invocation to a result only when the controller asks for it (-v); 2.19 always does.
+INJECT_INVOCATION = {"_ansible_inject_invocation": True} if "inject_invocation" in PASS_VARS else {}
 ITEMS_SPEC = {
     "items": {
         "type": "list",
@@ -123,7 +125,7 @@ def real_module():
 
         def make(count):
             items = [{"name": f"T{n}", "secret": SECRETS[n % 3] + str(n)} for n in range(count)]
-            stack.enter_context(patch_module_args({"items": items, "access_token": "at-1"}))
+            stack.enter_context(patch_module_args({"items": items, "access_token": "at-1", **INJECT_INVOCATION}))
             return _module.GraphModule(ITEMS_SPEC, long_lists=("items",)), items
 
         yield make

@@ -1,0 +1,103 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The filter tokenops.entra.pskc_tokens: the wiring of _pskc_seeds into a filter plugin."""
+
+from __future__ import annotations
+
+import io
+
+import jinja2
+import pskc
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.tokenops.entra.plugins.filter import pskc as plugin
+from ansible_collections.tokenops.entra.plugins.module_utils import _pskc_seeds
+
+SEED = b"12345678901234567890"
+SEED_B32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+PSK = bytes.fromhex("12345678901234567890123456789012")
+
+
+def seed_file(encrypted=False):
+    container = pskc.PSKC()
+    container.add_key(
+        serial="T2-0001",
+        secret=SEED,
+        algorithm="urn:ietf:params:xml:ns:keyprov:pskc:totp",
+        manufacturer="Token2",
+        model="C202",
+        response_length=6,
+    )
+    if encrypted:
+        container.encryption.setup_preshared_key(key=PSK, key_name="Pre-shared-key")
+    out = io.BytesIO()
+    container.write(out)
+    return out.getvalue().decode("utf-8")
+
+
+ENTRY = {
+    "serial_number": "T2-0001",
+    "secret_key": SEED_B32,
+    "secret_format": "base32",
+    "time_interval": 30,
+    "hash_function": "hmacsha1",
+    "manufacturer": "Token2",
+    "model": "C202",
+}
+
+
+def test_the_plugin_provides_the_filter():
+    assert plugin.FilterModule().filters() == {"pskc_tokens": plugin.pskc_tokens}
+
+
+def test_the_filter_gives_the_entries():
+    assert plugin.pskc_tokens(seed_file()) == [ENTRY]
+    assert plugin.pskc_tokens(seed_file(encrypted=True), preshared_key=PSK.hex()) == [ENTRY]
+
+
+def test_the_filter_in_a_template_with_the_keyword():
+    environment = jinja2.Environment(autoescape=False)
+    environment.filters.update(plugin.FilterModule().filters())
+    template = environment.from_string("{{ (text | pskc_tokens(preshared_key=key))[0].serial_number }}")
+    assert template.render(text=seed_file(encrypted=True), key=PSK.hex()) == "T2-0001"
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        (None, "the file's secrets are encrypted: give the pre-shared key (hex) the vendor sent as preshared_key"),
+        ("00" * 16, "the pre-shared key does not decrypt it ("),
+    ],
+)
+def test_refusals_are_filter_errors_never_holding_the_secret_or_the_key(key, message):
+    with pytest.raises(AnsibleFilterError) as info:
+        plugin.pskc_tokens(seed_file(encrypted=True), preshared_key=key)
+    text = info.value.message
+    assert text.startswith("key package 1 (serial number 'T2-0001'): ")
+    assert message in text
+    for secret in (SEED_B32, SEED.decode(), PSK.hex(), "00" * 16):
+        assert secret not in text
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+def test_without_python_pskc_the_filter_says_to_install_it(monkeypatch):
+    monkeypatch.setattr(_pskc_seeds, "pskc", None)
+    with pytest.raises(AnsibleFilterError, match="install python-pskc on the controller"):
+        plugin.pskc_tokens(seed_file())
+
+
+@pytest.mark.parametrize("value", [None, 42, ["x"]])
+def test_input_that_is_not_text_is_refused(value):
+    with pytest.raises(AnsibleFilterError, match="^the input must be the text of a PSKC file, not a "):
+        plugin.pskc_tokens(value)
+
+
+@pytest.mark.parametrize("key", [42, b"\x12\x34", ["12"]])
+def test_a_preshared_key_that_is_not_a_string_is_refused_without_repeating_it(key):
+    with pytest.raises(AnsibleFilterError) as info:
+        plugin.pskc_tokens(seed_file(), preshared_key=key)
+    assert info.value.message == (f"preshared_key must be a string of hex, not a {type(key).__name__}")
