@@ -1020,8 +1020,9 @@ def test_users_by_refs_more_than_twenty_listings_take_two_round_trips():
     names = [f"user{n:03d}@contoso.com" for n in range(15 * 20)] + [AMY.user_principal_name.upper()]
     graph = Graph({"/$batch": users_route(AMY)})
     assert graph_api(graph).users_by_refs(names) == {AMY.user_principal_name: AMY}
-    assert [len(listings) for listings in sent_listings(graph)] == [20, 1]
-    assert sent_listings(graph)[1] == [("/users", f"userPrincipalName eq '{AMY.user_principal_name.upper()}'", SELECT)]
+    batches = sorted(sent_listings(graph), key=len, reverse=True)  # sent side by side: in either order
+    assert [len(listings) for listings in batches] == [20, 1]
+    assert batches[1] == [("/users", f"userPrincipalName eq '{AMY.user_principal_name.upper()}'", SELECT)]
 
 
 def test_users_by_refs_quotes_a_name_with_an_apostrophe():
