@@ -115,7 +115,7 @@ class GraphModule(AnsibleModule):
         costs strings x values: 10,000 tokens give 20,000 values and, with their list in the invocation, 120,000
         strings. A value that occurs in no string of the result, its warnings or deprecations masks nothing, so
         the result is masked exactly as before. A value holding ``*`` is always kept (masking writes ``*``)."""
-        if "invocation" not in kwargs and self._long_lists:
+        if "invocation" not in kwargs:  # what AnsibleModule would add (with long lists shortened), masked with the rest
             kwargs["invocation"] = {"module_args": self._invocation_args()}
         values: set[str] = getattr(self, "no_log_values", set())  # none yet when the arguments themselves fail
         if values:

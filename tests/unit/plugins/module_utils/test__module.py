@@ -188,3 +188,15 @@ def test_a_short_list_is_shown_in_the_invocation_with_its_secrets_masked(capsys,
     shown_items = out["invocation"]["module_args"]["items"]
     assert [i["name"] for i in shown_items] == [i["name"] for i in items]
     assert {i["secret"] for i in shown_items} == {"VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}
+
+
+def test_the_invocation_of_any_module_is_masked(capsys):
+    """A module without long lists: its arguments' secrets are masked in the invocation AnsibleModule shows at -v."""
+    spec = {"name": {"type": "str"}, "client_secret": {"type": "str", "no_log": True}}
+    with patch_module_args({"name": "n", "client_secret": "s3cr3t-value", **INJECT_INVOCATION}):
+        module = _module.GraphModule(spec)
+        out = printed(capsys, module.exit_json, changed=False)
+        failed = printed(capsys, module.fail_json, msg="boom")
+    for result in (out, failed):
+        assert result["invocation"]["module_args"]["client_secret"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+        assert "s3cr3t-value" not in json.dumps(result)
