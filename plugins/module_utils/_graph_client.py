@@ -127,7 +127,7 @@ class Transport:
             free = False  # a retry that does not count: a 429 while other requests got answered
             if response is not None:
                 if response.status_code in RETRY_STATUSES:
-                    self.throttled(response.headers, write=writes > 0, lane=lane)
+                    self.throttled(response.headers, write=writes > 0 and response.status_code == 429, lane=lane)
                 free = response.status_code == 429 and self.pacer is not None and self.pacer.progress() > progress
                 if not retryable(response.status_code, safe) or (spent >= self.max_retries and not free):
                     return response

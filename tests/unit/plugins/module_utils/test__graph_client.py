@@ -1023,6 +1023,13 @@ def test_paced_503_is_not_a_quota():
     assert (clock.sleeps, sleeps) == ([], [])
 
 
+def test_a_scoped_503_to_a_write_pauses_but_teaches_no_write_rate():
+    pacer, _clock = paced()
+    transport = paced_transport(Server(reply(503, headers={"Retry-After": "5", **WRITE_QUOTA})), pacer)
+    assert transport.send("POST", URL, json={}).status_code == 503  # a write is not sent again after a 503
+    assert (pacer.pause_left(), pacer.stats()["lowered"], pacer.rate) == (5.0, 0, 10.0)
+
+
 def test_a_429_while_others_get_answers_uses_up_no_retry():
     pacer, _clock = paced()
     sleeps: list[float] = []
