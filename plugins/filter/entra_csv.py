@@ -105,7 +105,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tokenops.entra.plugins.module_utils._entra_csv import SeedFileError, parse_entra_csv
+from ansible_collections.tokenops.entra.plugins.module_utils._files.entra_csv import SeedFileError, parse_entra_csv
 
 
 def entra_csv_tokens(data: t.Any) -> list[dict[str, t.Any]]:

@@ -105,7 +105,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tokenops.entra.plugins.module_utils._report import ReportError, report_document
+from ansible_collections.tokenops.entra.plugins.module_utils._files.report import ReportError, report_document
 
 
 def now() -> str:

@@ -48,7 +48,7 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tokenops.entra.plugins.module_utils._report import ReportError, report_markdown
+from ansible_collections.tokenops.entra.plugins.module_utils._files.report import ReportError, report_markdown
 
 
 def hardware_oath_report_markdown(document: t.Any) -> str:

@@ -54,7 +54,10 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tokenops.entra.plugins.module_utils._seeded_tokens import SeededTokensError, seeded_tokens
+from ansible_collections.tokenops.entra.plugins.module_utils._files.seeded_tokens import (
+    SeededTokensError,
+    seeded_tokens,
+)
 
 
 def hardware_oath_seeded_tokens(tokens, seeds, unnamed_state="available"):

@@ -127,8 +127,8 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.tokenops.entra.plugins.module_utils._entra_csv import SeedFileError
-from ansible_collections.tokenops.entra.plugins.module_utils._pskc_seeds import parse_pskc
+from ansible_collections.tokenops.entra.plugins.module_utils._files.entra_csv import SeedFileError
+from ansible_collections.tokenops.entra.plugins.module_utils._files.pskc_seeds import parse_pskc
 
 
 def pskc_tokens(data: t.Any, preshared_key: t.Any = None) -> list[dict[str, t.Any]]:

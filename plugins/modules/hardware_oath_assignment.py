@@ -290,21 +290,24 @@ graph_error:
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._assignment_plan import Desired, plan_assignment
-from ansible_collections.tokenops.entra.plugins.module_utils._codes import (
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, InputError, PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import (
     CodeSource,
     check_secret_for_codes,
     normalize_code,
     normalize_secret,
     require_pyotp,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError, InputError, PlanError
-from ansible_collections.tokenops.entra.plugins.module_utils._execute import execute_assignment_plan
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi, unknown_token
-from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
-from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_options import TEXT_LIMITS
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView, UserView
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.execute import execute_assignment_plan
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import (
+    HardwareOathApi,
+    unknown_token,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.assignment import Desired, plan_assignment
 
 
 def code_source(module: GraphModule) -> CodeSource:

@@ -240,15 +240,22 @@ failed_tokens:
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.tokenops.entra.plugins.module_utils._codes import (
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError, ModuleFailure
+from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown, text_problem
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import (
     check_secret_for_codes,
     normalize_code,
     normalize_secret,
     require_pyotp,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError, ModuleFailure
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory_apply import Secrets, apply_inventory
-from ansible_collections.tokenops.entra.plugins.module_utils._inventory_plan import (
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_options import (
+    TEXT_LIMITS,
+    token_argument_spec,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.inventory_apply import Secrets, apply_inventory
+from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory import (
     HOLDING_STATES,
     PRUNE_ACTIONS,
     STATES,
@@ -259,10 +266,6 @@ from ansible_collections.tokenops.entra.plugins.module_utils._inventory_plan imp
     plan_inventory,
     report_row,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
-from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS, token_argument_spec
-from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown, text_problem
 
 MAX_CONCURRENCY = 32
 

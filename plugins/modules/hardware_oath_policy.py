@@ -136,16 +136,16 @@ graph_error:
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
-from ansible_collections.tokenops.entra.plugins.module_utils._execute import execute_policy_plan
-from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._policy_plan import (
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.execute import execute_policy_plan
+from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.service import policy_api
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.policy import (
     PolicySpec,
     check_no_overlap,
     normalize_targets,
     plan_policy,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._service import policy_api
 
 
 def spec_from(module: GraphModule) -> PolicySpec:

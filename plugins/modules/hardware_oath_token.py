@@ -302,13 +302,16 @@ graph_error:
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._codes import normalize_secret
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
-from ansible_collections.tokenops.entra.plugins.module_utils._execute import apply_token
-from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
-from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS, token_argument_spec
-from ansible_collections.tokenops.entra.plugins.module_utils._token_plan import TokenSpec, token_result
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import normalize_secret
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_options import (
+    TEXT_LIMITS,
+    token_argument_spec,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.execute import apply_token
+from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import TokenSpec, token_result
 
 
 def secret(module: GraphModule) -> str | None:

@@ -246,14 +246,14 @@ graph_error:
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import InputError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import STATUSES, TokenView, UserView
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import HardwareOathApi
-from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
-from ansible_collections.tokenops.entra.plugins.module_utils._service import hardware_oath_api
-from ansible_collections.tokenops.entra.plugins.module_utils._token_options import TEXT_LIMITS
-from ansible_collections.tokenops.entra.plugins.module_utils._token_plan import token_result
-from ansible_collections.tokenops.entra.plugins.module_utils._token_query import TokenQuery, unique
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_options import TEXT_LIMITS
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import STATUSES, TokenView, UserView
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import HardwareOathApi
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.token_query import TokenQuery, unique
+from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import token_result
 
 INVENTORY_FILTERS = ("serial_numbers", "status", "manufacturer", "model", "assigned_to", "unassigned_only")
 

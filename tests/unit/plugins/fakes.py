@@ -18,17 +18,18 @@ from unittest import mock
 
 import httpx
 
-from ansible_collections.tokenops.entra.plugins.module_utils import _graph_client
-from ansible_collections.tokenops.entra.plugins.module_utils._auth import graph_argument_spec
-from ansible_collections.tokenops.entra.plugins.module_utils._endpoints import Destinations
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import WriteOutcomeUnknown
-from ansible_collections.tokenops.entra.plugins.module_utils._graph_client import GraphClient, Transport
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath_api import (
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import WriteOutcomeUnknown
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import (
     READ_AFTER_WRITE_WAIT,
     HardwareOathApi,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.auth import graph_argument_spec
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.client import GraphClient
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.endpoints import Destinations
+from ansible_collections.tokenops.entra.plugins.module_utils._graph import transport
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.transport import Transport
+from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, AUTHORITY, GRAPH
 
 DESTINATIONS = Destinations(GRAPH, AUTHORITY)
@@ -69,7 +70,7 @@ def make_transport(handler, *, max_retries=3, max_retry_wait=60.0, sleeps=None, 
     def client(**kwargs):
         return real_client(transport=httpx.MockTransport(handler), **kwargs)
 
-    with mock.patch.object(_graph_client.httpx, "Client", client):
+    with mock.patch.object(transport.httpx, "Client", client):
         return Transport(
             destinations=DESTINATIONS,
             verify=True,

@@ -8,8 +8,8 @@ of the API objects and of GraphModule are in ``fakes``."""
 
 from __future__ import annotations
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import TokenView, UserView
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView, UserView
 
 GRAPH = "https://graph.microsoft.com"
 AUTHORITY = "https://login.microsoftonline.com"

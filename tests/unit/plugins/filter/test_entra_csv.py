@@ -11,7 +11,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tokenops.entra.plugins.filter import entra_csv as plugin
-from ansible_collections.tokenops.entra.plugins.module_utils._entra_csv import HEADER
+from ansible_collections.tokenops.entra.plugins.module_utils._files.entra_csv import HEADER
 
 SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 CSV = f"\ufeff{HEADER}\r\namy@contoso.com,1000001,{SECRET.lower()},60,Contoso,Hardware Key\r\n"

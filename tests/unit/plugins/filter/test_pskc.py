@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The filter tokenops.entra.pskc_tokens: the wiring of _pskc_seeds into a filter plugin."""
+"""The filter tokenops.entra.pskc_tokens: the wiring of pskc_seeds into a filter plugin."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tokenops.entra.plugins.filter import pskc as plugin
-from ansible_collections.tokenops.entra.plugins.module_utils import _pskc_seeds
+from ansible_collections.tokenops.entra.plugins.module_utils._files import pskc_seeds
 
 SEED = b"12345678901234567890"
 SEED_B32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
@@ -85,7 +85,7 @@ def test_refusals_are_filter_errors_never_holding_the_secret_or_the_key(key, mes
 
 
 def test_without_python_pskc_the_filter_says_to_install_it(monkeypatch):
-    monkeypatch.setattr(_pskc_seeds, "pskc", None)
+    monkeypatch.setattr(pskc_seeds, "pskc", None)
     with pytest.raises(AnsibleFilterError, match="install python-pskc on the controller"):
         plugin.pskc_tokens(seed_file())
 

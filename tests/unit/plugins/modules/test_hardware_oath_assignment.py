@@ -11,9 +11,9 @@ import functools
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._codes import totp_code
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import PlanError
-from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import totp_code
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Failed, FakeApi, FakeModule, task_options
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, DEVICE_ID, SECRET, SERIAL, token

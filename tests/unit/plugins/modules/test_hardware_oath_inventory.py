@@ -14,11 +14,11 @@ from dataclasses import replace
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils import _inventory_apply
-from ansible_collections.tokenops.entra.plugins.module_utils._codes import CodeSource
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._hardware_oath import ACTIVATE, ASSIGN_AND_ACTIVATE
-from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import ACTIVATE, ASSIGN_AND_ACTIVATE
+from ansible_collections.tokenops.entra.plugins.module_utils._execution import inventory_apply
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_inventory as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import (
     Exited,
@@ -62,7 +62,7 @@ def counted(**outcomes):
 @pytest.fixture(autouse=True)
 def fixed_clock(monkeypatch):
     """Codes are computed at NOW."""
-    monkeypatch.setattr(_inventory_apply, "CodeSource", functools.partial(CodeSource, clock=lambda: NOW))
+    monkeypatch.setattr(inventory_apply, "CodeSource", functools.partial(CodeSource, clock=lambda: NOW))
 
 
 @pytest.fixture

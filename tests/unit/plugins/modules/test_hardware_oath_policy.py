@@ -11,9 +11,9 @@ import functools
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._policy_api import PolicyApi
-from ansible_collections.tokenops.entra.plugins.module_utils._policy_plan import POLICY_PATH, POLICY_TYPE
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.policy_api import PolicyApi
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.policy import POLICY_PATH, POLICY_TYPE
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_policy as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Failed, FakeClient, FakeModule, task_options
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import G1, G2, POLICY_OFF, POLICY_ON

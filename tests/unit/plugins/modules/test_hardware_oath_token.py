@@ -11,8 +11,8 @@ import functools
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_token as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import (
     Failed,

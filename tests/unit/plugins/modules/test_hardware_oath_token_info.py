@@ -12,8 +12,8 @@ import functools
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._token_query import TokenQuery
-from ansible_collections.tokenops.entra.plugins.module_utils._validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.token_query import TokenQuery
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_token_info as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import (
     Failed,

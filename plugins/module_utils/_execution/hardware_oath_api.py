@@ -1,0 +1,544 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change in any release.
+
+"""The hardware OATH calls of Graph: the token inventory, users and their hardware OATH methods. Each call is one
+request (or one batched round trip) and says which permission it needs when refused; carrying out plans is
+``_execute``'s job."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from .._common.errors import GraphError
+from .._common.validation import is_guid
+from .._domain.tokens import (
+    ACTIVATE,
+    ASSIGN,
+    ASSIGN_AND_ACTIVATE,
+    SET_DISPLAY_NAME,
+    UNASSIGN,
+    Action,
+    TokenView,
+    UserView,
+)
+from .._graph.client import MAX_BATCH, GraphClient
+from .._graph.odata import segment
+from .._planning.token import CREATE
+from .permissions import call, with_permission_hint
+from .token_query import MAX_FILTER_EXPRESSIONS, Lookup, TokenQuery, chunks, filter_in, unique, users_filter
+
+DEVICES = "/directory/authenticationMethodDevices/hardwareOathDevices"
+USER_SELECT = "id,userPrincipalName,displayName,userType"
+MAX_BULK_CREATE = 100  # tokens per delta payload: the most the simulator takes (Graph documents no limit)
+MAX_PAGE_SIZE = 999  # the largest $top directory collections take; the service may serve smaller pages
+LISTING = "Listing the hardware OATH token inventory"
+# Graph's directory is eventually consistent: a read may not show a write of a moment ago. Where a step must see an
+# earlier write (a token imported by the task before, the answer of a lost write), it reads again, waiting 0.5, 1,
+# 2, 4 ... s, for at most this many seconds in all (the read_after_write_wait option's default).
+READ_AFTER_WRITE_WAIT = 10.0
+T = t.TypeVar("T")
+
+
+class TokenExists(GraphError):
+    """Graph refused a creation (409): a token with that serial number is in the inventory, maybe not visible yet."""
+
+
+class FilterRefused(Exception):
+    """Graph answered 400 to an inventory listing's ``$filter``."""
+
+    def __init__(self, text: str, error: GraphError) -> None:
+        super().__init__(text)
+        self.filter = text
+        self.error = error
+
+
+def _user_path(user: str) -> str:
+    """``/me`` for the signed-in user, else ``/users/{id or UPN}``."""
+    return "/me" if user == "me" else f"/users/{segment(user)}"
+
+
+def _user_not_found(error: GraphError, user: str) -> GraphError:
+    if error.status == 404:
+        return error.with_message(f"User {user} was not found in the tenant ({error.message})")
+    return error
+
+
+class HardwareOathApi:
+    """``warn``: shown to the user once per kind of surprise (a filter Graph ignored or refused, a refused $top);
+    ``wait``: the most seconds a step waits for an earlier write to show (see :meth:`poll`); ``sleep``: how."""
+
+    def __init__(
+        self,
+        client: GraphClient,
+        warn: t.Callable[[str], None] | None = None,
+        wait: float = READ_AFTER_WRITE_WAIT,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.wait = wait
+        self.me: UserView | None = None  # the signed-in user, once looked up as "me"
+        self._warn = warn or (lambda message: None)
+        self._warned: set[str] = set()
+        self._sleep = sleep
+        self.top: str | None = str(MAX_PAGE_SIZE)  # None once Graph refused $top
+
+    def _call(self, need: str, method: str, path: str, *, action: str, **kwargs: t.Any) -> t.Any:
+        return call(self.client, need, method, path, action=action, **kwargs)
+
+    def warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self._warn(message)
+
+    def poll(self, read: t.Callable[[], T], done: t.Callable[[T], bool]) -> T:
+        """``read()`` until ``done`` says its answer shows an earlier write, for at most ``self.wait`` seconds (waits
+        of 0.5, 1, 2, 4 ... s): Graph's directory is eventually consistent. Returns the last answer."""
+        answer, waited, wait = read(), 0.0, 0.5
+        while not done(answer) and waited < self.wait:
+            wait = min(wait, self.wait - waited)
+            self._sleep(wait)
+            waited += wait
+            wait *= 2
+            answer = read()
+        return answer
+
+    # ------------------------------------------------------------------ reads
+    def user(self, user: str) -> UserView:
+        try:
+            body = self._call(
+                "read_user", "GET", _user_path(user), action=f"Looking up user {user}", params={"$select": USER_SELECT}
+            )
+        except GraphError as exc:
+            raise _user_not_found(exc, user) from None
+        view = UserView.from_graph(body)
+        if user == "me":
+            self.me = view
+        return view
+
+    def find_token(self, serial: str) -> TokenView | None:
+        """The token with this serial number (one filtered request), or None."""
+        found = self.list_tokens(TokenQuery(serial_numbers=(serial,)))
+        return found[0] if found else None
+
+    def token_by_serial(self, serial: str) -> TokenView:
+        """The token with this serial number; one imported a moment ago is waited for (see :meth:`poll`)."""
+        token = self.poll(lambda: self.find_token(serial), lambda found: found is not None)
+        if token is None:
+            raise GraphError(
+                f"No hardware OATH token with serial number {serial} is in the tenant's inventory (looked "
+                f"up again for {self.wait:g} s, in case it was imported a moment ago); "
+                "import it first (tokenops.entra.hardware_oath_token).",
+                status=404,
+                code="notFound",
+            )
+        return token
+
+    def token_by_id(self, device_id: str, *, wait: bool = False) -> TokenView:
+        """The token with this id; with ``wait``, one imported a moment ago is waited for (see :meth:`poll`)."""
+
+        def read() -> TokenView | GraphError:
+            try:
+                body = self._call(
+                    "read_token", "GET", f"{DEVICES}/{segment(device_id)}", action=f"Looking up token {device_id}"
+                )
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
+                return exc.with_message(
+                    f"No hardware OATH token with id {device_id} is in the tenant's inventory ({exc.message})"
+                )
+            return TokenView.from_graph(body)
+
+        answer = self.poll(read, lambda found: not isinstance(found, GraphError)) if wait else read()
+        if isinstance(answer, GraphError):
+            if wait:
+                raise answer.with_message(
+                    f"{answer.message}; looked up again for {self.wait:g} s, in case it was imported a moment ago"
+                )
+            raise answer
+        return answer
+
+    def token_exists(self, device_id: str) -> bool:
+        try:
+            self.token_by_id(device_id)
+        except GraphError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def list_tokens(self, query: TokenQuery | None = None) -> list[TokenView]:
+        """The tokens matching ``query``, each checked locally. Up to MAX_BATCH values: one ``eq`` listing each, in
+        one round trip. More (serial numbers): the whole inventory is listed for at most as many pages as those
+        listings would take round trips, and the serial numbers not seen by then are looked up; a query costs at most
+        twice the cheaper way. A filter Graph refuses (400) is replaced by a listing of everything, once."""
+        query = query or TokenQuery()  # everything
+        lookups = query.lookups()
+        try:
+            if not lookups:
+                found = self._list_everything()
+            elif len(lookups) <= MAX_BATCH or not query.serial_numbers:
+                found = self._look_up(lookups)
+            else:
+                found = self._list_then_look_up(lookups)
+        except FilterRefused as exc:
+            self.warn_once(
+                "filter-refused",
+                f"Graph refused the inventory filter {exc.filter!r} ({exc.error.message}); "
+                "listing the whole inventory and filtering it locally instead.",
+            )
+            found = self._list_everything()
+        tokens: dict[str, TokenView] = {}
+        for token in found:
+            if query.matches(token):
+                tokens.setdefault(token.id.lower(), token)
+        return list(tokens.values())
+
+    def _params(self, text: str | None, many: bool) -> dict[str, str]:
+        """A listing's query: ``$top`` where many tokens may come (unless Graph refused it)."""
+        params = {"$filter": text} if text else {}
+        if many and self.top:
+            params["$top"] = self.top
+        return params
+
+    def _first_page(self, text: str | None, many: bool, action: str = LISTING) -> t.Any:
+        """The first page of one inventory listing. A 400 is taken for a refused $top when the listing without it is
+        answered (then $top is left out for the rest of the task), else for a refused filter (FilterRefused)."""
+        try:
+            return self.client.get(DEVICES, action=action, params=self._params(text, many))
+        except GraphError as exc:
+            if exc.status == 400 and many and self.top:
+                top, self.top = self.top, None
+                try:
+                    body = self._first_page(text, many, action)
+                except FilterRefused:
+                    self.top = top  # the filter was refused, not $top
+                    raise
+                self.warn_once(
+                    "top-refused",
+                    f"Graph refused $top={MAX_PAGE_SIZE} ({exc.message}); listing in the pages it chooses.",
+                )
+                return body
+            if exc.status == 400 and text:
+                raise FilterRefused(text, exc) from None
+            raise with_permission_hint(exc, "read_token") from None
+
+    def _tokens(self, first_page: t.Any) -> list[TokenView]:
+        """Every token of a listing from its first page on."""
+        try:
+            return [
+                TokenView.from_graph(d) for page, _more in self.client.pages(first_page, action=LISTING) for d in page
+            ]
+        except GraphError as exc:
+            raise with_permission_hint(exc, "read_token") from None
+
+    def _list_everything(self) -> list[TokenView]:
+        return self._tokens(self._first_page(None, True))
+
+    def _look_up(self, lookups: list[Lookup]) -> list[TokenView]:
+        """One ``eq`` listing per lookup (several: batched). An answer that shows that Graph ignored its filter (it
+        holds other tokens) is the whole inventory: it is read to its end, and the other answers are not needed."""
+        many = lookups[0].field != "serial_number"  # a serial number matches one token at most
+        if len(lookups) == 1:
+            action = LISTING if many else f"Looking up token {lookups[0].value}"
+            first_pages: list[t.Any] = [self._first_page(lookups[0].filter, many, action)]
+        else:
+            first_pages = self.client.get_many(
+                [(DEVICES, self._params(lookup.filter, many)) for lookup in lookups], action=LISTING, follow_pages=False
+            )
+        for lookup, answer in zip(lookups, first_pages):
+            if isinstance(answer, GraphError):
+                if answer.status == 400:
+                    raise FilterRefused(lookup.filter, answer)
+                raise with_permission_hint(answer, "read_token")
+        for lookup, body in zip(lookups, first_pages):
+            if not all(lookup.answers(TokenView.from_graph(d)) for d in body.get("value", [])):
+                self.warn_once(
+                    "filter-ignored",
+                    f"Graph ignored the inventory filter {lookup.filter!r} (its answer "
+                    "holds other tokens); reading the whole inventory and filtering it locally.",
+                )
+                return self._tokens(body)
+        return [token for body in first_pages for token in self._tokens(body)]
+
+    def _list_then_look_up(self, lookups: list[Lookup]) -> list[TokenView]:
+        budget = -(-len(lookups) // MAX_BATCH)  # the round trips the eq listings would take
+        listed: list[TokenView] = []
+        for number, (items, more) in enumerate(self.client.pages(self._first_page(None, True), action=LISTING), 1):
+            listed += [TokenView.from_graph(d) for d in items]
+            if not more:
+                return listed
+            if number >= budget:
+                break
+        seen = {token.serial_number.casefold() for token in listed}
+        rest = [lookup for lookup in lookups if lookup.value.casefold() not in seen]
+        return listed + (self._look_up(rest) if rest else [])
+
+    def users_by_ids(self, user_ids: t.Sequence[str]) -> dict[str, UserView]:
+        """The users with these object ids, ``MAX_FILTER_EXPRESSIONS`` per filtered listing, the listings batched.
+        Ids that are not users (deleted since) are left out."""
+        requests = [
+            ("/users", {"$filter": users_filter(part), "$select": USER_SELECT})
+            for part in chunks(unique(user_ids), MAX_FILTER_EXPRESSIONS)
+        ]
+        users: dict[str, UserView] = {}
+        for answer in self.client.get_many(requests, action="Looking up the users holding tokens"):
+            if isinstance(answer, GraphError):
+                raise with_permission_hint(answer, "read_user")
+            for item in answer.get("value", []):
+                user = UserView.from_graph(item)
+                users[user.id] = user
+        return users
+
+    def users_by_refs(self, refs: t.Sequence[str]) -> dict[str, UserView]:
+        """The users named by object id or user principal name, keyed by the reference as given (case-folded):
+        ``id in (...)`` and ``userPrincipalName in (...)`` listings of ``MAX_FILTER_EXPRESSIONS`` each, batched.
+        References that name no user are left out."""
+        ids = unique(ref for ref in refs if is_guid(ref))
+        upns = unique(ref for ref in refs if not is_guid(ref))
+        requests = [
+            ("/users", {"$filter": filter_in(prop, part), "$select": USER_SELECT})
+            for prop, values in (("id", ids), ("userPrincipalName", upns))
+            for part in chunks(values, MAX_FILTER_EXPRESSIONS)
+        ]
+        found: dict[str, UserView] = {}
+        for answer in self.client.get_many(requests, action="Looking up the declared users"):
+            if isinstance(answer, GraphError):
+                raise with_permission_hint(answer, "read_user")
+            for item in answer.get("value", []):
+                user = UserView.from_graph(item)
+                found[user.id.casefold()] = found[user.user_principal_name.casefold()] = user
+        return {ref.casefold(): found[ref.casefold()] for ref in refs if ref.casefold() in found}
+
+    def users_with_methods(self, refs: t.Sequence[str]) -> list[tuple[UserView, list[dict[str, t.Any]]]]:
+        """Each user (object id, UPN, or ``me``) and their hardware OATH methods, in batched reads."""
+        requests: list[tuple[str, dict | None]] = []
+        for ref in refs:
+            base = _user_path(ref)
+            requests += [(base, {"$select": USER_SELECT}), (f"{base}/authentication/hardwareOathMethods", None)]
+        answers = self.client.get_many(requests, action="Reading the hardware OATH methods of users")
+        out = []
+        for number, ref in enumerate(refs):
+            user, methods = answers[2 * number], answers[2 * number + 1]
+            if isinstance(user, GraphError):
+                raise with_permission_hint(_user_not_found(user, ref), "read_user")
+            if isinstance(methods, GraphError):
+                raise with_permission_hint(methods, "read_method")
+            out.append((UserView.from_graph(user), methods.get("value", [])))
+        self._complete_devices(
+            [(_user_path(ref), method) for ref, (_user, methods) in zip(refs, out) for method in methods]
+        )
+        return out
+
+    def _complete_devices(self, methods: t.Sequence[tuple[str, dict[str, t.Any]]]) -> None:
+        """Graph may leave a method's ``device`` out of a listing (it is a navigation property): read it, for each
+        ``(user path, method)`` that lacks it, in one batched round trip, and put it in."""
+        missing = [(path, method) for path, method in methods if not method.get("device")]
+        if not missing:
+            return
+        requests: list[tuple[str, dict | None]] = [
+            (f"{path}/authentication/hardwareOathMethods/{segment(method['id'])}/device", None)
+            for path, method in missing
+        ]
+        devices = self.client.get_many(requests, action="Reading the devices of hardware OATH methods")
+        for (_path, method), device in zip(missing, devices):
+            if isinstance(device, GraphError):
+                raise with_permission_hint(device, "read_method")
+            method["device"] = device
+
+    def my_token(self, serial: str | None, device_id: str | None) -> TokenView | None:
+        """For ``/me``: the token among the signed-in user's own methods, or None."""
+        body = self._call(
+            "read_own_method",
+            "GET",
+            "/me/authentication/hardwareOathMethods",
+            action="Listing your hardware OATH tokens",
+        )
+        self._complete_devices([("/me", method) for method in body.get("value", [])])
+        for method in body.get("value", []):
+            token = TokenView.from_method(method, self.me)
+            if (serial and token.serial_number.lower() == serial.lower()) or (
+                device_id and token.id.lower() == device_id.lower()
+            ):
+                return token
+        return None
+
+    def reread(self, token: TokenView, me: bool = False) -> TokenView:
+        if not me:
+            return self.token_by_id(token.id)
+        return self.my_token(None, token.id) or unknown_token(token.serial_number, token.id)
+
+    # ------------------------------------------------------------------ writes
+    def _methods(self, user_id: str, me: bool) -> str:
+        return _user_path("me" if me else user_id) + "/authentication/hardwareOathMethods"
+
+    def write(
+        self,
+        action: Action,
+        token: TokenView,
+        user: UserView | None,
+        code: str | None,
+        display_name: str | None,
+        *,
+        by_serial: bool,
+        me: bool,
+    ) -> None:
+        who = user.user_principal_name if user and user.id == action.user_id else action.user_id
+        context = f"{action.kind.replace('_', ' ')} {token.label} for {who}"
+        methods = self._methods(t.cast(str, action.user_id), me and user is not None and user.id == action.user_id)
+        if action.kind == UNASSIGN:
+            self._call("write_method", "DELETE", f"{methods}/{segment(token.id)}", action=context, expected=(204,))
+        elif action.kind == SET_DISPLAY_NAME:
+            self._call(
+                "write_token",
+                "PATCH",
+                f"{DEVICES}/{segment(token.id)}",
+                action=context,
+                json={"displayName": display_name},
+                expected=(204, 200),
+            )
+        elif action.kind == ASSIGN:
+            try:
+                self._call(
+                    "write_method",
+                    "POST",
+                    methods,
+                    action=context,
+                    json={"device": {"id": token.id}},
+                    expected=(201, 200),
+                )
+            except GraphError as exc:
+                raise _refusal_hint(exc, action.kind, token.status) from None
+        else:
+            body: dict[str, t.Any] = {"verificationCode": code}
+            if display_name is not None:
+                body["displayName"] = display_name
+            if action.kind == ACTIVATE:
+                path = f"{methods}/{segment(token.id)}/activate"
+            elif by_serial:
+                path, body = f"{methods}/assignAndActivateBySerialNumber", {"serialNumber": token.serial_number, **body}
+            else:
+                path, body = f"{methods}/assignAndActivate", {"device": {"id": token.id}, **body}
+            try:
+                self._call("write_method", "POST", path, action=context, json=body, expected=(204, 200))
+            except GraphError as exc:
+                raise _refusal_hint(exc, action.kind, token.status) from None
+
+    def create_token(self, body: dict[str, t.Any], *, while_deleted: bool = False) -> TokenView:
+        """``body`` holds the secret: it goes to Graph only, never into a message. A serial number in use is
+        TokenExists; with ``while_deleted`` (the token of that serial number was deleted a moment ago, to rotate it)
+        the creation is sent again while the delete propagates (see :meth:`poll`)."""
+        need = "write_method" if body.get("assignTo") else "write_token"
+
+        def create() -> TokenView | TokenExists:
+            try:
+                answer = self._call(
+                    need,
+                    "POST",
+                    DEVICES,
+                    action=f"Creating token {body['serialNumber']}",
+                    json=body,
+                    expected=(201, 200),
+                )
+            except GraphError as exc:
+                if exc.status != 409:
+                    raise _refusal_hint(exc, CREATE, "available") from None
+                return exc.as_kind(TokenExists)
+            return TokenView.from_graph(answer)
+
+        created = self.poll(create, lambda answer: not isinstance(answer, TokenExists)) if while_deleted else create()
+        if isinstance(created, TokenExists):
+            raise created
+        return created
+
+    def create_tokens(self, bodies: t.Sequence[dict[str, t.Any]]) -> tuple[list[TokenView], dict[int, GraphError]]:
+        """Create many tokens in one request (``PATCH`` with an OData delta payload, at most MAX_BULK_CREATE). Graph
+        creates all or none: when it refuses some items (400 naming them by ``@contentId``), the others are sent again
+        without them. Returns the tokens created and, by position in ``bodies``, the refusal of each item refused.
+        The bodies hold secrets: they go to Graph only, never into a message."""
+        pending = dict(enumerate(bodies))
+        refused: dict[int, GraphError] = {}
+        while pending:
+            payload = {"@context": "#$delta", "value": [{"@contentId": str(n), **b} for n, b in pending.items()]}
+            need = "write_method" if any(b.get("assignTo") for b in pending.values()) else "write_token"
+            try:
+                answer = self._call(
+                    need, "PATCH", DEVICES, action=f"Creating {len(pending)} tokens", json=payload, expected=(200, 201)
+                )
+            except GraphError as exc:
+                items = {str((d or {}).get("target")): d for d in exc.details or [] if isinstance(d, dict)}
+                named = [n for n in pending if str(n) in items]
+                if exc.status != 400 or not named:
+                    raise
+                for number in named:
+                    detail = items[str(number)]
+                    refused[number] = exc.with_message(
+                        f"Creating token {pending.pop(number)['serialNumber']}: Graph refused it in a bulk creation: "
+                        f"{detail.get('code')}: {detail.get('message')}"
+                    )
+                continue
+            return [TokenView.from_graph(item) for item in (answer or {}).get("value", [])], refused
+        return [], refused
+
+    def update_token(self, token: TokenView, body: dict[str, t.Any]) -> None:
+        self._call(
+            "write_token",
+            "PATCH",
+            f"{DEVICES}/{segment(token.id)}",
+            action=f"Updating {token.label}",
+            json=body,
+            expected=(204, 200),
+        )
+
+    def delete_token(self, token: TokenView) -> None:
+        self._call(
+            "write_token", "DELETE", f"{DEVICES}/{segment(token.id)}", action=f"Deleting {token.label}", expected=(204,)
+        )
+
+
+def unknown_token(serial: str | None, device_id: str | None) -> TokenView:
+    """A token a self-service user can't see: taken as available (Graph refuses the assignment if it is not)."""
+    return TokenView(
+        id=device_id or "",
+        serial_number=serial or "",
+        status="available",
+        assigned_to_id=None,
+        assigned_to_name=None,
+        display_name=None,
+    )
+
+
+# Graph documents no error code for a refused code: a 400 whose code or message speaks of the code (the simulator's
+# invalidVerificationCode, "Invalid verification code.") is taken for one; any other 400 (the five-token limit, say)
+# is not.
+CODE_REFUSAL_WORDS = ("code", "otp", "verification")
+
+
+def refuses_the_code(error: GraphError) -> bool:
+    """Did Graph refuse the verification code (rather than the request for another reason)?"""
+    said = f"{error.code or ''} {error.graph_message or ''}".lower()
+    return error.status == 400 and any(word in said for word in CODE_REFUSAL_WORDS)
+
+
+def _refusal_hint(error: GraphError, kind: str, status: str) -> GraphError:
+    """What to do about Graph's refusals whose error codes Microsoft does not document: the five-method limit of a
+    user (an assignment, or a creation with assignTo), and a re-activation (of a token with this ``status``)."""
+    if error.status != 400 or refuses_the_code(error):
+        return error
+    if kind in (ASSIGN, ASSIGN_AND_ACTIVATE, CREATE) and "maximum" in (error.graph_message or "").lower():
+        return error.with_message(
+            f"{error.message}. A user holds at most five OATH methods, hardware tokens and authenticator apps "
+            "together: remove one of theirs first (a hardware token with tokenops.entra.hardware_oath_assignment "
+            "state=absent, an authenticator app in the Entra admin center), or give this token to someone else"
+        )
+    if kind == ACTIVATE and status == "activated":
+        return error.with_message(
+            f"{error.message}. Graph does not activate an activated token again, so its display name can't be "
+            "changed this way: leave display_name unset, or unassign the token and assign it again with "
+            "display_name (its holder activates it again)"
+        )
+    return error

@@ -1,0 +1,231 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# PRIVATE to this collection: may change in any release.
+
+"""Applying the plan of a whole inventory: the tokens to create go to Graph in bulk (one request per
+MAX_BULK_CREATE), then every token's remaining writes run, several tokens at a time, through the same executors the
+single-token modules use (verified writes, codes never replayed, what a failure midway had done). One token's
+failure never stops the others: each gets its outcome."""
+
+from __future__ import annotations
+
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .._common.errors import GraphError, ModuleFailure, WriteOutcomeUnknown
+from .._domain.codes import CodeSource
+from .._domain.tokens import Action, Plan, TokenView
+from .._planning.inventory import HOLDING_STATES, TokenPlan, entry_spec, outcome_of
+from .._planning.token import CREATE, TokenSpec, create_body
+from .execute import execute_assignment_plan, execute_token_plan
+from .hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
+from .token_query import TokenQuery, chunks
+
+Log = t.Callable[[str], None]
+TOKENS_PER_PLACE = 8  # tokens worked on per request allowed on the wire...
+MAX_WORKERS = 128  # ...in at most this many threads
+
+
+@dataclass
+class TokenOutcome:
+    """What happened to one token: the writes that took effect, the outcome, and why it failed."""
+
+    plan: TokenPlan
+    done: list[Action] = field(default_factory=list)
+    error: str | None = None
+    request_id: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "failed" if self.error else outcome_of(self.done)
+
+    def fail(self, exc: ModuleFailure, hide: t.Iterable[str] = ()) -> None:
+        """Record ``exc``; ``hide``: the codes computed for this token, masked in its message."""
+        message = exc.message
+        for code in hide:
+            message = message.replace(code, "********")
+        self.error = message
+        self.request_id = exc.request_id if isinstance(exc, GraphError) else None
+        if exc.changed:  # writes took effect before the failure (see _execute.interrupted)
+            self.done += [
+                Action(a["action"], a["user_id"], a["reason"], tuple(a.get("changes", ())))
+                for a in exc.result.get("actions", [])
+            ]
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Per token (by case-folded serial number): the secret in base32, the given verification code."""
+
+    secrets: t.Mapping[str, str]
+    codes: t.Mapping[str, str]
+
+    def secret(self, serial: str) -> str | None:
+        return self.secrets.get(serial.casefold())
+
+    def code_source(self, serial: str, computed: t.Callable[[str], None]) -> CodeSource:
+        """``computed`` is told each code computed from the secret.
+
+        Codes computed here are not added to the module's no-log values, as the single-token modules do: a code
+        is sent only in a request body and appears in no result or log. Its token's failure message, the one text
+        that carries Graph's words, is masked with them (TokenOutcome.fail). Thousands of six-digit no-log values
+        would make Ansible mask every such run of digits in the result (ids included), and its masking costs
+        strings x values."""
+        secret = self.secret(serial)
+        if secret is not None:
+            return CodeSource(secret_b32=secret, redact=computed)
+        return CodeSource(verification_code=self.codes.get(serial.casefold()))
+
+
+def apply_inventory(
+    api: HardwareOathApi, plans: t.Sequence[TokenPlan], secrets: Secrets, *, concurrency: int, log: Log
+) -> list[TokenOutcome]:
+    """Carry out ``plans`` (none failed in planning are sent); returns one outcome per plan, in order. The tokens to
+    create go in bulk, one part after the other, and each part's tokens go on to their other writes as soon as it is
+    created, while the next part is sent."""
+    outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
+    todo = [o for o in outcomes if o.plan.changed and not o.error]
+    creating = [o for o in todo if o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE]
+    existing = [o for o in todo if not (o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE)]
+    # ``concurrency`` is the requests on the wire (the transport's pacer holds to it); more tokens are worked on, so
+    # that a token waiting out its own Retry-After leaves its place to others.
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency * TOKENS_PER_PLACE, MAX_WORKERS))) as pool:
+        # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log value.
+        working = [pool.submit(_apply_token, api, o, {}, secrets, log) for o in existing]
+        for part in chunks(creating, MAX_BULK_CREATE):
+            created = _create_in_bulk(api, part, secrets, log)
+            working += [pool.submit(_apply_token, api, o, created, secrets, log) for o in part]
+        for work in working:
+            work.result()
+    return outcomes
+
+
+def _create_in_bulk(
+    api: HardwareOathApi, part: t.Sequence[TokenOutcome], secrets: Secrets, log: Log
+) -> dict[str, TokenView | ModuleFailure]:
+    """One bulk creation (at most MAX_BULK_CREATE tokens); by case-folded serial number, the token Graph created or
+    why it did not. A lost answer is judged from a listing of those serial numbers: only the missing are sent again,
+    one by one."""
+    bodies = [_create_body(o.plan, secrets) for o in part]
+    try:
+        made, refused = api.create_tokens(bodies)
+    except WriteOutcomeUnknown as exc:
+        log(f"{exc}; listing those serial numbers before anything else")
+        return _judge_lost_bulk(api, part, bodies)
+    except ModuleFailure as exc:
+        return {o.plan.serial_number.casefold(): exc for o in part}
+    result: dict[str, TokenView | ModuleFailure] = {token.serial_number.casefold(): token for token in made}
+    for number, error in refused.items():
+        result[part[number].plan.serial_number.casefold()] = error
+    return result
+
+
+def _judge_lost_bulk(
+    api: HardwareOathApi, part: t.Sequence[TokenOutcome], bodies: t.Sequence[dict[str, t.Any]]
+) -> dict[str, TokenView | ModuleFailure]:
+    """A bulk creation whose answer was lost: the tokens the inventory now shows were created; each missing one is
+    created on its own (each failing alone)."""
+    try:
+        found = {
+            t.serial_number.casefold(): t for t in _created_after_all(api, tuple(o.plan.serial_number for o in part))
+        }
+    except ModuleFailure as exc:
+        return {o.plan.serial_number.casefold(): exc for o in part}
+    result: dict[str, TokenView | ModuleFailure] = {}
+    for outcome, body in zip(part, bodies):
+        key = outcome.plan.serial_number.casefold()
+        if key in found:
+            result[key] = found[key]
+            continue
+        try:
+            result[key] = api.create_token(body)
+        except ModuleFailure as exc:
+            result[key] = exc
+    return result
+
+
+def _created_after_all(api: HardwareOathApi, serials: tuple[str, ...]) -> list[TokenView]:
+    """The tokens of these serial numbers in the inventory, waiting (see HardwareOathApi.poll) until all show."""
+    query = TokenQuery(serial_numbers=serials)
+    return api.poll(lambda: api.list_tokens(query), lambda tokens: len(tokens) == len(serials))
+
+
+def _create_body(plan: TokenPlan, secrets: Secrets) -> dict[str, t.Any]:
+    entry = t.cast(t.Any, plan.entry)  # a creation is always of a declared token
+    holder = plan.inventory[0].user_id
+    return create_body(entry_spec(entry), secrets.secret(plan.serial_number) or "", holder)
+
+
+def _apply_token(
+    api: HardwareOathApi,
+    outcome: TokenOutcome,
+    created: t.Mapping[str, TokenView | ModuleFailure],
+    secrets: Secrets,
+    log: Log,
+) -> None:
+    """One token's writes: the inventory's (its creation already done in bulk), then the assignment's."""
+    plan = outcome.plan
+    computed: list[str] = []
+    try:
+        view = _apply_inventory_writes(api, outcome, created, secrets, log)
+        if plan.assignment:
+            user = t.cast(t.Any, plan.user)
+            entry = t.cast(t.Any, plan.entry)
+            codes = secrets.code_source(plan.serial_number, computed.append)
+            assignment = Plan(plan.assignment, {}, {})
+            execute_assignment_plan(
+                api, assignment, view, user, codes, entry.display_name, by_serial=False, me=False, log=log
+            )
+            outcome.done += plan.assignment
+    except ModuleFailure as exc:
+        outcome.fail(exc, hide=computed)
+    except ValueError as exc:  # a secret too short to compute codes
+        outcome.error = f"token {plan.serial_number}: {exc}"
+
+
+def _apply_inventory_writes(
+    api: HardwareOathApi,
+    outcome: TokenOutcome,
+    created: t.Mapping[str, TokenView | ModuleFailure],
+    secrets: Secrets,
+    log: Log,
+) -> TokenView:
+    """The inventory writes of one token; returns the token as they leave it (a created one with its new id)."""
+    plan = outcome.plan
+    actions = plan.inventory
+    view = plan.view
+    if actions and actions[0].kind == CREATE:
+        made = created.get(plan.serial_number.casefold())
+        if made is None:
+            raise ModuleFailure(
+                f"token {plan.serial_number}: Graph's answer to the bulk creation does not list it; "
+                "run the task again (it is read before anything is sent)."
+            )
+        if isinstance(made, ModuleFailure):
+            raise made
+        outcome.done.append(actions[0])
+        if actions[0].user_id and made.assigned_to_id != actions[0].user_id:
+            raise GraphError(
+                f"token {plan.serial_number} was created but Graph did not assign it to user "
+                f"{actions[0].user_id}: it ignores assignTo when the caller lacks "
+                "UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; "
+                "grant the permission and run again."
+            )
+        view = made
+        actions = actions[1:]
+    if actions:
+        entry = plan.entry
+        holds = entry is not None and entry.state in HOLDING_STATES
+        if entry is not None:
+            spec = entry_spec(entry, assigned_to=plan.user if holds else None)
+        else:  # a pruned token
+            spec = TokenSpec(serial_number=plan.serial_number, state="absent", force_unassign=True)
+        secret = secrets.secret(plan.serial_number)
+        execute_token_plan(api, Plan(actions, {}, {}), plan.current, spec, secret, log, then=plan.assignment)
+        outcome.done += actions
+    if view is None:  # deleted
+        return t.cast(TokenView, plan.current)
+    return view

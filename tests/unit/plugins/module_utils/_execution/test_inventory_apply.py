@@ -1,0 +1,331 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Applying a whole inventory's plans (apply_inventory) on a fakes.FakeInventoryApi: creations in bulk, a lost bulk
+answer judged from a listing, activations with computed codes, one token's failure never stopping the others, and
+the same outcomes whatever the concurrency."""
+
+from __future__ import annotations
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pytest
+
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource, totp_code
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import (
+    ACTIVATE,
+    ASSIGN_AND_ACTIVATE,
+    UNASSIGN,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._execution import inventory_apply
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import MAX_BULK_CREATE
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.inventory_apply import Secrets, apply_inventory
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.token_query import TokenQuery
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory import (
+    Entry,
+    PruneScope,
+    plan_inventory,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import CREATE, DELETE, UPDATE
+from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import FakeInventoryApi
+from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, SECRET, inv, refused
+
+OTHER_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+NOW = 1_800_000_000.0  # the clock of every CodeSource here
+STEP = int(NOW // 30) + 1  # the time step of the first code computed (one step ahead of the current one)
+USERS = {AMY.user_principal_name: AMY, ADELE.user_principal_name: ADELE}
+FIELDS = {"manufacturer": "Contoso", "model": "OATH-TOTP"}  # as inv() lists them
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch):
+    """Every code source computes its codes at NOW."""
+    monkeypatch.setattr(inventory_apply, "CodeSource", functools.partial(CodeSource, clock=lambda: NOW))
+
+
+def entry(index, serial, state="activated", user=AMY.user_principal_name, **fields) -> Entry:
+    return Entry(index, serial, state, user, **{"has_secret": True, **FIELDS, **fields})
+
+
+def listed(serial, status="available", holder=None, **fields):
+    """A token of the inventory (id ``id-{serial}``)."""
+    return replace(inv(status, holder, **fields), id=f"id-{serial}", serial_number=serial)
+
+
+def secrets(*serials, secret=SECRET, codes=None):
+    return Secrets({serial.casefold(): secret for serial in serials}, dict(codes or {}))
+
+
+def apply(api, entries, tokens=(), *, secret_of=None, concurrency=1, logs=None, **options):
+    """Plan ``entries`` against ``tokens`` and apply the plans on ``api``; returns the outcomes."""
+    plans = plan_inventory(entries, tokens, USERS, **options)
+    given = secret_of or secrets(*(e.serial_number for e in entries))
+    log = (logs if logs is not None else []).append
+    return apply_inventory(api, plans, given, concurrency=concurrency, log=log)
+
+
+def kinds(actions):
+    return [action.kind for action in actions]
+
+
+def summary(outcomes):
+    return [(o.plan.serial_number, o.outcome, kinds(o.done), o.error) for o in outcomes]
+
+
+def sent(api, kind):
+    """The calls of ``kind`` that ``api`` received."""
+    return [call for call in api.calls if call[0] == kind]
+
+
+# ---------------------------------------------------------------------------------------------------- creations
+def test_creations_go_in_bulk_one_request_per_hundred_tokens():
+    api = FakeInventoryApi()
+    entries = [entry(n, f"T-{n:03d}", "available", None) for n in range(250)]
+    outcomes = apply(api, entries)
+    bulks = sent(api, "create_tokens")
+    assert MAX_BULK_CREATE == 100
+    assert [len(call[1]) for call in bulks] == [100, 100, 50]
+    assert [body["serialNumber"] for call in bulks for body in call[1]] == [e.serial_number for e in entries]
+    assert all(body["secretKey"] == SECRET and "assignTo" not in body for call in bulks for body in call[1])
+    assert sent(api, "create") == []  # never one by one
+    assert {o.outcome for o in outcomes} == {"created"}
+    assert all(kinds(o.done) == [CREATE] and o.error is None for o in outcomes)
+
+
+def test_a_token_held_when_created_is_created_for_its_user():
+    api = FakeInventoryApi()
+    outcomes = apply(api, [entry(0, "T-1", "assigned")])
+    [(_name, bodies)] = sent(api, "create_tokens")
+    assert bodies[0]["assignTo"] == {"id": AMY.id}
+    assert summary(outcomes) == [("T-1", "created", [CREATE], None)]
+    assert api.writes == 1  # assigned in the creation: nothing more
+
+
+def test_refused_items_fail_only_themselves():
+    refusal = GraphError("Creating token T-1: Graph refused it in a bulk creation: badRequest: bad model", status=400)
+    api = FakeInventoryApi(refuse={("create_tokens", "T-1"): refusal})
+    entries = [entry(n, f"T-{n}", "available", None) for n in range(3)]
+    outcomes = apply(api, entries)
+    assert len(sent(api, "create_tokens")) == 1
+    assert summary(outcomes) == [
+        ("T-0", "created", [CREATE], None),
+        ("T-1", "failed", [], refusal.message),
+        ("T-2", "created", [CREATE], None),
+    ]
+
+
+def test_a_refused_bulk_request_fails_its_tokens_only():
+    denied = GraphError("Creating 100 tokens: Graph answered 403", status=403, request_id="rid-403")
+    api = FakeInventoryApi(failures={0: denied})  # the first write: the first bulk creation
+    entries = [entry(n, f"T-{n:03d}", "available", None) for n in range(150)]
+    outcomes = apply(api, entries)
+    assert [len(call[1]) for call in sent(api, "create_tokens")] == [100, 50]
+    assert {(o.outcome, o.error, o.request_id) for o in outcomes[:100]} == {("failed", denied.message, "rid-403")}
+    assert {o.outcome for o in outcomes[100:150]} == {"created"}
+
+
+def test_a_lost_bulk_answer_is_judged_from_a_listing_and_only_the_missing_are_created():
+    # Graph's answer is lost; the listing of those serial numbers shows T-1 only (the others never show).
+    api = FakeInventoryApi(lost={0}, tokens=[listed("T-1")])
+    logs: list[str] = []
+    entries = [entry(n, f"T-{n}", "available", None) for n in range(3)]
+    outcomes = apply(api, entries, logs=logs)
+    listings = sent(api, "list_tokens")
+    assert {call[1] for call in listings} == {TokenQuery(serial_numbers=("T-0", "T-1", "T-2"))}
+    assert api.sleeps == [0.5, 1.0, 2.0, 4.0, 2.5]  # waited for the others to show, for at most 10 s
+    assert [call[1]["serialNumber"] for call in sent(api, "create")] == ["T-0", "T-2"]
+    assert all(call[1]["secretKey"] == SECRET for call in sent(api, "create"))
+    assert summary(outcomes) == [(f"T-{n}", "created", [CREATE], None) for n in range(3)]
+    assert "listing those serial numbers before anything else" in logs[0]
+
+
+def test_a_lost_bulk_answer_whose_tokens_all_show_sends_nothing_again():
+    api = FakeInventoryApi(lost={0}, tokens=[listed("T-0"), listed("T-1")])
+    outcomes = apply(api, [entry(n, f"T-{n}", "available", None) for n in range(2)])
+    assert len(sent(api, "list_tokens")) == 1 and api.sleeps == []
+    assert sent(api, "create") == []
+    assert [o.outcome for o in outcomes] == ["created", "created"]
+
+
+def test_a_missing_token_refused_after_a_lost_bulk_answer_fails_alone():
+    refusal = GraphError("Creating token T-0: Graph answered 400", status=400)
+    api = FakeInventoryApi(lost={0}, tokens=[listed("T-1")], refuse={("create", "T-0"): refusal})
+    outcomes = apply(api, [entry(n, f"T-{n}", "available", None) for n in range(3)])
+    assert summary(outcomes) == [
+        ("T-0", "failed", [], refusal.message),
+        ("T-1", "created", [CREATE], None),
+        ("T-2", "created", [CREATE], None),
+    ]
+
+
+def test_a_creation_the_bulk_answer_does_not_list_fails_alone():
+    api = FakeInventoryApi()
+    real = api.create_tokens
+    api.create_tokens = lambda bodies: (real(bodies)[0][:1], {})  # Graph answers the first token only
+    outcomes = apply(api, [entry(n, f"T-{n}", "available", None) for n in range(2)])
+    assert [o.outcome for o in outcomes] == ["created", "failed"]
+
+
+# ---------------------------------------------------------------------------------------------------- codes
+def test_created_tokens_are_activated_with_codes_computed_from_their_secret():
+    given = Secrets({"t-1": SECRET, "t-2": OTHER_SECRET}, {})
+    api = FakeInventoryApi(failures={1: refused()})  # T-1's first code is refused as already used
+    outcomes = apply(api, [entry(0, "T-1"), entry(1, "T-2")], secret_of=given)
+    [(_name, bodies)] = sent(api, "create_tokens")
+    assert [b["secretKey"] for b in bodies] == [SECRET, OTHER_SECRET]
+    assert [b["assignTo"] for b in bodies] == [{"id": AMY.id}, {"id": AMY.id}]
+    activations = sent(api, ACTIVATE)
+    assert [(call[1], call[2], call[4]) for call in activations] == [
+        (AMY.id, "id-T-1", totp_code(SECRET, STEP)),
+        (AMY.id, "id-T-1", totp_code(SECRET, STEP + 1)),  # a later step's code, never the same one again
+        (AMY.id, "id-T-2", totp_code(OTHER_SECRET, STEP)),
+    ]
+    assert len({call[4] for call in activations[:2]}) == 2
+    assert summary(outcomes) == [
+        ("T-1", "created", [CREATE, ACTIVATE], None),
+        ("T-2", "created", [CREATE, ACTIVATE], None),
+    ]
+
+
+def test_a_failure_message_never_shows_the_codes_computed_for_its_token():
+    outcome = inventory_apply.TokenOutcome(plan_inventory([entry(0, "T-1")], [], USERS)[0])
+    outcome.fail(GraphError("Graph answered 400: code 123456 (then 654321) is invalid"), hide=["123456", "654321"])
+    assert outcome.error == "Graph answered 400: code ******** (then ********) is invalid"
+
+
+def test_a_given_verification_code_is_sent_once():
+    given = secrets(codes={"t-1": "123456"})
+    api = FakeInventoryApi(tokens=[listed("T-1")])
+    outcomes = apply(api, [entry(0, "T-1", has_secret=False, has_code=True)], [listed("T-1")], secret_of=given)
+    assert [(call[0], call[4]) for call in api.calls if call[0] != "list_tokens"] == [(ASSIGN_AND_ACTIVATE, "123456")]
+    assert summary(outcomes) == [("T-1", "activated", [ASSIGN_AND_ACTIVATE], None)]
+
+
+# ---------------------------------------------------------------------------------------------------- failures
+def test_a_token_whose_write_fails_fails_alone_with_graphs_message_and_request_id():
+    failure = GraphError(
+        "assign and activate token T-1 for amy.masters@contoso.com: Graph answered 500 internalServerError",
+        status=500,
+        code="internalServerError",
+        request_id="rid-500",
+    )
+    tokens = [listed(f"T-{n}") for n in range(3)]
+    api = FakeInventoryApi(refuse={(ASSIGN_AND_ACTIVATE, "id-T-1"): failure})
+    entries = [entry(0, "T-0"), entry(1, "T-1"), entry(2, "T-2", user=ADELE.user_principal_name)]
+    outcomes = apply(api, entries, tokens)
+    assert summary(outcomes) == [
+        ("T-0", "activated", [ASSIGN_AND_ACTIVATE], None),
+        ("T-1", "failed", [], failure.message),
+        ("T-2", "activated", [ASSIGN_AND_ACTIVATE], None),
+    ]
+    assert [o.request_id for o in outcomes] == [None, "rid-500", None]
+    assert [call[2] for call in sent(api, ASSIGN_AND_ACTIVATE)] == ["id-T-0", "id-T-1", "id-T-2"]
+
+
+def test_a_failure_after_the_unassign_reports_what_was_done():
+    failure = GraphError("Updating token T-1: Graph answered 503", status=503, request_id="rid-503")
+    api = FakeInventoryApi(refuse={("update", "id-T-1"): failure})
+    tokens = [listed("T-1", "activated", ADELE), listed("T-2")]
+    entries = [entry(0, "T-1", model="X2"), entry(1, "T-2")]
+    [first, second] = apply(api, entries, tokens, force_unassign=True)
+    assert kinds(first.plan.actions) == [UNASSIGN, UPDATE, ASSIGN_AND_ACTIVATE]
+    assert first.outcome == "failed" and first.request_id == "rid-503"
+    assert [(a.kind, a.user_id) for a in first.done] == [(UNASSIGN, ADELE.id)]
+    assert first.error.startswith(
+        "Updating token T-1: Graph answered 503. Already done for token T-1: "
+        f"unassigned it from Adele Vance ({ADELE.id}). Not done: update; "
+        f"assign and activate for {AMY.user_principal_name} ({AMY.id})."  # the declared user's activation too
+    )
+    assert f"Adele Vance ({ADELE.id}) no longer holds token T-1" in first.error
+    assert [call[2] for call in sent(api, ASSIGN_AND_ACTIVATE)] == ["id-T-2"]  # T-1 stopped at its update
+    assert second.outcome == "activated"
+
+
+def test_a_failure_of_the_reassignment_after_the_unassign_reports_the_unassign():
+    failure = GraphError("assign and activate token T-1: Graph answered 400 tooMany", status=400, code="tooMany")
+    api = FakeInventoryApi(refuse={(ASSIGN_AND_ACTIVATE, "id-T-1"): failure})
+    [outcome] = apply(api, [entry(0, "T-1")], [listed("T-1", "activated", ADELE)])
+    assert kinds(outcome.plan.assignment) == [UNASSIGN, ASSIGN_AND_ACTIVATE]
+    assert outcome.outcome == "failed"
+    assert [(a.kind, a.user_id) for a in outcome.done] == [(UNASSIGN, ADELE.id)]
+    assert "Already done for token T-1: unassigned it from" in outcome.error
+
+
+def test_assign_to_ignored_by_graph_fails_naming_the_permission():
+    api = FakeInventoryApi(assign=False)  # Graph creates the tokens, available
+    outcomes = apply(api, [entry(0, "T-1"), entry(1, "T-2", "available", None)])
+    assert [o.outcome for o in outcomes] == ["failed", "created"]
+    assert outcomes[0].error == (
+        f"token T-1 was created but Graph did not assign it to user {AMY.id}: it ignores assignTo when the caller "
+        "lacks UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; grant the "
+        "permission and run again."
+    )
+    assert sent(api, ACTIVATE) == [] and sent(api, ASSIGN_AND_ACTIVATE) == []
+
+
+def test_assign_to_ignored_by_graph_still_reports_the_creation():
+    [outcome] = apply(FakeInventoryApi(assign=False), [entry(0, "T-1")])
+    assert kinds(outcome.done) == [CREATE]
+
+
+def test_tokens_failed_in_planning_or_unchanged_send_nothing():
+    api = FakeInventoryApi()
+    tokens = [listed("T-1", "activated", AMY)]
+    outcomes = apply(api, [entry(0, "T-1"), entry(1, "T-2", has_secret=False)], tokens)
+    assert [o.outcome for o in outcomes] == ["unchanged", "failed"]
+    assert "creating it needs secret_key" in outcomes[1].error
+    assert api.calls == []
+
+
+def test_a_pruned_token_is_unassigned_then_deleted():
+    api = FakeInventoryApi()
+    tokens = [listed("OLD", "activated", ADELE)]
+    [outcome] = apply(api, [], tokens, prune=PruneScope("delete", "old"))
+    assert [call[:2] for call in api.calls] == [(UNASSIGN, ADELE.id), ("delete", "id-OLD")]
+    assert outcome.outcome == "deleted" and kinds(outcome.done) == [UNASSIGN, DELETE]
+
+
+# ---------------------------------------------------------------------------------------------------- concurrency
+def scenario(concurrency):
+    """A mixed inventory, one token failing, applied at ``concurrency``; the outcomes, the calls, the threads."""
+    failure = GraphError("Graph answered 500", status=500, request_id="rid-1")
+    tokens = [listed(f"A-{n}") for n in range(6)] + [listed(f"H-{n}", "activated", ADELE) for n in range(4)]
+    api = FakeInventoryApi(tokens=tokens, refuse={(ASSIGN_AND_ACTIVATE, "id-A-3"): failure}, delay=0.002)
+    users = [AMY.user_principal_name, ADELE.user_principal_name]
+    entries = [entry(n, f"A-{n}", user=users[n % 2]) for n in range(6)]
+    entries += [entry(6 + n, f"H-{n}", user=AMY.user_principal_name) for n in range(4)]
+    entries += [entry(10 + n, f"N-{n}", "assigned", user=users[n % 2]) for n in range(4)]
+    entries.append(entry(14, "A-9", "available", None))
+    outcomes = apply(api, entries, tokens, concurrency=concurrency)
+    details = [(o.plan.serial_number, o.outcome, kinds(o.done), o.error, o.request_id) for o in outcomes]
+    return details, sorted(map(repr, api.calls)), api.threads
+
+
+def test_concurrency_gives_the_same_outcomes_as_one_at_a_time(monkeypatch):
+    pools: list[int] = []
+
+    def pool(max_workers):
+        pools.append(max_workers)
+        return ThreadPoolExecutor(max_workers=max_workers)
+
+    monkeypatch.setattr(inventory_apply, "ThreadPoolExecutor", pool)
+    one, one_calls, one_threads = scenario(1)
+    many, many_calls, many_threads = scenario(8)
+    assert many == one
+    assert many_calls == one_calls
+    assert len(one_threads) >= 2 and len(many_threads) >= 2  # the bulk creations' thread, then workers
+    # TOKENS_PER_PLACE tokens per place on the wire (the transport's pacer keeps to the places), at most MAX_WORKERS.
+    assert pools == [inventory_apply.TOKENS_PER_PLACE, min(8 * inventory_apply.TOKENS_PER_PLACE, 128)]
+    assert inventory_apply.MAX_WORKERS == 128
+    assert [row[1] for row in one] == [
+        *["activated"] * 3,
+        "failed",
+        *["activated"] * 2,
+        *["reassigned"] * 4,
+        *["created"] * 4,
+        "created",
+    ]

@@ -1,0 +1,1054 @@
+# Copyright (c) tokenops.entra contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import stat
+import time
+
+import httpx
+import msal
+import pytest
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphAuthError, GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.auth import (
+    AUTH_METHODS,
+    CLOUDS,
+    TOKEN_REFRESH_MARGIN,
+    Credential,
+    MsalHttpClient,
+    TokenCacheFile,
+    TokenProvider,
+    graph_argument_spec,
+    load_certificate,
+    national_cloud,
+    resolve_credential,
+)
+from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import graph_params
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+CLIENT = "0e5d7a1c-7b8f-4b35-a0a4-1d2b8c1e9f10"
+SECRET = "s3cr3t~value"
+ACCESS_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJ4IjoxfQ."
+SCOPE = "https://graph.microsoft.com/.default"
+IDENTITY_ENV = {"IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": "h"}
+
+MISSING_TAIL = (
+    ". Give access_token; or tenant_id (AZURE_TENANT_ID) and client_id (AZURE_CLIENT_ID) with one of "
+    "client_secret (AZURE_CLIENT_SECRET), client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or "
+    "federated_token_file (AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity."
+)
+
+
+ALL_CREDENTIALS = {
+    "tenant_id": TENANT,
+    "client_id": CLIENT,
+    "access_token": ACCESS_TOKEN,
+    "client_certificate_path": "/etc/app.pem",
+    "federated_token_file": "/var/run/token",
+    "client_secret": SECRET,
+}
+
+
+# ---------------------------------------------------------------------------------------------------- argument spec
+def test_graph_argument_spec_is_fresh_each_call():
+    first = graph_argument_spec()
+    second = graph_argument_spec()
+    assert first == second
+    assert first is not second
+    first["tenant_id"]["required"] = True
+    first["timeout"]["default"] = 1.0
+    first["cloud"]["choices"].append("mars")
+    first.pop("client_id")
+    third = graph_argument_spec()
+    assert "required" not in third["tenant_id"]
+    assert third["timeout"]["default"] == 30.0
+    assert "mars" not in third["cloud"]["choices"]
+    assert "client_id" in third
+
+
+@pytest.mark.parametrize(
+    "option, variable",
+    [
+        ("tenant_id", "AZURE_TENANT_ID"),
+        ("client_id", "AZURE_CLIENT_ID"),
+        ("client_secret", "AZURE_CLIENT_SECRET"),
+        ("client_certificate_path", "AZURE_CLIENT_CERTIFICATE_PATH"),
+        ("client_certificate_password", "AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+        ("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"),
+        ("authority_host", "AZURE_AUTHORITY_HOST"),
+    ],
+)
+def test_graph_argument_spec_env_fallbacks(option, variable):
+    assert graph_argument_spec()[option]["fallback"] == (env_fallback, [variable])
+
+
+def test_graph_argument_spec_fallbacks_are_exactly_these():
+    spec = graph_argument_spec()
+    assert sorted(name for name, option in spec.items() if "fallback" in option) == sorted(
+        [
+            "tenant_id",
+            "client_id",
+            "client_secret",
+            "client_certificate_path",
+            "client_certificate_password",
+            "federated_token_file",
+            "authority_host",
+        ]
+    )
+
+
+def test_graph_argument_spec_no_log():
+    spec = graph_argument_spec()
+    assert sorted(name for name, option in spec.items() if option.get("no_log")) == [
+        "access_token",
+        "client_certificate_password",
+        "client_secret",
+    ]
+
+
+def test_graph_argument_spec_choices_and_defaults():
+    spec = graph_argument_spec()
+    assert (
+        spec["auth_method"]["choices"]
+        == list(AUTH_METHODS)
+        == ["auto", "access_token", "certificate", "federated", "client_secret", "managed_identity"]
+    )
+    assert spec["auth_method"]["default"] == "auto"
+    assert spec["cloud"]["choices"] == ["public", "usgov", "usgov_dod", "china"]
+    assert spec["cloud"]["default"] == "public"
+    assert (
+        spec["validate_certs"]["default"],
+        spec["timeout"]["default"],
+        spec["max_retries"]["default"],
+        spec["max_retry_wait"]["default"],
+    ) == (True, 30.0, 5, 60.0)
+
+
+def test_graph_argument_spec_env_applies_only_to_unset_options(monkeypatch):
+    for name in (
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant.onmicrosoft.com")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "env-secret-value")
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", "login.example.test")
+    result = ArgumentSpecValidator(graph_argument_spec()).validate({"client_id": "task-client"})
+    assert result.error_messages == []
+    validated = result.validated_parameters
+    assert validated["tenant_id"] == "env-tenant.onmicrosoft.com"
+    assert validated["client_id"] == "task-client"
+    assert validated["client_secret"] == "env-secret-value"
+    assert validated["authority_host"] == "login.example.test"
+    assert validated["client_certificate_path"] is None
+    assert "env-secret-value" in result._no_log_values  # pylint: disable=protected-access
+    credential = resolve_credential(validated, environ={})
+    assert (
+        credential.method,
+        credential.tenant_id,
+        credential.client_id,
+        credential.secret,
+        credential.authority_host,
+    ) == (
+        "client_secret",
+        "env-tenant.onmicrosoft.com",
+        "task-client",
+        "env-secret-value",
+        "https://login.example.test",
+    )
+
+
+# --------------------------------------------------------------------------------------------------- resolve_credential
+@pytest.mark.parametrize(
+    "drop, method",
+    [
+        ((), "access_token"),
+        (("access_token",), "certificate"),
+        (("access_token", "client_certificate_path"), "federated"),
+        (("access_token", "client_certificate_path", "federated_token_file"), "client_secret"),
+    ],
+)
+@pytest.mark.parametrize("environ", [{}, IDENTITY_ENV])
+def test_auto_precedence(drop, method, environ):
+    given = {k: v for k, v in ALL_CREDENTIALS.items() if k not in drop}
+    credential = resolve_credential(graph_params(**given), environ=environ)
+    assert credential.method == method
+    assert credential.tenant_id == TENANT and credential.client_id == CLIENT
+    assert credential.access_token == (ACCESS_TOKEN if method == "access_token" else None)
+    assert credential.certificate_path == ("/etc/app.pem" if method == "certificate" else None)
+    assert credential.federated_token_file == ("/var/run/token" if method == "federated" else None)
+    assert credential.secret == (SECRET if method == "client_secret" else None)
+
+
+def test_auto_managed_identity_from_environment():
+    credential = resolve_credential(graph_params(), environ=dict(IDENTITY_ENV))
+    assert credential == Credential(
+        method="managed_identity",
+        tenant_id=None,
+        client_id=None,
+        authority_host="https://login.microsoftonline.com",
+        graph_endpoint="https://graph.microsoft.com",
+        scope=SCOPE,
+        managed_identity_origins=("http://localhost:42356", "http://169.254.169.254", "http://localhost:40342"),
+    )
+    assert credential.describe() == "managed identity as the system-assigned identity"
+    user_assigned = resolve_credential(graph_params(client_id=CLIENT), environ=dict(IDENTITY_ENV))
+    assert user_assigned.method == "managed_identity" and user_assigned.client_id == CLIENT
+    assert user_assigned.describe() == f"managed identity as client {CLIENT}"
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"IDENTITY_ENDPOINT": "http://localhost/msi"},
+        {"IDENTITY_HEADER": "h"},
+        {"IDENTITY_ENDPOINT": "", "IDENTITY_HEADER": "h"},
+        {"MSI_ENDPOINT": "http://localhost/msi"},
+        {},
+    ],
+)
+def test_auto_without_managed_identity_environment(environ):
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(graph_params(), environ=environ)
+    assert (
+        info.value.message
+        == "Cannot sign in to Microsoft Graph: missing tenant_id, client_id, a credential" + MISSING_TAIL
+    )
+
+
+def test_auto_reads_the_process_environment_by_default(monkeypatch):
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "h")
+    assert resolve_credential(graph_params()).method == "managed_identity"
+    monkeypatch.delenv("IDENTITY_HEADER")
+    with pytest.raises(GraphAuthError):
+        resolve_credential(graph_params())
+
+
+def test_a_secret_in_the_environment_beats_managed_identity():
+    credential = resolve_credential(
+        graph_params(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET), environ=dict(IDENTITY_ENV)
+    )
+    assert credential.method == "client_secret"
+
+
+@pytest.mark.parametrize(
+    "given, missing",
+    [
+        ({}, "tenant_id, client_id, a credential"),
+        ({"tenant_id": TENANT}, "client_id, a credential"),
+        ({"client_id": CLIENT}, "tenant_id, a credential"),
+        ({"tenant_id": TENANT, "client_id": CLIENT}, "a credential"),
+        ({"client_secret": SECRET}, "tenant_id, client_id"),
+        ({"client_secret": SECRET, "tenant_id": TENANT}, "client_id"),
+        ({"client_certificate_path": "/etc/app.pem", "client_id": CLIENT}, "tenant_id"),
+        ({"federated_token_file": "/var/run/token"}, "tenant_id, client_id"),
+        ({"client_secret": ""}, "tenant_id, client_id, a credential"),
+    ],
+)
+def test_auto_missing_pieces(given, missing):
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(graph_params(**given), environ={})
+    assert info.value.message == f"Cannot sign in to Microsoft Graph: missing {missing}" + MISSING_TAIL
+    assert SECRET not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "method, given, missing",
+    [
+        ("access_token", {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}, "access_token"),
+        ("client_secret", {"tenant_id": TENANT, "client_id": CLIENT, "access_token": ACCESS_TOKEN}, "client_secret"),
+        ("client_secret", {"client_secret": SECRET}, "tenant_id, client_id"),
+        ("certificate", {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}, "client_certificate_path"),
+        ("certificate", {}, "tenant_id, client_id, client_certificate_path"),
+        ("federated", {"tenant_id": TENANT, "client_secret": SECRET}, "client_id, federated_token_file"),
+    ],
+)
+def test_explicit_method_missing_pieces(method, given, missing):
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(graph_params(auth_method=method, **given), environ=dict(IDENTITY_ENV))
+    assert info.value.message == f"Cannot sign in to Microsoft Graph: missing {missing}" + MISSING_TAIL
+    assert SECRET not in info.value.message and ACCESS_TOKEN not in info.value.message
+
+
+@pytest.mark.parametrize("method", ["access_token", "certificate", "federated", "client_secret", "managed_identity"])
+def test_explicit_method_wins_over_auto_order(method):
+    credential = resolve_credential(graph_params(auth_method=method, **ALL_CREDENTIALS), environ={})
+    assert credential.method == method
+
+
+def test_explicit_managed_identity_needs_no_environment():
+    credential = resolve_credential(graph_params(auth_method="managed_identity"), environ={})
+    assert credential.method == "managed_identity"
+    assert credential.secret is None and credential.access_token is None
+
+
+def test_explicit_certificate_credential():
+    credential = resolve_credential(
+        graph_params(
+            auth_method="certificate",
+            tenant_id=TENANT,
+            client_id=CLIENT,
+            client_certificate_path="/etc/app.pem",
+            client_certificate_password="pw",
+            client_secret=SECRET,
+        ),
+        environ={},
+    )
+    assert credential == Credential(
+        method="certificate",
+        tenant_id=TENANT,
+        client_id=CLIENT,
+        authority_host="https://login.microsoftonline.com",
+        graph_endpoint="https://graph.microsoft.com",
+        scope=SCOPE,
+        certificate_path="/etc/app.pem",
+        certificate_password="pw",
+    )
+    assert credential.describe() == f"certificate as client {CLIENT} in tenant {TENANT}"
+
+
+def test_describe_never_shows_a_secret():
+    for method in ("access_token", "certificate", "federated", "client_secret"):
+        credential = resolve_credential(
+            graph_params(auth_method=method, client_certificate_password="pw", **ALL_CREDENTIALS), environ={}
+        )
+        text = credential.describe()
+        assert SECRET not in text and ACCESS_TOKEN not in text and "pw" not in text
+    assert resolve_credential(graph_params(access_token=ACCESS_TOKEN), environ={}).describe() == "a given access token"
+    assert (
+        resolve_credential(
+            graph_params(tenant_id=TENANT, client_id=CLIENT, client_secret=SECRET), environ={}
+        ).describe()
+        == f"client secret as client {CLIENT} in tenant {TENANT}"
+    )
+    assert (
+        resolve_credential(
+            graph_params(tenant_id=TENANT, client_id=CLIENT, federated_token_file="/t"), environ={}
+        ).describe()
+        == f"federated as client {CLIENT} in tenant {TENANT}"
+    )
+
+
+@pytest.mark.parametrize(
+    "cloud, authority, graph",
+    [
+        ("public", "https://login.microsoftonline.com", "https://graph.microsoft.com"),
+        ("usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us"),
+        ("usgov_dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
+        ("china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+    ],
+)
+def test_clouds(cloud, authority, graph):
+    assert CLOUDS[cloud] == (authority, graph)
+    credential = resolve_credential(graph_params(cloud=cloud, access_token=ACCESS_TOKEN), environ={})
+    assert (credential.authority_host, credential.graph_endpoint, credential.scope) == (
+        authority,
+        graph,
+        graph + "/.default",
+    )
+    overridden = resolve_credential(
+        graph_params(
+            cloud=cloud,
+            access_token=ACCESS_TOKEN,
+            graph_endpoint="https://127.0.0.1:8443/",
+            authority_host="https://127.0.0.1:8444/",
+        ),
+        environ={},
+    )
+    assert overridden.graph_endpoint == "https://127.0.0.1:8443"
+    assert overridden.authority_host == "https://127.0.0.1:8444"
+    assert overridden.scope == graph + "/.default"  # the cloud's Graph resource, not the override
+
+
+def test_cloud_none_means_public():
+    credential = resolve_credential(graph_params(cloud=None, access_token=ACCESS_TOKEN), environ={})
+    assert credential.graph_endpoint == "https://graph.microsoft.com"
+    assert credential.scope == SCOPE
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("login.microsoftonline.us", "https://login.microsoftonline.us"),
+        ("login.microsoftonline.us/", "https://login.microsoftonline.us"),
+        ("127.0.0.1:8444", "https://127.0.0.1:8444"),
+        ("https://login.example.test", "https://login.example.test"),
+        ("HTTPS://Login.Example.TEST:443/", "https://login.example.test"),
+        ("https://[::1]:8443", "https://[::1]:8443"),
+    ],
+)
+def test_authority_host_without_scheme_gets_https(given, expected):
+    credential = resolve_credential(graph_params(authority_host=given, access_token=ACCESS_TOKEN), environ={})
+    assert credential.authority_host == expected
+    assert credential.scope == SCOPE
+
+
+@pytest.mark.parametrize("given", ["graph.microsoft.com", "graph.microsoft.com/", "https://graph.microsoft.com:443"])
+def test_graph_endpoint_without_scheme_gets_https(given):
+    credential = resolve_credential(graph_params(graph_endpoint=given, access_token=ACCESS_TOKEN), environ={})
+    assert credential.graph_endpoint == "https://graph.microsoft.com"
+
+
+@pytest.mark.parametrize("option", ["graph_endpoint", "authority_host"])
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        ("http://127.0.0.1:8080", "must use https://"),
+        ("HTTP://graph.microsoft.com", "must use https://"),
+        ("ftp://graph.microsoft.com", "must use https://"),
+        ("https://graph.microsoft.com/beta", "without a path"),
+        ("https://graph.microsoft.com/../evil", "without a path"),
+        ("https://graph.microsoft.com?x=1", "without a path, query"),
+        ("https://graph.microsoft.com#frag", "without a path, query or fragment"),
+        ("https://graph.microsoft.com?", "without a path, query"),
+        ("https://user:pw@graph.microsoft.com", "with no user name"),
+        ("https://graph.microsoft.com@evil.example", "with no user name"),
+        ("https://", "must name a host"),
+        ("https://bad_host!", "must name a host"),
+        ("https://graph.microsoft.com:http", "is not a valid URL"),
+        ("https://graph.microsoft.com:99999", "is not a valid URL"),
+        ("https://graph.microsoft.com\\@evil.example", "a backslash"),
+        ("https://graph.microsoft.com%2f..%2fevil", "percent sign"),
+        ("https://graph.microsoft.com\nHost: evil", "control character"),
+        ("https://graph .microsoft.com", "whitespace"),
+    ],
+)
+def test_endpoints_refused_before_any_request(option, given, problem):
+    with pytest.raises(GraphError) as info:
+        resolve_credential(graph_params(access_token=ACCESS_TOKEN, **{option: given}), environ={})
+    assert info.value.message.startswith(f"{option} ")
+    assert problem in info.value.message
+    assert ACCESS_TOKEN not in info.value.message
+    assert "pw@" not in info.value.message
+
+
+def test_an_endpoint_password_is_never_shown():
+    with pytest.raises(GraphError) as info:
+        resolve_credential(
+            graph_params(access_token=ACCESS_TOKEN, graph_endpoint="https://admin:s3cr3t@graph.example"), environ={}
+        )
+    assert "s3cr3t" not in info.value.message and "admin" not in info.value.message
+    assert info.value.message.startswith("graph_endpoint 'https://***@graph.example' must name a host")
+
+
+def test_validate_certs_false_does_not_allow_http():
+    with pytest.raises(GraphError, match="must use https://.*validate_certs=false does not change that"):
+        resolve_credential(
+            graph_params(access_token=ACCESS_TOKEN, validate_certs=False, graph_endpoint="http://graph.microsoft.com"),
+            environ={},
+        )
+
+
+@pytest.mark.parametrize(
+    "tenant", [TENANT, TENANT.upper(), "contoso.onmicrosoft.com", "Contoso.COM", "sub.xn--bcher-kva.example"]
+)
+def test_tenant_id_guid_or_domain(tenant):
+    credential = resolve_credential(graph_params(tenant_id=tenant, client_id=CLIENT, client_secret=SECRET), environ={})
+    assert credential.tenant_id == tenant
+
+
+@pytest.mark.parametrize(
+    "tenant",
+    [
+        "../common",
+        "contoso.com/v2.0",
+        "contoso.com?x=1",
+        "contoso",
+        "common",
+        "72f988bf-86f1-41af-91ab",
+        "contoso.com\n",
+        "con toso.com",
+        "-bad.example",
+        "contoso.123",
+        "a" * 300 + ".com",
+        "contoso.com%2f",
+    ],
+)
+@pytest.mark.parametrize(
+    "method, credential",
+    [
+        ("client_secret", {"client_secret": SECRET}),
+        ("certificate", {"client_certificate_path": "/etc/app.pem"}),
+        ("federated", {"federated_token_file": "/var/run/token"}),
+    ],
+)
+def test_tenant_id_refused_before_any_request(tenant, method, credential):
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(graph_params(tenant_id=tenant, client_id=CLIENT, **credential), environ={})
+    assert info.value.message.startswith("tenant_id ")
+    assert "is neither a tenant id (a GUID" in info.value.message
+    assert len(info.value.message) < 400
+
+
+def test_tenant_id_not_checked_where_it_is_not_used():
+    assert (
+        resolve_credential(graph_params(tenant_id="not a tenant", access_token=ACCESS_TOKEN), environ={}).method
+        == "access_token"
+    )
+    assert (
+        resolve_credential(graph_params(tenant_id="not a tenant", auth_method="managed_identity"), environ={}).method
+        == "managed_identity"
+    )
+
+
+@pytest.mark.parametrize(
+    "environ, origins",
+    [
+        ({}, ("http://169.254.169.254", "http://localhost:40342")),
+        (
+            {"IDENTITY_ENDPOINT": "https://10.0.0.5:8081/msi/token"},
+            ("https://10.0.0.5:8081", "http://169.254.169.254", "http://localhost:40342"),
+        ),
+        (
+            {"IDENTITY_ENDPOINT": "http://127.0.0.1:41056/msi/token"},
+            ("http://127.0.0.1:41056", "http://169.254.169.254", "http://localhost:40342"),
+        ),
+        (
+            {"MSI_ENDPOINT": "http://[::1]:50342/oauth2/token"},
+            ("http://[::1]:50342", "http://169.254.169.254", "http://localhost:40342"),
+        ),
+        # Plain HTTP to another machine is never an endpoint the identity header goes to.
+        ({"IDENTITY_ENDPOINT": "http://10.0.0.5/msi/token"}, ("http://169.254.169.254", "http://localhost:40342")),
+        (
+            {"AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://10.0.0.9"},
+            ("http://169.254.169.254", "http://localhost:40342"),
+        ),
+        ({"IDENTITY_ENDPOINT": "not a url"}, ("http://169.254.169.254", "http://localhost:40342")),
+    ],
+)
+def test_managed_identity_origins(environ, origins):
+    credential = resolve_credential(graph_params(auth_method="managed_identity"), environ=environ)
+    assert credential.managed_identity_origins == origins
+    assert (
+        resolve_credential(
+            graph_params(client_id=CLIENT, client_secret=SECRET, tenant_id=TENANT), environ=environ
+        ).managed_identity_origins
+        == ()
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- certificates
+@pytest.fixture(scope="module")
+def key_and_cert():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tokenops unit test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _write_pem(path, key, cert, password=None, key_format=serialization.PrivateFormat.PKCS8):
+    encryption = serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    parts = []
+    if key is not None:
+        parts.append(key.private_bytes(serialization.Encoding.PEM, key_format, encryption))
+    if cert is not None:
+        parts.append(cert.public_bytes(serialization.Encoding.PEM))
+    path.write_bytes(b"".join(parts))
+    return str(path)
+
+
+def _check_loaded(loaded, key, cert):
+    assert sorted(loaded) == ["private_key", "public_certificate", "thumbprint"]
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert loaded["thumbprint"] == hashlib.sha1(der).hexdigest()
+    assert len(loaded["thumbprint"]) == 40
+    assert loaded["public_certificate"] == cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    assert loaded["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
+    again = serialization.load_pem_private_key(loaded["private_key"].encode(), password=None)
+    assert again.private_numbers() == key.private_numbers()
+
+
+@pytest.mark.parametrize(
+    "key_format", [serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL]
+)
+def test_load_certificate_unencrypted(tmp_path, key_and_cert, key_format):
+    key, cert = key_and_cert
+    path = _write_pem(tmp_path / "app.pem", key, cert, key_format=key_format)
+    _check_loaded(load_certificate(path, None), key, cert)
+
+
+def test_load_certificate_cert_before_key(tmp_path, key_and_cert):
+    key, cert = key_and_cert
+    path = tmp_path / "app.pem"
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    _check_loaded(load_certificate(str(path), None), key, cert)
+
+
+def test_load_certificate_encrypted(tmp_path, key_and_cert):
+    key, cert = key_and_cert
+    path = _write_pem(tmp_path / "app.pem", key, cert, password="correct horse")
+    assert b"ENCRYPTED" in (tmp_path / "app.pem").read_bytes()
+    _check_loaded(load_certificate(path, "correct horse"), key, cert)
+
+
+@pytest.mark.parametrize("password", ["wrong password", None, ""])
+def test_load_certificate_wrong_or_missing_password(tmp_path, key_and_cert, password):
+    key, cert = key_and_cert
+    path = _write_pem(tmp_path / "app.pem", key, cert, password="correct horse")
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(path, password)
+    assert (
+        info.value.message == f"Cannot load the private key from {path}: wrong or missing client_certificate_password."
+    )
+    assert "correct horse" not in info.value.message
+    if password:
+        assert password not in info.value.message
+
+
+def test_load_certificate_password_for_an_unencrypted_key(tmp_path, key_and_cert):
+    """Either the needless password is ignored, or the error says what is wrong (not that there is no key)."""
+    key, cert = key_and_cert
+    path = _write_pem(tmp_path / "app.pem", key, cert)
+    try:
+        loaded = load_certificate(path, "needless")
+    except GraphAuthError as exc:
+        assert "no PEM private key found" not in exc.message
+        assert "client_certificate_password" in exc.message
+        assert "needless" not in exc.message
+    else:
+        _check_loaded(loaded, key, cert)
+
+
+def test_load_certificate_without_certificate(tmp_path, key_and_cert):
+    key, _cert = key_and_cert
+    path = _write_pem(tmp_path / "key-only.pem", key, None)
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(path, None)
+    assert info.value.message == (
+        f"No PEM certificate found in {path}: it must hold the private key and the certificate."
+    )
+
+
+def test_load_certificate_without_key(tmp_path, key_and_cert):
+    _key, cert = key_and_cert
+    path = _write_pem(tmp_path / "cert-only.pem", None, cert)
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(path, None)
+    assert info.value.message == f"Cannot load the private key from {path}: no PEM private key found."
+
+
+def test_load_certificate_missing_file(tmp_path):
+    path = str(tmp_path / "nope.pem")
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(path, None)
+    assert info.value.message == f"Cannot read client_certificate_path {path}: No such file or directory"
+
+
+def test_load_certificate_not_pem(tmp_path):
+    path = tmp_path / "garbage.pem"
+    path.write_bytes(b"\x00\x01 not a pem file")
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(str(path), None)
+    assert info.value.message == f"Cannot load the private key from {path}: no PEM private key found."
+
+
+# ---------------------------------------------------------------------------------------------------- token cache
+def _add_token(cache, access_token="at-1", expires_in=3600, client_id=CLIENT, tenant_id=TENANT, scope=SCOPE, now=None):
+    cache.add(
+        {
+            "client_id": client_id,
+            "scope": [scope],
+            "token_endpoint": f"https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token",
+            "environment": "login.microsoftonline.com",
+            "grant_type": "client_credentials",
+            "response": {"access_token": access_token, "expires_in": expires_in, "token_type": "Bearer"},
+        },
+        now=now,
+    )
+
+
+def test_token_cache_file_save_creates_a_private_file(tmp_path):
+    path = tmp_path / "cache" / "tokens.json"
+    cache = TokenCacheFile(str(path))
+    _add_token(cache.cache)
+    cache.save()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text(encoding="utf-8"))["AccessToken"]
+    assert sorted(os.listdir(path.parent)) == ["tokens.json"]  # no temporary file left behind
+
+
+def test_token_cache_file_save_keeps_0600_when_replacing(tmp_path):
+    path = tmp_path / "tokens.json"
+    path.write_text("{}", encoding="utf-8")
+    path.chmod(0o600)
+    cache = TokenCacheFile(str(path))
+    _add_token(cache.cache)
+    cache.save()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["tokens.json"]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o606, 0o666, 0o620, 0o602, 0o610])
+def test_token_cache_file_open_to_others_is_refused_and_left_alone(tmp_path, mode):
+    path = tmp_path / "tokens.json"
+    cache = TokenCacheFile(str(path))
+    _add_token(cache.cache)
+    cache.save()
+    content = path.read_bytes()
+    path.chmod(mode)
+    with pytest.raises(GraphAuthError) as info:
+        TokenCacheFile(str(path))
+    assert info.value.message == (
+        f"token_cache_path {path} has mode {mode:04o}: other users can read or change it, and it holds access tokens "
+        f"to the tenant. Delete it (its tokens may have been read; they expire within about 90 minutes) or make it "
+        f"private (chmod 600 {path}), then run again."
+    )
+    assert "at-1" not in info.value.message
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # refused, not silently tightened
+    assert path.read_bytes() == content
+
+
+def test_token_cache_file_of_another_user_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "tokens.json"
+    path.write_text("{}", encoding="utf-8")
+    path.chmod(0o600)
+    owner = path.stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    with pytest.raises(GraphAuthError) as info:
+        TokenCacheFile(str(path))
+    assert info.value.message.startswith(
+        f"token_cache_path {path} belongs to user id {owner}, not to the user running the module (user id {owner + 1})"
+    )
+
+
+def test_token_cache_file_directories_are_created_private_whatever_the_umask(tmp_path):
+    path = tmp_path / "a" / "b" / "tokens.json"
+    cache = TokenCacheFile(str(path))
+    _add_token(cache.cache)
+    previous = os.umask(0)
+    try:
+        cache.save()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_token_cache_file_unwritable_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    cache = TokenCacheFile(str(blocker / "tokens.json"))
+    _add_token(cache.cache)
+    with pytest.raises(GraphAuthError, match="^Cannot write token_cache_path "):
+        cache.save()
+
+
+def test_token_cache_file_save_without_changes_writes_nothing(tmp_path):
+    path = tmp_path / "tokens.json"
+    TokenCacheFile(str(path)).save()
+    assert not path.exists()
+
+
+def test_token_cache_file_finds_a_valid_token(tmp_path):
+    path = str(tmp_path / "tokens.json")
+    cache = TokenCacheFile(path)
+    now = time.time()
+    _add_token(cache.cache, expires_in=3600, now=now)
+    assert cache.cached_token(CLIENT, TENANT, SCOPE) == ("at-1", float(int(now) + 3600))
+    cache.save()
+    reloaded = TokenCacheFile(path)
+    assert reloaded.cached_token(CLIENT, TENANT, SCOPE) == ("at-1", float(int(now) + 3600))
+
+
+@pytest.mark.parametrize(
+    "client_id, tenant_id, scope",
+    [
+        ("other-client", TENANT, SCOPE),
+        (CLIENT, "other-tenant", SCOPE),
+        (CLIENT, TENANT, "https://graph.microsoft.us/.default"),
+    ],
+)
+def test_token_cache_file_matches_client_tenant_and_scope(tmp_path, client_id, tenant_id, scope):
+    cache = TokenCacheFile(str(tmp_path / "tokens.json"))
+    _add_token(cache.cache)
+    assert cache.cached_token(client_id, tenant_id, scope) is None
+
+
+@pytest.mark.parametrize(
+    "seconds_left, found",
+    [
+        (3600, True),
+        (TOKEN_REFRESH_MARGIN + 60, True),
+        (TOKEN_REFRESH_MARGIN - 1, False),
+        (60, False),
+        (0, False),
+        (-100, False),
+    ],
+)
+def test_token_cache_file_ignores_tokens_about_to_expire(tmp_path, seconds_left, found):
+    assert TOKEN_REFRESH_MARGIN == 300
+    cache = TokenCacheFile(str(tmp_path / "tokens.json"))
+    # msal truncates `now`; start from a whole second so expires_on is now + seconds_left exactly
+    now = float(int(time.time()))
+    _add_token(cache.cache, expires_in=seconds_left, now=now)
+    result = cache.cached_token(CLIENT, TENANT, SCOPE)
+    assert (result is not None) is found
+
+
+def test_token_cache_file_drop(tmp_path):
+    path = str(tmp_path / "tokens.json")
+    cache = TokenCacheFile(path)
+    _add_token(cache.cache, access_token="at-1")
+    _add_token(cache.cache, access_token="at-other", client_id="other-client")
+    cache.save()
+    cache = TokenCacheFile(path)
+    cache.drop(CLIENT, TENANT, SCOPE)
+    assert cache.cached_token(CLIENT, TENANT, SCOPE) is None
+    cache.save()
+    reloaded = TokenCacheFile(path)
+    assert reloaded.cached_token(CLIENT, TENANT, SCOPE) is None
+    assert reloaded.cached_token("other-client", TENANT, SCOPE)[0] == "at-other"
+
+
+@pytest.mark.parametrize("content", ["not json", "", "[1, 2"])
+def test_token_cache_file_unreadable_starts_afresh(tmp_path, content):
+    path = tmp_path / "tokens.json"
+    path.write_text(content, encoding="utf-8")
+    path.chmod(0o600)
+    cache = TokenCacheFile(str(path))
+    assert cache.cached_token(CLIENT, TENANT, SCOPE) is None
+    _add_token(cache.cache)
+    cache.save()
+    assert TokenCacheFile(str(path)).cached_token(CLIENT, TENANT, SCOPE)[0] == "at-1"
+
+
+# ---------------------------------------------------------------------------------------------------- msal over httpx
+class Recorder:
+    def __init__(self, answer=None):
+        self.calls = []
+        self.answer = answer
+
+    def __call__(self, method, url, **kwargs):
+        self.calls.append((method, url, kwargs))
+        return self.answer(method, url, kwargs) if callable(self.answer) else self.answer
+
+
+def test_msal_http_client_post_decodes_bytes():
+    send = Recorder("response")
+    client = MsalHttpClient(send)
+    assert (
+        client.post(
+            "https://login/t/oauth2/v2.0/token",
+            params={"a": "1"},
+            data={"client_assertion": b"eyJ.abc.def", "grant_type": "client_credentials", "n": 1},
+            headers={"X": "y"},
+            timeout=5,
+        )
+        == "response"
+    )
+    assert send.calls == [
+        (
+            "POST",
+            "https://login/t/oauth2/v2.0/token",
+            {
+                "params": {"a": "1"},
+                "data": {"client_assertion": "eyJ.abc.def", "grant_type": "client_credentials", "n": 1},
+                "headers": {"X": "y"},
+                "writes": 0,  # a sign-in takes no token of the write bucket
+            },
+        )
+    ]
+
+
+def test_msal_http_client_post_passes_other_data_unchanged():
+    send = Recorder("r")
+    MsalHttpClient(send).post("https://x", data="a=b")
+    assert send.calls == [("POST", "https://x", {"params": None, "data": "a=b", "headers": None, "writes": 0})]
+
+
+def test_msal_http_client_get():
+    send = Recorder("r")
+    client = MsalHttpClient(send)
+    assert client.get("https://x/.well-known", params={"p": "1"}, headers={"H": "v"}, timeout=3) == "r"
+    assert send.calls == [("GET", "https://x/.well-known", {"params": {"p": "1"}, "headers": {"H": "v"}, "writes": 0})]
+    assert client.close() is None
+
+
+class FakeIdentityPlatform:
+    """Answers msal's discovery and token requests, counting token grants."""
+
+    def __init__(self, authority="https://login.microsoftonline.com"):
+        self.authority = authority
+        self.grants = []
+
+    def __call__(self, method, url, kwargs):
+        base = f"{self.authority}/{TENANT}"
+        if method == "GET" and "openid-configuration" in url:
+            return httpx.Response(
+                200,
+                json={
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "issuer": f"{base}/v2.0",
+                },
+            )
+        if method == "POST" and url == f"{base}/oauth2/v2.0/token":
+            self.grants.append(kwargs["data"])
+            if kwargs["data"].get("client_secret") == "wrong":
+                return httpx.Response(
+                    401,
+                    json={
+                        "error": "invalid_client",
+                        "error_description": "AADSTS7000215: Invalid client secret provided. "
+                        "Trace ID: 1 Correlation ID: 2",
+                    },
+                )
+            return httpx.Response(
+                200, json={"access_token": f"at-{len(self.grants)}", "expires_in": 3599, "token_type": "Bearer"}
+            )
+        return httpx.Response(404, json={"error": "unexpected"})
+
+
+def _secret_credential(secret=SECRET):
+    return resolve_credential(graph_params(tenant_id=TENANT, client_id=CLIENT, client_secret=secret), environ={})
+
+
+def test_token_provider_access_token_is_returned_as_given():
+    send = Recorder()
+    provider = TokenProvider(resolve_credential(graph_params(access_token=ACCESS_TOKEN), environ={}), send)
+    assert provider.token() == ACCESS_TOKEN
+    assert provider.token(force_refresh=True) == ACCESS_TOKEN
+    assert send.calls == []
+
+
+def test_token_provider_client_secret_caches_in_memory_and_refreshes_on_demand():
+    platform = FakeIdentityPlatform()
+    provider = TokenProvider(_secret_credential(), Recorder(platform))
+    assert provider.token() == "at-1"
+    assert provider.token() == "at-1"
+    assert len(platform.grants) == 1
+    grant = platform.grants[0]
+    assert (grant["grant_type"], grant["client_id"], grant["client_secret"], grant["scope"]) == (
+        "client_credentials",
+        CLIENT,
+        SECRET,
+        SCOPE,
+    )
+    assert provider.token(force_refresh=True) == "at-2"
+    assert len(platform.grants) == 2
+
+
+def test_token_provider_uses_and_drops_the_cache_file(tmp_path):
+    path = str(tmp_path / "tokens.json")
+    platform = FakeIdentityPlatform()
+    assert TokenProvider(_secret_credential(), Recorder(platform), path).token() == "at-1"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # a second task (a new provider) reuses the cached token without signing in
+    second = TokenProvider(_secret_credential(), Recorder(platform), path)
+    assert second.token() == "at-1"
+    assert len(platform.grants) == 1
+    # Graph refused it: a forced refresh drops it from the file and signs in again
+    assert second.token(force_refresh=True) == "at-2"
+    assert len(platform.grants) == 2
+    assert TokenCacheFile(path).cached_token(CLIENT, TENANT, SCOPE)[0] == "at-2"
+
+
+def test_token_provider_refuses_a_cache_open_to_others_before_any_request(tmp_path):
+    path = tmp_path / "tokens.json"
+    platform = FakeIdentityPlatform()
+    assert TokenProvider(_secret_credential(), Recorder(platform), str(path)).token() == "at-1"
+    path.chmod(0o644)
+    send = Recorder(platform)
+    with pytest.raises(GraphAuthError, match="has mode 0644"):
+        TokenProvider(_secret_credential(), send, str(path)).token()
+    assert send.calls == []
+
+
+def test_token_provider_sign_in_failure():
+    platform = FakeIdentityPlatform()
+    provider = TokenProvider(_secret_credential("wrong"), Recorder(platform))
+    with pytest.raises(GraphAuthError) as info:
+        provider.token()
+    assert info.value.message == (
+        f"Sign-in with client secret as client {CLIENT} in tenant {TENANT} failed: "
+        "invalid_client: AADSTS7000215: Invalid client secret provided."
+    )
+    assert "wrong" not in info.value.message
+
+
+def test_token_provider_federated_reads_the_file_at_each_sign_in(tmp_path):
+    token_file = tmp_path / "oidc-token"
+    token_file.write_text("assertion-1\n", encoding="utf-8")
+    platform = FakeIdentityPlatform()
+    credential = resolve_credential(
+        graph_params(tenant_id=TENANT, client_id=CLIENT, federated_token_file=str(token_file)), environ={}
+    )
+    provider = TokenProvider(credential, Recorder(platform))
+    assert provider.token() == "at-1"
+    token_file.write_text("assertion-2", encoding="utf-8")
+    assert provider.token(force_refresh=True) == "at-2"
+    assert [g["client_assertion"] for g in platform.grants] == ["assertion-1", "assertion-2"]
+    assert all(
+        g["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" for g in platform.grants
+    )
+
+
+def test_token_provider_federated_missing_file(tmp_path):
+    path = str(tmp_path / "missing-token")
+    credential = resolve_credential(
+        graph_params(tenant_id=TENANT, client_id=CLIENT, federated_token_file=path), environ={}
+    )
+    with pytest.raises(GraphAuthError) as info:
+        TokenProvider(credential, Recorder(FakeIdentityPlatform())).token()
+    assert info.value.message == f"Cannot read federated_token_file {path}: No such file or directory"
+
+
+def test_msal_is_importable():
+    assert msal.SerializableTokenCache is not None
+
+
+@pytest.mark.parametrize(
+    "cloud, graph_endpoint, expected",
+    [
+        ("public", "https://graph.microsoft.com", None),
+        (None, "https://127.0.0.1:8443", None),
+        ("usgov", "https://graph.microsoft.us", "cloud=usgov"),
+        ("china", "https://127.0.0.1:8443", "cloud=china"),
+        ("public", "https://graph.microsoft.us", "graph_endpoint=https://graph.microsoft.us (the usgov cloud's Graph)"),
+        (
+            "public",
+            "https://dod-graph.microsoft.us",
+            "graph_endpoint=https://dod-graph.microsoft.us (the usgov_dod cloud's Graph)",
+        ),
+    ],
+)
+def test_national_cloud(cloud, graph_endpoint, expected):
+    assert national_cloud(cloud, graph_endpoint) == expected
+
+
+def test_read_after_write_wait_option():
+    assert graph_argument_spec()["read_after_write_wait"] == {"type": "float", "default": 10.0}
