@@ -242,6 +242,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError, ModuleFailure
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown, text_problem
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import counts
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import (
     check_secret_for_codes,
     normalize_code,
@@ -262,7 +263,6 @@ from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory
     Entry,
     PruneScope,
     check_entries,
-    counts,
     plan_inventory,
     report_row,
 )

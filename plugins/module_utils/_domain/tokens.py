@@ -4,8 +4,8 @@
 
 # PRIVATE to this collection: may change in any release.
 
-"""Hardware OATH tokens as the modules see them, pure: normalised views of Graph's objects, and the actions and plans
-that every planner (assignment, inventory entry) returns. No I/O here."""
+"""Hardware OATH tokens and their users as the modules see them, pure: normalised views of Graph's objects. No I/O
+here."""
 
 from __future__ import annotations
 
@@ -13,15 +13,6 @@ import typing as t
 from dataclasses import dataclass
 
 STATUSES = ("available", "assigned", "activated", "failedActivation")
-ASSIGNED_STATUSES = frozenset({"assigned", "activated", "failedActivation"})
-
-# Action kinds, in the order a plan runs them.
-UNASSIGN = "unassign"
-SET_DISPLAY_NAME = "set_display_name"  # PATCH the inventory entry; only possible while unassigned
-ASSIGN = "assign"
-ACTIVATE = "activate"
-ASSIGN_AND_ACTIVATE = "assign_and_activate"
-CODE_ACTIONS = frozenset({ACTIVATE, ASSIGN_AND_ACTIVATE})
 
 
 @dataclass(frozen=True)
@@ -89,32 +80,3 @@ class UserView:
             display_name=user.get("displayName"),
             user_type=user.get("userType"),
         )
-
-
-@dataclass(frozen=True)
-class Action:
-    kind: str
-    user_id: str | None  # whose method it touches (for UNASSIGN, the current holder); None for inventory writes
-    reason: str
-    changes: tuple[str, ...] = ()  # the inventory fields an update or a creation sets
-
-    def to_result(self) -> dict[str, t.Any]:
-        result: dict[str, t.Any] = {"action": self.kind, "user_id": self.user_id, "reason": self.reason}
-        if self.changes:
-            result["changes"] = list(self.changes)
-        return result
-
-
-@dataclass(frozen=True)
-class Plan:
-    actions: tuple[Action, ...]
-    before: dict[str, t.Any]
-    after: dict[str, t.Any]
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.actions)
-
-    @property
-    def needs_code(self) -> bool:
-        return any(a.kind in CODE_ACTIONS for a in self.actions)

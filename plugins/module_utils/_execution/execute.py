@@ -16,21 +16,24 @@ import typing as t
 from dataclasses import dataclass
 
 from .._common.errors import GraphError, ModuleFailure, PlanError, WriteOutcomeUnknown
-from .._domain.codes import CodeSource
-from .._domain.tokens import (
+from .._domain.actions import (
     ACTIVATE,
     ASSIGN,
     ASSIGN_AND_ACTIVATE,
     CODE_ACTIONS,
+    CREATE,
+    DELETE,
+    DONE_TEXTS,
     SET_DISPLAY_NAME,
     UNASSIGN,
+    UPDATE,
     Action,
     Plan,
-    TokenView,
-    UserView,
 )
+from .._domain.codes import CodeSource
+from .._domain.tokens import TokenView, UserView
 from .._planning.policy import PolicyPlan, reached
-from .._planning.token import CREATE, DELETE, UPDATE, TokenSpec, create_body, plan_token, recreation_spec, update_body
+from .._planning.token import TokenSpec, create_body, plan_token, recreation_spec, update_body
 from .hardware_oath_api import HardwareOathApi, TokenExists, refuses_the_code
 from .policy_api import PolicyApi
 
@@ -188,18 +191,6 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Non
             attempt += 1
 
 
-_DONE = {
-    UNASSIGN: "unassigned it from {who}",
-    SET_DISPLAY_NAME: "set its display name",
-    ASSIGN: "assigned it to {who}",
-    ACTIVATE: "activated it for {who}",
-    ASSIGN_AND_ACTIVATE: "assigned and activated it for {who}",
-    CREATE: "created it",
-    UPDATE: "updated {changes}",
-    DELETE: "deleted it",
-}
-
-
 def interrupted(
     exc: ModuleFailure,
     token: TokenView | TokenSpec,
@@ -221,7 +212,7 @@ def interrupted(
         return action.kind.replace("_", " ") + (f" for {who(action.user_id)}" if action.user_id else "")
 
     serial = token.serial_number
-    done_text = "; ".join(_DONE[a.kind].format(who=who(a.user_id), changes=", ".join(a.changes)) for a in done)
+    done_text = "; ".join(DONE_TEXTS[a.kind].format(who=who(a.user_id), changes=", ".join(a.changes)) for a in done)
     message = f"{exc.message.rstrip('.')}. Already done for token {serial}: {done_text}"
     if pending:
         message += f". Not done: {'; '.join(not_done(a) for a in pending)}"

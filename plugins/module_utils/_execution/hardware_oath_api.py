@@ -15,19 +15,10 @@ import typing as t
 
 from .._common.errors import GraphError
 from .._common.validation import is_guid
-from .._domain.tokens import (
-    ACTIVATE,
-    ASSIGN,
-    ASSIGN_AND_ACTIVATE,
-    SET_DISPLAY_NAME,
-    UNASSIGN,
-    Action,
-    TokenView,
-    UserView,
-)
+from .._domain.actions import ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CREATE, SET_DISPLAY_NAME, UNASSIGN, Action
+from .._domain.tokens import TokenView, UserView
 from .._graph.client import MAX_BATCH, GraphClient
 from .._graph.odata import segment
-from .._planning.token import CREATE
 from .permissions import call, with_permission_hint
 from .token_query import MAX_FILTER_EXPRESSIONS, Lookup, TokenQuery, chunks, filter_in, unique, users_filter
 

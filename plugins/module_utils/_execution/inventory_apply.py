@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .._common.errors import GraphError, ModuleFailure, WriteOutcomeUnknown
+from .._domain.actions import CREATE, Action, Plan, outcome_of
 from .._domain.codes import CodeSource
-from .._domain.tokens import Action, Plan, TokenView
-from .._planning.inventory import HOLDING_STATES, TokenPlan, entry_spec, outcome_of
-from .._planning.token import CREATE, TokenSpec, create_body
+from .._domain.tokens import TokenView
+from .._planning.inventory import HOLDING_STATES, TokenPlan, entry_spec
+from .._planning.token import TokenSpec, create_body
 from .execute import execute_assignment_plan, execute_token_plan
 from .hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
 from .token_query import TokenQuery, chunks

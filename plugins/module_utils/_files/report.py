@@ -6,26 +6,16 @@
 
 """The report of a ``hardware_oath_inventory`` run, pure: the JSON document (what the role writes next to the job's
 artifacts) and its Markdown (a merge-request comment, an AWX job's summary). No I/O, no clock: the caller gives the
-time. Standard library only."""
+time. Pure Python: the standard library and the words of _domain.actions."""
 
 from __future__ import annotations
 
 import typing as t
 from collections.abc import Mapping, Sequence
 
+from .._domain.actions import ACTION_TEXTS, OUTCOMES
+
 DEFAULT_TITLE = "Hardware OATH token inventory"
-# The order in which the summary names the outcomes (only those that happened).
-SUMMARY_ORDER = (
-    "created",
-    "updated",
-    "assigned",
-    "activated",
-    "reassigned",
-    "unassigned",
-    "deleted",
-    "failed",
-    "unchanged",
-)
 # Keys that must never reach a report, compared without case, "_" or "-" (secret_key, secretKey, client-secret...).
 SECRET_KEYS = frozenset(
     {"secretkey", "verificationcode", "clientsecret", "accesstoken", "refreshtoken", "password", "clientassertion"}
@@ -34,17 +24,6 @@ SECRET_KEYS = frozenset(
 MAX_MARKDOWN = 60_000
 # One table cell at most (an error message of Graph can be long; the JSON report has it whole).
 MAX_CELL = 1_000
-# The texts of the writes, by action (the user, when there is one, follows the text).
-ACTION_TEXTS = {
-    "create": "create",
-    "update": "update",
-    "set_display_name": "set display_name",
-    "delete": "delete",
-    "unassign": "unassign from",
-    "assign": "assign to",
-    "activate": "activate for",
-    "assign_and_activate": "assign and activate for",
-}
 
 
 class ReportError(ValueError):
@@ -114,7 +93,7 @@ def _counts(counts: t.Any) -> dict[str, int]:
     if not isinstance(counts, Mapping):
         raise ReportError(f"counts must be a dict, not {_kind(counts)}")
     result: dict[str, int] = {}
-    for name in [*SUMMARY_ORDER, *sorted(str(key) for key in counts if key not in SUMMARY_ORDER)]:
+    for name in [*OUTCOMES, *sorted(str(key) for key in counts if key not in OUTCOMES)]:
         value = counts.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ReportError(f"counts.{name} must be a number of tokens, not {value!r}")

@@ -4,7 +4,7 @@
 
 # PRIVATE to this collection: may change in any release.
 
-"""Connection options shared by every Graph module, and sign-in through msal.
+"""Sign-in through msal: which credential the connection options name, and the tokens it gets.
 
 Which credential is used (``auth_method: auto``), first match wins:
 ``access_token`` > ``client_certificate_path`` > ``federated_token_file`` > ``client_secret`` > a managed
@@ -24,8 +24,6 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from ansible.module_utils.basic import env_fallback
-
 from .._common.errors import GraphAuthError
 from .._common.validation import is_domain_name, is_guid, shown
 from .endpoints import endpoint, managed_identity_origins
@@ -44,36 +42,6 @@ CLOUDS: dict[str, tuple[str, str]] = {
 }
 AUTH_METHODS = ("auto", "access_token", "certificate", "federated", "client_secret", "managed_identity")
 TOKEN_REFRESH_MARGIN = 300  # seconds of validity a cached token must still have
-
-
-def graph_argument_spec() -> dict[str, dict[str, t.Any]]:
-    """A fresh argument spec for the connection options (documented by the ``graph_auth`` doc fragment)."""
-    return {
-        "auth_method": {"type": "str", "default": "auto", "choices": list(AUTH_METHODS)},
-        "tenant_id": {"type": "str", "fallback": (env_fallback, ["AZURE_TENANT_ID"])},
-        "client_id": {"type": "str", "fallback": (env_fallback, ["AZURE_CLIENT_ID"])},
-        "client_secret": {"type": "str", "no_log": True, "fallback": (env_fallback, ["AZURE_CLIENT_SECRET"])},
-        "client_certificate_path": {"type": "path", "fallback": (env_fallback, ["AZURE_CLIENT_CERTIFICATE_PATH"])},
-        "client_certificate_password": {
-            "type": "str",
-            "no_log": True,
-            "fallback": (env_fallback, ["AZURE_CLIENT_CERTIFICATE_PASSWORD"]),
-        },
-        "federated_token_file": {"type": "path", "fallback": (env_fallback, ["AZURE_FEDERATED_TOKEN_FILE"])},
-        "access_token": {"type": "str", "no_log": True},
-        "cloud": {"type": "str", "default": "public", "choices": list(CLOUDS)},
-        "allow_national_cloud": {"type": "bool", "default": False},
-        "authority_host": {"type": "str", "fallback": (env_fallback, ["AZURE_AUTHORITY_HOST"])},
-        "graph_endpoint": {"type": "str"},
-        "validate_certs": {"type": "bool", "default": True},
-        "ca_path": {"type": "path"},
-        "token_cache_path": {"type": "path"},
-        "timeout": {"type": "float", "default": 30.0},
-        "max_retries": {"type": "int", "default": 5},
-        "max_retry_wait": {"type": "float", "default": 60.0},
-        "read_after_write_wait": {"type": "float", "default": 10.0},
-        "write_quota": {"type": "str", "default": "3000/150"},
-    }
 
 
 @dataclass(frozen=True)

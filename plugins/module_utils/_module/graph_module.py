@@ -18,11 +18,12 @@ from ansible.module_utils.common.warnings import get_deprecation_messages, get_w
 
 from .._common.errors import InputError, ModuleFailure
 from .._common.validation import shown, text_problem
-from .._graph.auth import Credential, TokenProvider, graph_argument_spec, msal, resolve_credential
+from .._graph.auth import Credential, TokenProvider, msal, resolve_credential
 from .._graph.client import GraphClient
 from .._graph.endpoints import Destinations
 from .._graph.pacer import Pacer
 from .._graph.transport import Transport, httpx, tls_context
+from .options import graph_argument_spec
 
 # A list option longer than this is shown in the result's invocation by its length only (see ``long_lists``).
 INVOCATION_LIST_LIMIT = 100

@@ -13,7 +13,7 @@ import typing as t
 from dataclasses import dataclass
 
 from .._common.errors import PlanError
-from .._domain.tokens import (
+from .._domain.actions import (
     ACTIVATE,
     ASSIGN,
     ASSIGN_AND_ACTIVATE,
@@ -22,9 +22,8 @@ from .._domain.tokens import (
     UNASSIGN,
     Action,
     Plan,
-    TokenView,
-    UserView,
 )
+from .._domain.tokens import TokenView, UserView
 
 
 @dataclass(frozen=True)

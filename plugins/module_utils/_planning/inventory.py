@@ -15,28 +15,23 @@ import typing as t
 from dataclasses import dataclass
 
 from .._common.errors import InputError, ModuleFailure, PlanError
-from .._domain.tokens import (
-    ACTIVATE,
-    ASSIGN,
-    ASSIGN_AND_ACTIVATE,
+from .._domain.actions import (
     CODE_ACTIONS,
     UNASSIGN,
+    UPDATE,
     Action,
     Plan,
-    TokenView,
-    UserView,
+    outcome_of,
 )
+from .._domain.tokens import TokenView, UserView
 from .assignment import Desired, plan_assignment
-from .token import CREATE, DELETE, UPDATE, TokenSpec, created_view, plan_token, token_result
+from .token import TokenSpec, created_view, plan_token, token_result
 
 STATES = ("activated", "assigned", "available", "absent")
 HOLDING_STATES = ("activated", "assigned")
 PRUNE_ACTIONS = ("unassign", "delete")
 # "Users can have up to five OATH hardware tokens or authenticator applications" (Entra's hardware OATH upload docs).
 MAX_METHODS_PER_USER = 5
-OUTCOMES = ("unchanged", "created", "updated", "assigned", "activated", "reassigned", "unassigned", "deleted", "failed")
-# The token fields an entry may declare, besides who holds it.
-FIELDS = ("manufacturer", "model", "time_interval", "hash_function", "display_name")
 
 
 @dataclass(frozen=True)
@@ -112,27 +107,6 @@ class TokenPlan:
     @property
     def outcome(self) -> str:
         return "failed" if self.error else outcome_of(self.actions)
-
-
-def outcome_of(actions: t.Sequence[Action]) -> str:
-    """The one word a report gives a token for what its writes do."""
-    kinds = [action.kind for action in actions]
-    if not kinds:
-        return "unchanged"
-    if DELETE in kinds:
-        return "deleted"
-    if CREATE in kinds:
-        return "created"
-    gives = [a for a in actions if a.kind in (ASSIGN, ACTIVATE, ASSIGN_AND_ACTIVATE)]
-    if gives and any(a.kind == UNASSIGN and a.user_id != gives[-1].user_id for a in actions):
-        return "reassigned"
-    if ACTIVATE in kinds or ASSIGN_AND_ACTIVATE in kinds:
-        return "activated"
-    if ASSIGN in kinds:
-        return "assigned"
-    if UNASSIGN in kinds:
-        return "unassigned"
-    return "updated"  # UPDATE, SET_DISPLAY_NAME
 
 
 # ---------------------------------------------------------------------- checks of the list
@@ -339,14 +313,6 @@ def plan_pruned(token: TokenView, scope: PruneScope) -> TokenPlan:
 
 
 # ---------------------------------------------------------------------- report
-def counts(outcomes: t.Iterable[str]) -> dict[str, int]:
-    """How many tokens ended with each outcome (every outcome listed, zeros included)."""
-    result = dict.fromkeys(OUTCOMES, 0)
-    for outcome in outcomes:
-        result[outcome] += 1
-    return result
-
-
 def report_row(
     plan: TokenPlan,
     *,

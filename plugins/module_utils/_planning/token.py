@@ -14,11 +14,8 @@ import typing as t
 from dataclasses import dataclass
 
 from .._common.errors import PlanError
-from .._domain.tokens import ASSIGN, UNASSIGN, Action, Plan, TokenView, UserView
-
-CREATE = "create"
-UPDATE = "update"
-DELETE = "delete"
+from .._domain.actions import ASSIGN, CREATE, DELETE, UNASSIGN, UPDATE, Action, Plan
+from .._domain.tokens import TokenView, UserView
 
 # The fields Graph lets an unassigned token change, and their Graph names.
 MUTABLE_FIELDS = {

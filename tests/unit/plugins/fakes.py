@@ -24,12 +24,12 @@ from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware
     READ_AFTER_WRITE_WAIT,
     HardwareOathApi,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._graph.auth import graph_argument_spec
+from ansible_collections.tokenops.entra.plugins.module_utils._graph import transport
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.client import GraphClient
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.endpoints import Destinations
-from ansible_collections.tokenops.entra.plugins.module_utils._graph import transport
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.transport import Transport
 from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.options import graph_argument_spec
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, AUTHORITY, GRAPH
 
 DESTINATIONS = Destinations(GRAPH, AUTHORITY)

@@ -14,9 +14,9 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tokenops.entra.plugins.filter import hardware_oath_report as plugin
 from ansible_collections.tokenops.entra.plugins.filter import hardware_oath_report_markdown as markdown_plugin
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import counts
 from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory import (
     Entry,
-    counts,
     plan_inventory,
     report_row,
 )

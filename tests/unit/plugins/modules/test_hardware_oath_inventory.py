@@ -16,8 +16,8 @@ import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import ACTIVATE, ASSIGN_AND_ACTIVATE
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import ACTIVATE, ASSIGN_AND_ACTIVATE
 from ansible_collections.tokenops.entra.plugins.module_utils._execution import inventory_apply
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_inventory as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import (

@@ -14,8 +14,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._common.errors impo
     PlanError,
     WriteOutcomeUnknown,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource, totp_code
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import (
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import (
     ACTIVATE,
     ASSIGN,
     ASSIGN_AND_ACTIVATE,
@@ -23,6 +22,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens impo
     UNASSIGN,
     Action,
 )
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource, totp_code
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.execute import (
     Written,
     apply_token,

@@ -14,16 +14,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import (
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import (
     ACTIVATE,
     ASSIGN,
     ASSIGN_AND_ACTIVATE,
     SET_DISPLAY_NAME,
     UNASSIGN,
     Action,
-    TokenView,
-    UserView,
 )
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView, UserView
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import (
     DEVICES,
     MAX_BULK_CREATE,

@@ -15,12 +15,15 @@ from dataclasses import replace
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource, totp_code
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import (
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import (
     ACTIVATE,
     ASSIGN_AND_ACTIVATE,
+    CREATE,
+    DELETE,
     UNASSIGN,
+    UPDATE,
 )
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource, totp_code
 from ansible_collections.tokenops.entra.plugins.module_utils._execution import inventory_apply
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import MAX_BULK_CREATE
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.inventory_apply import Secrets, apply_inventory
@@ -30,7 +33,6 @@ from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory
     PruneScope,
     plan_inventory,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import CREATE, DELETE, UPDATE
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import FakeInventoryApi
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, SECRET, inv, refused
 

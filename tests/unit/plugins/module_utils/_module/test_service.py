@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import HardwareOathApi
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.policy_api import PolicyApi
-from ansible_collections.tokenops.entra.plugins.module_utils._graph.auth import graph_argument_spec, resolve_credential
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.auth import resolve_credential
+from ansible_collections.tokenops.entra.plugins.module_utils._module.options import graph_argument_spec
 from ansible_collections.tokenops.entra.plugins.module_utils._module.service import (
     GLOBAL_ONLY_NOTE,
     NATIONAL_CLOUD_MESSAGE,

@@ -10,16 +10,15 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import ModuleFailure, PlanError
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import (
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import (
     ACTIVATE,
     ASSIGN,
     ASSIGN_AND_ACTIVATE,
     SET_DISPLAY_NAME,
     UNASSIGN,
     Action,
-    TokenView,
-    UserView,
 )
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView, UserView
 from ansible_collections.tokenops.entra.plugins.module_utils._planning.assignment import Desired, plan_assignment
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE as OTHER
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import AMY as THIS

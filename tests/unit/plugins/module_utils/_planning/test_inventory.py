@@ -9,25 +9,27 @@ from dataclasses import replace
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import (
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import (
     ACTIVATE,
     ASSIGN,
     ASSIGN_AND_ACTIVATE,
+    CREATE,
+    DELETE,
     SET_DISPLAY_NAME,
     UNASSIGN,
+    UPDATE,
     Action,
+    counts,
+    outcome_of,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory import (
     Entry,
     PruneScope,
     check_entries,
-    counts,
-    outcome_of,
     plan_entry,
     plan_inventory,
     report_row,
 )
-from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import CREATE, DELETE, UPDATE
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, GUEST, SERIAL, inv
 
 NEW = {"has_secret": True, "manufacturer": "Contoso", "model": "OATH-TOTP"}

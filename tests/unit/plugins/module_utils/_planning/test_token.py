@@ -10,11 +10,16 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import PlanError
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import ASSIGN, UNASSIGN, Action, TokenView
-from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import (
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import (
+    ASSIGN,
     CREATE,
     DELETE,
+    UNASSIGN,
     UPDATE,
+    Action,
+)
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import (
     TokenSpec,
     create_body,
     plan_token,
