@@ -24,6 +24,7 @@ from .._domain.actions import (
     CREATE,
     DELETE,
     DONE_TEXTS,
+    NO_PLAN,
     SET_DISPLAY_NAME,
     UNASSIGN,
     UPDATE,
@@ -40,6 +41,12 @@ from .policy_api import PolicyApi
 R = t.TypeVar("R")
 S = t.TypeVar("S")
 Log = t.Callable[[str], None]
+Done = t.Callable[[Action], None]  # told each write that took effect, as soon as it did
+
+
+def _forget(action: Action) -> None:
+    """The default ``on_done``: nobody keeps count."""
+
 
 # A computed code Graph refuses (its time step was already used, say by a run a moment ago) is followed by the code
 # of a later step, up to this many codes in all; a given code is sent once. Any other refusal is not retried.
@@ -101,6 +108,7 @@ def execute_assignment_plan(
     by_serial: bool,
     me: bool,
     log: Log,
+    on_done: Done = _forget,
 ) -> TokenView | None:
     """Run the plan's actions in order. Returns the token as last read, or None when no re-read was needed. When an
     action fails after earlier ones took effect (a token taken from its holder, say), the error says so."""
@@ -121,6 +129,7 @@ def execute_assignment_plan(
                 rerun=f"Run the task again to finish for {user.user_principal_name}",
             ) from None
         done.append(action)
+        on_done(action)
     return latest
 
 
@@ -262,16 +271,20 @@ def execute_token_plan(
     spec: TokenSpec,
     secret_b32: str | None,
     log: Log,
-    then: t.Sequence[Action] = (),
+    *,
+    then: Plan = NO_PLAN,
+    then_user: UserView | None = None,
+    on_done: Done = _forget,
 ) -> TokenView | None:
     """Run an inventory plan's writes in order. Returns the token a creation made, else None. When a write fails
     after earlier ones took effect, the error says what was done and what was not (``then``: the writes that were to
-    follow this plan, such as the declared user's activation)."""
+    follow this plan, such as ``then_user``'s activation)."""
     created = None
     done: list[Action] = []
     names = {current.assigned_to_id: current.assigned_to_name} if current else {}
-    if spec.assigned_to:
-        names[spec.assigned_to.id] = spec.assigned_to.user_principal_name
+    for user in (spec.assigned_to, then_user):
+        if user is not None:
+            names[user.id] = user.user_principal_name
     try:
         for action in plan.actions:
             try:
@@ -287,21 +300,27 @@ def execute_token_plan(
                     ) from None
                 raise
             done.append(action)
+            on_done(action)
             if action.kind == CREATE:
                 created = t.cast(TokenView, result)
-                if action.user_id and created.assigned_to_id != action.user_id:
-                    raise GraphError(
-                        f"{spec.label} was created but Graph did not assign it to user {action.user_id}: "
-                        "it ignores assignTo when the caller lacks UserAuthenticationMethod.ReadWrite.All. "
-                        "The token is in the inventory, available; grant the permission and run again, or "
-                        "assign it with tokenops.entra.hardware_oath_assignment."
-                    )
+                check_assigned(created, action, spec.label)
     except ModuleFailure as exc:
-        pending = [*plan.actions[len(done) :], *then]
+        pending = [*plan.actions[len(done) :], *then.actions]
         raise interrupted(
             exc, spec, done, pending, names, rerun="Fix the cause and run the task again to finish"
         ) from None
     return created
+
+
+def check_assigned(created: TokenView, action: Action, label: str) -> None:
+    """A creation with ``assignTo`` that Graph answered with a token nobody holds (or another user holds): Graph
+    ignores ``assignTo`` when the caller lacks the permission to write users' methods."""
+    if action.user_id and created.assigned_to_id != action.user_id:
+        raise GraphError(
+            f"{label} was created but Graph did not assign it to user {action.user_id}: it ignores assignTo when "
+            "the caller lacks UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; "
+            "grant the permission and run again, or assign it with tokenops.entra.hardware_oath_assignment."
+        )
 
 
 def _token_write(

@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .._common.errors import GraphError, ModuleFailure, WriteOutcomeUnknown
-from .._domain.actions import CREATE, Action, Plan, outcome_of
+from .._domain.actions import Action, outcome_of
 from .._domain.codes import CodeSource
 from .._domain.tokens import TokenView
-from .._planning.inventory import HOLDING_STATES, TokenPlan, entry_spec
-from .._planning.token import TokenSpec, create_body
-from .execute import execute_assignment_plan, execute_token_plan
+from .._planning.inventory import TokenPlan
+from .._planning.token import create_body
+from .execute import check_assigned, execute_assignment_plan, execute_token_plan
 from .hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
 from .token_query import TokenQuery, chunks
 
@@ -50,11 +50,6 @@ class TokenOutcome:
             message = message.replace(code, "********")
         self.error = message
         self.request_id = exc.request_id if isinstance(exc, GraphError) else None
-        if exc.changed:  # writes took effect before the failure (see _execute.interrupted)
-            self.done += [
-                Action(a["action"], a["user_id"], a["reason"], tuple(a.get("changes", ())))
-                for a in exc.result.get("actions", [])
-            ]
 
 
 @dataclass(frozen=True)
@@ -89,8 +84,8 @@ def apply_inventory(
     created, while the next part is sent."""
     outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
     todo = [o for o in outcomes if o.plan.changed and not o.error]
-    creating = [o for o in todo if o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE]
-    existing = [o for o in todo if not (o.plan.inventory[:1] and o.plan.inventory[0].kind == CREATE)]
+    creating = [o for o in todo if o.plan.creates]
+    existing = [o for o in todo if not o.plan.creates]
     # ``concurrency`` is the requests on the wire (the transport's pacer holds to it); more tokens are worked on, so
     # that a token waiting out its own Retry-After leaves its place to others.
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency * TOKENS_PER_PLACE, MAX_WORKERS))) as pool:
@@ -155,9 +150,8 @@ def _created_after_all(api: HardwareOathApi, serials: tuple[str, ...]) -> list[T
 
 
 def _create_body(plan: TokenPlan, secrets: Secrets) -> dict[str, t.Any]:
-    entry = t.cast(t.Any, plan.entry)  # a creation is always of a declared token
-    holder = plan.inventory[0].user_id
-    return create_body(entry_spec(entry), secrets.secret(plan.serial_number) or "", holder)
+    creation = plan.inventory.actions[0]  # assigned in the same request when the token is to be held
+    return create_body(plan.spec, secrets.secret(plan.serial_number) or "", creation.user_id)
 
 
 def _apply_token(
@@ -167,66 +161,63 @@ def _apply_token(
     secrets: Secrets,
     log: Log,
 ) -> None:
-    """One token's writes: the inventory's (its creation already done in bulk), then the assignment's."""
+    """One token's writes: the inventory's (its creation already done in bulk), then the assignment's. Each write is
+    added to the outcome as soon as it takes effect."""
     plan = outcome.plan
     computed: list[str] = []
     try:
-        view = _apply_inventory_writes(api, outcome, created, secrets, log)
-        if plan.assignment:
-            user = t.cast(t.Any, plan.user)
-            entry = t.cast(t.Any, plan.entry)
-            codes = secrets.code_source(plan.serial_number, computed.append)
-            assignment = Plan(plan.assignment, {}, {})
+        view = _created(plan, created, outcome) if plan.creates else _write_inventory(api, plan, secrets, outcome, log)
+        user, desired = plan.user, plan.desired
+        # Assignment writes are planned only for a declared user, as desired, on a token that is not deleted.
+        if plan.assignment.changed and user is not None and desired is not None and view is not None:
             execute_assignment_plan(
-                api, assignment, view, user, codes, entry.display_name, by_serial=False, me=False, log=log
+                api,
+                plan.assignment,
+                view,
+                user,
+                secrets.code_source(plan.serial_number, computed.append),
+                desired.display_name,
+                by_serial=False,
+                me=False,
+                log=log,
+                on_done=outcome.done.append,
             )
-            outcome.done += plan.assignment
     except ModuleFailure as exc:
         outcome.fail(exc, hide=computed)
     except ValueError as exc:  # a secret too short to compute codes
         outcome.error = f"token {plan.serial_number}: {exc}"
 
 
-def _apply_inventory_writes(
-    api: HardwareOathApi,
-    outcome: TokenOutcome,
-    created: t.Mapping[str, TokenView | ModuleFailure],
-    secrets: Secrets,
-    log: Log,
-) -> TokenView:
-    """The inventory writes of one token; returns the token as they leave it (a created one with its new id)."""
-    plan = outcome.plan
-    actions = plan.inventory
-    view = plan.view
-    if actions and actions[0].kind == CREATE:
-        made = created.get(plan.serial_number.casefold())
-        if made is None:
-            raise ModuleFailure(
-                f"token {plan.serial_number}: Graph's answer to the bulk creation does not list it; "
-                "run the task again (it is read before anything is sent)."
-            )
-        if isinstance(made, ModuleFailure):
-            raise made
-        outcome.done.append(actions[0])
-        if actions[0].user_id and made.assigned_to_id != actions[0].user_id:
-            raise GraphError(
-                f"token {plan.serial_number} was created but Graph did not assign it to user "
-                f"{actions[0].user_id}: it ignores assignTo when the caller lacks "
-                "UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; "
-                "grant the permission and run again."
-            )
-        view = made
-        actions = actions[1:]
-    if actions:
-        entry = plan.entry
-        holds = entry is not None and entry.state in HOLDING_STATES
-        if entry is not None:
-            spec = entry_spec(entry, assigned_to=plan.user if holds else None)
-        else:  # a pruned token
-            spec = TokenSpec(serial_number=plan.serial_number, state="absent", force_unassign=True)
-        secret = secrets.secret(plan.serial_number)
-        execute_token_plan(api, Plan(actions, {}, {}), plan.current, spec, secret, log, then=plan.assignment)
-        outcome.done += actions
-    if view is None:  # deleted
-        return t.cast(TokenView, plan.current)
-    return view
+def _created(plan: TokenPlan, created: t.Mapping[str, TokenView | ModuleFailure], outcome: TokenOutcome) -> TokenView:
+    """The token the bulk creation made of this plan's, with its new id (held by the declared user, when one is)."""
+    made = created.get(plan.serial_number.casefold())
+    if made is None:
+        raise ModuleFailure(
+            f"token {plan.serial_number}: Graph's answer to the bulk creation does not list it; "
+            "run the task again (it is read before anything is sent)."
+        )
+    if isinstance(made, ModuleFailure):
+        raise made
+    creation = plan.inventory.actions[0]
+    outcome.done.append(creation)
+    check_assigned(made, creation, plan.spec.label)
+    return made
+
+
+def _write_inventory(
+    api: HardwareOathApi, plan: TokenPlan, secrets: Secrets, outcome: TokenOutcome, log: Log
+) -> TokenView | None:
+    """The inventory writes of a token in the inventory; returns the token as they leave it (None: deleted)."""
+    if plan.inventory.changed:
+        execute_token_plan(
+            api,
+            plan.inventory,
+            plan.current,
+            plan.spec,
+            secrets.secret(plan.serial_number),
+            log,
+            then=plan.assignment,
+            then_user=plan.user,
+            on_done=outcome.done.append,
+        )
+    return plan.view

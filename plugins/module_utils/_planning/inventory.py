@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .._common.errors import InputError, ModuleFailure, PlanError
 from .._domain.actions import (
-    CODE_ACTIONS,
+    NO_PLAN,
     UNASSIGN,
     UPDATE,
     Action,
@@ -78,31 +78,40 @@ class PruneScope:
 
 @dataclass(frozen=True)
 class TokenPlan:
-    """The plan of one token: its inventory writes, then its assignment writes (planned against the token as the
-    inventory writes leave it). ``error``: why it can't be reached (the token fails, the others go on)."""
+    """The plan of one token, whole: what the applier needs and nothing it must rebuild. ``spec``: what the
+    inventory writes were planned from; ``inventory``: those writes (``plan_token``); ``assignment``: who is to hold
+    it (``plan_assignment`` for ``user`` as ``desired``), planned against ``view``, the token as the inventory writes
+    leave it. ``before`` and ``after``: the token's result before and after both. ``error``: why it can't be reached
+    (the token fails, the others go on)."""
 
     serial_number: str
     entry: Entry | None  # None: a token the list does not name (prune)
     user: UserView | None
-    inventory: tuple[Action, ...] = ()
-    assignment: tuple[Action, ...] = ()
+    spec: TokenSpec
+    inventory: Plan = NO_PLAN
+    assignment: Plan = NO_PLAN
+    desired: Desired | None = None  # None: nobody is to hold it
     before: dict[str, t.Any] = dataclasses.field(default_factory=dict)
     after: dict[str, t.Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
     current: TokenView | None = None  # as listed
-    view: TokenView | None = None  # as the inventory writes leave it: what the assignment writes act on
+    view: TokenView | None = None  # as the inventory writes leave it (None: deleted, or not planned)
 
     @property
     def actions(self) -> tuple[Action, ...]:
-        return self.inventory + self.assignment
+        return self.inventory.actions + self.assignment.actions
 
     @property
     def changed(self) -> bool:
         return bool(self.actions)
 
     @property
+    def creates(self) -> bool:
+        return self.inventory.creates
+
+    @property
     def needs_code(self) -> bool:
-        return any(action.kind in CODE_ACTIONS for action in self.assignment)
+        return self.assignment.needs_code
 
     @property
     def outcome(self) -> str:
@@ -190,16 +199,27 @@ def plan_entry(
     except ModuleFailure as exc:
         before = token_result(current) if current else {}
         return TokenPlan(
-            entry.serial_number, entry, user, before=before, after=before, error=exc.message, current=current
+            entry.serial_number,
+            entry,
+            user,
+            entry_spec(entry),
+            before=before,
+            after=before,
+            error=exc.message,
+            current=current,
         )
 
 
 def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, force_unassign: bool) -> TokenPlan:
     if entry.state in HOLDING_STATES and user is None:
         raise PlanError(f"{entry.label}: user {entry.user} was not found in the tenant")
+    before = token_result(current) if current else {}
     if entry.state == "absent":
-        plan = plan_token(current, entry_spec(entry, state="absent", force_unassign=True))
-        return _token_plan(entry, user, plan.actions, (), plan.before, plan.after, current, None)
+        spec = entry_spec(entry, state="absent", force_unassign=True)
+        inventory = plan_token(current, spec)
+        return TokenPlan(
+            entry.serial_number, entry, user, spec, inventory, before=before, after=inventory.after, current=current
+        )
     holds = entry.state in HOLDING_STATES
     if current is None:  # created with every declared field, assigned in the same request when held
         spec = entry_spec(entry, assigned_to=user if holds else None)
@@ -209,21 +229,33 @@ def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, 
         # A held token's display name is set by its activation (Graph changes a held token's fields no other way).
         spec = entry_spec(entry, display_name=None if holds else entry.display_name)
         inventory, view = _plan_existing(entry, current, spec, force_unassign)
-    assignment: tuple[Action, ...] = ()
     after = inventory.after or token_result(view)
-    if holds:
-        user = t.cast(UserView, user)
-        desired = Desired(activate=entry.state == "activated", display_name=entry.display_name, reassign=True)
-        planned = plan_assignment(view, user, desired)
-        assignment = planned.actions
-        if planned.needs_code and not (entry.has_secret or entry.has_code):
-            raise PlanError(
-                f"{entry.label} must be activated for {user.user_principal_name}: give its secret_key "
-                "(to compute the code) or a verification_code read from the token"
-            )
-        after = _after_assignment(after, planned.after, user)
-    before = token_result(current) if current else {}
-    return _token_plan(entry, user, inventory.actions, assignment, before, after, current, view)
+    if not holds:
+        return TokenPlan(
+            entry.serial_number, entry, user, spec, inventory, before=before, after=after, current=current, view=view
+        )
+    user = t.cast(UserView, user)
+    desired = Desired(activate=entry.state == "activated", display_name=entry.display_name, reassign=True)
+    assignment = plan_assignment(view, user, desired)
+    if assignment.needs_code and not (entry.has_secret or entry.has_code):
+        raise PlanError(
+            f"{entry.label} must be activated for {user.user_principal_name}: give its secret_key "
+            "(to compute the code) or a verification_code read from the token"
+        )
+    after = _after_assignment(after, assignment.after, user)
+    return TokenPlan(
+        entry.serial_number,
+        entry,
+        user,
+        spec,
+        inventory,
+        assignment,
+        desired,
+        before=before,
+        after=after,
+        current=current,
+        view=view,
+    )
 
 
 def _plan_existing(entry: Entry, current: TokenView, spec: TokenSpec, force_unassign: bool) -> tuple[Plan, TokenView]:
@@ -284,35 +316,25 @@ def entry_spec(entry: Entry, **changes: t.Any) -> TokenSpec:
     return TokenSpec(**{**fields, **changes})
 
 
-def _token_plan(
-    entry: Entry,
-    user: UserView | None,
-    inventory: t.Sequence[Action],
-    assignment: t.Sequence[Action],
-    before: dict[str, t.Any],
-    after: dict[str, t.Any],
-    current: TokenView | None,
-    view: TokenView | None,
-) -> TokenPlan:
-    return TokenPlan(
-        entry.serial_number, entry, user, tuple(inventory), tuple(assignment), before, after, current=current, view=view
-    )
-
-
 def plan_pruned(token: TokenView, scope: PruneScope) -> TokenPlan:
     """A token in the scope that the list does not name: unassigned, or deleted (unassigned first when held)."""
     before = token_result(token)
+    spec = TokenSpec(serial_number=token.serial_number, state="absent", force_unassign=True)
     if scope.action == "delete":
-        plan = plan_token(token, TokenSpec(serial_number=token.serial_number, state="absent", force_unassign=True))
-        return TokenPlan(token.serial_number, None, None, plan.actions, (), before, plan.after, current=token)
+        plan = plan_token(token, spec)
+        return TokenPlan(token.serial_number, None, None, spec, plan, before=before, after=plan.after, current=token)
+    spec = dataclasses.replace(spec, state="present")
     if not token.assigned_to_id:
-        return TokenPlan(token.serial_number, None, None, (), (), before, before, current=token)
+        return TokenPlan(token.serial_number, None, None, spec, before=before, after=before, current=token, view=token)
     unassign = Action(UNASSIGN, token.assigned_to_id, "not in the tokens list, within the prune scope")
     after = {**before, "status": "available", "assigned_to": None}
-    return TokenPlan(token.serial_number, None, None, (unassign,), (), before, after, current=token)
+    unassigned = dataclasses.replace(token, assigned_to_id=None, assigned_to_name=None, status="available")
+    plan = Plan((unassign,), before, after)
+    return TokenPlan(
+        token.serial_number, None, None, spec, plan, before=before, after=after, current=token, view=unassigned
+    )
 
 
-# ---------------------------------------------------------------------- report
 def report_row(
     plan: TokenPlan,
     *,

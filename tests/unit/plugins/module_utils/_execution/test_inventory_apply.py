@@ -247,11 +247,19 @@ def test_a_failure_after_the_unassign_reports_what_was_done():
     assert second.outcome == "activated"
 
 
+def test_the_writes_done_are_the_plan_s_own_actions_not_rebuilt_from_a_result():
+    failure = GraphError("Updating token T-1: Graph answered 503", status=503, request_id="rid-503")
+    api = FakeInventoryApi(refuse={("update", "id-T-1"): failure})
+    [outcome] = apply(api, [entry(0, "T-1", model="X2")], [listed("T-1", "activated", ADELE)], force_unassign=True)
+    assert kinds(outcome.done) == [UNASSIGN] and outcome.outcome == "failed"
+    assert outcome.done[0] is outcome.plan.inventory.actions[0]
+
+
 def test_a_failure_of_the_reassignment_after_the_unassign_reports_the_unassign():
     failure = GraphError("assign and activate token T-1: Graph answered 400 tooMany", status=400, code="tooMany")
     api = FakeInventoryApi(refuse={(ASSIGN_AND_ACTIVATE, "id-T-1"): failure})
     [outcome] = apply(api, [entry(0, "T-1")], [listed("T-1", "activated", ADELE)])
-    assert kinds(outcome.plan.assignment) == [UNASSIGN, ASSIGN_AND_ACTIVATE]
+    assert kinds(outcome.plan.assignment.actions) == [UNASSIGN, ASSIGN_AND_ACTIVATE]
     assert outcome.outcome == "failed"
     assert [(a.kind, a.user_id) for a in outcome.done] == [(UNASSIGN, ADELE.id)]
     assert "Already done for token T-1: unassigned it from" in outcome.error
@@ -264,7 +272,7 @@ def test_assign_to_ignored_by_graph_fails_naming_the_permission():
     assert outcomes[0].error == (
         f"token T-1 was created but Graph did not assign it to user {AMY.id}: it ignores assignTo when the caller "
         "lacks UserAuthenticationMethod.ReadWrite.All. The token is in the inventory, available; grant the "
-        "permission and run again."
+        "permission and run again, or assign it with tokenops.entra.hardware_oath_assignment."
     )
     assert sent(api, ACTIVATE) == [] and sent(api, ASSIGN_AND_ACTIVATE) == []
 

@@ -22,6 +22,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions imp
     counts,
     outcome_of,
 )
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.assignment import Desired, plan_assignment
 from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory import (
     Entry,
     PruneScope,
@@ -30,6 +31,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory
     plan_inventory,
     report_row,
 )
+from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import TokenSpec
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, GUEST, SERIAL, inv
 
 NEW = {"has_secret": True, "manufacturer": "Contoso", "model": "OATH-TOTP"}
@@ -76,11 +78,11 @@ def test_a_list_that_contradicts_itself_is_refused_naming_the_entries(entries, p
 # ---------------------------------------------------------------------------------------------------- one token
 def test_a_new_token_is_created_assigned_then_activated():
     plan = plan_entry(entry(**NEW), None, AMY)
-    assert plan.inventory == (
-        Action(CREATE, AMY.id, f"token {SERIAL} is not in the inventory", plan.inventory[0].changes),
+    assert plan.inventory.actions == (
+        Action(CREATE, AMY.id, f"token {SERIAL} is not in the inventory", plan.inventory.actions[0].changes),
     )
-    assert "assigned_to" in plan.inventory[0].changes
-    assert [a.kind for a in plan.assignment] == [ACTIVATE]
+    assert "assigned_to" in plan.inventory.actions[0].changes
+    assert [a.kind for a in plan.assignment.actions] == [ACTIVATE]
     assert plan.outcome == "created" and plan.needs_code
     assert plan.after["status"] == "activated"
     assert plan.after["assigned_to"]["user_principal_name"] == AMY.user_principal_name
@@ -94,7 +96,7 @@ def test_a_new_token_declared_assigned_is_created_for_its_user_with_one_write():
 
 def test_a_new_token_declared_available_is_created_for_nobody():
     plan = plan_entry(entry(state="available", user=None, **NEW), None, None)
-    assert kinds(plan) == [CREATE] and plan.inventory[0].user_id is None
+    assert kinds(plan) == [CREATE] and plan.inventory.actions[0].user_id is None
     assert plan.after["assigned_to"] is None
 
 
@@ -138,6 +140,34 @@ def test_a_held_token_whose_fields_differ_needs_force_unassign():
     forced = plan_entry(entry(has_secret=True, model="New model"), inv("activated", AMY), AMY, force_unassign=True)
     assert kinds(forced) == [UNASSIGN, UPDATE, ASSIGN_AND_ACTIVATE]
     assert forced.after["model"] == "New model" and forced.after["status"] == "activated"
+
+
+def test_the_plan_carries_the_spec_and_both_plans_the_applier_needs():
+    current = inv("activated", ADELE)
+    plan = plan_entry(
+        entry(has_secret=True, model="New model", display_name="Lobby"), current, AMY, force_unassign=True
+    )
+    # The inventory writes were planned from this spec: a held token's name is left to its activation.
+    assert plan.spec == TokenSpec(
+        serial_number=SERIAL, has_secret=True, manufacturer=None, model="New model", display_name=None
+    )
+    assert kinds(plan.inventory) == [UNASSIGN, UPDATE] and plan.inventory.before == plan.before
+    assert plan.view == replace(
+        current, model="New model", assigned_to_id=None, assigned_to_name=None, status="available"
+    )
+    assert plan.desired == Desired(activate=True, display_name="Lobby", reassign=True)
+    assert plan.assignment == plan_assignment(plan.view, AMY, plan.desired)
+    assert plan.actions == plan.inventory.actions + plan.assignment.actions and not plan.creates
+    assert plan_entry(entry(**NEW), None, AMY).creates
+
+
+def test_a_pruned_token_s_plan_is_whole_too():
+    [deleted] = plan_inventory([], [inv("activated", ADELE)], {}, prune=PruneScope("delete", SERIAL))
+    assert deleted.spec == TokenSpec(serial_number=SERIAL, state="absent", force_unassign=True)
+    assert kinds(deleted.inventory) == [UNASSIGN, DELETE] and deleted.view is None
+    [unassigned] = plan_inventory([], [inv("activated", ADELE)], {}, prune=PruneScope("unassign", SERIAL))
+    assert kinds(unassigned.inventory) == [UNASSIGN] and unassigned.view.assigned_to_id is None
+    assert unassigned.assignment.actions == () and unassigned.desired is None
 
 
 def test_a_held_token_is_renamed_by_activating_it_again():
