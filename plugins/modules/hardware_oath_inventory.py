@@ -186,8 +186,8 @@ counts:
   description: How many tokens ended with each outcome (predicted in check mode).
   returned: always
   type: dict
-  sample: {"unchanged": 995, "created": 3, "updated": 0, "assigned": 0, "activated": 1, "reassigned": 1,
-           "unassigned": 0, "deleted": 0, "failed": 0}
+  sample: {"created": 3, "updated": 0, "assigned": 0, "activated": 1, "reassigned": 1, "unassigned": 0,
+           "deleted": 0, "failed": 0, "unchanged": 995}
 tokens:
   description:
     - One row per token (see O(report)), in list order, then the pruned tokens. Never holds a secret or a code.
@@ -235,6 +235,43 @@ failed_tokens:
   returned: always
   type: list
   elements: str
+pacing:
+  description:
+    - How the task's requests were paced to stay within Graph's quotas (O(write_quota), O(concurrency) and what
+      Graph's throttling answers taught the task). A run that Graph throttled shows it here.
+  returned: always
+  type: dict
+  contains:
+    writes:
+      description: The writes sent (a C($batch) of N writes counts N).
+      type: int
+    waits:
+      description: The requests that waited for the write quota or for the pace of their lane.
+      type: int
+    waited:
+      description: The seconds those requests waited, in all.
+      type: float
+    pauses:
+      description: The C(Retry-After) answers of Graph that paused every request, or the requests of one lane.
+      type: int
+    paused:
+      description: The seconds those pauses lasted.
+      type: float
+    lowered:
+      description: The times a rate was learned from Graph's throttling (HTTP 429).
+      type: int
+    rate:
+      description: The writes a second allowed at the end of the task.
+      type: float
+    rate_methods:
+      description: The requests a second learned for users' authentication methods.
+      type: float
+      returned: when Graph throttled those requests
+    rate_directory:
+      description: The requests a second learned for the other requests.
+      type: float
+      returned: when Graph throttled those requests with a limit other than the write quota
+  sample: {"writes": 2000, "waits": 12, "waited": 3.4, "pauses": 0, "paused": 0.0, "lowered": 0, "rate": 20.0}
 """
 
 import typing as t
@@ -325,7 +362,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
     if not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
         raise InputError(f"concurrency must be between 1 and {MAX_CONCURRENCY}; nothing was changed.")
     entries, secrets = entries_from(module)
-    api = hardware_oath_api(module)
+    api = hardware_oath_api(module, in_flight=params["concurrency"])
     refs = [e.user for e in entries if e.user and e.state in HOLDING_STATES]
     with ThreadPoolExecutor(max_workers=1) as pool:  # the users are looked up while the inventory is listed
         looking_up = pool.submit(api.users_by_refs, refs) if refs else None
@@ -349,6 +386,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         counts=counts(row["outcome"] for row in rows),
         tokens=shown_rows,
         failed_tokens=[row["serial_number"] for row in failed],
+        pacing=module.pacing(),
     )
     if failed:
         reasons = "; ".join(f"{row['serial_number']}: {row['error']}" for row in failed[:20])

@@ -46,6 +46,7 @@ class GraphModule(AnsibleModule):
         self._credential: Credential | None = None
         self._client: GraphClient | None = None
         self._transport: Transport | None = None
+        self._pacer: Pacer | None = None
 
     @property
     def credential(self) -> Credential:
@@ -54,9 +55,9 @@ class GraphModule(AnsibleModule):
             self._credential = resolve_credential(self.params)
         return self._credential
 
-    @property
-    def client(self) -> GraphClient:
-        """The Graph client (built on first use; building it sends nothing)."""
+    def graph_client(self, *, in_flight: int | None = None) -> GraphClient:
+        """The Graph client, built at the first call (building it sends nothing). ``in_flight``: at most this many
+        requests on the wire at once, for a module that works on several tokens at a time (None: no limit)."""
         if self._client is None:
             params = self.params
             credential = self.credential
@@ -66,8 +67,7 @@ class GraphModule(AnsibleModule):
                     "not verified; anyone on the network path can read the credentials and codes."
                 )
             try:
-                # A module that works on several tokens at a time has ``concurrency``: the requests on the wire.
-                pacer = Pacer.from_quota(params["write_quota"], in_flight=params.get("concurrency"))
+                pacer = Pacer.from_quota(params["write_quota"], in_flight=in_flight)
             except ValueError as exc:
                 raise InputError(f"write_quota: {exc}. Nothing was changed.") from None
             destinations = Destinations(
@@ -82,6 +82,7 @@ class GraphModule(AnsibleModule):
                 log=self.log,
                 pacer=pacer,
             )
+            self._pacer = pacer
             tokens = TokenProvider(credential, self._transport.send, params["token_cache_path"])
             self._client = GraphClient(
                 self._transport,
@@ -90,6 +91,10 @@ class GraphModule(AnsibleModule):
                 can_refresh=credential.method != "access_token",
             )
         return self._client
+
+    def pacing(self) -> dict[str, float]:
+        """How the requests sent so far were paced (see ``Pacer.stats``); empty before the client is built."""
+        return self._pacer.stats() if self._pacer is not None else {}
 
     def check_text(self, limits: t.Mapping[str, int | None]) -> None:
         """Refuse (InputError), before any request, a text option (or an element of a list option) holding control

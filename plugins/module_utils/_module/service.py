@@ -26,10 +26,11 @@ NATIONAL_CLOUD_MESSAGE = (
 GLOBAL_ONLY_NOTE = "The hardware OATH APIs are documented for the global cloud only; {what} may not offer them."
 
 
-def hardware_oath_client(module: GraphModule) -> GraphClient:
-    """The module's Graph client, once the cloud is known to offer the hardware OATH APIs: a national cloud stops the
-    task before any request, unless ``allow_national_cloud`` (then it warns)."""
-    client = module.client
+def hardware_oath_client(module: GraphModule, *, in_flight: int | None = None) -> GraphClient:
+    """The module's Graph client (``in_flight``: see ``GraphModule.graph_client``), once the cloud is known to offer
+    the hardware OATH APIs: a national cloud stops the task before any request, unless ``allow_national_cloud`` (then
+    it warns)."""
+    client = module.graph_client(in_flight=in_flight)
     national = national_cloud(module.params["cloud"], module.credential.graph_endpoint)
     if national and not module.params["allow_national_cloud"]:
         raise InputError(NATIONAL_CLOUD_MESSAGE.format(what=national))
@@ -38,9 +39,11 @@ def hardware_oath_client(module: GraphModule) -> GraphClient:
     return client
 
 
-def hardware_oath_api(module: GraphModule) -> HardwareOathApi:
-    """The token and method calls, waiting for earlier writes as the module's ``read_after_write_wait`` says."""
-    return HardwareOathApi(hardware_oath_client(module), warn=module.warn, wait=module.params["read_after_write_wait"])
+def hardware_oath_api(module: GraphModule, *, in_flight: int | None = None) -> HardwareOathApi:
+    """The token and method calls, waiting for earlier writes as the module's ``read_after_write_wait`` says, with at
+    most ``in_flight`` requests on the wire (None: no limit)."""
+    client = hardware_oath_client(module, in_flight=in_flight)
+    return HardwareOathApi(client, warn=module.warn, wait=module.params["read_after_write_wait"])
 
 
 def policy_api(module: GraphModule) -> PolicyApi:

@@ -16,7 +16,7 @@ def patch_api(monkeypatch):
     input that must be refused before any request."""
 
     def patch(module, fake=None, factory="hardware_oath_api"):
-        def build(graph_module):
+        def build(graph_module, **options):
             if fake is None:
                 raise AssertionError("no Graph client may be used: the input must be refused before any request")
             return fake

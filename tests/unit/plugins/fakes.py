@@ -445,6 +445,7 @@ class FakeModule:
     place where a failure becomes ``fail_json`` (raised here as Failed; ``exit_json`` as Exited)."""
 
     result = GraphModule.result  # the real one: it reads only _diff
+    pacing = GraphModule.pacing  # the real one: it reads only _pacer, which a test may set
     check_text = GraphModule.check_text  # the real one: it reads only params
     run = GraphModule.run  # the real one: the one place where a failure becomes fail_json
 
@@ -455,6 +456,7 @@ class FakeModule:
         self.no_log_values: set[str] = set()
         self.logs: list[str] = []
         self.closed = False
+        self._pacer = None
 
     def close(self):
         self.closed = True

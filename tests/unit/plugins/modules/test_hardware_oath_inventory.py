@@ -19,6 +19,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._common.validation 
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import ACTIVATE, ASSIGN_AND_ACTIVATE
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource
 from ansible_collections.tokenops.entra.plugins.module_utils._execution import inventory_apply
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.pacer import Pacer
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_inventory as module_under_test
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import (
     Exited,
@@ -249,7 +250,7 @@ def test_run_diff_is_keyed_by_serial_number_only_in_diff_mode(api, diff):
         assert result["diff"]["before"]["T-3"]["assigned_to"]["id"] == ADELE.id
     else:
         assert "diff" not in result
-    assert set(result) == {"changed", "counts", "tokens", "failed_tokens"} | ({"diff"} if diff else set())
+    assert set(result) == {"changed", "counts", "tokens", "failed_tokens", "pacing"} | ({"diff"} if diff else set())
 
 
 def test_run_unchanged_makes_no_write_and_reports_nothing(api):
@@ -263,7 +264,17 @@ def test_run_unchanged_makes_no_write_and_reports_nothing(api):
         "tokens": [],
         "failed_tokens": [],
         "diff": {"before": {}, "after": {}},
+        "pacing": {},  # this fake module has no pacer: see the next test
     }
+
+
+def test_run_returns_how_the_requests_were_paced(api):
+    api(listed("T-1", "activated", AMY))
+    module = task([item("T-1", user=AMY_UPN)])
+    module._pacer = Pacer.from_quota("300/1.5")  # pylint: disable=protected-access
+    module._pacer.acquire(True, 2)  # pylint: disable=protected-access
+    assert module_under_test.run(module)["pacing"] == module._pacer.stats()  # pylint: disable=protected-access
+    assert module_under_test.run(module)["pacing"]["writes"] == 2
 
 
 # ---------------------------------------------------------------------------------------------------- failures
@@ -283,7 +294,7 @@ def test_run_a_failed_token_fails_the_task_at_the_end(api):
         module.run(module_under_test.run)
     result = info.value.args[0]
     assert [call[2] for call in writes(fake)] == ["id-T-1", "id-T-2", "id-T-3"]  # the others converged
-    assert set(result) == {"msg", "changed", "counts", "tokens", "failed_tokens"}
+    assert set(result) == {"msg", "changed", "counts", "tokens", "failed_tokens", "pacing"}
     assert result["msg"] == f"1 of 3 tokens failed; the others converged. T-2: {refusal('T-2').message}"
     assert result["changed"] is True
     assert result["failed_tokens"] == ["T-2"]

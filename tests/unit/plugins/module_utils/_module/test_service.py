@@ -28,6 +28,13 @@ def signed_in(**given) -> FakeModule:
     """A module signed in with an access token (``given``: more options), its Graph client a FakeClient."""
     module = FakeModule(graph_params(access_token="t", **given))
     module.client = FakeClient()
+    module.in_flight = []  # what each graph_client() call asked for
+
+    def graph_client(*, in_flight=None):
+        module.in_flight.append(in_flight)
+        return module.client
+
+    module.graph_client = graph_client
     module.credential = resolve_credential(module.params, environ={})
     return module
 
@@ -84,6 +91,14 @@ def test_hardware_oath_api_waits_as_the_module_says_and_warns_through_it():
     api.warn_once("filter-refused", "Graph refused the filter")
     api.warn_once("filter-refused", "Graph refused the filter")
     assert module.logs == ["warning: Graph refused the filter"]
+
+
+def test_the_requests_on_the_wire_are_passed_to_the_client_explicitly():
+    module = signed_in()
+    hardware_oath_api(module, in_flight=8)
+    hardware_oath_api(module)
+    policy_api(module)
+    assert module.in_flight == [8, None, None]
 
 
 def test_policy_api():
