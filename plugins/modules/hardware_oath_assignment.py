@@ -290,13 +290,9 @@ graph_error:
 
 import typing as t
 
-from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, InputError, PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import (
     CodeSource,
-    check_secret_for_codes,
-    normalize_code,
-    normalize_secret,
-    require_pyotp,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_options import TEXT_LIMITS
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView, UserView
@@ -306,27 +302,19 @@ from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware
     unknown_token,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.secret_intake import take_code, take_secret
 from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
 from ansible_collections.tokenops.entra.plugins.module_utils._planning.assignment import Desired, plan_assignment
 
 
 def code_source(module: GraphModule) -> CodeSource:
-    """Validate the code inputs before any request; bad input changes nothing."""
+    """Where the codes come from: the secret (computed, each hidden from the output) or the given code."""
     params = module.params
-    try:
-        if params["secret_key"] is not None:
-            require_pyotp()
-            secret = normalize_secret(params["secret_key"], params["secret_format"])
-            module.no_log_values.add(secret)  # the normalised form differs from the given one
-            check_secret_for_codes(secret)
-            return CodeSource(secret_b32=secret, redact=module.no_log_values.add)
-        if params["verification_code"] is not None:
-            code = normalize_code(params["verification_code"])
-            module.no_log_values.add(code)
-            return CodeSource(verification_code=code)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    return CodeSource()
+    subject = f"token {params['serial_number'] or params['device_id']}"
+    secret = take_secret(module, params["secret_key"], params["secret_format"], subject=subject, computes_codes=True)
+    if secret is not None:
+        return CodeSource(secret_b32=secret, redact=module.no_log_values.add)
+    return CodeSource(verification_code=take_code(module, params["verification_code"], subject=subject))
 
 
 def assignment_result(after: dict[str, t.Any], user: UserView) -> dict[str, t.Any]:

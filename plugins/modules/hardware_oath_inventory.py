@@ -280,18 +280,13 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError, ModuleFailure
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown, text_problem
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import counts
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import (
-    check_secret_for_codes,
-    normalize_code,
-    normalize_secret,
-    require_pyotp,
-)
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_options import (
     TEXT_LIMITS,
     token_argument_spec,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.inventory_apply import Secrets, apply_inventory
 from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.secret_intake import take_code, take_secret
 from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
 from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory import (
     HOLDING_STATES,
@@ -319,17 +314,19 @@ def entries_from(module: GraphModule) -> tuple[list[Entry], Secrets]:
             if problem:
                 raise InputError(f"tokens[{index}].{name} {shown(item[name])} {problem}. Nothing was changed.")
         key = item["serial_number"].casefold()
-        try:
-            if item["secret_key"] is not None:
-                secrets[key] = normalize_secret(item["secret_key"], item["secret_format"])
-                module.no_log_values.add(secrets[key])  # the normalised form differs from the given one
-                if item["state"] == "activated":  # its code may have to be computed
-                    check_secret_for_codes(secrets[key])
-            if item["verification_code"] is not None:
-                codes[key] = normalize_code(item["verification_code"])
-                module.no_log_values.add(codes[key])
-        except ValueError as exc:
-            raise InputError(f"{label}: {exc}. Nothing was changed.") from None
+        # An activated token's code may have to be computed from its secret.
+        secret = take_secret(
+            module,
+            item["secret_key"],
+            item["secret_format"],
+            subject=label,
+            computes_codes=item["state"] == "activated",
+        )
+        code = take_code(module, item["verification_code"], subject=label)
+        if secret is not None:
+            secrets[key] = secret
+        if code is not None:
+            codes[key] = code
         entries.append(
             Entry(
                 index=index,
@@ -345,8 +342,6 @@ def entries_from(module: GraphModule) -> tuple[list[Entry], Secrets]:
             )
         )
     check_entries(entries)
-    if any(e.state == "activated" and e.has_secret for e in entries):
-        require_pyotp()
     return entries, Secrets(secrets, codes)
 
 

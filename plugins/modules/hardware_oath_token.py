@@ -303,34 +303,22 @@ graph_error:
 import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import InputError
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import normalize_secret
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_options import (
     TEXT_LIMITS,
     token_argument_spec,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.execute import apply_token
 from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
+from ansible_collections.tokenops.entra.plugins.module_utils._module.secret_intake import take_secret
 from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
 from ansible_collections.tokenops.entra.plugins.module_utils._planning.token import TokenSpec, token_result
-
-
-def secret(module: GraphModule) -> str | None:
-    """The secret as Graph wants it, checked before any request; bad input changes nothing."""
-    params = module.params
-    if params["secret_key"] is None:
-        return None
-    try:
-        value = normalize_secret(params["secret_key"], params["secret_format"])
-    except ValueError as exc:
-        raise InputError(f"token {params['serial_number']}: {exc}") from None
-    module.no_log_values.add(value)  # the normalised form differs from the given one
-    return value
 
 
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
     module.check_text({**TEXT_LIMITS, "user": None})
-    secret_b32 = secret(module)
+    subject = f"token {params['serial_number']}"
+    secret_b32 = take_secret(module, params["secret_key"], params["secret_format"], subject=subject)
     if params["rotate"] and (secret_b32 is None or params["state"] == "absent"):
         # Not the argument spec's required_if: its message could not name the token.
         raise InputError(

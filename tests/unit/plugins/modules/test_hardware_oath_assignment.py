@@ -58,7 +58,7 @@ def test_code_source_hex_secret():
 def test_code_source_bad_secret_fails_before_any_request(secret, message):
     with pytest.raises(Failed) as info:
         task(secret_key=secret).run(module_under_test.code_source)
-    assert info.value.args[0] == {"msg": message}
+    assert info.value.args[0] == {"msg": f"token {SERIAL}: {message.rstrip('.')}. Nothing was changed."}
 
 
 def test_code_source_given_code():
@@ -71,7 +71,9 @@ def test_code_source_given_code():
 def test_code_source_bad_code():
     with pytest.raises(Failed) as info:
         task(verification_code="12a456").run(module_under_test.code_source)
-    assert info.value.args[0] == {"msg": "verification_code must be a string of 6 digits"}
+    assert info.value.args[0] == {
+        "msg": f"token {SERIAL}: verification_code must be a string of 6 digits. Nothing was changed."
+    }
 
 
 def test_code_source_none():

@@ -74,7 +74,7 @@ def test_run_refuses_a_bad_secret_naming_the_token(patch_api, secret, secret_for
     module = task(**{**NEW, "secret_key": secret, "secret_format": secret_format})
     with pytest.raises(Failed) as info:
         module.run(module_under_test.run)
-    assert info.value.args[0] == {"msg": f"token {SERIAL}: {problem}"}
+    assert info.value.args[0] == {"msg": f"token {SERIAL}: {problem}. Nothing was changed."}
     assert secret not in info.value.args[0]["msg"]
 
 
