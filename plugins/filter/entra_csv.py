@@ -103,19 +103,17 @@ _value:
 
 import typing as t
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.tokenops.entra.plugins.module_utils._files.entra_csv import SeedFileError, parse_entra_csv
+from ansible_collections.tokenops.entra.plugins.plugin_utils._filter_errors import filter_error
 
 
 def entra_csv_tokens(data: t.Any) -> list[dict[str, t.Any]]:
     if not isinstance(data, (str, bytes)):
-        raise AnsibleFilterError(f"the input must be the text of a CSV file, not a {type(data).__name__}")
+        raise filter_error("entra_csv_tokens", f"the input must be the text of a CSV file, not a {type(data).__name__}")
     try:
         return parse_entra_csv(data)
-    # The message names the line and column, never a secret; Ansible names the filter.
-    except SeedFileError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    except SeedFileError as exc:  # it names the line and column, never a secret
+        raise filter_error("entra_csv_tokens", exc) from None
 
 
 class FilterModule:

@@ -103,9 +103,8 @@ _value:
 import datetime
 import typing as t
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.tokenops.entra.plugins.module_utils._files.report import ReportError, report_document
+from ansible_collections.tokenops.entra.plugins.plugin_utils._filter_errors import filter_error
 
 
 def now() -> str:
@@ -118,17 +117,13 @@ def hardware_oath_report(
 ) -> dict[str, t.Any]:
     """The report document of a registered hardware_oath_inventory result."""
     if not isinstance(check_mode, bool):
-        raise AnsibleFilterError(
-            f"tokenops.entra.hardware_oath_report: check_mode must be a boolean, not {check_mode!r}"
-        )
+        raise filter_error("hardware_oath_report", f"check_mode must be a boolean, not {check_mode!r}")
     if generated_at is not None and not isinstance(generated_at, str):
-        raise AnsibleFilterError(
-            f"tokenops.entra.hardware_oath_report: generated_at must be a string, not {generated_at!r}"
-        )
+        raise filter_error("hardware_oath_report", f"generated_at must be a string, not {generated_at!r}")
     try:
         return report_document(result, check_mode=check_mode, generated_at=generated_at or now(), title=title or None)
     except ReportError as exc:
-        raise AnsibleFilterError(f"tokenops.entra.hardware_oath_report: {exc}") from None
+        raise filter_error("hardware_oath_report", exc) from None
 
 
 class FilterModule:

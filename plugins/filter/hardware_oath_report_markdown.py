@@ -46,9 +46,8 @@ _value:
 
 import typing as t
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.tokenops.entra.plugins.module_utils._files.report import ReportError, report_markdown
+from ansible_collections.tokenops.entra.plugins.plugin_utils._filter_errors import filter_error
 
 
 def hardware_oath_report_markdown(document: t.Any) -> str:
@@ -56,7 +55,7 @@ def hardware_oath_report_markdown(document: t.Any) -> str:
     try:
         return report_markdown(document)
     except ReportError as exc:
-        raise AnsibleFilterError(f"tokenops.entra.hardware_oath_report_markdown: {exc}") from None
+        raise filter_error("hardware_oath_report_markdown", exc) from None
 
 
 class FilterModule:

@@ -52,23 +52,28 @@ _value:
   elements: dict
 """
 
-from ansible.errors import AnsibleFilterError
+import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._files.seeded_tokens import (
     SeededTokensError,
     seeded_tokens,
 )
+from ansible_collections.tokenops.entra.plugins.plugin_utils._filter_errors import filter_error
 
 
-def hardware_oath_seeded_tokens(tokens, seeds, unnamed_state="available"):
+def hardware_oath_seeded_tokens(
+    tokens: t.Any, seeds: t.Any, unnamed_state: str = "available"
+) -> list[dict[str, t.Any]]:
     if not isinstance(tokens, list) or not isinstance(seeds, list):
-        raise AnsibleFilterError("hardware_oath_seeded_tokens: the declared tokens and the seeds must be lists")
+        raise filter_error("hardware_oath_seeded_tokens", "the declared tokens and the seeds must be lists")
     try:
         return seeded_tokens(tokens, seeds, unnamed_state)
     except SeededTokensError as exc:
-        raise AnsibleFilterError(f"hardware_oath_seeded_tokens: {exc}") from None
+        raise filter_error("hardware_oath_seeded_tokens", exc) from None
 
 
 class FilterModule:
-    def filters(self):
+    """The join of declared tokens with a vendor's seeds."""
+
+    def filters(self) -> dict[str, t.Callable[..., t.Any]]:
         return {"hardware_oath_seeded_tokens": hardware_oath_seeded_tokens}

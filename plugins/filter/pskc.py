@@ -125,22 +125,22 @@ _value:
 
 import typing as t
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.tokenops.entra.plugins.module_utils._files.entra_csv import SeedFileError
 from ansible_collections.tokenops.entra.plugins.module_utils._files.pskc_seeds import parse_pskc
+from ansible_collections.tokenops.entra.plugins.plugin_utils._filter_errors import filter_error
 
 
 def pskc_tokens(data: t.Any, preshared_key: t.Any = None) -> list[dict[str, t.Any]]:
     if not isinstance(data, (str, bytes)):
-        raise AnsibleFilterError(f"the input must be the text of a PSKC file, not a {type(data).__name__}")
+        raise filter_error("pskc_tokens", f"the input must be the text of a PSKC file, not a {type(data).__name__}")
     if preshared_key is not None and not isinstance(preshared_key, str):
-        raise AnsibleFilterError(f"preshared_key must be a string of hex, not a {type(preshared_key).__name__}")
+        raise filter_error(
+            "pskc_tokens", f"preshared_key must be a string of hex, not a {type(preshared_key).__name__}"
+        )
     try:
         return parse_pskc(data, preshared_key)
-    # The message names the key package, never a secret or the key; Ansible names the filter.
-    except SeedFileError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    except SeedFileError as exc:  # it names the key package, never a secret or the key
+        raise filter_error("pskc_tokens", exc) from None
 
 
 class FilterModule:

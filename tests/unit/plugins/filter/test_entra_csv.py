@@ -50,7 +50,7 @@ def test_refusals_are_filter_errors_never_holding_the_secret():
         plugin.entra_csv_tokens(f"{HEADER}\namy@contoso.com,1000001,{bad},,,\n")
     message = info.value.message
     assert message.startswith(
-        "line 2 (serial number '1000001'), column 'secret key': "
+        "tokenops.entra.entra_csv_tokens: line 2 (serial number '1000001'), column 'secret key': "
         "the secret key is not usable: secret_key is not valid base32"
     )
     assert bad not in message
@@ -61,5 +61,7 @@ def test_refusals_are_filter_errors_never_holding_the_secret():
 
 @pytest.mark.parametrize("value", [None, 42, ["upn"], {"upn": "x"}])
 def test_input_that_is_not_text_is_refused(value):
-    with pytest.raises(AnsibleFilterError, match="^the input must be the text of a CSV file, not a "):
+    with pytest.raises(
+        AnsibleFilterError, match="^tokenops.entra.entra_csv_tokens: the input must be the text of a CSV file, not a "
+    ):
         plugin.entra_csv_tokens(value)

@@ -17,7 +17,13 @@ SEED_A = {"serial_number": "A-1", "secret_key": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PX
 def test_the_filter():
     join = FilterModule().filters()["hardware_oath_seeded_tokens"]
     assert join([{"serial_number": "A-1", "user": "u"}], [SEED_A])[0]["secret_key"] == SEED_A["secret_key"]
-    with pytest.raises(AnsibleFilterError, match="the seed file holds serial number A-1 twice"):
+    with pytest.raises(
+        AnsibleFilterError,
+        match="^tokenops.entra.hardware_oath_seeded_tokens: the seed file holds serial number A-1 twice",
+    ):
         join([], [SEED_A, SEED_A])
-    with pytest.raises(AnsibleFilterError, match="must be lists"):
+    with pytest.raises(
+        AnsibleFilterError,
+        match="^tokenops.entra.hardware_oath_seeded_tokens: the declared tokens and the seeds must be lists",
+    ):
         join("A-1", [SEED_A])

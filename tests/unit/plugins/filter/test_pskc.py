@@ -76,7 +76,7 @@ def test_refusals_are_filter_errors_never_holding_the_secret_or_the_key(key, mes
     with pytest.raises(AnsibleFilterError) as info:
         plugin.pskc_tokens(seed_file(encrypted=True), preshared_key=key)
     text = info.value.message
-    assert text.startswith("key package 1 (serial number 'T2-0001'): ")
+    assert text.startswith("tokenops.entra.pskc_tokens: key package 1 (serial number 'T2-0001'): ")
     assert message in text
     for secret in (SEED_B32, SEED.decode(), PSK.hex(), "00" * 16):
         assert secret not in text
@@ -92,7 +92,9 @@ def test_without_python_pskc_the_filter_says_to_install_it(monkeypatch):
 
 @pytest.mark.parametrize("value", [None, 42, ["x"]])
 def test_input_that_is_not_text_is_refused(value):
-    with pytest.raises(AnsibleFilterError, match="^the input must be the text of a PSKC file, not a "):
+    with pytest.raises(
+        AnsibleFilterError, match="^tokenops.entra.pskc_tokens: the input must be the text of a PSKC file, not a "
+    ):
         plugin.pskc_tokens(value)
 
 
@@ -100,4 +102,6 @@ def test_input_that_is_not_text_is_refused(value):
 def test_a_preshared_key_that_is_not_a_string_is_refused_without_repeating_it(key):
     with pytest.raises(AnsibleFilterError) as info:
         plugin.pskc_tokens(seed_file(), preshared_key=key)
-    assert info.value.message == (f"preshared_key must be a string of hex, not a {type(key).__name__}")
+    assert info.value.message == (
+        f"tokenops.entra.pskc_tokens: preshared_key must be a string of hex, not a {type(key).__name__}"
+    )
