@@ -53,6 +53,10 @@ class _Lane:
     paused_until: float = -math.inf
     one_at_a_time: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
 
+    def wait_until(self, send: bool) -> float:
+        """Until when a request of this lane waits: its pause, and its turn in the pace when it is to be sent."""
+        return max(self.paused_until, self.next_send) if send else self.paused_until
+
     def rate_at(self, now: float) -> float | None:
         if self.rate is None:
             return None
@@ -171,11 +175,12 @@ class Pacer:
                 start = now if start is None else start
                 self._refill(now)
                 learned = self._lanes.get(lane) if lane else None
+                lane_until = learned.wait_until(send) if learned is not None else -math.inf
                 wait = 0.0
                 if self._paused_until > now:
                     wait = self._paused_until - now
-                elif learned is not None and max(learned.paused_until, learned.next_send if send else 0) > now:
-                    wait = max(learned.paused_until, learned.next_send if send else 0) - now
+                elif lane_until > now:
+                    wait = lane_until - now
                 elif need:
                     # The tokens are taken now, as a reservation when the bucket has too few: it goes below zero
                     # and this write waits once, until the bucket is back at zero (each waiting thread wakes once,
