@@ -6,7 +6,7 @@
 
 """The hardware OATH calls of Graph: the token inventory, users and their hardware OATH methods. Each call is one
 request (or one batched round trip) and says which permission it needs when refused; carrying out plans is
-``_execute``'s job."""
+``execute.py``'s job."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import uuid
 
 class ErrorAnswer(Exception):
     """An error answered in Microsoft Graph's envelope: what the simulated service sends, not the collection's
-    client-side ``GraphError`` (plugins/module_utils/_errors.py).
+    client-side ``GraphError`` (plugins/module_utils/_common/errors.py).
 
     ``code`` and ``message`` go to the client; ``reason`` is a simulator-only note kept in the request log
     (for example which permission was missing), never sent over the wire.

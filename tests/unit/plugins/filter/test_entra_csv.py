@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The filter tokenops.entra.entra_csv_tokens: the wiring of _entra_csv into a filter plugin."""
+"""The filter tokenops.entra.entra_csv_tokens: the wiring of _files/entra_csv.py into a filter plugin."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The filter hardware_oath_seeded_tokens: _seeded_tokens behind a filter, its errors as AnsibleFilterError."""
+"""The filter hardware_oath_seeded_tokens: _files/seeded_tokens.py behind a filter, its errors as AnsibleFilterError."""
 
 from __future__ import annotations
 

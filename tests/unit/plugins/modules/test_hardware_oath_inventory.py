@@ -367,7 +367,7 @@ def test_run_results_never_hold_a_secret_or_a_code(api, fail):
         assert secret not in dumped
     assert {SECRET, "012345"} <= module.no_log_values  # Ansible masks them wherever they would show
     # Computed codes appear in no output (a failure's message is masked with its token's codes, see
-    # test__inventory_apply); thousands of them would make Ansible mask every such run of digits.
+    # _execution/test_inventory_apply.py); thousands of them would make Ansible mask every such run of digits.
     assert not (set(codes) - {"012345"}) & module.no_log_values
 
 

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Why a task fails (_errors): ModuleFailure and its result, GraphError's details, and copies with another message
-that leave the original as it is."""
+"""Why a task fails (_common/errors.py): ModuleFailure and its result, GraphError's details, and copies with another
+message that leave the original as it is."""
 
 from __future__ import annotations
 

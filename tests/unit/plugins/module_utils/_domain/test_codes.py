@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Token secrets and TOTP codes (_codes), pure: RFC 6238 codes, secret and code normalisation, and CodeSource."""
+"""Token secrets and TOTP codes (_domain/codes.py), pure: RFC 6238 codes, secret and code normalisation, and
+CodeSource."""
 
 from __future__ import annotations
 

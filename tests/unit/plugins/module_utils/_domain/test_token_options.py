@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The options that describe a hardware OATH token (_token_options): their argument spec and the limits of their
-text."""
+"""The options that describe a hardware OATH token (_domain/token_options.py): their argument spec and the limits of
+their text."""
 
 from __future__ import annotations
 

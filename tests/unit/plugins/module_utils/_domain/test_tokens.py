@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Hardware OATH tokens and users as the modules see them (_hardware_oath): the views of Graph's objects."""
+"""Hardware OATH tokens and users as the modules see them (_domain/tokens.py): the views of Graph's objects."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Carrying out plans (_execute): verified writes, the assignment, inventory-entry and policy executors, and what a
-failure midway says. The API objects are fakes (fakes.FakeApi, fakes.FakeInventoryApi, a FakeClient under PolicyApi)."""
+"""Carrying out plans (_execution/execute.py): verified writes, the assignment, inventory-entry and policy executors,
+and what a failure midway says. The API objects are fakes (fakes.FakeApi, fakes.FakeInventoryApi, a FakeClient under
+PolicyApi)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """The hardware OATH calls of Graph (HardwareOathApi): each request, over a FakeClient or a mock Graph, and the
-permission each refusal names. Carrying out plans with them is test__execute's."""
+permission each refusal names. Carrying out plans with them is _execution/test_execute.py's."""
 
 from __future__ import annotations
 

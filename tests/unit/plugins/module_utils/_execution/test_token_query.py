@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""What an inventory read asks for (_token_query), pure: the documented eq listings of a query, the local check of
-what comes back, and the users' filters."""
+"""What an inventory read asks for (_execution/token_query.py), pure: the documented eq listings of a query, the
+local check of what comes back, and the users' filters."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The Entra admin center's hardware token CSV (_entra_csv): the rows as token entries, and every refusal naming its
-line and column without the secret."""
+"""The Entra admin center's hardware token CSV (_files/entra_csv.py): the rows as token entries, and every refusal
+naming its line and column without the secret."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The declared tokens joined with a seed file (_seeded_tokens); its filter is tested in tests/unit/plugins/filter."""
+"""The declared tokens joined with a seed file (_files/seeded_tokens.py); its filter is tested in
+tests/unit/plugins/filter."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""How user values enter Graph URLs (_odata): OData string literals and path segments, down to what Graph receives."""
+"""How user values enter Graph URLs (_graph/odata.py): OData string literals and path segments, down to what Graph
+receives."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The shared pacer (_pacer): the write bucket, the shared pause, the learned rate, the lanes and their measured
-rates, the places on the wire, the quota text; alone on a fake clock, and shared by many threads on a simulated
-one."""
+"""The shared pacer (_graph/pacer.py): the write bucket, the shared pause, the learned rate, the lanes and their
+measured rates, the places on the wire, the quota text; alone on a fake clock, and shared by many threads on a
+simulated one."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The API objects a module works with (_service): built only once the cloud is known to offer the hardware OATH
-APIs; a national cloud stops the task before any request unless allow_national_cloud."""
+"""The API objects a module works with (_module/service.py): built only once the cloud is known to offer the hardware
+OATH APIs; a national cloud stops the task before any request unless allow_national_cloud."""
 
 from __future__ import annotations
 

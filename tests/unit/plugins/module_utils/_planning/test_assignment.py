@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The assignment of one token to one user (_assignment_plan), pure: the table of every current state and wish, and
-the plans' reasons, before and after."""
+"""The assignment of one token to one user (_planning/assignment.py), pure: the table of every current state and
+wish, and the plans' reasons, before and after."""
 
 from __future__ import annotations
 

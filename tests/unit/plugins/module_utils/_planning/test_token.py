@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The inventory entry of one token (_token_plan), pure: the plan from its current state, the bodies of its writes
-and the snake_case results."""
+"""The inventory entry of one token (_planning/token.py), pure: the plan from its current state, the bodies of its
+writes and the snake_case results."""
 
 from __future__ import annotations
 
