@@ -1,12 +1,15 @@
 # Test toolchain for the tokenops.entra collection.
 #
-#   make test            everything: venvs, then sanity + units + integration on every core (the cores side by side), then the simulator suite, molecule, then bench-short
-#   make sanity          ansible-test sanity --venv on every core          (SANITY_ARGS="--test pylint")
-#   make units           ansible-test units --venv on every core           (UNITS_ARGS=...)
-#   make integration     ansible-test integration --venv on every core, against the simulator (INTEGRATION_ARGS=...)
-#   make simulator-test  pytest tests/simulator/tests with the 3.11 venv   (PYTEST_ARGS=...)
-#   make lint            ruff (lint, format check), mypy and ansible-lint, from the pinned lint venv
-#   make sanity-2.19     (or units-2.21, venv-2.21, ...) a single core
+#   make test            everything, stage beside stage (make -j$(TEST_JOBS)), then a table of each stage's time:
+#                        the venvs, lint, sanity, units and integration on every core, the simulator suite,
+#                        molecule and bench-short
+#   make sanity          ansible-test sanity --venv on every core                 (SANITY_ARGS="--test pylint")
+#   make units           ansible-test units on every core, in the core's venv     (UNITS_ARGS=...)
+#   make integration     ansible-test integration on every core, in the core's venv, against the simulator
+#                                                                                 (INTEGRATION_ARGS=target ...)
+#   make simulator-test  pytest tests/simulator/tests with the 2.19 venv          (PYTEST_ARGS=...)
+#   make lint            ruff (lint, format check), mypy and ansible-lint, from the 2.19 venv
+#   make sanity-2.19     (or units-2.21, integration-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
 #   make demo            run the example playbook against the local simulator
 #   make molecule        the role's molecule scenarios (extensions/molecule/), against the simulator
@@ -14,12 +17,13 @@
 #   make bench-short     its short version (a few dozen tokens, outcomes and request counts only, no timing)
 #   make clean           remove .venv/, .tmp/ and other local state
 #
-# Every core gets a project-local venv (.venv/core-X.Y) made from the pinned
-# tests/requirements*.txt; it is rebuilt only when their content changes (stamp
-# file named after their sha256).  ansible-test runs on a copy of the
-# collection's files (git ls-files -co --exclude-standard) placed at
-# .tmp/core-X.Y/ansible_collections/tokenops/entra.  HOME, caches and temp
-# dirs all point into .tmp/, so nothing is written to the real home directory.
+# Every core gets a project-local venv (.venv/core-X.Y) made from the pinned tests/requirements*.txt; it is rebuilt
+# only when their content changes (stamp file named after their sha256). It holds everything the core's tests run
+# with: ansible-core, the modules' libraries, the simulator's, pytest; the 2.19 venv also molecule and the lint
+# tools. ansible-test units and integration run in it (--local: no second venv); sanity makes its own venvs, as it
+# must. Each ansible-test run works on its own copy of the collection's files (git ls-files -co --exclude-standard)
+# at .tmp/<run>/ansible_collections/tokenops/entra, so that runs can go side by side. HOME, caches and temp dirs all
+# point into .tmp/, so nothing is written to the real home directory.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -38,8 +42,8 @@ COLLECTION_PATH := ansible_collections/tokenops/entra
 CORES := 2.19 2.21
 PYTHONS_2.19 := 3.11
 PYTHONS_2.21 := 3.12 3.13
-# The venv that runs the simulator suite.
-SIMULATOR_CORE := 2.19
+# The core whose venv runs the lint, the simulator suite, molecule, the demo and the benchmark.
+MAIN_CORE := 2.19
 SIMULATOR_TESTS := tests/simulator/tests
 
 SANITY_ARGS ?=
@@ -47,6 +51,22 @@ UNITS_ARGS ?=
 INTEGRATION_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+
+# make test: how many stages run at once (CI machines have 2 cores; a third stage fills the time the others spend
+# waiting: a TOTP step, a Retry-After, a simulator starting), and the integration targets of each core in parts that
+# run side by side, each in its own copy against its own simulators. A target not named in a part is in the last
+# one. Measured times of each target and stage: the table at the end of make test.
+TEST_JOBS ?= 3
+INTEGRATION_PART_1 := awx_credential_injectors hardware_oath_token no_secret_in_output hardware_oath_inventory
+INTEGRATION_TARGETS := $(filter-out setup_%,$(notdir $(wildcard tests/integration/targets/*)))
+INTEGRATION_PART_2 := $(filter-out $(INTEGRATION_PART_1),$(INTEGRATION_TARGETS))
+INTEGRATION_PARTS := 1 2
+# The stages of make test, the longest first (make starts them in this order as their venv is ready).
+TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
+	$(foreach c,$(CORES),sanity-$(c)) molecule $(foreach c,$(CORES),units-$(c)) simulator-test lint bench-short
+STAGES_DIR := $(TMP_DIR)/stages
+# The core whose venv a stage needs: the last part of its name, or MAIN_CORE.
+stage_core = $(or $(filter $(CORES),$(lastword $(subst -, ,$(1)))),$(MAIN_CORE))
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
 # (ANSIBLE_REMOTE_TMP too: ansible writes its module temp files there, not in
@@ -63,47 +83,47 @@ export TMPDIR := $(TMP_DIR)/tmp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 ISOLATED_DIRS := $(HOME) $(XDG_CACHE_HOME) $(ANSIBLE_REMOTE_TMP) $(TMPDIR)
 
-# The lint venv (ruff, mypy, ansible-lint: tests/requirements-lint.txt) is built on the pins of core $(LINT_CORE).
-LINT_CORE := 2.19
-PYTHONS_lint := $(PYTHONS_$(LINT_CORE))
-lint_bin = $(VENV_DIR)/lint/bin
-venv = $(VENV_DIR)/$(if $(filter lint,$(1)),lint,core-$(1))
-req_top = tests/requirements-$(if $(filter lint,$(1)),lint,core-$(1)).txt
-req_files = tests/requirements.txt $(if $(filter lint,$(1)),tests/requirements-core-$(LINT_CORE).txt) $(call req_top,$(1))
+venv = $(VENV_DIR)/core-$(1)
+bin = $(call venv,$(MAIN_CORE))/bin
+req_top = tests/requirements-core-$(1).txt
+req_files = tests/requirements.txt $(if $(filter $(MAIN_CORE),$(1)),tests/requirements-lint.txt) $(call req_top,$(1))
 req_hash = $(firstword $(shell cat $(call req_files,$(1)) 2>/dev/null | sha256sum))
 stamp = $(call venv,$(1))/.stamp-$(call req_hash,$(1))
-collection = $(TMP_DIR)/core-$(1)/$(COLLECTION_PATH)
+# An ansible-test run's copy of the collection: $(call copy_dir,RUN), RUN such as sanity-2.19 or integration-1-2.21.
+copy_dir = $(TMP_DIR)/$(1)/$(COLLECTION_PATH)
 # "X.Y" of a core's venv interpreter (shell snippet, evaluated in the recipe).
 venv_pyver = $$($(call venv,$(1))/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-# ansible-test run with the venv's interpreter (its find_python then uses
+# ansible-test of core $(1) in the copy of run $(2), with the venv's interpreter (its find_python then uses
 # sys.executable for the matching --python version).
-ansible_test = cd $(call collection,$(1)) && PATH="$(call venv,$(1))/bin:$$PATH" \
+ansible_test = cd $(call copy_dir,$(2)) && PATH="$(call venv,$(1))/bin:$$PATH" \
 	$(call venv,$(1))/bin/python $(call venv,$(1))/bin/ansible-test
 
-# The per-core pattern targets (shim-X.Y, copy-X.Y, sanity-X.Y, units-X.Y,
-# integration-X.Y, core-X.Y, pipeline-X.Y) cannot be .PHONY: make skips implicit rule search for phony targets.
+# The per-core pattern targets (shim-X.Y, sanity-X.Y, units-X.Y, integration-X.Y, integration-N-X.Y, core-X.Y)
+# cannot be .PHONY: make skips implicit rule search for phony targets.
 .PHONY: help test venvs sanity units integration simulator-test lint clean check-no-ignores dirs \
-	$(foreach c,$(CORES) lint,venv-$(c))
+	$(foreach c,$(CORES),venv-$(c))
 
 help:
-	@sed -n '3,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,18s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
-# The cores' pipelines (sanity, units, integration: in that order within a core) run side by side, one per CPU of
-# the 2-core CI machines; each core's output is printed as a block when its pipeline ends (its logs are also in
-# .tmp/core-X.Y/*.log). The venvs are built first, one after the other.
-test: check-no-ignores venvs lint
-	@echo "==> make test: the pipelines of cores $(CORES) side by side (each core's output appears when it ends)"
-	@$(MAKE) --no-print-directory -j$(words $(CORES)) --output-sync=recurse $(foreach c,$(CORES),pipeline-$(c))
-	@$(MAKE) --no-print-directory simulator-test
-	@$(MAKE) --no-print-directory molecule
-	@$(MAKE) --no-print-directory bench-short
-	@echo "==> make test: all passed"
+# ---------------------------------------------------------------- make test
+# Every stage is run by .ci/stages.py, which keeps its output until it ends (then prints it as one block) and records
+# its wall and CPU time; -k: a failed stage does not stop the others, and the table shows every result.
+test: check-no-ignores | dirs
+	@rm -rf $(STAGES_DIR)
+	@echo "==> make test: $(words $(TEST_STAGES)) stages after the venvs, $(TEST_JOBS) at a time (each stage's output appears when it ends)"
+	@status=0; $(MAKE) --no-print-directory -k -j$(TEST_JOBS) $(addprefix stage-,$(TEST_STAGES)) || status=$$?; \
+	python3 .ci/stages.py table $(STAGES_DIR); \
+	if [ "$$status" -ne 0 ]; then echo "==> make test: FAILED" >&2; exit "$$status"; fi; \
+	echo "==> make test: all passed"
 
-# One core's sanity, units and integration, one after the other (-j1: the three share the core's collection copy).
-pipeline-%:
-	@$(MAKE) --no-print-directory -j1 core-$*
+stage-%:
+	@python3 .ci/stages.py run $(STAGES_DIR) $* -- $(MAKE) --no-print-directory $*
 
-venvs: $(foreach c,$(CORES) lint,venv-$(c))
+# Each stage waits for its core's venv (the venvs are stages of their own, timed like the others).
+$(foreach s,$(TEST_STAGES),$(eval stage-$(s): stage-venv-$(call stage_core,$(s))))
+
+venvs: $(foreach c,$(CORES),venv-$(c))
 sanity: check-no-ignores $(foreach c,$(CORES),sanity-$(c))
 units: $(foreach c,$(CORES),units-$(c))
 integration: check-no-ignores $(foreach c,$(CORES),integration-$(c))
@@ -136,10 +156,10 @@ $(call stamp,$(1)): | dirs $(call req_files,$(1))
 
 venv-$(1): $(call stamp,$(1))
 endef
-$(foreach c,$(CORES) lint,$(eval $(call venv_rules,$(c))))
+$(foreach c,$(CORES),$(eval $(call venv_rules,$(c))))
 
 # ------------------------------------------------------- get-pip shim
-# ansible-test bootstraps pip in each venv it builds from
+# ansible-test bootstraps pip in each venv it builds (sanity's) from
 # ~/.ansible/test/cache/get_pip_<pip version>.py and otherwise downloads it
 # from bootstrap.pypa.io, which the CI machines cannot reach.  The pip version is
 # the one pinned in the core's ansible_test/_internal/python_requirements.py.
@@ -154,30 +174,32 @@ shim-%: venv-% | dirs
 	echo "==> [core $*] get-pip shim for pip $$pipver: $$dest"
 
 # ------------------------------------------- collection copy for ansible-test
-copy-%: venv-% check-no-ignores
-	@echo "==> [core $*] copying the collection to $(call collection,$*)"
-	@# Fresh copy, but keep tests/output/: ansible-test keeps its delegation
-	@# venv in tests/output/.tmp/ (rebuilding it costs ~15 s per command).
-	@mkdir -p $(call collection,$*)/tests
-	@find $(call collection,$*) -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
-	@find $(call collection,$*)/tests -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
-	@git ls-files -co --exclude-standard -z \
-		| while IFS= read -r -d '' f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf '%s\0' "$$f"; fi; done \
-		| tar --null --no-recursion -T - -cf - \
-		| tar -xf - -C $(call collection,$*)
-	@# A git root of its own: otherwise ansible-test walks up to this repo's
-	@# .git, in which .tmp/ is ignored, and skips every target.
-	@git -c init.defaultBranch=main init -q $(call collection,$*)
-	@if compgen -G '$(call collection,$*)/tests/sanity/ignore-*.txt' >/dev/null; then \
-		echo "ERROR: sanity ignore files are not allowed" >&2; exit 1; fi
+# $(call fresh_copy,RUN): the collection's files at $(call copy_dir,RUN). Its tests/output/ is kept: sanity's
+# delegation venv lives in it (rebuilding it costs ~15 s per command).
+define fresh_copy
+@echo "==> [$(1)] copying the collection to $(call copy_dir,$(1))"
+@mkdir -p $(call copy_dir,$(1))/tests
+@find $(call copy_dir,$(1)) -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
+@find $(call copy_dir,$(1))/tests -mindepth 1 -maxdepth 1 ! -name output -exec rm -rf {} +
+@git ls-files -co --exclude-standard -z \
+	| while IFS= read -r -d '' f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf '%s\0' "$$f"; fi; done \
+	| tar --null --no-recursion -T - -cf - \
+	| tar -xf - -C $(call copy_dir,$(1))
+@# A git root of its own: otherwise ansible-test walks up to this repo's .git, in which .tmp/ is ignored, and skips
+@# every target.
+@git -c init.defaultBranch=main init -q $(call copy_dir,$(1))
+@if compgen -G '$(call copy_dir,$(1))/tests/sanity/ignore-*.txt' >/dev/null; then \
+	echo "ERROR: sanity ignore files are not allowed" >&2; exit 1; fi
+endef
 
 # ---------------------------------------------------------- ansible-test
 # ansible-test only warns (exit 0) when it ignores a broken tests/config.yml
 # or finds no targets at all (e.g. a wrong content root): fail on both.
-sanity-%: copy-% shim-%
-	@log=$(TMP_DIR)/core-$*/sanity.log; \
-	echo "==> [core $*] ansible-test sanity --venv --python $(call venv_pyver,$*) $(SANITY_ARGS)"; \
-	$(call ansible_test,$*) sanity --venv --python $(call venv_pyver,$*) $(SANITY_ARGS) 2>&1 | tee "$$log"; \
+sanity-%: venv-% shim-% check-no-ignores
+	$(call fresh_copy,sanity-$*)
+	@log=$(TMP_DIR)/sanity-$*/sanity.log; \
+	echo "==> [sanity-$*] ansible-test sanity --venv --python $(call venv_pyver,$*) $(SANITY_ARGS)"; \
+	$(call ansible_test,$*,sanity-$*) sanity --venv --python $(call venv_pyver,$*) $(SANITY_ARGS) 2>&1 | tee "$$log"; \
 	if grep -E 'All targets skipped|Ignoring config' "$$log" >&2; then \
 		echo "ERROR: [core $*] ansible-test sanity skipped everything or ignored tests/config.yml" >&2; \
 		exit 1; \
@@ -187,63 +209,74 @@ sanity-%: copy-% shim-%
 # skipped." and exits 0: skip explicitly (and say so) in that case.  Once a
 # test file exists, its failures fail the target, and so does ansible-test
 # skipping every target (e.g. all filtered out by Python version).
-units-%: copy-% shim-%
-	@if [ -z "$$(cd $(call collection,$*) && find tests/unit -name 'test_*.py' 2>/dev/null | head -1)" ]; then \
-		echo "==> [core $*] units: SKIPPED, no unit test files (tests/unit/**/test_*.py) yet"; \
+units-%: venv-% check-no-ignores
+	$(call fresh_copy,units-$*)
+	@if [ -z "$$(cd $(call copy_dir,units-$*) && find tests/unit -name 'test_*.py' 2>/dev/null | head -1)" ]; then \
+		echo "==> [units-$*] SKIPPED, no unit test files (tests/unit/**/test_*.py) yet"; \
 	else \
-		log=$(TMP_DIR)/core-$*/units.log; \
-		echo "==> [core $*] ansible-test units --venv --python $(call venv_pyver,$*)"; \
-		$(call ansible_test,$*) units --venv --python $(call venv_pyver,$*) $(UNITS_ARGS) 2>&1 | tee "$$log"; \
+		log=$(TMP_DIR)/units-$*/units.log; \
+		echo "==> [units-$*] ansible-test units --local --python $(call venv_pyver,$*)"; \
+		$(call ansible_test,$*,units-$*) units --local --python $(call venv_pyver,$*) $(UNITS_ARGS) 2>&1 | tee "$$log"; \
 		if grep -q 'All targets skipped' "$$log"; then \
 			echo "ERROR: [core $*] unit test files exist but ansible-test units skipped all of them" >&2; \
 			exit 1; \
 		fi; \
 	fi
 
-# The integration targets (tests/integration/targets/) run the module against the
-# local simulator (tests/simulator), which each target starts and stops itself
-# (setup_simulator) with the interpreter of ansible-test's venv; that venv gets
-# tests/integration/requirements.txt.  Every target runs even when one fails
-# (--continue-on-error).  ansible-test exits 0 when it finds no target to run:
-# fail on that, as for sanity.
-integration-%: copy-% shim-%
-	@log=$(TMP_DIR)/core-$*/integration.log; \
-	echo "==> [core $*] ansible-test integration --venv --python $(call venv_pyver,$*) $(INTEGRATION_ARGS)"; \
-	$(call ansible_test,$*) integration --venv --python $(call venv_pyver,$*) --continue-on-error $(INTEGRATION_ARGS) 2>&1 | tee "$$log"; \
-	if grep -E 'All targets skipped|No test targets|Ignoring config' "$$log" >&2 \
-		|| ! grep -q 'Running .* integration test role' "$$log"; then \
-		echo "ERROR: [core $*] ansible-test integration ran no target or ignored tests/config.yml" >&2; \
-		exit 1; \
-	fi
+# The integration targets (tests/integration/targets/) run the module against the local simulator
+# (tests/simulator), which each target starts and stops itself (setup_simulator) with the interpreter that runs
+# ansible-playbook: the core's venv, which has tests/integration/requirements.txt. Every target runs even when one
+# fails (--continue-on-error). ansible-test exits 0 when it finds no target to run: fail on that, as for sanity.
+# $(call integration,CORE,RUN,TARGETS)
+define integration
+$(call fresh_copy,$(2))
+@log=$(TMP_DIR)/$(2)/integration.log; \
+echo "==> [$(2)] ansible-test integration --local --python $(call venv_pyver,$(1)) $(3)"; \
+$(call ansible_test,$(1),$(2)) integration --local --python $(call venv_pyver,$(1)) --continue-on-error $(3) 2>&1 \
+	| tee "$$log"; \
+if grep -E 'All targets skipped|No test targets|Ignoring config' "$$log" >&2 \
+	|| ! grep -q 'Running .* integration test role' "$$log"; then \
+	echo "ERROR: [$(2)] ansible-test integration ran no target or ignored tests/config.yml" >&2; \
+	exit 1; \
+fi
+endef
+
+# Every target of one core (INTEGRATION_ARGS: some), or one part of them (make test runs the parts side by side).
+integration-%: venv-% check-no-ignores
+	$(call integration,$*,integration-$*,$(INTEGRATION_ARGS))
+integration-1-%: venv-% check-no-ignores
+	$(call integration,$*,integration-1-$*,$(INTEGRATION_PART_1))
+integration-2-%: venv-% check-no-ignores
+	$(call integration,$*,integration-2-$*,$(INTEGRATION_PART_2))
 
 core-%: sanity-% units-% integration-%
 	@echo "==> [core $*] sanity, units and integration passed"
 
-# ------------------------------------------------------ simulator suite
-# Runs from the repository root.  pytest's exit code 5 (no tests collected)
-# fails the target like any other non-zero exit.
 # ---------------------------------------------------------------- lint
 # mypy reads module_utils as the package Ansible imports it as (ansible_collections.tokenops.entra...), and
 # ansible-lint resolves the collection's own modules, through a collections path that links to the repository.
-lint: venv-lint | dirs
+lint: venv-$(MAIN_CORE) | dirs
 	@echo "==> lint: ruff check, ruff format --check, mypy, ansible-lint"
-	$(call lint_bin)/ruff check --no-cache .
-	$(call lint_bin)/ruff format --no-cache --check .
+	$(bin)/ruff check --no-cache .
+	$(bin)/ruff format --no-cache --check .
 	@mkdir -p $(TMP_DIR)/lint/ansible_collections/tokenops
 	@ln -sfn $(ROOT) $(TMP_DIR)/lint/ansible_collections/tokenops/entra
-	cd $(TMP_DIR)/lint && MYPYPATH=$(TMP_DIR)/lint $(call lint_bin)/mypy --config-file $(ROOT)/pyproject.toml \
+	cd $(TMP_DIR)/lint && MYPYPATH=$(TMP_DIR)/lint $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache -p ansible_collections.tokenops.entra.plugins.module_utils
-	cd tests/simulator && $(call lint_bin)/mypy --config-file $(ROOT)/pyproject.toml \
+	cd tests/simulator && $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache entrasim serve.py hostile.py
-	PATH="$(call lint_bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint $(call lint_bin)/ansible-lint
+	PATH="$(bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint $(bin)/ansible-lint
 	@echo "==> lint: clean"
 
-simulator-test: venv-$(SIMULATOR_CORE)
+# ------------------------------------------------------ simulator suite
+# Runs from the repository root.  pytest's exit code 5 (no tests collected)
+# fails the target like any other non-zero exit.
+simulator-test: venv-$(MAIN_CORE)
 	@if [ ! -d $(SIMULATOR_TESTS) ]; then \
 		echo "==> simulator-test: SKIPPED, $(SIMULATOR_TESTS)/ does not exist"; \
 	else \
-		echo "==> simulator-test: pytest $(SIMULATOR_TESTS) (core $(SIMULATOR_CORE) venv)"; \
-		$(call venv,$(SIMULATOR_CORE))/bin/python -m pytest $(SIMULATOR_TESTS) $(PYTEST_ARGS); \
+		echo "==> simulator-test: pytest $(SIMULATOR_TESTS) (core $(MAIN_CORE) venv)"; \
+		$(bin)/python -m pytest $(SIMULATOR_TESTS) $(PYTEST_ARGS); \
 	fi
 
 clean:
@@ -252,28 +285,28 @@ clean:
 # ------------------------------------------------------------------ demo
 # Starts the simulator on the demo tenant, runs docs/examples/manage_tokens.yml twice and retire_tokens.yml, stops the simulator.
 .PHONY: demo
-demo: venv-2.19
-	@scripts/demo $(call venv,2.19) $(TMP_DIR)/demo
+demo: venv-$(MAIN_CORE)
+	@scripts/demo $(call venv,$(MAIN_CORE)) $(TMP_DIR)/demo
 
 # ------------------------------------------------------------------ bench
 # The benchmark of hardware_oath_inventory (docs/performance.md): bench/run.py with the 2.19 venv runs ansible-playbook
 # end to end against the simulator. bench-short (part of make test) checks outcomes and request counts, not time.
 .PHONY: bench bench-short
-bench: venv-2.19 | dirs
-	@$(call venv,2.19)/bin/python bench/run.py $(BENCH_ARGS)
+bench: venv-$(MAIN_CORE) | dirs
+	@$(call venv,$(MAIN_CORE))/bin/python bench/run.py $(BENCH_ARGS)
 
-bench-short: venv-2.19 | dirs
+bench-short: venv-$(MAIN_CORE) | dirs
 	@echo "==> bench-short: bench/run.py --short (outcomes and request counts, not timed)"
-	@$(call venv,2.19)/bin/python bench/run.py --short $(BENCH_ARGS)
+	@$(call venv,$(MAIN_CORE))/bin/python bench/run.py --short $(BENCH_ARGS)
 
 # ------------------------------------------------------------------ molecule
 # The role's scenarios (extensions/molecule/): the default driver on localhost, against the simulator each scenario
 # starts in prepare and stops in cleanup. The collection is found through a symlink, not installed (prerun: false).
 .PHONY: molecule
-molecule: venv-2.19 | dirs
+molecule: venv-$(MAIN_CORE) | dirs
 	@echo "==> molecule: the scenarios of roles/hardware_oath_tokens"
 	@mkdir -p $(TMP_DIR)/molecule/ansible_collections/tokenops
 	@ln -sfn $(CURDIR) $(TMP_DIR)/molecule/ansible_collections/tokenops/entra
-	@cd $(TMP_DIR)/molecule/ansible_collections/tokenops/entra && PATH="$(call venv,2.19)/bin:$$PATH" \
+	@cd $(TMP_DIR)/molecule/ansible_collections/tokenops/entra && PATH="$(call venv,$(MAIN_CORE))/bin:$$PATH" \
 		ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/molecule ANSIBLE_LOCALHOST_WARNING=false \
-		ANSIBLE_INVENTORY_UNPARSED_WARNING=false $(call venv,2.19)/bin/molecule test --all
+		ANSIBLE_INVENTORY_UNPARSED_WARNING=false $(call venv,$(MAIN_CORE))/bin/molecule test --all
