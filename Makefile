@@ -71,8 +71,9 @@ stage_core = $(or $(filter $(CORES),$(lastword $(subst -, ,$(1)))),$(MAIN_CORE))
 # Isolation: keep pip, ansible and ansible-test state out of the real home
 # (ANSIBLE_REMOTE_TMP too: ansible writes its module temp files there, not in
 # TMPDIR).  The real HOME is kept for
-# pyenv, which locates its versions through it when PYENV_ROOT is unset.
-REAL_HOME := $(HOME)
+# pyenv, which locates its versions through it when PYENV_ROOT is unset (exported: a make below sees only ours).
+REAL_HOME ?= $(HOME)
+export REAL_HOME
 export HOME := $(TMP_DIR)/home
 export XDG_CACHE_HOME := $(HOME)/.cache
 export XDG_CONFIG_HOME := $(HOME)/.config
@@ -94,8 +95,8 @@ copy_dir = $(TMP_DIR)/$(1)/$(COLLECTION_PATH)
 # "X.Y" of a core's venv interpreter (shell snippet, evaluated in the recipe).
 venv_pyver = $$($(call venv,$(1))/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # ansible-test of core $(1) in the copy of run $(2), with the venv's interpreter (its find_python then uses
-# sys.executable for the matching --python version).
-ansible_test = cd $(call copy_dir,$(2)) && PATH="$(call venv,$(1))/bin:$$PATH" \
+# sys.executable for the matching --python version); $(3): more environment (NAME=value ...).
+ansible_test = cd $(call copy_dir,$(2)) && $(3) PATH="$(call venv,$(1))/bin:$$PATH" \
 	$(call venv,$(1))/bin/python $(call venv,$(1))/bin/ansible-test
 
 # The per-core pattern targets (shim-X.Y, sanity-X.Y, units-X.Y, integration-X.Y, integration-N-X.Y, core-X.Y)
@@ -152,7 +153,7 @@ $(call stamp,$(1)): | dirs $(call req_files,$(1))
 		exit 1; }
 	$(call venv,$(1))/bin/python -m pip install --quiet --no-input -r $(call req_top,$(1))
 	touch $$@
-	@echo "==> [core $(1)] ready: $$$$($(call venv,$(1))/bin/ansible --version | head -1)"
+	@echo "==> [core $(1)] ready: ansible-core $$$$($(call venv,$(1))/bin/python -c 'import ansible.release as r; print(r.__version__)')"
 
 venv-$(1): $(call stamp,$(1))
 endef
@@ -227,13 +228,15 @@ units-%: venv-% check-no-ignores
 # (tests/simulator), which each target starts and stops itself (setup_simulator) with the interpreter that runs
 # ansible-playbook: the core's venv, which has tests/integration/requirements.txt. Every target runs even when one
 # fails (--continue-on-error). ansible-test exits 0 when it finds no target to run: fail on that, as for sanity.
-# $(call integration,CORE,RUN,TARGETS)
+# Each run has a home of its own: ansible-test makes its SSH key in ~/.ansible/test/, and two runs side by side must
+# not both make it. $(call integration,CORE,RUN,TARGETS)
 define integration
 $(call fresh_copy,$(2))
+@mkdir -p $(TMP_DIR)/$(2)/home
 @log=$(TMP_DIR)/$(2)/integration.log; \
 echo "==> [$(2)] ansible-test integration --local --python $(call venv_pyver,$(1)) $(3)"; \
-$(call ansible_test,$(1),$(2)) integration --local --python $(call venv_pyver,$(1)) --continue-on-error $(3) 2>&1 \
-	| tee "$$log"; \
+$(call ansible_test,$(1),$(2),HOME=$(TMP_DIR)/$(2)/home) integration --local --python $(call venv_pyver,$(1)) \
+	--continue-on-error $(3) 2>&1 | tee "$$log"; \
 if grep -E 'All targets skipped|No test targets|Ignoring config' "$$log" >&2 \
 	|| ! grep -q 'Running .* integration test role' "$$log"; then \
 	echo "ERROR: [$(2)] ansible-test integration ran no target or ignored tests/config.yml" >&2; \

@@ -30,7 +30,7 @@ def run(directory: str, name: str, command: list[str]) -> int:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, close_fds=False
         )
-        _, status, usage = os.wait4(process.pid, 0)
+        _pid, status, usage = os.wait4(process.pid, 0)
     ended = time.time()
     code = os.waitstatus_to_exitcode(status)
     times = {

@@ -44,13 +44,13 @@ Log = t.Callable[[str], None]
 Done = t.Callable[[Action], None]  # told each write that took effect, as soon as it did
 
 
-def _forget(action: Action) -> None:
-    """The default ``on_done``: nobody keeps count."""
-
-
 # A computed code Graph refuses (its time step was already used, say by a run a moment ago) is followed by the code
 # of a later step, up to this many codes in all; a given code is sent once. Any other refusal is not retried.
 COMPUTED_CODE_ATTEMPTS = 3
+
+
+def _forget(action: Action) -> None:
+    """The default ``on_done``: nobody keeps count."""
 
 
 @dataclass(frozen=True)
