@@ -53,26 +53,27 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 # make test: how many stages run at once (CI machines have 2 cores; a third stage fills the time the others spend
-# waiting: a TOTP step, a Retry-After, a simulator starting), and the integration targets of each core in parts that
-# run side by side, each in its own copy against its own simulators. A target not named in a part is in the last
-# one. Measured times of each target and stage: the table at the end of make test.
+# waiting: a TOTP step, a Retry-After, a download, a simulator starting), and the integration targets of each core in
+# parts of about the same CPU time, run side by side, each in its own copy against its own simulators. A target that
+# no part names is in the last one. The CPU time of each stage: the table at the end of make test.
 TEST_JOBS ?= 3
-INTEGRATION_PART_1 := awx_credential_injectors hardware_oath_token no_secret_in_output hardware_oath_inventory
 INTEGRATION_TARGETS := $(filter-out setup_%,$(notdir $(wildcard tests/integration/targets/*)))
-INTEGRATION_PART_2 := $(filter-out $(INTEGRATION_PART_1),$(INTEGRATION_TARGETS))
-INTEGRATION_PARTS := 1 2
-# The stages of make test, the longest first (make starts them in this order as their venv is ready).
+INTEGRATION_PART_1 := awx_credential_injectors hardware_oath_token_info credential_destinations
+INTEGRATION_PART_2 := hardware_oath_assignment hardware_oath_token hardware_oath_inventory
+INTEGRATION_PART_3 := $(filter-out $(INTEGRATION_PART_1) $(INTEGRATION_PART_2),$(INTEGRATION_TARGETS))
+INTEGRATION_PARTS := 1 2 3
+# The stages of make test, the longest first: make starts them in this order once both venvs are ready.
 TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
-	$(foreach c,$(CORES),sanity-$(c)) molecule $(foreach c,$(CORES),units-$(c)) simulator-test lint bench-short
+	$(foreach c,$(CORES),sanity-$(c)) molecule $(foreach c,$(CORES),units-$(c)) lint simulator-test bench-short
 STAGES_DIR := $(TMP_DIR)/stages
-# The core whose venv a stage needs: the last part of its name, or MAIN_CORE.
-stage_core = $(or $(filter $(CORES),$(lastword $(subst -, ,$(1)))),$(MAIN_CORE))
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
 # (ANSIBLE_REMOTE_TMP too: ansible writes its module temp files there, not in
 # TMPDIR).  The real HOME is kept for
 # pyenv, which locates its versions through it when PYENV_ROOT is unset (exported: a make below sees only ours).
-REAL_HOME ?= $(HOME)
+ifndef REAL_HOME
+REAL_HOME := $(HOME)
+endif
 export REAL_HOME
 export HOME := $(TMP_DIR)/home
 export XDG_CACHE_HOME := $(HOME)/.cache
@@ -121,8 +122,9 @@ test: check-no-ignores | dirs
 stage-%:
 	@python3 .ci/stages.py run $(STAGES_DIR) $* -- $(MAKE) --no-print-directory $*
 
-# Each stage waits for its core's venv (the venvs are stages of their own, timed like the others).
-$(foreach s,$(TEST_STAGES),$(eval stage-$(s): stage-venv-$(call stage_core,$(s))))
+# Every stage waits for both venvs (stages of their own, timed like the others): make then starts the stages in the
+# order of TEST_STAGES, the longest first, whichever venv is ready first.
+$(foreach s,$(TEST_STAGES),$(eval stage-$(s): $(foreach c,$(CORES),stage-venv-$(c))))
 
 venvs: $(foreach c,$(CORES),venv-$(c))
 sanity: check-no-ignores $(foreach c,$(CORES),sanity-$(c))
@@ -244,13 +246,16 @@ if grep -E 'All targets skipped|No test targets|Ignoring config' "$$log" >&2 \
 fi
 endef
 
-# Every target of one core (INTEGRATION_ARGS: some), or one part of them (make test runs the parts side by side).
+# Every target of one core (INTEGRATION_ARGS: some), or one part of them: integration-N-X.Y (make test runs the
+# parts side by side).
 integration-%: venv-% check-no-ignores
 	$(call integration,$*,integration-$*,$(INTEGRATION_ARGS))
-integration-1-%: venv-% check-no-ignores
-	$(call integration,$*,integration-1-$*,$(INTEGRATION_PART_1))
-integration-2-%: venv-% check-no-ignores
-	$(call integration,$*,integration-2-$*,$(INTEGRATION_PART_2))
+
+define integration_part
+integration-$(1)-%: venv-% check-no-ignores
+	$$(call integration,$$*,integration-$(1)-$$*,$$(INTEGRATION_PART_$(1)))
+endef
+$(foreach p,$(INTEGRATION_PARTS),$(eval $(call integration_part,$(p))))
 
 core-%: sanity-% units-% integration-%
 	@echo "==> [core $*] sanity, units and integration passed"

@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
 """The stages of ``make test`` (see the Makefile), standard library only.
 
-    .ci/stages.py run DIR NAME -- COMMAND...   run one stage: its output kept in DIR/NAME.log and printed as one
-                                               block when it ends, its times in DIR/NAME.json; exits with its status
-    .ci/stages.py table DIR                    the table of every stage run: when it started, its wall time, the CPU
-                                               time of its processes, its result
+    python3 .ci/stages.py run DIR NAME -- COMMAND...
+        run one stage: its output kept in DIR/NAME.log and printed as one block when it ends, its times in
+        DIR/NAME.json; exits with its status
+    python3 .ci/stages.py table DIR
+        the table of every stage run: when it started, its wall time, the CPU time of its processes, its result
 
 Stages run side by side (make -j), so a stage's output is held back until it ends: blocks never interleave. The CPU
 time is that of the processes the stage waited for (a server started in the background and stopped by a kill may be
