@@ -165,7 +165,8 @@ $(foreach c,$(CORES),$(eval $(call venv_rules,$(c))))
 # ansible-test bootstraps pip in each venv it builds (sanity's) from
 # ~/.ansible/test/cache/get_pip_<pip version>.py and otherwise downloads it
 # from bootstrap.pypa.io, which the CI machines cannot reach.  The pip version is
-# the one pinned in the core's ansible_test/_internal/python_requirements.py.
+# the one pinned in the core's ansible_test/_internal/python_requirements.py; its
+# wheel, beside the shim, lets each venv get pip in one step (see .ci/get_pip_shim.py).
 shim-%: venv-% | dirs
 	@pipver="$$($(call venv,$*)/bin/python -c "import re, pathlib, ansible_test as a; \
 		print(re.search(r\"pip='([^']+)'\", (pathlib.Path(a.__file__).parent / '_internal/python_requirements.py').read_text())[1])")"; \
@@ -174,7 +175,11 @@ shim-%: venv-% | dirs
 	if ! cmp -s .ci/get_pip_shim.py "$$dest"; then \
 		cp .ci/get_pip_shim.py "$$dest.$$$$" && mv -f "$$dest.$$$$" "$$dest"; \
 	fi; \
-	echo "==> [core $*] get-pip shim for pip $$pipver: $$dest"
+	if [ ! -f "$$(dirname "$$dest")/pip-$$pipver-py3-none-any.whl" ]; then \
+		$(call venv,$*)/bin/python -m pip download --quiet --no-deps --only-binary :all: \
+			--dest "$$(dirname "$$dest")" "pip==$$pipver"; \
+	fi; \
+	echo "==> [core $*] get-pip shim for pip $$pipver, with its wheel: $$dest"
 
 # ------------------------------------------- collection copy for ansible-test
 # $(call fresh_copy,RUN): the collection's files at $(call copy_dir,RUN). Its tests/output/ is kept: sanity's

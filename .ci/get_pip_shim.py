@@ -6,9 +6,11 @@
 ansible-test bootstraps pip in every venv it creates by running
 ``~/.ansible/test/cache/get_pip_<version>.py`` (downloading it from a host
 that is unreachable here when the file is missing).  The Makefile copies this
-file to that path.  It bootstraps pip from the interpreter's bundled wheel
-(ensurepip) and then lets that pip install the requested packages (for
-example ``pip==24.2``) from the configured index.
+file to that path, and the wheel of that pip version beside it.  With the wheel,
+pip installs itself from it, as the real get-pip does: one pip run per venv.
+Without it, pip is bootstrapped from the interpreter's bundled wheel
+(ensurepip) and then installs the requested packages (for example
+``pip==24.2``) from the configured index.
 """
 
 from __future__ import annotations
@@ -23,11 +25,18 @@ IGNORED_ARGS = ("--no-setuptools", "--no-wheel")
 
 def main() -> int:
     """Bootstrap pip, then install the packages given on the command line."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    args = [arg for arg in sys.argv[1:] if arg not in IGNORED_ARGS]
+    versions = [arg.split("==", 1)[1] for arg in args if arg.startswith("pip==")]
+    wheel = os.path.join(here, f"pip-{versions[0]}-py3-none-any.whl") if versions else ""
+    if os.path.isfile(
+        wheel
+    ):  # a venv without pip or setuptools (ansible-test asks for neither): pip runs from its wheel
+        return subprocess.call([sys.executable, os.path.join(wheel, "pip"), "install", "--find-links", here] + args)
     ensurepip.bootstrap(upgrade=False, default_pip=True)
     # ensurepip sets PIP_CONFIG_FILE=/dev/null in os.environ; pip would then
     # lose /etc/pip.conf (and its cert= setting) and fail TLS verification.
     os.environ.pop("PIP_CONFIG_FILE", None)
-    args = [arg for arg in sys.argv[1:] if arg not in IGNORED_ARGS]
     rc = subprocess.call([sys.executable, "-m", "pip", "install"] + args)
     if rc == 0 and "--no-setuptools" in sys.argv[1:] and _installed("setuptools"):
         rc = subprocess.call([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "setuptools"])
