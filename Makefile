@@ -1,6 +1,6 @@
 # Test toolchain for the tokenops.entra collection.
 #
-#   make test            everything, stage beside stage (make -j$(TEST_JOBS)), then a table of each stage's time:
+#   make test            everything, two stages at a time (TEST_JOBS), then a table of each stage's time:
 #                        the venvs, lint, sanity, units and integration on every core, the simulator suite,
 #                        molecule and bench-short
 #   make sanity          ansible-test sanity --venv on every core                 (SANITY_ARGS="--test pylint")
@@ -52,11 +52,11 @@ INTEGRATION_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-# make test: how many stages run at once (CI machines have 2 cores; a third stage fills the time the others spend
-# waiting: a TOTP step, a Retry-After, a download, a simulator starting), and the integration targets of each core in
-# parts of about the same CPU time, run side by side, each in its own copy against its own simulators. A target that
-# no part names is in the last one. The CPU time of each stage: the table at the end of make test.
-TEST_JOBS ?= 3
+# make test: how many stages run at once (one per core of the CI machines: the stages keep a core busy, and a third
+# at once made every stage slower, for more CPU time in all), and the integration targets of each core in parts of
+# about the same CPU time, run side by side, each in its own copy against its own simulators. A target that no part
+# names is in the last one. The CPU time of each stage: the table at the end of make test.
+TEST_JOBS ?= 2
 INTEGRATION_TARGETS := $(filter-out setup_%,$(notdir $(wildcard tests/integration/targets/*)))
 INTEGRATION_PART_1 := awx_credential_injectors hardware_oath_token_info credential_destinations
 INTEGRATION_PART_2 := hardware_oath_assignment hardware_oath_token hardware_oath_inventory
