@@ -213,12 +213,19 @@ def plan_entry(
 def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, force_unassign: bool) -> TokenPlan:
     if entry.state in HOLDING_STATES and user is None:
         raise PlanError(f"{entry.label}: user {entry.user} was not found in the tenant")
-    before = token_result(current) if current else {}
+    # The token's result before is its inventory plan's (one dict, not a copy per token: 10,000 tokens are planned).
     if entry.state == "absent":
         spec = entry_spec(entry, state="absent", force_unassign=True)
         inventory = plan_token(current, spec)
         return TokenPlan(
-            entry.serial_number, entry, user, spec, inventory, before=before, after=inventory.after, current=current
+            entry.serial_number,
+            entry,
+            user,
+            spec,
+            inventory,
+            before=inventory.before,
+            after=inventory.after,
+            current=current,
         )
     holds = entry.state in HOLDING_STATES
     if current is None:  # created with every declared field, assigned in the same request when held
@@ -232,7 +239,15 @@ def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, 
     after = inventory.after or token_result(view)
     if not holds:
         return TokenPlan(
-            entry.serial_number, entry, user, spec, inventory, before=before, after=after, current=current, view=view
+            entry.serial_number,
+            entry,
+            user,
+            spec,
+            inventory,
+            before=inventory.before,
+            after=after,
+            current=current,
+            view=view,
         )
     user = t.cast(UserView, user)
     desired = Desired(activate=entry.state == "activated", display_name=entry.display_name, reassign=True)
@@ -251,7 +266,7 @@ def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, 
         inventory,
         assignment,
         desired,
-        before=before,
+        before=inventory.before,
         after=after,
         current=current,
         view=view,
@@ -322,7 +337,9 @@ def plan_pruned(token: TokenView, scope: PruneScope) -> TokenPlan:
     spec = TokenSpec(serial_number=token.serial_number, state="absent", force_unassign=True)
     if scope.action == "delete":
         plan = plan_token(token, spec)
-        return TokenPlan(token.serial_number, None, None, spec, plan, before=before, after=plan.after, current=token)
+        return TokenPlan(
+            token.serial_number, None, None, spec, plan, before=plan.before, after=plan.after, current=token
+        )
     spec = dataclasses.replace(spec, state="present")
     if not token.assigned_to_id:
         return TokenPlan(token.serial_number, None, None, spec, before=before, after=before, current=token, view=token)
