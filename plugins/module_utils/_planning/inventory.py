@@ -213,22 +213,12 @@ def plan_entry(
 def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, force_unassign: bool) -> TokenPlan:
     if entry.state in HOLDING_STATES and user is None:
         raise PlanError(f"{entry.label}: user {entry.user} was not found in the tenant")
-    # The token's result before is its inventory plan's (one dict, not a copy per token: 10,000 tokens are planned).
+    holds = entry.state in HOLDING_STATES
+    view: TokenView | None = None  # deleted
     if entry.state == "absent":
         spec = entry_spec(entry, state="absent", force_unassign=True)
         inventory = plan_token(current, spec)
-        return TokenPlan(
-            entry.serial_number,
-            entry,
-            user,
-            spec,
-            inventory,
-            before=inventory.before,
-            after=inventory.after,
-            current=current,
-        )
-    holds = entry.state in HOLDING_STATES
-    if current is None:  # created with every declared field, assigned in the same request when held
+    elif current is None:  # created with every declared field, assigned in the same request when held
         spec = entry_spec(entry, assigned_to=user if holds else None)
         inventory = plan_token(None, spec)
         view = created_view(spec, spec.assigned_to)
@@ -236,28 +226,19 @@ def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, 
         # A held token's display name is set by its activation (Graph changes a held token's fields no other way).
         spec = entry_spec(entry, display_name=None if holds else entry.display_name)
         inventory, view = _plan_existing(entry, current, spec, force_unassign)
-    after = inventory.after or token_result(view)
-    if not holds:
-        return TokenPlan(
-            entry.serial_number,
-            entry,
-            user,
-            spec,
-            inventory,
-            before=inventory.before,
-            after=after,
-            current=current,
-            view=view,
-        )
-    user = t.cast(UserView, user)
-    desired = Desired(activate=entry.state == "activated", display_name=entry.display_name, reassign=True)
-    assignment = plan_assignment(view, user, desired)
-    if assignment.needs_code and not (entry.has_secret or entry.has_code):
-        raise PlanError(
-            f"{entry.label} must be activated for {user.user_principal_name}: give its secret_key "
-            "(to compute the code) or a verification_code read from the token"
-        )
-    after = _after_assignment(after, assignment.after, user)
+    after = inventory.after or (token_result(view) if view else {})
+    assignment, desired = NO_PLAN, None
+    if holds:
+        user, view = t.cast(UserView, user), t.cast(TokenView, view)
+        desired = Desired(activate=entry.state == "activated", display_name=entry.display_name, reassign=True)
+        assignment = plan_assignment(view, user, desired)
+        if assignment.needs_code and not (entry.has_secret or entry.has_code):
+            raise PlanError(
+                f"{entry.label} must be activated for {user.user_principal_name}: give its secret_key "
+                "(to compute the code) or a verification_code read from the token"
+            )
+        after = _after_assignment(after, assignment.after, user)
+    # The token's result before is its inventory plan's: one dict per token, not a copy (10,000 tokens are planned).
     return TokenPlan(
         entry.serial_number,
         entry,
