@@ -15,10 +15,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.tokenops.entra.plugins.filter import pskc as plugin
 from ansible_collections.tokenops.entra.plugins.module_utils._files import pskc_seeds
-
-SEED = b"12345678901234567890"
-SEED_B32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-PSK = bytes.fromhex("12345678901234567890123456789012")
+from ansible_collections.tokenops.entra.tests.unit.plugins.pskc_data import PSK, SEED, SEED_B32, T2_0001
 
 
 def seed_file(encrypted=False):
@@ -38,24 +35,13 @@ def seed_file(encrypted=False):
     return out.getvalue().decode("utf-8")
 
 
-ENTRY = {
-    "serial_number": "T2-0001",
-    "secret_key": SEED_B32,
-    "secret_format": "base32",
-    "time_interval": 30,
-    "hash_function": "hmacsha1",
-    "manufacturer": "Token2",
-    "model": "C202",
-}
-
-
 def test_the_plugin_provides_the_filter():
     assert plugin.FilterModule().filters() == {"pskc_tokens": plugin.pskc_tokens}
 
 
 def test_the_filter_gives_the_entries():
-    assert plugin.pskc_tokens(seed_file()) == [ENTRY]
-    assert plugin.pskc_tokens(seed_file(encrypted=True), preshared_key=PSK.hex()) == [ENTRY]
+    assert plugin.pskc_tokens(seed_file()) == [T2_0001]
+    assert plugin.pskc_tokens(seed_file(encrypted=True), preshared_key=PSK.hex()) == [T2_0001]
 
 
 def test_the_filter_in_a_template_with_the_keyword():

@@ -21,14 +21,12 @@ from ansible_collections.tokenops.entra.plugins.module_utils._files.pskc_seeds i
     MissingLibraryError,
     parse_pskc,
 )
+from ansible_collections.tokenops.entra.tests.unit.plugins.pskc_data import PSK, SEED, SEED_B32, T2_0001
 
 TOTP = "urn:ietf:params:xml:ns:keyprov:pskc:totp"
 HOTP = "urn:ietf:params:xml:ns:keyprov:pskc:hotp"
-SEED = b"12345678901234567890"
-SEED_B32 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 OTHER_SEED = bytes(range(100, 132))
 OTHER_SEED_B32 = base64.b32encode(OTHER_SEED).decode().rstrip("=")
-PSK = bytes.fromhex("12345678901234567890123456789012")  # RFC 6030 section 6.1's pre-shared key
 PSK_HEX = PSK.hex()
 
 # A vendor's plain file, as RFC 6030 section 4 shapes it (the secret as a base64 PlainValue).
@@ -74,15 +72,7 @@ PLAIN = f"""<?xml version="1.0" encoding="UTF-8"?>
 """
 
 PLAIN_ENTRIES = [
-    {
-        "serial_number": "T2-0001",
-        "secret_key": SEED_B32,
-        "secret_format": "base32",
-        "time_interval": 30,
-        "hash_function": "hmacsha1",
-        "manufacturer": "Token2",
-        "model": "C202",
-    },
+    T2_0001,
     {
         "serial_number": "T2-0002",
         "secret_key": OTHER_SEED_B32,
