@@ -291,6 +291,7 @@ graph_error:
 import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import ASSIGN, ASSIGN_AND_ACTIVATE
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import (
     CodeSource,
 )
@@ -384,6 +385,8 @@ def run(module: GraphModule) -> dict[str, t.Any]:
             me=params["user"] == "me",
             log=module.log,
         )
+    if params["user"] != "me" and any(a.kind in (ASSIGN, ASSIGN_AND_ACTIVATE) for a in plan.actions):
+        api.warn_of_legacy_twins(user, token)  # (for "me", find_token told them apart)
     return module.result(
         plan.changed,
         plan.before,

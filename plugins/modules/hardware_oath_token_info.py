@@ -236,6 +236,14 @@ hardware_oath_methods:
         token:
           description: The token, as in RV(hardware_oath_tokens).
           type: dict
+        legacy:
+          description:
+            - Whether the method is a legacy token (from the admin center's old CSV upload) rather than the
+              inventory's token of the same serial number. Entra lets both be assigned to one user; each legacy
+              one is also warned about, with how to remove it.
+            - Told apart only where two of the user's methods share a serial number (one inventory lookup per
+              such serial number); V(false) otherwise.
+          type: bool
 graph_error:
   description:
     - Graph's error, when the task failed on a Graph answer (status, code, message, request_id, client_request_id,
@@ -295,12 +303,24 @@ def list_inventory(api: HardwareOathApi, params: dict[str, t.Any]) -> dict[str, 
     return result
 
 
-def method_result(user: UserView, method: dict[str, t.Any]) -> dict[str, t.Any]:
+def method_result(user: UserView, method: dict[str, t.Any], legacy: t.AbstractSet[str]) -> dict[str, t.Any]:
     return {
         "id": method["id"],
         "created_date_time": method.get("createdDateTime"),
         "last_used_date_time": method.get("lastUsedDateTime"),
         "token": token_result(TokenView.from_method(method, user), user.user_principal_name),
+        "legacy": method["id"] in legacy,
+    }
+
+
+def user_methods_result(api: HardwareOathApi, ref: str, user: UserView, methods: list[dict]) -> dict[str, t.Any]:
+    legacy = api.legacy_methods(user.user_principal_name, methods)
+    return {
+        "user": ref,
+        "user_id": user.id,
+        "user_principal_name": user.user_principal_name,
+        "display_name": user.display_name,
+        "methods": [method_result(user, m, legacy) for m in methods],
     }
 
 
@@ -322,13 +342,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         result.update(list_inventory(api, params))
     if params["users"]:
         result["hardware_oath_methods"] = [
-            {
-                "user": ref,
-                "user_id": user.id,
-                "user_principal_name": user.user_principal_name,
-                "display_name": user.display_name,
-                "methods": [method_result(user, m) for m in methods],
-            }
+            user_methods_result(api, ref, user, methods)
             for ref, (user, methods) in zip(params["users"], api.users_with_methods(params["users"]))
         ]
     return result

@@ -35,7 +35,7 @@ from .._domain.codes import CodeSource
 from .._domain.tokens import TokenView, UserView
 from .._planning.policy import PolicyPlan, reached
 from .._planning.token import TokenSpec, create_body, plan_token, recreation_spec, update_body
-from .hardware_oath_api import HardwareOathApi, TokenExists, refuses_the_code
+from .hardware_oath_api import CodeRefused, HardwareOathApi, TokenExists
 from .policy_api import PolicyApi
 
 R = t.TypeVar("R")
@@ -185,13 +185,8 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Non
         try:
             run.api.write(action, token, run.user, code, run.display_name, by_serial=run.by_serial, me=run.me)
             return
-        except GraphError as exc:
-            if (
-                action.kind not in CODE_ACTIONS
-                or not run.codes.computes
-                or not refuses_the_code(exc)
-                or attempt >= COMPUTED_CODE_ATTEMPTS
-            ):
+        except CodeRefused as exc:
+            if action.kind not in CODE_ACTIONS or not run.codes.computes or attempt >= COMPUTED_CODE_ATTEMPTS:
                 raise
             run.log(
                 f"{exc.message}; the code's time step may have been used already: trying the code of a later step "

@@ -15,10 +15,19 @@ import typing as t
 
 from .._common.errors import GraphError
 from .._common.validation import is_guid
-from .._domain.actions import ACTIVATE, ASSIGN, ASSIGN_AND_ACTIVATE, CREATE, SET_DISPLAY_NAME, UNASSIGN, Action
+from .._domain.actions import (
+    ACTIVATE,
+    ASSIGN,
+    ASSIGN_AND_ACTIVATE,
+    CODE_ACTIONS,
+    SET_DISPLAY_NAME,
+    UNASSIGN,
+    Action,
+)
 from .._domain.tokens import TokenView, UserView
 from .._graph.client import MAX_BATCH, GraphClient
 from .._graph.odata import segment
+from .._planning.inventory import MAX_METHODS_PER_USER
 from .permissions import call, with_permission_hint
 from .token_query import MAX_FILTER_EXPRESSIONS, Lookup, TokenQuery, chunks, filter_in, unique, users_filter
 
@@ -32,10 +41,23 @@ LISTING = "Listing the hardware OATH token inventory"
 # 2, 4 ... s, for at most this many seconds in all (the read_after_write_wait option's default).
 READ_AFTER_WRITE_WAIT = 10.0
 T = t.TypeVar("T")
+# The methods that count towards a user's five (hardware tokens and authenticator apps), in /authentication/methods.
+OATH_METHOD_TYPES = frozenset(
+    {"#microsoft.graph.hardwareOathAuthenticationMethod", "#microsoft.graph.softwareOathAuthenticationMethod"}
+)
 
 
 class TokenExists(GraphError):
     """Graph refused a creation (409): a token with that serial number is in the inventory, maybe not visible yet."""
+
+
+class BulkRefused(GraphError):
+    """Graph refused a bulk creation as a whole (400) without naming an item: because of its size, or of something in
+    it that it does not say. Nothing was created (Graph creates a delta payload all or none)."""
+
+
+class CodeRefused(GraphError):
+    """Graph refused an activation, and the re-read state leaves nothing else to blame than the verification code."""
 
 
 class FilterRefused(Exception):
@@ -342,21 +364,72 @@ class HardwareOathApi:
             method["device"] = device
 
     def my_token(self, serial: str | None, device_id: str | None) -> TokenView | None:
-        """For ``/me``: the token among the signed-in user's own methods, or None."""
+        """For ``/me``: the token among the signed-in user's own methods, or None. Two with the serial number: the one
+        in the inventory (see :meth:`legacy_methods`)."""
         body = self._call(
             "read_own_method",
             "GET",
             "/me/authentication/hardwareOathMethods",
             action="Listing your hardware OATH tokens",
         )
-        self._complete_devices([("/me", method) for method in body.get("value", [])])
-        for method in body.get("value", []):
-            token = TokenView.from_method(method, self.me)
-            if (serial and token.serial_number.lower() == serial.lower()) or (
-                device_id and token.id.lower() == device_id.lower()
-            ):
-                return token
-        return None
+        methods = body.get("value", [])
+        self._complete_devices([("/me", method) for method in methods])
+        if device_id:
+            mine = [m for m in methods if str(m.get("id", "")).lower() == device_id.lower()]
+        else:
+            mine = [
+                m
+                for m in methods
+                if str((m.get("device") or {}).get("serialNumber", "")).lower() == (serial or "").lower()
+            ]
+        if len(mine) > 1:
+            legacy = self.legacy_methods("me", mine)
+            mine = [m for m in mine if m["id"] not in legacy]
+        return TokenView.from_method(mine[0], self.me) if mine else None
+
+    def warn_of_legacy_twins(self, user: UserView, token: TokenView) -> None:
+        """Warn of the user's legacy tokens of ``token``'s serial number: their methods of that serial number that are
+        not the inventory's ``token``. Best effort: a refused read warns of nothing."""
+        action = f"Listing {user.user_principal_name}'s hardware OATH tokens"
+        try:
+            body = self._call("read_method", "GET", self._methods(user.id, False), action=action)
+            methods = [m for page, _more in self.client.pages(body, action=action) for m in page]
+            self._complete_devices([(_user_path(user.id), method) for method in methods])
+        except GraphError:
+            return
+        for method in methods:
+            serial = str((method.get("device") or {}).get("serialNumber") or "")
+            if serial.lower() == token.serial_number.lower() and str(method.get("id")).lower() != token.id.lower():
+                self._warn(legacy_warning(user.user_principal_name, serial, method["id"]))
+
+    def legacy_methods(self, user: str, methods: t.Sequence[dict[str, t.Any]]) -> set[str]:
+        """The ids of ``user``'s methods that are legacy tokens: where several of the methods hold one serial number
+        (Entra lets a token of the old CSV upload and one of the inventory share it), those the inventory does not
+        hold. Each is warned about, with how to remove it. A duplicate the caller can't tell apart (no permission to
+        read the inventory) fails, asking for the device id."""
+        by_serial: dict[str, list[dict[str, t.Any]]] = {}
+        for method in methods:
+            serial = str((method.get("device") or {}).get("serialNumber") or "")
+            by_serial.setdefault(serial.lower(), []).append(method)
+        legacy: set[str] = set()
+        for same in (group for group in by_serial.values() if len(group) > 1):
+            serial = same[0]["device"]["serialNumber"]
+            try:
+                listed = self.find_token(serial)
+            except GraphError as exc:
+                if exc.status != 403:
+                    raise
+                raise exc.with_message(
+                    f"{exc.message}. {len(same)} hardware OATH methods of {user} have serial number {serial} (ids "
+                    f"{', '.join(m['id'] for m in same)}): one is in the inventory, the others are legacy tokens "
+                    "(from the old CSV upload), and telling them apart needs the inventory. Give device_id, or ask an "
+                    "administrator to remove the legacy token"
+                ) from None
+            for method in same:
+                if listed is None or method["id"].lower() != listed.id.lower():
+                    legacy.add(method["id"])
+                    self._warn(legacy_warning(user, serial, method["id"]))
+        return legacy
 
     def reread(self, token: TokenView, me: bool = False) -> TokenView:
         if not me:
@@ -403,7 +476,7 @@ class HardwareOathApi:
                     expected=(201, 200),
                 )
             except GraphError as exc:
-                raise _refusal_hint(exc, action.kind, token.status) from None
+                raise self._judge_refusal(exc, action, token, me) from None
         else:
             body: dict[str, t.Any] = {"verificationCode": code}
             if display_name is not None:
@@ -417,7 +490,47 @@ class HardwareOathApi:
             try:
                 self._call("write_method", "POST", path, action=context, json=body, expected=(204, 200))
             except GraphError as exc:
-                raise _refusal_hint(exc, action.kind, token.status) from None
+                raise self._judge_refusal(exc, action, token, me) from None
+
+    def _judge_refusal(self, error: GraphError, action: Action, token: TokenView, me: bool) -> GraphError:
+        """Why Graph refused an assignment or activation (400 or 409), judged from state: Microsoft documents no error
+        code for a wrong verification code, a user's five-method limit or a token someone else holds, and its
+        messages are not a contract. The token is read again (and, for a token the user does not hold yet, the
+        user's methods counted): a token someone else holds, an activated token activated again, or a user at the
+        limit are said with what to do; with none of those, a refused activation is CodeRefused."""
+        if error.status not in (400, 409) or action.kind not in (ASSIGN, ACTIVATE, ASSIGN_AND_ACTIVATE):
+            return error
+        user_id = t.cast(str, action.user_id)
+        own = me and self.me is not None and self.me.id == user_id
+        try:
+            now = self.reread(token, own)
+            holder = now.assigned_to_id
+            if holder and holder != user_id.lower():
+                return error.with_message(
+                    f"{error.message}. {token.label} is held by {now.assigned_to_name or 'another user'} ({holder}) "
+                    "now: it was assigned after this task read it. Run the task again to plan from the new state "
+                    "(reassign=true takes it from its holder)"
+                )
+            if action.kind == ACTIVATE and now.status == "activated":
+                return error.with_message(
+                    f"{error.message}. Graph does not activate an activated token again, so its display name can't "
+                    "be changed this way: leave display_name unset, or unassign the token and assign it again with "
+                    "display_name (its holder activates it again)"
+                )
+            if holder != user_id.lower() and self.oath_method_count(user_id, own) >= MAX_METHODS_PER_USER:
+                return _method_limit(error)
+        except GraphError:
+            return error  # the state can't be read: Graph's refusal as it is
+        return error.as_kind(CodeRefused) if action.kind in CODE_ACTIONS else error
+
+    def oath_method_count(self, user: str, me: bool = False) -> int:
+        """How many of the user's five OATH methods (hardware tokens, authenticator apps) are taken."""
+        path = "/me" if me else _user_path(user)
+        count = 0
+        body = self._call("read_method", "GET", f"{path}/authentication/methods", action=f"Listing {user}'s methods")
+        for page, _last in self.client.pages(body, action=f"Listing {user}'s methods"):
+            count += sum(1 for method in page if method.get("@odata.type") in OATH_METHOD_TYPES)
+        return count
 
     def create_token(self, body: dict[str, t.Any], *, while_deleted: bool = False) -> TokenView:
         """``body`` holds the secret: it goes to Graph only, never into a message. A serial number in use is
@@ -437,7 +550,7 @@ class HardwareOathApi:
                 )
             except GraphError as exc:
                 if exc.status != 409:
-                    raise _refusal_hint(exc, CREATE, "available") from None
+                    raise self._judge_creation_refusal(exc, body) from None
                 return exc.as_kind(TokenExists)
             return TokenView.from_graph(answer)
 
@@ -446,11 +559,25 @@ class HardwareOathApi:
             raise created
         return created
 
+    def _judge_creation_refusal(self, error: GraphError, body: dict[str, t.Any]) -> GraphError:
+        """A creation for a user (``assignTo``) refused with 400: when the user's methods are at the limit, said."""
+        user_id = (body.get("assignTo") or {}).get("id")
+        if error.status != 400 or not user_id:
+            return error
+        try:
+            at_limit = self.oath_method_count(user_id) >= MAX_METHODS_PER_USER
+        except GraphError:
+            return error
+        return _method_limit(error) if at_limit else error
+
     def create_tokens(self, bodies: t.Sequence[dict[str, t.Any]]) -> tuple[list[TokenView], dict[int, GraphError]]:
         """Create many tokens in one request (``PATCH`` with an OData delta payload, at most MAX_BULK_CREATE). Graph
         creates all or none: when it refuses some items (400 naming them by ``@contentId``), the others are sent again
-        without them. Returns the tokens created and, by position in ``bodies``, the refusal of each item refused.
-        The bodies hold secrets: they go to Graph only, never into a message."""
+        without them; a refusal that names no item is BulkRefused. Returns the tokens the answer lists and, by
+        position in ``bodies``, the refusal of each item refused. The answer may list the tokens as devices, or (as
+        Graph's page shows) as methods wrapping their device, or not at all (204): a token it does not list is for
+        the caller to find by a listing, never to send again. The bodies hold secrets: they go to Graph only, never
+        into a message."""
         pending = dict(enumerate(bodies))
         refused: dict[int, GraphError] = {}
         while pending:
@@ -458,12 +585,19 @@ class HardwareOathApi:
             need = "write_method" if any(b.get("assignTo") for b in pending.values()) else "write_token"
             try:
                 answer = self._call(
-                    need, "PATCH", DEVICES, action=f"Creating {len(pending)} tokens", json=payload, expected=(200, 201)
+                    need,
+                    "PATCH",
+                    DEVICES,
+                    action=f"Creating {len(pending)} tokens",
+                    json=payload,
+                    expected=(200, 201, 204),
                 )
             except GraphError as exc:
                 items = {str((d or {}).get("target")): d for d in exc.details or [] if isinstance(d, dict)}
                 named = [n for n in pending if str(n) in items]
-                if exc.status != 400 or not named:
+                if exc.status == 400 and not named:
+                    raise exc.as_kind(BulkRefused) from None
+                if exc.status != 400:
                     raise
                 for number in named:
                     detail = items[str(number)]
@@ -472,7 +606,8 @@ class HardwareOathApi:
                         f"{detail.get('code')}: {detail.get('message')}"
                     )
                 continue
-            return [TokenView.from_graph(item) for item in (answer or {}).get("value", [])], refused
+            listed = (answer or {}).get("value") or []
+            return [_created_token(item) for item in listed if isinstance(item, dict)], refused
         return [], refused
 
     def update_token(self, token: TokenView, body: dict[str, t.Any]) -> None:
@@ -491,6 +626,15 @@ class HardwareOathApi:
         )
 
 
+def _created_token(item: dict[str, t.Any]) -> TokenView:
+    """A token of a bulk creation's answer: a device, or a method wrapping its device (the method's id is the
+    device's)."""
+    device = item.get("device")
+    if isinstance(device, dict):
+        return TokenView.from_graph({**device, "id": item.get("id") or device.get("id")})
+    return TokenView.from_graph(item)
+
+
 def unknown_token(serial: str | None, device_id: str | None) -> TokenView:
     """A token a self-service user can't see: taken as available (Graph refuses the assignment if it is not)."""
     return TokenView(
@@ -503,33 +647,20 @@ def unknown_token(serial: str | None, device_id: str | None) -> TokenView:
     )
 
 
-# Graph documents no error code for a refused code: a 400 whose code or message speaks of the code (the simulator's
-# invalidVerificationCode, "Invalid verification code.") is taken for one; any other 400 (the five-token limit, say)
-# is not.
-CODE_REFUSAL_WORDS = ("code", "otp", "verification")
+def legacy_warning(user: str, serial: str, method_id: str) -> str:
+    path = "/me" if user == "me" else _user_path(user)
+    return (
+        f"{user} holds a legacy hardware OATH token with serial number {serial} (method id {method_id}): it is not "
+        "in the inventory, and was left alone. To remove it, as Entra's guide to duplicate tokens says: DELETE "
+        f"{path}/authentication/hardwareOathMethods/{method_id}, then DELETE {DEVICES}/{method_id} (Graph beta), or "
+        "delete it among the user's authentication methods in the Entra admin center."
+    )
 
 
-def refuses_the_code(error: GraphError) -> bool:
-    """Did Graph refuse the verification code (rather than the request for another reason)?"""
-    said = f"{error.code or ''} {error.graph_message or ''}".lower()
-    return error.status == 400 and any(word in said for word in CODE_REFUSAL_WORDS)
-
-
-def _refusal_hint(error: GraphError, kind: str, status: str) -> GraphError:
-    """What to do about Graph's refusals whose error codes Microsoft does not document: the five-method limit of a
-    user (an assignment, or a creation with assignTo), and a re-activation (of a token with this ``status``)."""
-    if error.status != 400 or refuses_the_code(error):
-        return error
-    if kind in (ASSIGN, ASSIGN_AND_ACTIVATE, CREATE) and "maximum" in (error.graph_message or "").lower():
-        return error.with_message(
-            f"{error.message}. A user holds at most five OATH methods, hardware tokens and authenticator apps "
-            "together: remove one of theirs first (a hardware token with tokenops.entra.hardware_oath_assignment "
-            "state=absent, an authenticator app in the Entra admin center), or give this token to someone else"
-        )
-    if kind == ACTIVATE and status == "activated":
-        return error.with_message(
-            f"{error.message}. Graph does not activate an activated token again, so its display name can't be "
-            "changed this way: leave display_name unset, or unassign the token and assign it again with "
-            "display_name (its holder activates it again)"
-        )
-    return error
+def _method_limit(error: GraphError) -> GraphError:
+    return error.with_message(
+        f"{error.message}. The user holds {MAX_METHODS_PER_USER} OATH methods, hardware tokens and authenticator apps "
+        "together, the most Entra ID allows: remove one of theirs first (a hardware token with "
+        "tokenops.entra.hardware_oath_assignment state=absent, an authenticator app in the Entra admin center), or "
+        "give this token to someone else"
+    )

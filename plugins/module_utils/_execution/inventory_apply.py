@@ -15,15 +15,16 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .._common.errors import GraphError, ModuleFailure, WriteOutcomeUnknown
+from .._common.errors import GraphError, ModuleFailure
 from .._domain.actions import Action, outcome_of
 from .._domain.codes import CodeSource
 from .._domain.tokens import TokenView
 from .._planning.inventory import TokenPlan
 from .._planning.token import create_body
+from .bulk_create import BulkCreation
 from .execute import check_assigned, execute_assignment_plan, execute_token_plan
 from .hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
-from .token_query import TokenQuery, chunks
+from .token_query import chunks
 
 Log = t.Callable[[str], None]
 TOKENS_PER_PLACE = 8  # tokens worked on per request allowed on the wire...
@@ -80,73 +81,26 @@ def apply_inventory(
     api: HardwareOathApi, plans: t.Sequence[TokenPlan], secrets: Secrets, *, concurrency: int, log: Log
 ) -> list[TokenOutcome]:
     """Carry out ``plans`` (none failed in planning are sent); returns one outcome per plan, in order. The tokens to
-    create go in bulk, one part after the other, and each part's tokens go on to their other writes as soon as it is
-    created, while the next part is sent."""
+    create go in bulk (see BulkCreation), one part after the other, and each part's tokens go on to their other writes
+    as soon as it is created, while the next part is sent. What the creations had to fall back on is warned once."""
     outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
     todo = [o for o in outcomes if o.plan.changed and not o.error]
     creating = [o for o in todo if o.plan.creates]
     existing = [o for o in todo if not o.plan.creates]
     # ``concurrency`` is the requests on the wire (the transport's pacer holds to it); more tokens are worked on, so
     # that a token waiting out its own Retry-After leaves its place to others.
+    bulk = BulkCreation(api, log)
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency * TOKENS_PER_PLACE, MAX_WORKERS))) as pool:
         # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log value.
         working = [pool.submit(_apply_token, api, o, {}, secrets, log) for o in existing]
         for part in chunks(creating, MAX_BULK_CREATE):
-            created = _create_in_bulk(api, part, secrets, log)
+            created = bulk.create([(o.plan.serial_number, _create_body(o.plan, secrets)) for o in part])
             working += [pool.submit(_apply_token, api, o, created, secrets, log) for o in part]
         for work in working:
             work.result()
+    for kind, message in bulk.warnings():
+        api.warn_once(kind, message)
     return outcomes
-
-
-def _create_in_bulk(
-    api: HardwareOathApi, part: t.Sequence[TokenOutcome], secrets: Secrets, log: Log
-) -> dict[str, TokenView | ModuleFailure]:
-    """One bulk creation (at most MAX_BULK_CREATE tokens); by case-folded serial number, the token Graph created or
-    why it did not. A lost answer is judged from a listing of those serial numbers: only the missing are sent again,
-    one by one."""
-    bodies = [_create_body(o.plan, secrets) for o in part]
-    try:
-        made, refused = api.create_tokens(bodies)
-    except WriteOutcomeUnknown as exc:
-        log(f"{exc}; listing those serial numbers before anything else")
-        return _judge_lost_bulk(api, part, bodies)
-    except ModuleFailure as exc:
-        return {o.plan.serial_number.casefold(): exc for o in part}
-    result: dict[str, TokenView | ModuleFailure] = {token.serial_number.casefold(): token for token in made}
-    for number, error in refused.items():
-        result[part[number].plan.serial_number.casefold()] = error
-    return result
-
-
-def _judge_lost_bulk(
-    api: HardwareOathApi, part: t.Sequence[TokenOutcome], bodies: t.Sequence[dict[str, t.Any]]
-) -> dict[str, TokenView | ModuleFailure]:
-    """A bulk creation whose answer was lost: the tokens the inventory now shows were created; each missing one is
-    created on its own (each failing alone)."""
-    try:
-        found = {
-            t.serial_number.casefold(): t for t in _created_after_all(api, tuple(o.plan.serial_number for o in part))
-        }
-    except ModuleFailure as exc:
-        return {o.plan.serial_number.casefold(): exc for o in part}
-    result: dict[str, TokenView | ModuleFailure] = {}
-    for outcome, body in zip(part, bodies):
-        key = outcome.plan.serial_number.casefold()
-        if key in found:
-            result[key] = found[key]
-            continue
-        try:
-            result[key] = api.create_token(body)
-        except ModuleFailure as exc:
-            result[key] = exc
-    return result
-
-
-def _created_after_all(api: HardwareOathApi, serials: tuple[str, ...]) -> list[TokenView]:
-    """The tokens of these serial numbers in the inventory, waiting (see HardwareOathApi.poll) until all show."""
-    query = TokenQuery(serial_numbers=serials)
-    return api.poll(lambda: api.list_tokens(query), lambda tokens: len(tokens) == len(serials))
 
 
 def _create_body(plan: TokenPlan, secrets: Secrets) -> dict[str, t.Any]:
@@ -190,12 +144,7 @@ def _apply_token(
 
 def _created(plan: TokenPlan, created: t.Mapping[str, TokenView | ModuleFailure], outcome: TokenOutcome) -> TokenView:
     """The token the bulk creation made of this plan's, with its new id (held by the declared user, when one is)."""
-    made = created.get(plan.serial_number.casefold())
-    if made is None:
-        raise ModuleFailure(
-            f"token {plan.serial_number}: Graph's answer to the bulk creation does not list it; "
-            "run the task again (it is read before anything is sent)."
-        )
+    made = created[plan.serial_number.casefold()]  # BulkCreation answers for every token it was given
     if isinstance(made, ModuleFailure):
         raise made
     creation = plan.inventory.actions[0]

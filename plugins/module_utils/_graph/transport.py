@@ -16,7 +16,7 @@ import uuid
 
 from .._common.errors import GraphError, GraphTransportError, WriteOutcomeUnknown
 from .endpoints import Destinations
-from .pacer import DIRECTORY, Pacer, pacing_lane
+from .pacer import DIRECTORY, METHODS, Pacer, pacing_lane
 from .retry import RETRY_STATUSES, parse_retry_after, retry_delay, retryable
 
 try:
@@ -159,11 +159,11 @@ class Transport:
 
     def throttled(self, headers: t.Mapping[str, str], *, write: bool = False, lane: str = DIRECTORY) -> None:
         """Graph answered ``Retry-After`` with these ``headers`` (429, 503 or 504; of a request or of a $batch item,
-        to a request of ``lane``). A 429 of the write quota (``x-ms-throttle-information: WriteLimitExceeded``, or
-        a ``x-ms-throttle-scope`` of the ``ReadWrite`` limit) pauses every request sharing the pacer and, for a
-        ``write``, teaches it the write rate; one of another quota (another scope) paces ``lane``. The wait is capped
-        at ``max_retry_wait``, as a retry waits. Nothing without a pacer, a readable Retry-After or a scope: the
-        request waits on its own."""
+        to a request of ``lane``). A 429 of the write quota (``x-ms-throttle-information: WriteLimitExceeded``, or,
+        without that header and off users' methods, a ``x-ms-throttle-scope`` of the ``ReadWrite`` limit) pauses
+        every request sharing the pacer and, for a ``write``, teaches it the write rate; one of another quota (another
+        scope) paces ``lane``. The wait is capped at ``max_retry_wait``, as a retry waits. Nothing without a pacer, a
+        readable Retry-After or a scope: the request waits on its own."""
         if self.pacer is None:
             return
         headers = {key.lower(): value for key, value in headers.items()}
@@ -174,7 +174,11 @@ class Transport:
         seconds = min(seconds, self.max_retry_wait)
         information = headers.get("x-ms-throttle-information", "")
         limit = scope.split("/")[1] if scope.count("/") else ""
-        if "WriteLimitExceeded" in information or (not information and limit.lower() == "readwrite"):
+        # Without x-ms-throttle-information, the ReadWrite limit is the write quota only off users' methods: the
+        # methods' own limit may be scoped ReadWrite too, and must not stall the writes of every lane.
+        if "WriteLimitExceeded" in information or (
+            not information and limit.lower() == "readwrite" and lane != METHODS
+        ):
             self.pacer.throttled(seconds, write=write)
         else:
             self.pacer.throttled_lane(lane, seconds)

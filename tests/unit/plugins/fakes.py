@@ -18,10 +18,11 @@ from unittest import mock
 
 import httpx
 
-from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import WriteOutcomeUnknown
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, WriteOutcomeUnknown
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import (
     READ_AFTER_WRITE_WAIT,
+    BulkRefused,
     HardwareOathApi,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._graph import transport
@@ -225,6 +226,7 @@ class FakeApi:
         self.failures = dict(failures or {})
         self.calls: list[tuple] = []
         self.sleeps: list[float] = []
+        self.legacy_checks: list[tuple] = []  # (user id, token id) of each warn_of_legacy_twins
 
     def _sleep(self, seconds):
         self.sleeps.append(seconds)
@@ -257,6 +259,9 @@ class FakeApi:
         assert self.rereads, "no answer was lost"
         self.calls.append(("reread", token_view.id, me))
         return self.rereads.pop(0) if len(self.rereads) > 1 else self.rereads[0]
+
+    def warn_of_legacy_twins(self, user, token_view):
+        self.legacy_checks.append((user.id, token_view.id))
 
     def write(self, action, token_view, user, code, display_name, *, by_serial, me):
         number = len(self.writes)
@@ -295,6 +300,9 @@ class FakeInventoryApi:
     write number -> the error it fails with; ``refuse``: (call kind, token id) -> the error that write fails with,
     every time (a creation's token id is its serial number; kind ``create_tokens``: that item of a bulk creation is
     refused). ``assign``: created tokens are held by their ``assignTo``. ``delay``: seconds each write takes.
+    A bulk creation answers: ``bulk_listed`` (default all) of the tokens it created, the others are created but not
+    listed (as a 204 answers); more than ``bulk_max_items`` tokens, or any serial number of ``refuse_whole``: a
+    refusal naming no token (BulkRefused), nothing created. ``warn_once`` records in ``warnings``.
     ``user`` and ``users_by_refs`` answer from USERS; ``list_tokens`` answers the tokens of ``tokens`` its query
     matches (created tokens are added to ``tokens``); ``users_with_methods`` answers ``methods`` (user reference ->
     (UserView, methods)). ``poll`` is the real one, waiting through ``_sleep`` (recorded)."""
@@ -314,6 +322,9 @@ class FakeInventoryApi:
         refuse=None,
         assign=True,
         delay=0.0,
+        bulk_listed=None,
+        bulk_max_items=None,
+        refuse_whole=(),
     ):
         self.lost = set(lost)
         self.reads = list(reads)
@@ -324,6 +335,10 @@ class FakeInventoryApi:
         self.delay = delay
         self.tokens = list(tokens)
         self.methods = dict(methods or {})
+        self.bulk_listed = bulk_listed
+        self.bulk_max_items = bulk_max_items
+        self.refuse_whole = {serial.casefold() for serial in refuse_whole}
+        self.warnings: list[str] = []
         self.calls: list[tuple] = []
         self.writes = 0
         self.threads: set[int] = set()  # the threads that wrote
@@ -365,6 +380,8 @@ class FakeInventoryApi:
 
     def create_token(self, body, *, while_deleted=False):
         self._written(("create", body), body["serialNumber"])
+        if body["serialNumber"].casefold() in self.refuse_whole:
+            raise GraphError(f"Creating token {body['serialNumber']}: Graph answered 400 badRequest", status=400)
         with self._lock:
             queued = self.creates.pop(0) if self.creates else None
         answer = self._created(body) if queued is None else queued  # _created takes the lock itself
@@ -374,6 +391,9 @@ class FakeInventoryApi:
 
     def create_tokens(self, bodies):
         self._written(("create_tokens", list(bodies)))
+        too_many = self.bulk_max_items is not None and len(bodies) > self.bulk_max_items
+        if too_many or any(body["serialNumber"].casefold() in self.refuse_whole for body in bodies):
+            raise BulkRefused(f"Creating {len(bodies)} tokens: Graph answered 400 badRequest", status=400)
         made, refused = [], {}
         for number, body in enumerate(bodies):
             refusal = self.refuse.get(("create_tokens", body["serialNumber"]))
@@ -381,7 +401,10 @@ class FakeInventoryApi:
                 refused[number] = refusal
             else:
                 made.append(self._created(body))
-        return made, refused
+        return (made if self.bulk_listed is None else made[: self.bulk_listed]), refused
+
+    def warn_once(self, kind, message):
+        self.warnings.append(message)
 
     def update_token(self, token_view, body):
         self._written(("update", token_view.id, body), token_view.id)
@@ -427,6 +450,13 @@ class FakeInventoryApi:
     def users_with_methods(self, refs):
         self._record(("users_with_methods", list(refs)))
         return [self.methods[ref] for ref in refs]
+
+    def legacy_methods(self, user, methods):
+        """The real rule on what ``users_with_methods`` answered: twins of a serial number not in ``tokens``."""
+        return HardwareOathApi.legacy_methods(self, user, methods)
+
+    def _warn(self, message):
+        self.warnings.append(message)
 
 
 # ---------------------------------------------------------------------------------------------------- GraphModule

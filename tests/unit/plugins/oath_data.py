@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.tokens import TokenView, UserView
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import CodeRefused
 
 GRAPH = "https://graph.microsoft.com"
 AUTHORITY = "https://login.microsoftonline.com"
@@ -159,9 +160,11 @@ def creation_body(holder: UserView | None = None, **fields) -> dict:
     return result
 
 
-def refused(status=400, code="invalidVerificationCode", message="Invalid verification code.") -> GraphError:
-    """Graph's refusal of an assign-and-activate of the token for AMY (by default: of its verification code)."""
-    return GraphError(
+def refused(status=400, code="invalidVerificationCode", message="Invalid verification code.", *, of_code=None):
+    """Graph's refusal of an assign-and-activate of the token for AMY, as HardwareOathApi.write raises it: by default
+    judged a refusal of the verification code (CodeRefused; ``of_code``: whether it is, for other statuses)."""
+    judged_of_code = status == 400 if of_code is None else of_code
+    return (CodeRefused if judged_of_code else GraphError)(
         f"assign and activate token {SERIAL} for {AMY.user_principal_name}: Graph answered {status} {code}",
         status=status,
         code=code,

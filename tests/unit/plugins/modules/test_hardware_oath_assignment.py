@@ -89,6 +89,7 @@ def test_run_assigns_and_activates(api, monkeypatch):
     result = module_under_test.run(module)
     # T=59 is step 1; the code is for the step after it
     assert fake.sent == [("assign_and_activate", AMY.id, totp_code(SECRET, 2), "Amy Masters Token", True, False)]
+    assert fake.legacy_checks == [(AMY.id, DEVICE_ID)]  # a token given to a user: their legacy twins warned of
     assert totp_code(SECRET, 2) in module.no_log_values
     assert result["changed"] is True
     assert result["actions"] == [
@@ -166,6 +167,7 @@ def test_run_absent_unassigns(api):
     fake = api(token("activated", AMY))
     result = module_under_test.run(task(state="absent"))
     assert fake.sent == [("unassign", AMY.id, None, None, True, False)]
+    assert fake.legacy_checks == []  # nothing given: no read of the user's methods
     assert result["assignment"]["assigned_to"] is None
     assert result["assignment"]["status"] == "available"
 

@@ -188,6 +188,7 @@ METHODS_RESULT = [
                 "created_date_time": "2026-01-01T00:00:00Z",
                 "last_used_date_time": None,
                 "token": res("assigned", AMY, upn=True, display_name=None, last_used_date_time=None),
+                "legacy": False,
             }
         ],
     },
@@ -208,3 +209,20 @@ def test_run_reads_the_inventory_and_the_users_methods(api):
         "hardware_oath_tokens": [FREE_RESULT],
         "hardware_oath_methods": METHODS_RESULT,
     }
+
+
+def test_run_tells_a_legacy_twin_from_the_inventory_s_token_and_warns_of_it(patch_api):
+    legacy = {**METHOD, "id": "legacy-1", "device": {**device("legacy-1", SERIAL, AMY), "status": "activated"}}
+    api = patch_api(
+        module_under_test,
+        FakeInventoryApi(reads=[AMYS], methods={AMY.user_principal_name: (AMY, [legacy, METHOD])}),
+    )
+    result = module_under_test.run(task(inventory=False, users=[AMY.user_principal_name]))
+    [user] = result["hardware_oath_methods"]
+    assert [(m["id"], m["legacy"]) for m in user["methods"]] == [("legacy-1", True), (DEVICE_ID, False)]
+    assert api.calls == [("users_with_methods", [AMY.user_principal_name]), ("find_token", SERIAL)]  # the twins'
+
+    assert len(api.warnings) == 1
+    assert api.warnings[0].startswith(
+        f"{AMY.user_principal_name} holds a legacy hardware OATH token with serial number {SERIAL} (method id legacy-1)"
+    )

@@ -376,7 +376,7 @@ def test_execute_refused_computed_codes_give_up_after_three_and_say_who_lost_the
         refused(403, "accessDenied", "Request Authorization failed"),
         refused(429, "TooManyRequests", "Please retry again later."),
         refused(409, "conflict", "already assigned to another user"),
-        refused(400, "badRequest", "The user already has the maximum of 5 hardware OATH tokens."),
+        refused(400, "badRequest", "The user already has the maximum of 5 hardware OATH tokens.", of_code=False),
     ],
 )
 def test_execute_other_refusals_are_not_retried_and_a_throttled_handover_says_who_lost_the_token(error):

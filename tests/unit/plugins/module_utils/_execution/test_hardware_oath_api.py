@@ -27,9 +27,10 @@ from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware
     DEVICES,
     MAX_BULK_CREATE,
     READ_AFTER_WRITE_WAIT,
+    BulkRefused,
+    CodeRefused,
     HardwareOathApi,
     TokenExists,
-    refuses_the_code,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.token_query import TokenQuery
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import (
@@ -49,7 +50,6 @@ from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import (
     SECRET,
     SERIAL,
     device,
-    refused,
     token,
     user_body,
 )
@@ -204,13 +204,6 @@ def test_write_403_on_the_inventory():
         "x. The caller needs the Microsoft Graph permission Policy.ReadWrite.AuthenticationMethod "
         "and, when signed in as a user, the Authentication Policy Administrator role"
     )
-
-
-def test_write_other_errors_unchanged():
-    client = FakeClient(GraphError("x", status=400))
-    with pytest.raises(GraphError) as info:
-        HardwareOathApi(client).write(Action(ASSIGN, AMY.id, ""), token(), AMY, None, None, by_serial=True, me=False)
-    assert info.value.message == "x"
 
 
 def test_user_lookup():
@@ -816,100 +809,112 @@ def test_a_device_read_refused_names_the_permission():
 
 
 # ---------------------------------------------------------------------------------------------------- refusals
-FIVE = GraphError(
-    f"assign and activate token {SERIAL} for amy: Graph answered 400 badRequest: The user already has "
-    "the maximum of 5 OATH methods.",
-    status=400,
-    code="badRequest",
-    graph_message="The user amy.masters@contoso.com already has the maximum of 5 OATH methods (hardware "
-    "tokens and authenticator apps).",
-)
+OPAQUE = {"error": {"code": "badRequest", "message": "The request could not be processed."}}  # words say nothing
+METHODS = f"/users/{AMY.id}/authentication/hardwareOathMethods"
+ALL_METHODS = f"/users/{AMY.id}/authentication/methods"
 
 
-ACTIVATED = GraphError(
-    "activate: Graph answered 400 badRequest",
-    status=400,
-    code="badRequest",
-    graph_message="The hardware OATH token is already activated.",
-)
+def methods_of(oath=0, others=("#microsoft.graph.passwordAuthenticationMethod",)):
+    """A user's /authentication/methods: ``oath`` hardware and software OATH methods, and ``others``."""
+    types = [
+        "#microsoft.graph.hardwareOathAuthenticationMethod"
+        if n % 2
+        else "#microsoft.graph.softwareOathAuthenticationMethod"
+        for n in range(oath)
+    ]
+    return {"value": [{"@odata.type": kind, "id": f"m{n}"} for n, kind in enumerate([*types, *others])]}
 
 
-@pytest.mark.parametrize(
-    "code, message, expected",
-    [
-        ("invalidVerificationCode", "Invalid verification code.", True),
-        ("badRequest", "The verification code was already used.", True),
-        ("badRequest", "Invalid OTP.", True),
-        ("InvalidCode", None, True),
-        ("badRequest", "The user already has the maximum of 5 hardware OATH tokens.", False),
-        ("badRequest", "Hardware OATH tokens can't be assigned to guest users.", False),
-        (None, None, False),
-    ],
-)
-def test_refuses_the_code(code, message, expected):
-    assert refuses_the_code(GraphError("x", status=400, code=code, graph_message=message)) is expected
-    assert refuses_the_code(GraphError("x", status=403, code=code, graph_message=message)) is False
+def judged(kind, now, methods=None, *, write_path=None, status="available", holder=None):
+    """``api.write`` of ``kind`` for AMY refused with an opaque 400; the token re-read as ``now`` (a device, or an
+    error status), AMY's methods ``methods``. Returns the error raised and the paths requested."""
+    routes = {
+        write_path or f"{METHODS}/assignAndActivate": [(400, OPAQUE)],
+        f"{DEVICES}/{DEVICE_ID}": [now if isinstance(now, tuple) else (200, now)],
+    }
+    if methods is not None:
+        routes[ALL_METHODS] = [(200, methods)]
+    graph = Graph(routes)
+    with pytest.raises(GraphError) as info:
+        graph_api(graph).write(
+            Action(kind, AMY.id, ""), token(status, holder), AMY, "123456", None, by_serial=False, me=False
+        )
+    return info.value, [r.url.path[len("/beta") :] for r in graph.requests]
+
+
+def test_a_refused_activation_with_nothing_else_to_blame_is_a_refused_code():
+    error, paths = judged(ASSIGN_AND_ACTIVATE, device(DEVICE_ID, SERIAL), methods_of(oath=2))
+    assert isinstance(error, CodeRefused) and (error.status, error.code, error.request_id) == (400, "badRequest", "rid")
+    assert paths == [f"{METHODS}/assignAndActivate", f"{DEVICES}/{DEVICE_ID}", ALL_METHODS]
+
+
+def test_a_refused_activation_of_a_token_the_user_holds_is_a_refused_code_without_counting_methods():
+    held = {**device(DEVICE_ID, SERIAL, AMY), "status": "failedActivation"}
+    error, paths = judged(ACTIVATE, held, write_path=f"{METHODS}/{DEVICE_ID}/activate", status="assigned", holder=AMY)
+    assert isinstance(error, CodeRefused)
+    assert ALL_METHODS not in paths
 
 
 @pytest.mark.parametrize("kind", [ASSIGN, ASSIGN_AND_ACTIVATE])
-def test_the_five_method_limit_says_what_to_do(kind):
-    api = HardwareOathApi(FakeClient(copy.copy(FIVE)))
-    with pytest.raises(GraphError) as info:
-        api.write(Action(kind, AMY.id, ""), token(), AMY, "123456", None, by_serial=True, me=False)
-    assert info.value.message.endswith(
-        ". A user holds at most five OATH methods, hardware tokens and authenticator apps together: remove one of "
-        "theirs first (a hardware token with tokenops.entra.hardware_oath_assignment state=absent, an authenticator "
-        "app in the Entra admin center), or give this token to someone else"
+def test_the_five_method_limit_is_judged_from_the_users_methods(kind):
+    write = METHODS if kind == ASSIGN else f"{METHODS}/assignAndActivate"
+    error, _paths = judged(kind, device(DEVICE_ID, SERIAL), methods_of(oath=5), write_path=write)
+    assert not isinstance(error, CodeRefused)
+    assert error.message.endswith(
+        ". The user holds 5 OATH methods, hardware tokens and authenticator apps together, the most Entra ID allows: "
+        "remove one of theirs first (a hardware token with tokenops.entra.hardware_oath_assignment state=absent, an "
+        "authenticator app in the Entra admin center), or give this token to someone else"
     )
+
+
+def test_four_oath_methods_and_others_are_not_the_limit():
+    others = ("#microsoft.graph.passwordAuthenticationMethod", "#microsoft.graph.phoneAuthenticationMethod")
+    error, _paths = judged(ASSIGN, device(DEVICE_ID, SERIAL), methods_of(oath=4, others=others), write_path=METHODS)
+    assert not isinstance(error, CodeRefused) and "OATH methods" not in error.message  # an assign sends no code
+
+
+def test_a_token_someone_else_took_meanwhile_is_said_and_no_code_blamed():
+    error, paths = judged(ASSIGN_AND_ACTIVATE, device(DEVICE_ID, SERIAL, ADELE))
+    assert not isinstance(error, CodeRefused)
+    assert f"{SERIAL}" in error.message and f"is held by Adele Vance ({ADELE.id}) now" in error.message
+    assert ALL_METHODS not in paths
+
+
+def test_a_refused_reactivation_is_judged_from_the_token_s_status():
+    held = {**device(DEVICE_ID, SERIAL, AMY), "status": "activated"}
+    error, _paths = judged(ACTIVATE, held, write_path=f"{METHODS}/{DEVICE_ID}/activate", status="activated", holder=AMY)
+    assert not isinstance(error, CodeRefused)
+    assert (
+        "Graph does not activate an activated token again, so its display name can't be changed this way: leave "
+        "display_name unset, or unassign the token and assign it again with display_name" in error.message
+    )
+
+
+def test_a_refusal_whose_state_can_t_be_read_is_graph_s_own():
+    error, _paths = judged(ASSIGN_AND_ACTIVATE, (403, {"error": {"code": "Authorization_RequestDenied"}}))
+    assert type(error) is GraphError and error.code == "badRequest"
 
 
 def test_the_five_method_limit_on_a_creation_with_assign_to():
-    api = HardwareOathApi(FakeClient(copy.copy(FIVE)))
-    with pytest.raises(GraphError, match="at most five OATH methods"):
-        api.create_token({"serialNumber": SERIAL, "assignTo": {"id": AMY.id}})
-
-
-def test_a_refused_reactivation_says_what_to_do():
-    api = HardwareOathApi(FakeClient(copy.copy(ACTIVATED)))
+    graph = Graph({DEVICES: [(400, OPAQUE)], ALL_METHODS: [(200, methods_of(oath=5))]})
+    with pytest.raises(GraphError, match="The user holds 5 OATH methods"):
+        graph_api(graph).create_token({"serialNumber": SERIAL, "assignTo": {"id": AMY.id}})
+    graph = Graph({DEVICES: [(400, OPAQUE)]})
     with pytest.raises(GraphError) as info:
-        api.write(Action(ACTIVATE, AMY.id, ""), token("activated", AMY), AMY, "123456", NAME, by_serial=True, me=False)
-    assert (
-        "Graph does not activate an activated token again, so its display name can't be changed this way: leave "
-        "display_name unset, or unassign the token and assign it again with display_name" in info.value.message
-    )
+        graph_api(graph).create_token({"serialNumber": SERIAL})  # no user: nothing to count
+    assert "OATH methods" not in info.value.message and len(graph.requests) == 1
 
 
-@pytest.mark.parametrize(
-    "error, kind, status",
-    [
-        (ACTIVATED, ACTIVATE, "assigned"),  # not a re-activation
-        (refused(), ACTIVATE, "activated"),  # a refused code is said as Graph says it
-        (GraphError("x", status=403, graph_message="maximum"), ASSIGN, "available"),
-    ],
-)
-def test_other_refusals_are_left_as_they_are(error, kind, status):
-    api = HardwareOathApi(FakeClient(copy.copy(error)))
+@pytest.mark.parametrize("error", [GraphError("x", status=403), GraphError("x", status=500)])
+@pytest.mark.parametrize("kind", [ASSIGN, ACTIVATE, ASSIGN_AND_ACTIVATE])
+def test_other_refusals_are_left_as_they_are_without_reading_anything(error, kind):
+    client = FakeClient(copy.copy(error))
     with pytest.raises(GraphError) as info:
-        api.write(
-            Action(kind, AMY.id, ""),
-            token(status, AMY if status != "available" else None),
-            AMY,
-            "123456",
-            None,
-            by_serial=True,
-            me=False,
+        HardwareOathApi(client).write(
+            Action(kind, AMY.id, ""), token("assigned", AMY), AMY, "123456", None, by_serial=True, me=False
         )
-    assert info.value.message == error.message or info.value.message.endswith(
-        ". The caller needs the Microsoft Graph "
-        "permission UserAuthenticationMethod."
-        "ReadWrite.All (or UserAuthMethod-"
-        "HardwareOATH.ReadWrite.All) and, when "
-        "signed in as a user, the Authentication "
-        "Administrator role (Privileged "
-        "Authentication Administrator for admin "
-        "users)"
-    )
-    assert "at most five" not in info.value.message and "activate an activated" not in info.value.message
+    assert type(info.value) is GraphError and info.value.status == error.status
+    assert len(client.calls) == 1
 
 
 def test_token_by_id_waits_for_a_token_imported_a_moment_ago():
@@ -1085,7 +1090,7 @@ def test_create_tokens_sends_one_delta_payload():
             "PATCH",
             DEVICES,
             "Creating 2 tokens",
-            {"json": delta(("0", body("S0")), ("1", body("S1", AMY))), "expected": (200, 201)},
+            {"json": delta(("0", body("S0")), ("1", body("S1", AMY))), "expected": (200, 201, 204)},
         )
     ]
     assert MAX_BULK_CREATE == 100
@@ -1142,11 +1147,18 @@ def test_create_tokens_refusals_over_several_rounds_and_all_refused():
     ]
 
 
+@pytest.mark.parametrize("error", [bulk_refusal(), bulk_refusal("7")])  # naming no item, or none that was sent
+def test_create_tokens_a_refusal_naming_no_item_sent_is_bulk_refused(error):
+    client = FakeClient(error)
+    with pytest.raises(BulkRefused) as info:
+        HardwareOathApi(client).create_tokens([body("S0"), body("S1"), body("S2")])
+    assert (info.value.status, info.value.request_id, info.value.message) == (400, "rid-400", error.message)
+    assert len(client.calls) == 1
+
+
 @pytest.mark.parametrize(
     "error",
     [
-        bulk_refusal(),  # a 400 naming no item
-        bulk_refusal("7"),  # naming no item sent
         bulk_refusal("1", status=409, code="conflict"),
         GraphError("Creating 3 tokens: Graph answered 500", status=500),
     ],
@@ -1157,6 +1169,41 @@ def test_create_tokens_other_errors_are_raised(error):
         HardwareOathApi(client).create_tokens([body("S0"), body("S1"), body("S2")])
     assert info.value is error
     assert len(client.calls) == 1
+
+
+def wrapped(*devices):
+    """The answer Graph's page shows: methods, each wrapping its device, without @contentId."""
+    return {
+        "value": [
+            {"@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethod", "id": d["id"], "device": d}
+            for d in devices
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    "answer, listed",
+    [
+        (lambda devices: wrapped(*devices), 2),  # 201, as Graph's page shows
+        (lambda devices: answered(*devices), 2),  # 200, the devices flat
+        (lambda devices: {"value": [devices[1]]}, 1),  # some listed only
+        (lambda devices: None, 0),  # 204, no body
+    ],
+)
+def test_create_tokens_parses_every_answer_shape(answer, listed):
+    devices = [device("d0", "S0"), device("d1", "S1", AMY)]
+    made, refusals = HardwareOathApi(FakeClient(answer(devices))).create_tokens([body("S0"), body("S1", AMY)])
+    assert made == [TokenView.from_graph(d) for d in devices][2 - listed :]
+    assert refusals == {}
+
+
+def test_create_tokens_a_wrapped_device_takes_its_id_from_the_method_when_it_has_none():
+    inner = {k: v for k, v in device("d0", "S0").items() if k != "id"}
+    answer = {
+        "value": [{"@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethod", "id": "d0", "device": inner}]
+    }
+    made, _ = HardwareOathApi(FakeClient(answer)).create_tokens([body("S0")])
+    assert [(token.id, token.serial_number) for token in made] == [("d0", "S0")]
 
 
 def test_create_tokens_on_a_mock_graph():
@@ -1177,3 +1224,71 @@ def test_create_tokens_on_a_mock_graph():
         delta(("0", body("S0")), ("1", body("S1"))),
         delta(("0", body("S0"))),
     ]
+
+
+# ---------------------------------------------------------------------------------------------------- legacy twins
+LEGACY_ID = "1e9ac7c0-0000-4000-8000-00000000beef"
+MY_METHODS_PATH = "/me/authentication/hardwareOathMethods"
+
+
+def method_of(method_id, serial=SERIAL):
+    return {"id": method_id, "device": {**device(method_id, serial, AMY), "status": "activated"}}
+
+
+def methods_listing(*devices):
+    return 200, {"value": list(devices)}
+
+
+def test_my_token_held_twice_is_the_inventory_s_and_the_legacy_one_is_warned_of():
+    graph = Graph(
+        {
+            MY_METHODS_PATH: [methods_listing(method_of(LEGACY_ID), method_of(DEVICE_ID), method_of("other", "S-2"))],
+            DEVICES: [methods_listing(device(DEVICE_ID, SERIAL, AMY))],
+        }
+    )
+    warnings: list[str] = []
+    api = graph_api(graph, warnings)
+    api.me = AMY
+    assert api.my_token(SERIAL, None).id == DEVICE_ID
+    assert graph.params[1]["$filter"] == f"serialNumber eq '{SERIAL}'"  # the inventory's, found by a listing
+    assert warnings == [
+        f"me holds a legacy hardware OATH token with serial number {SERIAL} (method id {LEGACY_ID}): it is not in "
+        "the inventory, and was left alone. To remove it, as Entra's guide to duplicate tokens says: DELETE "
+        f"/me/authentication/hardwareOathMethods/{LEGACY_ID}, then DELETE {DEVICES}/{LEGACY_ID} (Graph beta), or "
+        "delete it among the user's authentication methods in the Entra admin center."
+    ]
+
+
+def test_my_token_twins_that_can_t_be_told_apart_fail_asking_for_the_device_id():
+    denied = (403, {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges."}})
+    graph = Graph({MY_METHODS_PATH: [methods_listing(method_of(LEGACY_ID), method_of(DEVICE_ID))], DEVICES: [denied]})
+    api = graph_api(graph)
+    api.me = AMY
+    with pytest.raises(GraphError) as info:
+        api.my_token(SERIAL, None)
+    assert info.value.status == 403
+    assert (
+        f"2 hardware OATH methods of me have serial number {SERIAL} (ids {LEGACY_ID}, {DEVICE_ID}): one is in the "
+        "inventory, the others are legacy tokens (from the old CSV upload), and telling them apart needs the "
+        "inventory. Give device_id" in info.value.message
+    )
+
+
+def test_my_token_by_device_id_needs_no_inventory():
+    graph = Graph({MY_METHODS_PATH: [methods_listing(method_of(LEGACY_ID), method_of(DEVICE_ID))]})
+    api = graph_api(graph)
+    api.me = AMY
+    assert api.my_token(None, DEVICE_ID).id == DEVICE_ID and len(graph.requests) == 1
+
+
+def test_legacy_twins_of_a_token_given_to_a_user_are_warned_of():
+    path = f"/users/{AMY.id}/authentication/hardwareOathMethods"
+    graph = Graph({path: [methods_listing(method_of(LEGACY_ID), method_of(DEVICE_ID), method_of("x", "S-2"))]})
+    warnings: list[str] = []
+    graph_api(graph, warnings).warn_of_legacy_twins(AMY, token("activated", AMY))
+    assert len(warnings) == 1 and f"(method id {LEGACY_ID})" in warnings[0]
+    assert warnings[0].startswith(f"{AMY.user_principal_name} holds a legacy hardware OATH token")
+    graph = Graph({path: [(403, {"error": {"code": "accessDenied"}})]})
+    warnings.clear()
+    graph_api(graph, warnings).warn_of_legacy_twins(AMY, token("activated", AMY))  # best effort: no read, no warning
+    assert warnings == []

@@ -164,12 +164,88 @@ def test_a_missing_token_refused_after_a_lost_bulk_answer_fails_alone():
     ]
 
 
-def test_a_creation_the_bulk_answer_does_not_list_fails_alone():
-    api = FakeInventoryApi()
-    real = api.create_tokens
-    api.create_tokens = lambda bodies: (real(bodies)[0][:1], {})  # Graph answers the first token only
-    outcomes = apply(api, [entry(n, f"T-{n}", "available", None) for n in range(2)])
-    assert [o.outcome for o in outcomes] == ["created", "failed"]
+@pytest.mark.parametrize("listed_first", [0, 1])  # a 204 lists none; an answer may list some
+def test_tokens_a_bulk_answer_does_not_list_are_found_by_a_listing_never_sent_again(listed_first):
+    api = FakeInventoryApi(bulk_listed=listed_first)
+    outcomes = apply(api, [entry(n, f"T-{n}") for n in range(3)])  # created for Amy, then activated
+    assert len(sent(api, "create_tokens")) == 1 and sent(api, "create") == []
+    unlisted = tuple(f"T-{n}" for n in range(listed_first, 3))
+    assert [call[1] for call in sent(api, "list_tokens")] == [TokenQuery(serial_numbers=unlisted)]
+    assert summary(outcomes) == [(f"T-{n}", "created", [CREATE, ACTIVATE], None) for n in range(3)]
+    assert sorted(call[2] for call in sent(api, ACTIVATE)) == [f"id-T-{n}" for n in range(3)]  # the ids found
+    assert api.warnings == [
+        f"Graph's answers to the bulk creations did not list {3 - listed_first} of the tokens created; they were "
+        "found by listing their serial numbers."
+    ]
+
+
+def test_an_unlisted_token_the_inventory_never_shows_fails_alone():
+    api = FakeInventoryApi(bulk_listed=1)
+    real = api.list_tokens
+    api.list_tokens = lambda query=None: [t for t in real(query) if t.serial_number != "T-2"]
+    outcomes = apply(api, [entry(n, f"T-{n}", "available", None) for n in range(3)])
+    assert [o.outcome for o in outcomes] == ["created", "created", "failed"]
+    assert outcomes[2].error.startswith(
+        "token T-2: Graph answered the bulk creation without listing it, and the inventory does not show it after 10 s"
+    )
+    assert sent(api, "create") == []
+
+
+def test_a_bulk_request_refused_whole_for_its_size_is_halved_and_later_ones_kept_small():
+    api = FakeInventoryApi(bulk_max_items=20)
+    entries = [entry(n, f"T-{n:03d}", "available", None) for n in range(145)]
+    outcomes = apply(api, entries)
+    sizes = [len(call[1]) for call in sent(api, "create_tokens")]
+    # 100, 50 and 25 refused; 13 and 12 taken; from then on at most 13 at a time: the other 25 and 50, then the
+    # second part (45)
+    assert sizes == [100, 50, 25, 13, 12, 13, 12, 13, 13, 13, 11, 13, 13, 13, 6]
+    assert sent(api, "create") == []
+    assert {o.outcome for o in outcomes} == {"created"}
+    created = [b["serialNumber"] for call in sent(api, "create_tokens") if len(call[1]) <= 20 for b in call[1]]
+    assert sorted(created) == [e.serial_number for e in entries]  # each sent in one taken request
+    assert api.warnings == [
+        "Graph refused 3 bulk creation(s) as a whole without naming a token; 0 token(s) were then created with a "
+        "request each, and bulk requests were kept to at most 13 token(s)."
+    ]
+
+
+def test_a_bulk_request_refused_whole_for_its_content_falls_back_to_one_request_per_token():
+    api = FakeInventoryApi(refuse_whole={"T-1"})
+    outcomes = apply(api, [entry(n, f"T-{n}", "available", None) for n in range(4)])
+    # Halved until the refused token is alone (it may have been about size), which then goes with a POST of its own
+    assert [[b["serialNumber"] for b in call[1]] for call in sent(api, "create_tokens")] == [
+        ["T-0", "T-1", "T-2", "T-3"],
+        ["T-0", "T-1"],
+        ["T-0"],
+        ["T-1"],
+        ["T-2", "T-3"],
+    ]
+    assert [call[1]["serialNumber"] for call in sent(api, "create")] == ["T-1"]
+    assert [o.outcome for o in outcomes] == ["created", "failed", "created", "created"]
+    assert outcomes[1].error == "Creating token T-1: Graph answered 400 badRequest"
+    assert api.warnings == [
+        "Graph refused 3 bulk creation(s) as a whole without naming a token; 0 token(s) were then created with a "
+        "request each."
+    ]
+
+
+def test_a_request_no_larger_than_one_taken_refused_whole_goes_one_token_per_request():
+    api = FakeInventoryApi(refuse_whole={"T-101"})
+    outcomes = apply(api, [entry(n, f"T-{n:03d}", "available", None) for n in range(102)])
+    assert [len(call[1]) for call in sent(api, "create_tokens")] == [100, 2]  # 2 <= 100 taken: not about size
+    assert [call[1]["serialNumber"] for call in sent(api, "create")] == ["T-100", "T-101"]
+    assert [o.outcome for o in outcomes[100:]] == ["created", "failed"]
+    assert api.warnings == [
+        "Graph refused 1 bulk creation(s) as a whole without naming a token; 1 token(s) were then created with a "
+        "request each."
+    ]
+
+
+def test_a_single_token_refused_whole_is_sent_once_on_its_own():
+    api = FakeInventoryApi(refuse_whole={"T-0"})
+    [outcome] = apply(api, [entry(0, "T-0", "available", None)])
+    assert len(sent(api, "create_tokens")) == 1 and len(sent(api, "create")) == 1
+    assert outcome.outcome == "failed"
 
 
 # ---------------------------------------------------------------------------------------------------- codes

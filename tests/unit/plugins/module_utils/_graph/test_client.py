@@ -957,9 +957,11 @@ READ_QUOTA = {
     "x-ms-throttle-information": "ResourceUnitLimitExceeded",
 }
 METHODS_QUOTA = {
-    "x-ms-throttle-scope": "Tenant_Application/AuthenticationMethods/app/tenant",
+    "x-ms-throttle-scope": "Tenant_Application/ReadWrite/app/tenant",
     "x-ms-throttle-information": "ResourceUnitLimitExceeded",
 }
+# The same without x-ms-throttle-information (the simulator's throttle_information: omitted).
+METHODS_QUOTA_BARE = {"x-ms-throttle-scope": "Tenant_Application/ReadWrite/app/tenant"}
 METHODS_URL = GRAPH + "/beta/users/u1/authentication/hardwareOathMethods/activate"
 
 
@@ -984,6 +986,14 @@ def test_a_write_quota_429_is_known_by_its_scope_alone():
     transport = paced_transport(Server(reply(200)), pacer)
     transport.throttled({"Retry-After": "6", "x-ms-throttle-scope": "Tenant_Application/ReadWrite/a/t"}, write=True)
     assert (pacer.pause_left(), pacer.stats()["lowered"]) == (6.0, 0)  # nothing written yet: nothing to learn
+
+
+def test_a_bare_read_write_429_to_users_methods_paces_their_lane_and_stalls_no_write():
+    pacer, _clock = paced()
+    transport = paced_transport(Server(reply(200)), pacer)
+    transport.throttled({"Retry-After": "6", **METHODS_QUOTA_BARE}, write=True, lane="methods")
+    assert pacer.pause_left() == 0.0 and pacer.stats()["lowered"] == 0  # not the write quota
+    assert pacer.acquire(write=True) == 0.0  # a write of the directory lane goes at once
 
 
 def test_paced_429_without_a_scope_is_waited_by_its_request_alone():
@@ -1059,9 +1069,10 @@ def test_a_429_while_nothing_else_gets_answers_uses_up_a_retry():
     assert len(server.requests) == 3 and pacer.progress() == 0
 
 
-def test_paced_methods_requests_are_paced_at_the_rate_measured_between_two_429s():
+@pytest.mark.parametrize("quota", [METHODS_QUOTA, METHODS_QUOTA_BARE])
+def test_paced_methods_requests_are_paced_at_the_rate_measured_between_two_429s(quota):
     pacer, clock = paced()
-    answers = [reply(429, headers={"Retry-After": "1", **METHODS_QUOTA})]
+    answers = [reply(429, headers={"Retry-After": "1", **quota})]
     answers += [reply(200, json={})] * 4 + answers + [reply(200, json={})] * 10
     transport = paced_transport(Server(*answers), pacer)
     for _number in range(6):
