@@ -103,9 +103,16 @@ notes:
     C(User.Read.All) to look up the user, C(UserAuthenticationMethod.ReadWrite.All) to assign, activate and unassign.
     A signed-in (delegated) user also needs the Authentication Administrator role, or Privileged Authentication
     Administrator when the target user holds an admin role."
-  - Entra ID does not allow hardware OATH tokens for guest users, or more than five per user.
-  - An unchanged run makes two Graph requests (the token and the user); an assignment with activation three. With
-    O(user=me), a token not yet among the user's own methods costs one more read (the inventory).
+  - Entra ID does not allow hardware OATH tokens for guest users, or more than five OATH methods (hardware tokens
+    and authenticator apps) per user. A refused assignment or activation is judged from state, not from Graph's
+    words: the token is read again and, when the user does not hold it yet, the user's OATH methods are counted
+    (C(UserAuthenticationMethod.Read.All) is enough for that read; without it Graph's refusal is shown as it is).
+  - A legacy token (from the admin center's old CSV upload) is not in the inventory but may be held by a user beside
+    the inventory's token of the same serial number. The module acts on the inventory's token and, when it gives a
+    token to a user, warns of each legacy twin among the user's methods, with how to remove it.
+  - An unchanged run makes two Graph requests (the token and the user); an assignment with activation four (the
+    write, and a read of the user's methods for legacy twins). With O(user=me), a token not yet among the user's own
+    methods costs one more read (the inventory).
 seealso:
   - name: assignAndActivateBySerialNumber
     description: The Microsoft Graph (beta) action this module calls.

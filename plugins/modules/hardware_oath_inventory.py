@@ -19,8 +19,11 @@ description:
   - It reads first, in a handful of round trips whatever the size of the list. One paged listing of the inventory
     and the declared users looked up in batched listings; no token is read on its own. A run where nothing has to
     change makes no write.
-  - Tokens to create are sent in bulk (one request per 100 tokens); the other writes run for several tokens at a
-    time (O(concurrency)) and slow down, all together, when Graph throttles.
+  - Tokens to create are sent in bulk (one request per 100 tokens), whatever shape Graph's answer takes: a token
+    the answer does not list is found by a listing, never sent again; a request Graph refuses as a whole is halved
+    (when it may be too large) or its tokens are created one request each; each fallback is warned of once, with
+    counts. The other writes run for several tokens at a time (O(concurrency)) and slow down, all together, when
+    Graph throttles.
   - One token that can't be converged never stops the others. Each token gets an outcome; the task fails at the
     end, after every other token converged, when any token failed, listing them and why.
   - Tokens the list does not name are left alone, unless O(prune) gives a scope and what to do with them.

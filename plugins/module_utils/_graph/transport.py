@@ -27,6 +27,9 @@ except ImportError:  # reported by GraphModule through missing_required_lib
 COLLECTION_VERSION = "0.1.0"
 USER_AGENT = f"tokenops.entra/{COLLECTION_VERSION}"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The Limit part of an x-ms-throttle-scope that names writes: the throttling page's example (ReadWrite) and its
+# definition of the write quota's limit (Write).
+WRITE_LIMITS = frozenset({"readwrite", "write"})
 PAUSE_SLACK = 0.001  # seconds of a retry's wait not worth a sleep of their own (the pacer waited the rest)
 
 
@@ -160,8 +163,8 @@ class Transport:
     def throttled(self, headers: t.Mapping[str, str], *, write: bool = False, lane: str = DIRECTORY) -> None:
         """Graph answered ``Retry-After`` with these ``headers`` (429, 503 or 504; of a request or of a $batch item,
         to a request of ``lane``). A 429 of the write quota (``x-ms-throttle-information: WriteLimitExceeded``, or,
-        without that header and off users' methods, a ``x-ms-throttle-scope`` of the ``ReadWrite`` limit) pauses
-        every request sharing the pacer and, for a ``write``, teaches it the write rate; one of another quota (another
+        without that header and off users' methods, a ``x-ms-throttle-scope`` of a WRITE_LIMITS limit) pauses every
+        request sharing the pacer and, for a ``write``, teaches it the write rate; one of another quota (another
         scope) paces ``lane``. The wait is capped at ``max_retry_wait``, as a retry waits. Nothing without a pacer, a
         readable Retry-After or a scope: the request waits on its own."""
         if self.pacer is None:
@@ -174,10 +177,10 @@ class Transport:
         seconds = min(seconds, self.max_retry_wait)
         information = headers.get("x-ms-throttle-information", "")
         limit = scope.split("/")[1] if scope.count("/") else ""
-        # Without x-ms-throttle-information, the ReadWrite limit is the write quota only off users' methods: the
-        # methods' own limit may be scoped ReadWrite too, and must not stall the writes of every lane.
+        # Without x-ms-throttle-information, a write limit is the write quota only off users' methods: the methods'
+        # own limit may be scoped ReadWrite too, and must not stall the writes of every lane.
         if "WriteLimitExceeded" in information or (
-            not information and limit.lower() == "readwrite" and lane != METHODS
+            not information and limit.lower() in WRITE_LIMITS and lane != METHODS
         ):
             self.pacer.throttled(seconds, write=write)
         else:

@@ -981,10 +981,11 @@ def test_paced_write_quota_429_pauses_everyone_learns_the_rate_and_waits_once():
     assert stats["rate"] == 1 / 4  # one write, then 4 s asked for
 
 
-def test_a_write_quota_429_is_known_by_its_scope_alone():
+@pytest.mark.parametrize("limit", ["ReadWrite", "Write"])
+def test_a_write_quota_429_is_known_by_its_scope_alone(limit):
     pacer, _clock = paced()
     transport = paced_transport(Server(reply(200)), pacer)
-    transport.throttled({"Retry-After": "6", "x-ms-throttle-scope": "Tenant_Application/ReadWrite/a/t"}, write=True)
+    transport.throttled({"Retry-After": "6", "x-ms-throttle-scope": f"Tenant_Application/{limit}/a/t"}, write=True)
     assert (pacer.pause_left(), pacer.stats()["lowered"]) == (6.0, 0)  # nothing written yet: nothing to learn
 
 
