@@ -2,12 +2,15 @@
 #
 #   make test            everything, two stages at a time (TEST_JOBS), then a table of each stage's time:
 #                        the venvs, lint, sanity, units and integration on every core, the simulator suite,
-#                        molecule and bench-short
+#                        the conformance tests, molecule and bench-short
 #   make sanity          ansible-test sanity --venv on every core                 (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units on every core, in the core's venv     (UNITS_ARGS=...)
 #   make integration     ansible-test integration on every core, in the core's venv, against the simulator
 #                                                                                 (INTEGRATION_ARGS=target ...)
 #   make simulator-test  pytest tests/simulator/tests with the 2.19 venv          (PYTEST_ARGS=...)
+#   make conformance-test  pytest tests/conformance: the fixtures against the simulator and the modules' parsers
+#   make conformance     the real-tenant check (docs/real-tenant.md); AZURE_* and TOKENOPS_* from the environment
+#                                                       (CONFORMANCE_REPORT=file, CONFORMANCE_ARGS="--cleanup PREFIX")
 #   make lint            ruff (lint, format check), mypy and ansible-lint, from the 2.19 venv
 #   make sanity-2.19     (or units-2.21, integration-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
@@ -45,6 +48,7 @@ PYTHONS_2.21 := 3.12 3.13
 # The core whose venv runs the lint, the simulator suite, molecule, the demo and the benchmark.
 MAIN_CORE := 2.19
 SIMULATOR_TESTS := tests/simulator/tests
+CONFORMANCE_TESTS := tests/conformance
 
 SANITY_ARGS ?=
 UNITS_ARGS ?=
@@ -64,7 +68,8 @@ INTEGRATION_PART_3 := $(filter-out $(INTEGRATION_PART_1) $(INTEGRATION_PART_2),$
 INTEGRATION_PARTS := 1 2 3
 # The stages of make test, the longest first: make starts them in this order once both venvs are ready.
 TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
-	$(foreach c,$(CORES),sanity-$(c)) molecule $(foreach c,$(CORES),units-$(c)) lint simulator-test bench-short
+	$(foreach c,$(CORES),sanity-$(c)) molecule $(foreach c,$(CORES),units-$(c)) lint simulator-test bench-short \
+	conformance-test
 STAGES_DIR := $(TMP_DIR)/stages
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
@@ -102,11 +107,12 @@ ansible_test = cd $(call copy_dir,$(2)) && $(3) PATH="$(call venv,$(1))/bin:$$PA
 
 # The per-core pattern targets (shim-X.Y, sanity-X.Y, units-X.Y, integration-X.Y, integration-N-X.Y, core-X.Y)
 # cannot be .PHONY: make skips implicit rule search for phony targets.
-.PHONY: help test venvs sanity units integration simulator-test lint clean check-no-ignores dirs \
+.PHONY: help test venvs sanity units integration simulator-test conformance-test conformance lint clean \
+	check-no-ignores dirs \
 	$(foreach c,$(CORES),venv-$(c))
 
 help:
-	@sed -n '3,18s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,21s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------- make test
 # Every stage is run by .ci/stages.py, which keeps its output until it ends (then prints it as one block) and records
@@ -278,6 +284,8 @@ lint: venv-$(MAIN_CORE) | dirs
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache -p ansible_collections.tokenops.entra.plugins.module_utils
 	cd tests/simulator && $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache entrasim serve.py hostile.py
+	cd tests/conformance && MYPYPATH=$(TMP_DIR)/lint $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
+		--cache-dir $(TMP_DIR)/lint/.mypy_cache conformance_check.py conformance_shapes.py collection_path.py
 	PATH="$(bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint $(bin)/ansible-lint
 	@echo "==> lint: clean"
 
@@ -294,6 +302,27 @@ simulator-test: venv-$(MAIN_CORE)
 
 clean:
 	rm -rf $(VENV_DIR) $(TMP_DIR) tests/output .pytest_cache
+
+# ------------------------------------------------------------------ conformance
+# tests/conformance (docs/real-tenant.md, "The conformance check"): what Microsoft documents for each Graph operation
+# the modules use (tests/conformance/fixtures/), checked against the simulator's default answers and fed to the
+# modules' parsers; the real-tenant check run against the simulator in the documented shapes and in the others. A
+# pytest run of its own: its pytest.ini is not the simulator suite's. A few CPU-seconds (one simulator).
+conformance-test: venv-$(MAIN_CORE)
+	@echo "==> conformance-test: pytest $(CONFORMANCE_TESTS) (core $(MAIN_CORE) venv)"
+	@$(bin)/python -m pytest $(CONFORMANCE_TESTS) $(PYTEST_ARGS)
+
+# The real-tenant check: it writes to the tenant the environment names (throwaway tokens, removed at the end), so it
+# refuses to run without TOKENOPS_CONFORMANCE_WRITES=yes. The collection is imported from this checkout through
+# .tmp/conformance/ansible_collections/tokenops/entra, a link to it. Exit status: 0 no difference, 1 differences,
+# 2 the run failed.
+CONFORMANCE_REPORT ?= $(TMP_DIR)/conformance/report.json
+CONFORMANCE_ARGS ?=
+conformance: venv-$(MAIN_CORE) | dirs
+	@mkdir -p $(TMP_DIR)/conformance/ansible_collections/tokenops
+	@ln -sfn $(ROOT) $(TMP_DIR)/conformance/ansible_collections/tokenops/entra
+	@PYTHONPATH=$(TMP_DIR)/conformance $(bin)/python tests/conformance/conformance_check.py \
+		--report $(CONFORMANCE_REPORT) $(CONFORMANCE_ARGS)
 
 # ------------------------------------------------------------------ demo
 # Starts the simulator on the demo tenant, runs docs/examples/manage_tokens.yml twice and retire_tokens.yml, stops the simulator.

@@ -105,7 +105,7 @@ notes:
     Administrator when the target user holds an admin role."
   - Entra ID does not allow hardware OATH tokens for guest users, or more than five OATH methods (hardware tokens
     and authenticator apps) per user. A refused assignment or activation is judged from state, not from Graph's
-    words: the token is read again and, when the user does not hold it yet, the user's OATH methods are counted
+    words. The token is read again and, when the user does not hold it yet, the user's OATH methods are counted
     (C(UserAuthenticationMethod.Read.All) is enough for that read; without it Graph's refusal is shown as it is).
   - A legacy token (from the admin center's old CSV upload) is not in the inventory but may be held by a user beside
     the inventory's token of the same serial number. The module acts on the inventory's token and, when it gives a

@@ -19,9 +19,9 @@ description:
   - It reads first, in a handful of round trips whatever the size of the list. One paged listing of the inventory
     and the declared users looked up in batched listings; no token is read on its own. A run where nothing has to
     change makes no write.
-  - Tokens to create are sent in bulk (one request per 100 tokens), whatever shape Graph's answer takes: a token
-    the answer does not list is found by a listing, never sent again; a request Graph refuses as a whole is halved
-    (when it may be too large) or its tokens are created one request each; each fallback is warned of once, with
+  - Tokens to create are sent in bulk (one request per 100 tokens), whatever shape Graph's answer takes. A token
+    the answer does not list is found by a listing, never sent again. A request Graph refuses as a whole is halved
+    (when it may be too large) or its tokens are created one request each. Each fallback is warned of once, with
     counts. The other writes run for several tokens at a time (O(concurrency)) and slow down, all together, when
     Graph throttles.
   - One token that can't be converged never stops the others. Each token gets an outcome; the task fails at the

@@ -31,8 +31,13 @@ class TokenView:
 
     @classmethod
     def from_graph(cls, device: dict[str, t.Any]) -> TokenView:
-        """A device object of Graph. One with a holder but status ``available`` (how Entra's documentation shows a
-        token created with ``assignTo``) is taken as ``assigned``: a holder means assigned."""
+        """A device object of Graph, or a hardwareOathAuthenticationMethod wrapping it in ``device`` (how the pages of
+        the bulk creation and of the inventory listing show their answers; the method's id is the device's). One with
+        a holder but status ``available`` (how Entra's documentation shows a token created with ``assignTo``) is
+        taken as ``assigned``: a holder means assigned."""
+        wrapped = device.get("device")
+        if isinstance(wrapped, dict):
+            device = {**wrapped, "id": device.get("id") or wrapped.get("id")}
         assigned = device.get("assignedTo") or {}
         status = device.get("status") or ""
         if status == "available" and assigned.get("id"):

@@ -128,7 +128,8 @@ class BulkCreation:
         created on its own (each failing alone)."""
         try:
             listed = {
-                token.serial_number.casefold(): token for token in self._listed_after_all([s for s, _ in creations])
+                token.serial_number.casefold(): token
+                for token in self._listed_after_all([serial for serial, _body in creations])
             }
         except ModuleFailure as exc:
             return {serial.casefold(): exc for serial, _body in creations}

@@ -607,7 +607,7 @@ class HardwareOathApi:
                     )
                 continue
             listed = (answer or {}).get("value") or []
-            return [_created_token(item) for item in listed if isinstance(item, dict)], refused
+            return [TokenView.from_graph(item) for item in listed if isinstance(item, dict)], refused
         return [], refused
 
     def update_token(self, token: TokenView, body: dict[str, t.Any]) -> None:
@@ -624,15 +624,6 @@ class HardwareOathApi:
         self._call(
             "write_token", "DELETE", f"{DEVICES}/{segment(token.id)}", action=f"Deleting {token.label}", expected=(204,)
         )
-
-
-def _created_token(item: dict[str, t.Any]) -> TokenView:
-    """A token of a bulk creation's answer: a device, or a method wrapping its device (the method's id is the
-    device's)."""
-    device = item.get("device")
-    if isinstance(device, dict):
-        return TokenView.from_graph({**device, "id": item.get("id") or device.get("id")})
-    return TokenView.from_graph(item)
 
 
 def unknown_token(serial: str | None, device_id: str | None) -> TokenView:

@@ -110,3 +110,11 @@ def test_a_token_with_a_holder_is_assigned_whatever_its_status_says():
     assert (view.status, view.assigned_to_id) == ("assigned", THIS.id)
     assert TokenView.from_graph({**device, "assignedTo": None}).status == "available"
     assert TokenView.from_graph({**device, "status": "activated"}).status == "activated"
+
+
+def test_token_view_from_graph_unwraps_a_method_s_device():
+    device = {"id": DEVICE_ID, "serialNumber": "S1", "status": "available", "assignedTo": None}
+    wrapped = {"@odata.type": "#microsoft.graph.hardwareOathAuthenticationMethod", "id": DEVICE_ID, "device": device}
+    assert TokenView.from_graph(wrapped) == TokenView.from_graph(device)
+    without_inner_id = {**wrapped, "device": {k: v for k, v in device.items() if k != "id"}}
+    assert TokenView.from_graph(without_inner_id).id == DEVICE_ID
