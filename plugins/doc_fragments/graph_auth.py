@@ -139,13 +139,14 @@ options:
     description:
       - The writes per second this task sends at most, as C(WRITES/SECONDS), shared by every request of the task (all
         its threads). Graph's identity write quota is 3,000 writes per 150 seconds per application and tenant, the
-        default. When Graph still answers C(429) for that quota (C(x-ms-throttle-information) C(WriteLimitExceeded)),
-        every request of the task waits its C(Retry-After) and the write rate is lowered to what Graph allowed, then
-        recovers slowly.
-      - A C(429) of another quota (another C(x-ms-throttle-scope), such as a limit on users' authentication methods)
-        holds up only the requests of its kind (those under users' authentication methods, or the others), which
-        are then sent at the rate Graph was seen to serve between two such answers. A C(429) without a scope holds
-        up only the request that got it.
+        default. When Graph still answers C(429) for that quota (C(x-ms-throttle-information) C(WriteLimitExceeded);
+        without that header, a C(x-ms-throttle-scope) of the C(ReadWrite) or C(Write) limit, except under users'
+        authentication methods), every request of the task waits its C(Retry-After) and the write rate is lowered to
+        what Graph allowed, then recovers slowly.
+      - A C(429) of another quota (another C(x-ms-throttle-scope) or C(x-ms-throttle-information), such as a limit on
+        users' authentication methods) holds up only the requests of its kind (those under users' authentication
+        methods, or the others), which are then sent at the rate Graph was seen to serve between two such answers. A
+        C(429) without a scope holds up only the request that got it.
       - Lower it when other jobs write to the same tenant with the same application at the same time.
     type: str
     default: 3000/150

@@ -55,9 +55,9 @@ class Admin:
         self.call("POST", "settings", json=values)
 
     def throttle_once(self, path: str = "^/beta/users$") -> None:
-        """The next GET of ``path`` (a regular expression) is answered 429, Retry-After 0, then served."""
+        """The next GET of ``path`` (a regular expression) is answered as a 429 of the read quota, Retry-After 0."""
         rule = {"match": {"path": path, "method": "GET"}, "count": 1}
-        action = {"type": "status", "status": 429, "retry_after": 0}
+        action = {"type": "status", "status": 429, "retry_after": 0, "quota": "read_rate"}
         self.call("POST", "faults", json={"rules": [{"name": "conformance-429", **rule, "action": action}]})
 
     def faults(self, *rules: dict) -> None:

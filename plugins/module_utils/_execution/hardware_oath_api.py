@@ -601,10 +601,12 @@ class HardwareOathApi:
                     raise
                 for number in named:
                     detail = items[str(number)]
-                    refused[number] = exc.with_message(
-                        f"Creating token {pending.pop(number)['serialNumber']}: Graph refused it in a bulk creation: "
+                    body = pending.pop(number)
+                    refusal = exc.with_message(
+                        f"Creating token {body['serialNumber']}: Graph refused it in a bulk creation: "
                         f"{detail.get('code')}: {detail.get('message')}"
                     )
+                    refused[number] = self._judge_creation_refusal(refusal, body)
                 continue
             listed = (answer or {}).get("value") or []
             return [TokenView.from_graph(item) for item in listed if isinstance(item, dict)], refused

@@ -85,11 +85,17 @@ def graph_date(now: datetime.datetime | None = None) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def envelope(error: ErrorAnswer, request_id: str, client_request_id: str | None) -> dict:
+# Every 4xx message under error_wording "opaque": a client must then decide from the status and the codes alone.
+OPAQUE_MESSAGE = "The request could not be processed."
+
+
+def envelope(error: ErrorAnswer, request_id: str, client_request_id: str | None, *, opaque: bool = False) -> dict:
+    """Graph's error body. ``opaque`` (error_wording): a 4xx keeps its status, codes and targets, not its words."""
     inner = {"date": graph_date(), "request-id": request_id, "client-request-id": client_request_id or request_id}
-    body: dict = {"code": error.code, "message": error.message}
+    reword = opaque and 400 <= error.status < 500
+    body: dict = {"code": error.code, "message": OPAQUE_MESSAGE if reword else error.message}
     if error.details:
-        body["details"] = error.details
+        body["details"] = [{**d, "message": OPAQUE_MESSAGE} for d in error.details] if reword else error.details
     body["innerError"] = inner
     return {"error": body}
 

@@ -4,7 +4,8 @@ A rule matches requests (path regex, method, kind, client id), optionally with a
 first ``skip`` matches and for the next ``count`` matches only. Its action is one of:
 
 * ``{"type": "status", "status": 429|500|503|504|..., "retry_after": 2 | 2.5 | "2" | null, "retry_after_format":
-  "seconds"|"http-date"}``: answer with that status in Graph's envelope;
+  "seconds"|"http-date", "quota": "write_quota"|"read_rate"|"methods_rate"}``: answer with that status in Graph's
+  envelope (a 429 with ``quota``: with that quota's throttle headers, as the settings have them);
 * ``{"type": "reset"}``: drop the connection without a response;
 * ``{"type": "latency", "ms": N, "jitter_ms": M}``: delay the response;
 * ``{"type": "next_link", "base": "https://127.0.0.1:PORT"}``: process the request, then point the answer's
@@ -160,6 +161,8 @@ def _rule(spec: dict, index: int) -> Rule:
             raise FaultConfigError(f"rules[{index}].action.status must be an HTTP error status")
         if action.get("retry_after_format", "seconds") not in ("seconds", "http-date"):
             raise FaultConfigError(f"rules[{index}].action.retry_after_format must be seconds or http-date")
+        if "quota" in action and (status != 429 or action["quota"] not in QUOTAS):
+            raise FaultConfigError(f"rules[{index}].action.quota needs status 429 and one of {', '.join(QUOTAS)}")
     if action["type"] == "latency" and not isinstance(action.get("ms"), (int, float)):
         raise FaultConfigError(f"rules[{index}].action.ms is required for latency")
     if action["type"] == "next_link" and not _valid_base(action.get("base")):

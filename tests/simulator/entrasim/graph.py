@@ -7,6 +7,7 @@ returns ``(status, json_body_or_None, headers)`` or raises :class:`ErrorAnswer`.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Callable, Sequence
@@ -17,6 +18,9 @@ from .errors import ErrorAnswer, bad_request, conflict, not_found, odata_bad_req
 from .identity import Principal
 from .settings import Settings
 from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, Token, User, method_limit
+
+# The well-known id of every user's password method (Graph's passwordAuthenticationMethod pages).
+PASSWORD_METHOD_ID = "28c10230-6103-485e-b985-444c60001490"
 
 DEVICE_TYPE = "microsoft.graph.hardwareOathTokenAuthenticationMethodDevice"
 METHOD_TYPE = "microsoft.graph.hardwareOathAuthenticationMethod"
@@ -164,9 +168,8 @@ def _reference_id(value: Any, name: str) -> str:
 
 
 class GraphApi:
-    def __init__(self, tenant: Tenant, *, bulk_max_items: int = 100) -> None:
+    def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self.bulk_max_items = bulk_max_items
         self.base_url = ""
 
     @property
@@ -242,7 +245,37 @@ class GraphApi:
             return self._get_user(request, user)
         if rest[:2] == ["authentication", "hardwareOathMethods"] and request.version == "beta":
             return self._methods(request, user, rest[2:])
+        if rest == ["authentication", "methods"]:
+            return self._all_methods(request, user)
         raise self._unknown_segment(rest)
+
+    def _all_methods(self, request: Request, user: User) -> Response:
+        """``GET .../authentication/methods``: every method of the user, one page: a password, the hardware OATH
+        methods (legacy ones too) and the seed's ``other_oath_methods`` as authenticator apps (software OATH)."""
+        if request.method != "GET":
+            raise self._method_not_allowed()
+        perm.authorize(request.principal, perm.METHODS_READ, user)
+        odata.check_options(request.query)
+        methods: list[dict] = [
+            {"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": PASSWORD_METHOD_ID}
+        ]
+        methods += [
+            {key: value for key, value in self.tenant.method_json(token).items() if key != "device"}
+            for token in self.tenant.visible_methods_of(user.id)
+        ]
+        methods += [
+            {
+                "@odata.type": "#microsoft.graph.softwareOathAuthenticationMethod",
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"entrasim:{user.id}:software-oath:{number}")),
+                "secretKey": None,
+            }
+            for number in range(user.other_oath_methods)
+        ]
+        return (
+            200,
+            {"@odata.context": self.url(f"$metadata#users('{user.id}')/authentication/methods"), "value": methods},
+            {},
+        )
 
     # ------------------------------------------------------------------ users
     def _get_user(self, request: Request, user: User) -> Response:
@@ -299,21 +332,15 @@ class GraphApi:
         if not rest:
             if request.method == "GET":
                 return self._list_devices(request)
-            if request.method == "POST":
-                return self._create_device(request)
-            if request.method == "PATCH":
-                return self._bulk_devices(request)
+            if request.method in ("POST", "PATCH"):
+                return self._write_devices(request)
             raise self._method_not_allowed()
         if len(rest) == 1:
             if request.method not in ("GET", "PATCH", "DELETE"):
                 raise self._method_not_allowed()
             perm.authorize(request.principal, perm.DEVICES_READ if request.method == "GET" else perm.DEVICES_WRITE)
             if request.method == "GET":
-                return self._device_entity(
-                    request,
-                    self.tenant.require_visible_token(rest[0]),
-                    "directory/authenticationMethodDevices/hardwareOathDevices/$entity",
-                )
+                return self._get_device(request, rest[0])
             token = self.tenant.require_token(rest[0])
             if request.method == "PATCH":
                 body = parse_json_body(request)
@@ -329,6 +356,18 @@ class GraphApi:
             self.tenant.delete_device(token)
             return 204, None, {}
         raise self._unknown_segment(rest)
+
+    def _get_device(self, request: Request, token_id: str) -> Response:
+        """One inventory token. Its page documents no query option (reference §2.1.2), so any is refused; the
+        method's ``/device`` navigation takes ``$select``."""
+        options = sorted(key for key in request.query if key.startswith("$"))
+        if options:
+            raise odata_bad_request(f"Query option '{options[0]}' is not supported when reading a hardware OATH token.")
+        return self._device_entity(
+            request,
+            self.tenant.require_visible_token(token_id),
+            "directory/authenticationMethodDevices/hardwareOathDevices/$entity",
+        )
 
     def _device_entity(self, request: Request, token: Token, context: str) -> Response:
         """One device (``GET`` of the inventory item, or of a user method's ``/device``), ``$select`` applied."""
@@ -368,6 +407,8 @@ class GraphApi:
         tokens = self.tenant.visible_tokens(self._token_candidates(parsed))
 
         def render(token: Token) -> dict | None:
+            if token.legacy:
+                return None  # uploaded by the old CSV flow: a user's method, never in the inventory's listing
             item = self.tenant.device_json(token)
             if parsed is not None and not parsed.matches(item):
                 return None
@@ -414,9 +455,20 @@ class GraphApi:
             raise
         return user
 
-    def _create_device(self, request: Request) -> Response:
+    def _write_devices(self, request: Request) -> Response:
+        """``POST`` or ``PATCH`` on the inventory: an OData delta payload is a bulk creation (the HTTP section of its
+        page says PATCH, its example POST), anything else a POST's single creation."""
         perm.authorize(request.principal, perm.DEVICES_WRITE)
         body = parse_json_body(request)
+        if "#$delta" in (body.get("@context"), body.get("@odata.context")):
+            return self._bulk_devices(request, body)
+        if request.method == "PATCH":
+            raise bad_request(
+                'A PATCH on the hardwareOathDevices collection must be a delta payload with "@context": "#$delta".'
+            )
+        return self._create_device(request, body)
+
+    def _create_device(self, request: Request, body: dict) -> Response:
         check_properties(body, DEVICE_WRITABLE | {"assignTo"}, DEVICE_TYPE, DEVICE_READ_ONLY)
         fields = self.tenant.validate_device_fields(body, creating=True)
         user = self._assign_target(request, body.get("assignTo"))
@@ -427,19 +479,14 @@ class GraphApi:
         }
         return 201, out, {"Location": self.url("/".join(DEVICES_PATH) + "/" + token.id)}
 
-    def _bulk_devices(self, request: Request) -> Response:
-        """``PATCH`` with ``@context: #$delta``: create (no id) or update (id) many tokens; all or nothing."""
-        perm.authorize(request.principal, perm.DEVICES_WRITE)
-        body = parse_json_body(request)
-        if body.get("@context") != "#$delta" and body.get("@odata.context") != "#$delta":
-            raise bad_request(
-                'A PATCH on the hardwareOathDevices collection must be a delta payload with "@context": "#$delta".'
-            )
+    def _bulk_devices(self, request: Request, body: dict) -> Response:
+        """A delta payload: create (no id) or update (id) many tokens; all or nothing. Answered as bulk_answer says."""
         items = body.get("value")
         if not isinstance(items, list) or not items:
             raise bad_request("The delta payload must carry a non-empty 'value' array.")
-        if len(items) > self.bulk_max_items:
-            raise bad_request(f"A delta payload can carry at most {self.bulk_max_items} hardware OATH tokens.")
+        most = self.config.bulk_max_items
+        if len(items) > most:
+            raise bad_request(f"A delta payload can carry at most {most} hardware OATH tokens.")
         plans, details = [], []
         serials: set[str] = set()
         added: dict[str, int] = {}
@@ -452,20 +499,40 @@ class GraphApi:
                     raise  # a missing permission fails the request, not one item
                 details.append({"code": exc.code, "message": exc.message, "target": content_id})
         if details:
-            raise bad_request(
-                f"{len(details)} of {len(items)} hardware OATH tokens in the delta payload are invalid; "
-                "nothing was changed.",
-                details=details,
-            )
-        out = []
+            raise self._bulk_refusal(details, len(items))
+        done = []
         for existing, fields, user, content_id in plans:
             if existing is None:
                 token = self.tenant.create_device(fields, user)
             else:
                 token = existing
                 self.tenant.update_device(token, fields)
-            out.append({"@contentId": content_id, **self.tenant.device_json(token)})
-        return 200, {"@context": "#$delta", "value": out}, {}
+            done.append((content_id, token))
+        return self._bulk_answer(done)
+
+    def _bulk_refusal(self, details: list[dict], count: int) -> ErrorAnswer:
+        """The 400 of a bulk creation with refused items: naming each by its @contentId (``per_item``), or none."""
+        if self.config.bulk_refusal == "whole":
+            return bad_request("The delta payload holds invalid hardware OATH tokens; nothing was changed.")
+        return bad_request(
+            f"{len(details)} of {count} hardware OATH tokens in the delta payload are invalid; nothing was changed.",
+            details=details,
+        )
+
+    def _bulk_answer(self, done: list[tuple[str, Token]]) -> Response:
+        """The answer to a bulk creation (bulk_answer): the page's 201 listing methods that wrap their device (no
+        @contentId, no @context), a 200 delta of devices with their @contentId, or a 204."""
+        answer = self.config.bulk_answer
+        if answer == "empty":
+            return 204, None, {}
+        if answer == "flat":
+            devices = [{"@contentId": content_id, **self.tenant.device_json(token)} for content_id, token in done]
+            return 200, {"@context": "#$delta", "value": devices}, {}
+        methods = [
+            {"@odata.type": "#" + METHOD_TYPE, "id": token.id, "device": self.tenant.device_json(token)}
+            for _content_id, token in done
+        ]
+        return 201, {"value": methods}, {}
 
     def _plan_bulk_item(self, request: Request, item: Any, serials: set[str], added: dict[str, int]) -> tuple:
         if not isinstance(item, dict):
@@ -670,7 +737,9 @@ class GraphApi:
         if request.method == "PATCH":
             perm.authorize(request.principal, perm.POLICY_WRITE)
             body = parse_json_body(request)
-            if body.get("@odata.type") not in (None, "#" + POLICY_TYPE):
+            if "@odata.type" not in body:  # the update page requires it
+                raise odata_bad_request(f"The property '@odata.type' with the value '#{POLICY_TYPE}' is required.")
+            if body["@odata.type"] != "#" + POLICY_TYPE:
                 raise odata_bad_request(f"The @odata.type '{body['@odata.type']}' does not match '#{POLICY_TYPE}'.")
             check_properties(body, {"state", "includeTargets", "excludeTargets"}, POLICY_TYPE, {"id"})
             if "state" in body and body["state"] not in ("enabled", "disabled"):

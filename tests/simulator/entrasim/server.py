@@ -35,11 +35,14 @@ GRAPH_CONTENT_TYPE = (
 )
 MAX_BATCH = 20
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
-# The x-ms-throttle-scope limit and the x-ms-throttle-information of each quota's 429.
+# The Limit of x-ms-throttle-scope (one of the throttling page's Read, Write, ReadWrite) and the
+# x-ms-throttle-information of each quota's 429. The write quota's limit is the write_throttle_limit setting; the
+# methods quota counts reads and writes alike, so its limit is ReadWrite, which a client must not take for the write
+# quota's.
 THROTTLE_HEADERS = {
-    "write_quota": ("ReadWrite", "WriteLimitExceeded"),
+    "write_quota": (None, "WriteLimitExceeded"),
     "read_rate": ("Read", "ResourceUnitLimitExceeded"),
-    "methods_rate": ("AuthenticationMethods", "ResourceUnitLimitExceeded"),
+    "methods_rate": ("ReadWrite", "ResourceUnitLimitExceeded"),
 }
 DIAGNOSTIC = json.dumps(
     {
@@ -169,7 +172,7 @@ class Simulator:
     ) -> None:
         self.tenant = Tenant.from_seed_file(seed_path)
         self.identity = IdentityPlatform(self.tenant, token_lifetime=token_lifetime)
-        self.graph = GraphApi(self.tenant, bulk_max_items=int(self.tenant.settings.get("bulk_max_items", 100)))
+        self.graph = GraphApi(self.tenant)
         # The seed's settings (tenant.config) with the command line's page sizes: what a reset restores.
         self.initial_settings = self.tenant.config.update({"page_size": page_size, "max_page_size": max_page_size})
         self.faults = faultlib.FaultEngine(fault_seed)
@@ -241,12 +244,9 @@ class Simulator:
             "retry_attempt": headers.get("retry-attempt"),
             "write": kind == "graph" and method in WRITE_METHODS and not raw_path.endswith("/$batch"),
         }
-        decision = self.faults.decide(
-            method=method,
-            path=unquote(raw_path),
-            kind=kind,
-            client_id=self._client_hint(kind, headers, raw_query, body),
-        )
+        client_id = self._client_hint(kind, headers, raw_query, body)
+        entry["client_hint"] = client_id
+        decision = self.faults.decide(method=method, path=unquote(raw_path), kind=kind, client_id=client_id)
         if decision.delay_before:
             time.sleep(decision.delay_before)
         if kind == "graph":
@@ -291,6 +291,8 @@ class Simulator:
         retry_after = faultlib.retry_after_header(action)
         if retry_after is not None:
             extra["Retry-After"] = retry_after
+        if action.get("quota"):  # answered as that quota's 429
+            extra.update(self._throttle_headers(action["quota"], entry.get("client_hint") or "unknown"))
         entry["error_code"] = error.code
         return self._graph_error(error, headers, extra)
 
@@ -305,11 +307,14 @@ class Simulator:
             "Cache-Control": "no-cache",
         }
 
+    def _opaque_errors(self) -> bool:
+        return self.tenant.config.error_wording == "opaque"
+
     def _graph_error(
         self, error: ErrorAnswer, headers: dict, extra: dict | None = None, request_id: str | None = None
     ) -> Outcome:
         request_id = request_id or str(uuid.uuid4())
-        body = envelope(error, request_id, headers.get("client-request-id"))
+        body = envelope(error, request_id, headers.get("client-request-id"), opaque=self._opaque_errors())
         if error.status == 429:
             inner = body["error"]["innerError"]
             inner.update({"code": "429", "message": "Please retry after", "status": "429"})
@@ -374,17 +379,25 @@ class Simulator:
         if throttled:
             quota, wait = throttled
             entry["throttled"] = True
-            scope, info = THROTTLE_HEADERS[quota]
             raise ErrorAnswer(
                 429,
                 "TooManyRequests",
                 "Too many requests. Please retry again later.",
                 headers={
                     "Retry-After": faultlib.quota_retry_after(wait),
-                    "x-ms-throttle-scope": f"Tenant_Application/{scope}/{principal.client_id}/{self.tenant.tenant_id}",
-                    "x-ms-throttle-information": info,
+                    **self._throttle_headers(quota, principal.client_id),
                 },
             )
+
+    def _throttle_headers(self, quota: str, client_id: str) -> dict:
+        """The x-ms-throttle-* headers of a quota's 429, as the settings have them."""
+        config = self.tenant.config
+        limit, information = THROTTLE_HEADERS[quota]
+        limit = limit or config.write_throttle_limit
+        headers = {"x-ms-throttle-scope": f"Tenant_Application/{limit}/{client_id}/{self.tenant.tenant_id}"}
+        if config.throttle_information == "sent":
+            headers["x-ms-throttle-information"] = information
+        return headers
 
     def _batch(self, principal: Principal, headers: dict, body: bytes, request_id: str) -> Outcome:
         items = _batch_items(body)
@@ -416,8 +429,8 @@ class Simulator:
     def _batch_item(
         self, principal: Principal, item: dict, request_id: str, failed_deps: list
     ) -> tuple[Outcome, float]:
-        """Answer one batch item (424 when a request it depends on failed) and log it; with the seconds of latency
-        its faults add."""
+        """Answer one batch item (400 when it depends on more than one request, 424 when a request it depends on
+        failed) and log it; with the seconds of latency its faults add."""
         item_headers = {k.lower(): v for k, v in (item.get("headers") or {}).items()}
         method = item["method"].upper()
         url = item["url"] if item["url"].startswith("/") else "/" + item["url"]
@@ -435,8 +448,10 @@ class Simulator:
             "write": method in WRITE_METHODS,
         }
         latency = 0.0
-        if failed_deps:
-            outcome = _failed_dependency(failed_deps, item_headers.get("client-request-id"))
+        refusal = _dependency_refusal(item, failed_deps)
+        if refusal is not None:
+            entry["error_code"] = refusal.code
+            outcome = self._graph_error(refusal, item_headers)
         else:
             raw_body = _batch_item_body(item.get("body"))
             decision = self.faults.decide(
@@ -707,9 +722,19 @@ def _batch_item_body(body: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def _failed_dependency(failed_deps: list, client_request_id: str | None) -> Outcome:
-    error = ErrorAnswer(424, "FailedDependency", f"The request depends on failed request(s) {', '.join(failed_deps)}.")
-    return Outcome(424, envelope(error, str(uuid.uuid4()), client_request_id), {})
+def _dependency_refusal(item: dict, failed_deps: list) -> ErrorAnswer | None:
+    """Why a batch item is answered without being run, if it is: Graph's known issue (a request depends on one other
+    request at most) refuses the item, not the batch (*simulator choice*); a failed dependency is a 424."""
+    depends_on = item.get("dependsOn") or []
+    if len(depends_on) > 1:
+        return odata_bad_request(
+            f"Batch request '{item['id']}' depends on {len(depends_on)} requests; "
+            "a request can depend on one other request only."
+        )
+    if failed_deps:
+        failed = ", ".join(failed_deps)
+        return ErrorAnswer(424, "FailedDependency", f"The request depends on failed request(s) {failed}.")
+    return None
 
 
 def _batch_response(item_id: str, outcome: Outcome) -> dict:

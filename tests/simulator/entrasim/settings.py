@@ -32,6 +32,18 @@ CHOICES: dict[str, tuple] = {
     "reactivate_activated": ("allow", "refuse"),
     # Whether the latency of $batch items without dependsOn adds up (false) or overlaps (true).
     "batch_parallel": (True, False),
+    # The answer to a successful bulk creation: the Graph page's 201 with methods wrapping their device, a 200 delta
+    # of devices with their @contentId (what a vendor reports), or a 204 without a body.
+    "bulk_answer": ("wrapped", "flat", "empty"),
+    # A refused bulk creation: a 400 naming each refused item by its @contentId, or one naming none.
+    "bulk_refusal": ("per_item", "whole"),
+    # The messages of 4xx errors: descriptive, or one generic sentence (clients decide from status and codes).
+    "error_wording": ("descriptive", "opaque"),
+    # The Limit part of x-ms-throttle-scope on a 429 of the write quota: the throttling page's example, or its
+    # definition of a limit on writes.
+    "write_throttle_limit": ("ReadWrite", "Write"),
+    # Whether a 429 of a quota carries x-ms-throttle-information.
+    "throttle_information": ("sent", "omitted"),
 }
 # Integer settings: (smallest, largest or None, what the error calls them).
 INTEGERS: dict[str, tuple[int, int | None, str]] = {
@@ -39,8 +51,10 @@ INTEGERS: dict[str, tuple[int, int | None, str]] = {
     "max_page_size": (1, MAX_PAGE_SIZE, "a positive integer"),
     # Reads show the state as it was this long before (a write takes effect at once for writes and checks).
     "read_after_write_delay_ms": (0, None, "a non-negative integer"),
+    # The most items a bulk creation (#$delta) may carry; more is a 400 that names no item.
+    "bulk_max_items": (1, None, "a positive integer"),
 }
-NAMES = ("page_size", "max_page_size", *CHOICES, "read_after_write_delay_ms")
+NAMES = ("page_size", "max_page_size", *CHOICES, "read_after_write_delay_ms", "bulk_max_items")
 # What a seed's ``settings`` may set (the page sizes are command-line options).
 SEED_NAMES = tuple(name for name in NAMES if name not in ("page_size", "max_page_size"))
 
@@ -88,7 +102,13 @@ class Settings:
     create_assign_status: str = "assigned"
     reactivate_activated: str = "allow"
     batch_parallel: bool = True
+    bulk_answer: str = "wrapped"
+    bulk_refusal: str = "per_item"
+    error_wording: str = "descriptive"
+    write_throttle_limit: str = "ReadWrite"
+    throttle_information: str = "sent"
     read_after_write_delay_ms: int = 0
+    bulk_max_items: int = 100
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in NAMES}

@@ -153,7 +153,14 @@ class Group:
 
 @dataclass
 class Token:
-    """A hardwareOathTokenAuthenticationMethodDevice; when assigned, also the user's method (same id)."""
+    """A hardwareOathTokenAuthenticationMethodDevice; when assigned, also the user's method (same id).
+
+    ``legacy``: uploaded with the old CSV flow (a user's ``legacy_oath_tokens`` in the seed). Entra's how-to
+    "Troubleshoot duplicate tokens" (ED ``docs/identity/authentication/how-to-mfa-manage-oath-tokens.md``): such a token
+    is a method of its user but is not in the inventory's listing or filter, and may share its serial number with an
+    inventory token; it is found by its id (unassigned by DELETE of the method, then deleted by DELETE of the device).
+    It is therefore kept out of the serial number index.
+    """
 
     id: str
     serial_number: str
@@ -170,6 +177,7 @@ class Token:
     last_used: float | None = None
     last_accepted_step: int | None = None
     activations: dict = field(default_factory=lambda: {"accepted": 0, "rejected": 0, "replayed": 0})
+    legacy: bool = False
 
 
 @dataclass
@@ -279,7 +287,8 @@ class Tenant:
 
     - ``tokens`` itself is kept in ``order`` (insertion order: a token's order is taken when it is created, and
       tokens are only ever added at the end or removed), so listings never sort the inventory;
-    - ``_serials``: serial number (lower case, as the directory compares) -> the token holding it;
+    - ``_serials``: serial number (lower case, as the directory compares) -> the inventory token holding it (legacy
+      tokens are not in it: they may share an inventory token's serial number);
     - ``_holders``: user id -> the ids of the tokens assigned to the user;
     - ``_upns``: user principal name (lower case) -> user; ``_users_by_id``: the users sorted by id (listings);
     - ``_writes``: ``(time.monotonic(), token id)`` of every remembered write, oldest first (what to forget when);
@@ -330,7 +339,7 @@ class Tenant:
         self._load_users(seed.get("users") or [])
         self._load_apps(seed.get("apps") or [])
         self._load_managed_identities(seed.get("managed_identities") or [])
-        self._load_tokens(seed.get("tokens") or [])
+        self._load_tokens(seed.get("tokens") or [], seed.get("users") or [])
         self._load_policy(((seed.get("policy") or {}).get("hardware_oath")) or {})
 
     def _load_tenant(self, seed: dict) -> None:
@@ -413,12 +422,76 @@ class Tenant:
         if sum(1 for mi in self.managed_identities.values() if mi.system_assigned) > 1:
             raise SeedError("managed_identities: at most one may be system_assigned")
 
-    def _load_tokens(self, entries: list) -> None:
+    def _load_tokens(self, entries: list, users: list) -> None:
+        """The users' legacy tokens (uploaded before the inventory existed, so first), then the inventory."""
         self.tokens: dict[str, Token] = {}
         self._serials: dict[str, Token] = {}
         self._holders: dict[str, set[str]] = {}
+        self._load_legacy_tokens(users)
         for i, entry in enumerate(entries):
             self._seed_token(entry, f"tokens[{i}]")
+
+    def _load_legacy_tokens(self, users: list) -> None:
+        legacy_serials: set[str] = set()
+        for i, user_entry in enumerate(users):
+            entries = user_entry.get("legacy_oath_tokens") or []
+            if not isinstance(entries, list):
+                raise SeedError(f"users[{i}].legacy_oath_tokens: expected a list")
+            user = self.users[str(user_entry["id"]).lower()]
+            for j, entry in enumerate(entries):
+                where = f"users[{i}].legacy_oath_tokens[{j}]"
+                token = self._seed_legacy_token(entry, user, where)
+                if token.serial_number.lower() in legacy_serials:
+                    raise SeedError(f"{where}: duplicate legacy serial number {token.serial_number}")
+                legacy_serials.add(token.serial_number.lower())
+                self._add_token(token)
+
+    def _seed_legacy_token(self, entry: Any, user: User, where: str) -> Token:
+        """A token the old CSV flow uploaded for ``user``: held by the user, activated unless the entry says
+        otherwise. Without an ``id`` its id derives from the user and the serial number, so a reset keeps it."""
+        if not isinstance(entry, dict):
+            raise SeedError(f"{where}: expected a mapping")
+        secret = entry.get("secret_key") or base64.b32encode(os.urandom(20)).decode("ascii")
+        fields = self._seed_fields(entry, where, secret)
+        token_id = entry.get("id") or uuid.uuid5(uuid.NAMESPACE_URL, f"legacy-oath:{user.id}:{fields['serialNumber']}")
+        token = self._new_token(fields, token_id=str(token_id))
+        token.legacy = True
+        status = entry.get("status", "activated")
+        if status not in STATUSES or status == "available":
+            raise SeedError(f"{where}: status must be assigned, activated or failedActivation")
+        self._check_seed_holder(user, where)
+        if token.id in self.tokens:
+            raise SeedError(f"{where}: duplicate id {token.id}")
+        token.assigned_to, token.status, token.method_created = user.id, status, self.now()
+        return token
+
+    def _seed_fields(self, entry: dict, where: str, secret: Any) -> dict:
+        """A seeded token's properties, validated as a create validates them."""
+        try:
+            return self.validate_device_fields(
+                {
+                    "serialNumber": _require(entry, "serial_number", where),
+                    "secretKey": secret,
+                    "manufacturer": _require(entry, "manufacturer", where),
+                    "model": _require(entry, "model", where),
+                    "timeIntervalInSeconds": entry.get("time_interval", 30),
+                    "hashFunction": entry.get("hash_function", "hmacsha1"),
+                    "displayName": entry.get("display_name"),
+                },
+                creating=True,
+            )
+        except ErrorAnswer as exc:
+            raise SeedError(f"{where}: {exc.message}") from exc
+
+    def _check_seed_holder(self, user: User, where: str) -> None:
+        """A seeded token may go to ``user``: a member with fewer than five OATH methods."""
+        if user.is_guest:
+            raise SeedError(f"{where}: hardware tokens can't be assigned to guest users")
+        if self.oath_method_count(user) >= MAX_METHODS_PER_USER:
+            raise SeedError(
+                f"{where}: {user.user_principal_name} already has {MAX_METHODS_PER_USER} OATH methods "
+                "(hardware tokens and other_oath_methods)"
+            )
 
     def _load_policy(self, policy: dict) -> None:
         """``policy.hardware_oath`` of the seed over the default (disabled, all users included)."""
@@ -433,21 +506,7 @@ class Tenant:
             self.policy.exclude_targets = list(policy["exclude_targets"])
 
     def _seed_token(self, entry: dict, where: str) -> None:
-        try:
-            fields = self.validate_device_fields(
-                {
-                    "serialNumber": _require(entry, "serial_number", where),
-                    "secretKey": _require(entry, "secret_key", where),
-                    "manufacturer": _require(entry, "manufacturer", where),
-                    "model": _require(entry, "model", where),
-                    "timeIntervalInSeconds": entry.get("time_interval", 30),
-                    "hashFunction": entry.get("hash_function", "hmacsha1"),
-                    "displayName": entry.get("display_name"),
-                },
-                creating=True,
-            )
-        except ErrorAnswer as exc:
-            raise SeedError(f"{where}: {exc.message}") from exc
+        fields = self._seed_fields(entry, where, _require(entry, "secret_key", where))
         token = self._new_token(fields, token_id=entry.get("id"))
         status = entry.get("status", "assigned" if entry.get("assigned_to") else "available")
         if status not in STATUSES:
@@ -456,13 +515,7 @@ class Tenant:
             user = self.find_user(str(entry["assigned_to"]))
             if user is None:
                 raise SeedError(f"{where}: assigned_to names an unknown user")
-            if user.is_guest:
-                raise SeedError(f"{where}: hardware tokens can't be assigned to guest users")
-            if self.oath_method_count(user) >= MAX_METHODS_PER_USER:
-                raise SeedError(
-                    f"{where}: {user.user_principal_name} already has {MAX_METHODS_PER_USER} OATH methods "
-                    "(hardware tokens and other_oath_methods)"
-                )
+            self._check_seed_holder(user, where)
             if status == "available":
                 raise SeedError(f"{where}: an assigned token can't have status 'available'")
             token.assigned_to = user.id
@@ -480,13 +533,15 @@ class Tenant:
     def _add_token(self, token: Token) -> None:
         """A new token into ``tokens`` (after every other: its order is the newest) and the indexes."""
         self.tokens[token.id] = token
-        self._serials[token.serial_number.lower()] = token
+        if not token.legacy:
+            self._serials[token.serial_number.lower()] = token
         if token.assigned_to is not None:
             self._holders.setdefault(token.assigned_to, set()).add(token.id)
 
     def _remove_token(self, token: Token) -> None:
         del self.tokens[token.id]
-        del self._serials[token.serial_number.lower()]
+        if not token.legacy:
+            del self._serials[token.serial_number.lower()]
         self._set_holder(token, None)
 
     def _set_holder(self, token: Token, user_id: str | None) -> None:
@@ -522,7 +577,7 @@ class Tenant:
         orders = [t.order for t in self.tokens.values()]
         if orders != sorted(orders):
             problems.append("tokens are not in order")
-        if self._serials != {t.serial_number.lower(): t for t in self.tokens.values()}:
+        if self._serials != {t.serial_number.lower(): t for t in self.tokens.values() if not t.legacy}:
             problems.append("the serial number index is stale")
         holders: dict[str, set[str]] = {}
         for token in self.tokens.values():
@@ -537,7 +592,7 @@ class Tenant:
         deleted: dict[str, set[str]] = {}
         for token_id, history in self.versions.items():
             held = next((t for _at, t in reversed(history) if t is not None), None)
-            if history[-1][1] is None and held is not None:
+            if history[-1][1] is None and held is not None and not held.legacy:
                 deleted.setdefault(held.serial_number.lower(), set()).add(token_id)
         if self._deleted_serials != deleted or self._deleted_ids != {
             token_id: serial for serial, ids in deleted.items() for token_id in ids
@@ -665,7 +720,7 @@ class Tenant:
             written = time.monotonic()
             history.append((written, copy.copy(after)))
             self._writes.append((written, token.id))
-            if after is None and before is not None:
+            if after is None and before is not None and not token.legacy:  # a legacy serial number was never taken
                 serial = token.serial_number.lower()
                 self._deleted_serials.setdefault(serial, set()).add(token.id)
                 self._deleted_ids[token.id] = serial
@@ -923,7 +978,9 @@ class Tenant:
 
     def state_json(self) -> dict:
         """The admin view: everything a test may assert on, secrets omitted."""
-        tokens = [self._token_state(token) for token in sorted(self.tokens.values(), key=lambda t: t.order)]
+        every = sorted(self.tokens.values(), key=lambda t: t.order)
+        tokens = [self._token_state(token) for token in every if not token.legacy]
+        legacy_tokens = [self._token_state(token) for token in every if token.legacy]
         return {
             "tenant_id": self.tenant_id,
             "clock_offset": self.clock_offset,
@@ -958,7 +1015,8 @@ class Tenant:
                 for m in self.managed_identities.values()
             ],
             "groups": [{"id": g.id, "display_name": g.display_name} for g in self.groups.values()],
-            "tokens": tokens,
+            "tokens": tokens,  # the inventory's
+            "legacy_tokens": legacy_tokens,  # the users' tokens of the old CSV upload (not in the inventory)
             "policy": {
                 "hardware_oath": {
                     "state": self.policy.state,

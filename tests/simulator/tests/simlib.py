@@ -104,6 +104,7 @@ SEED_TOKEN_COUNT = 13
 
 DEVICES = "/directory/authenticationMethodDevices/hardwareOathDevices"
 POLICY = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/hardwareOath"
+POLICY_TYPE = "#microsoft.graph.hardwareOathAuthenticationMethodConfiguration"
 DEVICE_CONTEXT = "$metadata#directory/authenticationMethodDevices/hardwareOathDevices/$entity"
 DEVICE_KEYS = {
     "id",
@@ -118,6 +119,11 @@ DEVICE_KEYS = {
     "hashFunction",
     "assignedTo",
 }
+
+
+def policy_body(**fields: Any) -> dict:
+    """A PATCH of the policy: its update page requires the ``@odata.type``."""
+    return {"@odata.type": POLICY_TYPE, **fields}
 
 
 def methods_path(user: str) -> str:
@@ -375,6 +381,18 @@ class Totp:
         """Every code the simulator accepts around ``when`` (its activation drift window)."""
         current = self.step_of(when)
         return {self.code_for_step(s) for s in range(current - steps, current + steps + 1)}
+
+    def repeats_after(self, step: int, after: int, when: float, steps: int = 2880) -> bool:
+        """Whether the code of ``step`` is also that of a step after ``after`` in the drift window around ``when``: a
+        replay of it would then be accepted as that later step's code (six digits recur about once a million steps)."""
+        code = self.code_for_step(step)
+        return any(self.code_for_step(s) == code for s in range(after + 1, self.step_of(when) + steps + 1))
+
+    def replayable_step(self, when: float, gap: int = 0) -> int:
+        """The latest step at or before ``when`` such that no later step repeats the code of ``gap`` steps before it:
+        accepting that step makes a replay of that code certain to be refused."""
+        current = self.step_of(when)
+        return next(s for s in range(current, current - 100, -1) if not self.repeats_after(s - gap, s, when))
 
     def wrong_code(self, when: float, steps: int = 2880) -> str:
         """A well-formed code that matches no step of the drift window."""

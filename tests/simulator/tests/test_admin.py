@@ -38,6 +38,7 @@ from simlib import (
     TOTP123456,
     UNKNOWN_ID,
     methods_path,
+    policy_body,
     seed_secrets,
 )
 
@@ -114,7 +115,7 @@ def test_request_log_filters(api):
     api.token(REPORTING, secret=REPORTING_SECRET)  # identity POST
     api.graph("GET", DEVICES)  # graph GET 200
     api.graph("GET", "/users/nobody@contoso.com")  # graph GET 404
-    api.graph("PATCH", POLICY, json={"state": "enabled"})  # graph PATCH 204
+    api.graph("PATCH", POLICY, json=policy_body(state="enabled"))  # graph PATCH 204
     every = api.requests_log()
     assert [e["kind"] for e in every] == ["identity", "graph", "graph", "graph"]
     assert [e["seq"] for e in every] == sorted(e["seq"] for e in every)
@@ -239,7 +240,7 @@ def test_reset_restores_the_seed(api, totp):
         f"{methods_path(AMY)}/assignAndActivate",
         json={"device": {"id": TOTP123456}, "verificationCode": totp("TOTP123456").at(api.now())},
     )
-    api.graph("PATCH", POLICY, json={"state": "disabled"})
+    api.graph("PATCH", POLICY, json=policy_body(state="disabled"))
     api.set_clock(12345)
     api.faults({"rules": [{"action": {"type": "status", "status": 503}, "match": {"path": "^/nothing"}}]})
     changed = without_volatile(api.admin_state())
@@ -272,7 +273,13 @@ DEFAULT_SETTINGS = {
     "create_assign_status": "assigned",
     "reactivate_activated": "allow",
     "batch_parallel": True,
+    "bulk_answer": "wrapped",
+    "bulk_refusal": "per_item",
+    "error_wording": "descriptive",
+    "write_throttle_limit": "ReadWrite",
+    "throttle_information": "sent",
     "read_after_write_delay_ms": 0,
+    "bulk_max_items": 100,
 }
 
 

@@ -17,6 +17,7 @@ from simlib import (
     TOTP123456,
     assert_graph_error,
     methods_path,
+    policy_body,
 )
 
 JSON = {"Content-Type": "application/json"}
@@ -48,7 +49,13 @@ def test_batch_items(api, sim):
             {"id": "1", "method": "GET", "url": f"{DEVICES}/{SPARE}"},
             {"id": "2", "method": "POST", "url": DEVICES, "headers": JSON, "body": new_device("BATCH-1")},
             {"id": "3", "method": "GET", "url": "/users/nobody@contoso.com"},
-            {"id": "4", "method": "PATCH", "url": POLICY.lstrip("/"), "headers": JSON, "body": {"state": "disabled"}},
+            {
+                "id": "4",
+                "method": "PATCH",
+                "url": POLICY.lstrip("/"),
+                "headers": JSON,
+                "body": policy_body(state="disabled"),
+            },
         ],
     )
     assert response.headers["content-type"].startswith("application/json")

@@ -20,6 +20,7 @@ from simlib import (
     REPORTING,
     SPARE,
     assert_graph_error,
+    policy_body,
 )
 
 DISCONNECTS = (httpx.RemoteProtocolError, httpx.ReadError)
@@ -241,7 +242,7 @@ def test_latency_after_commit_delays_the_response(api):
 def test_target_by_method(api):
     api.faults({"rules": [rule({"type": "status", "status": 503}, match={"method": "patch"})]})
     assert api.graph("GET", POLICY).status_code == 200
-    assert api.graph("PATCH", POLICY, json={"state": "disabled"}).status_code == 503
+    assert api.graph("PATCH", POLICY, json=policy_body(state="disabled")).status_code == 503
     assert api.graph("GET", POLICY).json()["state"] == "enabled"
 
 
@@ -431,7 +432,7 @@ def test_next_link_without_next_link_is_unchanged(api):
     created = api.graph("POST", DEVICES, json=device_body("NL-1"))
     assert created.status_code == 201 and created.headers["location"].startswith(api.base + "/beta/")
     assert "NL-1" in serials(api)  # processed normally
-    assert api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code == 204
+    assert api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code == 204
     log = api.requests_log(kind="graph")[1:]  # after the honest listing
     assert len(log) == 4 and all(e["faults"] == ["elsewhere"] and "committed_status" not in e for e in log)
 
@@ -530,11 +531,11 @@ def test_write_quota(api):
 
 def test_write_quota_refills(api):
     api.faults({"write_quota": {"requests": 1, "per_seconds": 0.2}})
-    assert api.graph("PATCH", POLICY, json={"state": "disabled"}).status_code == 204
-    response = api.graph("PATCH", POLICY, json={"state": "enabled"})
+    assert api.graph("PATCH", POLICY, json=policy_body(state="disabled")).status_code == 204
+    response = api.graph("PATCH", POLICY, json=policy_body(state="enabled"))
     assert response.status_code == 429 and response.headers["retry-after"] == "1"
     time.sleep(0.25)
-    assert api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code == 204
+    assert api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code == 204
 
 
 def test_read_rate(api):
@@ -550,11 +551,11 @@ def test_read_rate(api):
 
 def test_quotas_can_be_disabled(api):
     api.faults({"write_quota": {"requests": 1, "per_seconds": 60}})
-    api.graph("PATCH", POLICY, json={"state": "enabled"})
-    assert api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code == 429
+    api.graph("PATCH", POLICY, json=policy_body(state="enabled"))
+    assert api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code == 429
     state = api.faults({"write_quota": False})
     assert state["write_quota"] is None
-    assert {api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(5)} == {204}
+    assert {api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code for _attempt in range(5)} == {204}
 
 
 def test_reset_restores_default_quotas(api):
@@ -604,7 +605,9 @@ def test_start_time_faults_and_latency(suite_material, tmp_path):
             response, elapsed = timed(api.graph, "GET", DEVICES)
             assert response.status_code == 503 and response.headers["retry-after"] == "2" and elapsed >= 0.25
             assert api.graph("GET", DEVICES).status_code == 200
-            assert [api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(3)] == [
+            assert [
+                api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code for _attempt in range(3)
+            ] == [
                 204,
                 204,
                 429,
@@ -613,7 +616,9 @@ def test_start_time_faults_and_latency(suite_material, tmp_path):
             api.reset()
             assert api.admin("GET", "faults").json()["latency"]["ms"] == 250.0
             assert api.graph("GET", DEVICES).status_code == 503
-            assert [api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(3)] == [
+            assert [
+                api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code for _attempt in range(3)
+            ] == [
                 204,
                 204,
                 429,
@@ -638,7 +643,9 @@ def test_start_time_quota_page_size_and_lifetime(suite_material, tmp_path):
             listing = api.graph("GET", DEVICES).json()
             assert len(listing["value"]) == 5 and "@odata.nextLink" in listing
             assert [api.graph("GET", POLICY).status_code for _attempt in range(3)] == [200, 200, 429]
-            assert {api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code for _attempt in range(4)} == {204}
+            assert {
+                api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code for _attempt in range(4)
+            } == {204}
             response = api.token_request(
                 {
                     "grant_type": "client_credentials",

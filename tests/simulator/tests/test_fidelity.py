@@ -36,6 +36,7 @@ from simlib import (
     UNKNOWN_ID,
     assert_graph_error,
     methods_path,
+    policy_body,
 )
 
 JSON = {"Content-Type": "application/json"}
@@ -49,7 +50,13 @@ DEFAULTS = {
     "create_assign_status": "assigned",
     "reactivate_activated": "allow",
     "batch_parallel": True,
+    "bulk_answer": "wrapped",
+    "bulk_refusal": "per_item",
+    "error_wording": "descriptive",
+    "write_throttle_limit": "ReadWrite",
+    "throttle_information": "sent",
     "read_after_write_delay_ms": 0,
+    "bulk_max_items": 100,
 }
 OTHERS = {
     "create_assign_without_permission": "ignore",
@@ -59,7 +66,13 @@ OTHERS = {
     "create_assign_status": "available",
     "reactivate_activated": "refuse",
     "batch_parallel": False,
+    "bulk_answer": "empty",
+    "bulk_refusal": "whole",
+    "error_wording": "opaque",
+    "write_throttle_limit": "Write",
+    "throttle_information": "omitted",
     "read_after_write_delay_ms": 250,
+    "bulk_max_items": 50,
 }
 ALREADY_ACTIVATED = "The hardware OATH token is already activated."
 
@@ -261,6 +274,7 @@ def test_other_oath_methods_in_the_state(seeded, api):
 
 
 def test_other_oath_methods_count_towards_five(seeded, totp):
+    set_settings(seeded, error_wording="descriptive", bulk_refusal="per_item")  # the messages are asserted
     assert seeded.graph("POST", methods_path(OTTO), json={"device": {"id": TOTP123456}}).status_code == 201
     refusals = [
         seeded.graph("POST", methods_path(OTTO), json={"device": {"id": TOTP654321}}),
@@ -547,8 +561,8 @@ def test_create_assign_status_available(api):
     bulk = api.graph(
         "PATCH", DEVICES, json={"@context": "#$delta", "value": [new_device("CAS-2", assignTo={"id": AMY})]}
     )
-    assert bulk.status_code == 200 and bulk.json()["value"][0]["status"] == "available"
-    assert bulk.json()["value"][0]["assignedTo"]["id"] == AMY
+    assert bulk.status_code == 201 and bulk.json()["value"][0]["device"]["status"] == "available"
+    assert bulk.json()["value"][0]["device"]["assignedTo"]["id"] == AMY
 
 
 def test_create_assign_status_available_counts_towards_the_limit(api):
@@ -660,16 +674,15 @@ def test_methods_rate(api, totp):
     assert_graph_error(response, 429, "TooManyRequests")
     assert response.headers["retry-after"].isdigit() and 1 <= int(response.headers["retry-after"]) <= 10
     assert response.headers["x-ms-throttle-information"] == "ResourceUnitLimitExceeded"
-    assert (
-        response.headers["x-ms-throttle-scope"] == f"Tenant_Application/AuthenticationMethods/{AUTOMATION}/{TENANT_ID}"
-    )
+    # A documented limit name: ReadWrite (every request counts), which is not the write quota's information.
+    assert response.headers["x-ms-throttle-scope"] == f"Tenant_Application/ReadWrite/{AUTOMATION}/{TENANT_ID}"
     assert api.token_state(TOTP654321)["assigned_to"] is None  # throttled: not processed
     assert api.requests_log(status=429)[-1]["throttled"] is True
     assert api.graph("GET", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}/device").status_code == 429
     # Only paths under a user's authentication methods count; other apps have their own bucket.
     assert api.graph("GET", f"/users/{AMY}").status_code == 200
     assert api.graph("GET", DEVICES).status_code == 200
-    assert api.graph("PATCH", POLICY, json={"state": "enabled"}).status_code == 204
+    assert api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code == 204
     assert api.graph("GET", methods_path(AMY), token=api.token(REPORTING)).status_code == 200
 
 
@@ -694,7 +707,7 @@ def test_methods_rate_counts_batch_items_and_me(api):
     assert [items[i]["status"] for i in "123"] == [200, 429, 200]
     headers = items["2"]["headers"]
     assert int(headers["Retry-After"]) >= 1 and headers["x-ms-throttle-information"] == "ResourceUnitLimitExceeded"
-    assert headers["x-ms-throttle-scope"] == f"Tenant_Application/AuthenticationMethods/{CLI}/{TENANT_ID}"
+    assert headers["x-ms-throttle-scope"] == f"Tenant_Application/ReadWrite/{CLI}/{TENANT_ID}"
 
 
 def test_methods_rate_true_false_delete_and_reset(api):

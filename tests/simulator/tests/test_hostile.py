@@ -45,7 +45,8 @@ class HostileProcess:
         deadline = time.monotonic() + 30
         while not self.ready_file.exists():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"hostile.py exited with {self.proc.returncode}: {self.proc.stderr.read()!r}")
+                stderr = self.proc.stderr.read() if self.proc.stderr else b""
+                raise RuntimeError(f"hostile.py exited with {self.proc.returncode}: {stderr!r}")
             if time.monotonic() > deadline:
                 self.proc.kill()
                 self.proc.communicate()

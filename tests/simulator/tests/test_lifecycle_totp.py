@@ -119,7 +119,8 @@ def test_activate_display_name_only_set_on_success(api, totp):
 def test_replayed_code_is_rejected(api, totp):
     t = totp("TOTP123456")
     now = api.now()
-    code = t.at(now)
+    step = t.replayable_step(now)
+    code = t.code_for_step(step)
     assert assign_and_activate(api, AMY, "assignAndActivate", TOTP123456, None, code).status_code == 204
     assert api.graph("POST", f"{methods_path(AMY)}/{TOTP123456}/deactivate").status_code == 204
     assert status_of(api, TOTP123456) == ("assigned", AMY)
@@ -127,13 +128,14 @@ def test_replayed_code_is_rejected(api, totp):
     assert status_of(api, TOTP123456) == ("failedActivation", AMY)
     assert counters(api, TOTP123456) == {"accepted": 1, "rejected": 0, "replayed": 1}
     # The next step's code is new: accepted.
-    assert activate(api, AMY, TOTP123456, t.code_for_step(t.step_of(now) + 1)).status_code == 204
+    assert activate(api, AMY, TOTP123456, t.code_for_step(step + 1)).status_code == 204
     assert status_of(api, TOTP123456) == ("activated", AMY)
     assert counters(api, TOTP123456) == {"accepted": 2, "rejected": 0, "replayed": 1}
 
 
 def test_replay_through_assign_and_activate_by_serial(api, totp):
-    code = totp("TOTP123456").at(api.now())
+    t = totp("TOTP123456")
+    code = t.code_for_step(t.replayable_step(api.now()))
     assert assign_and_activate(api, AMY, ACTIONS[1], None, "TOTP123456", code).status_code == 204
     replay = assign_and_activate(api, AMY, ACTIONS[1], None, "TOTP123456", code)
     assert_graph_error(replay, 400, "invalidVerificationCode")
@@ -143,7 +145,7 @@ def test_replay_through_assign_and_activate_by_serial(api, totp):
 
 def test_older_code_after_accepted_one_is_replay(api, totp):
     t = totp("TOTP100001")
-    step = t.step_of(api.now())
+    step = t.replayable_step(api.now(), gap=2)
     assert activate(api, DIEGO, DIEGO_ASSIGNED, t.code_for_step(step)).status_code == 204
     assert activate(api, DIEGO, DIEGO_ASSIGNED, t.code_for_step(step - 2)).status_code == 400
     assert counters(api, DIEGO_ASSIGNED) == {"accepted": 1, "rejected": 0, "replayed": 1}

@@ -115,7 +115,7 @@ def test_paging_over_many_items(api):
             for i in range(100)
         ],
     }
-    assert api.graph("PATCH", DEVICES, json=payload).status_code == 200
+    assert api.graph("PATCH", DEVICES, json=payload).status_code == 201
     pages = follow(api)  # default page size 100
     assert [len(p["value"]) for p in pages] == [100, SEED_TOKEN_COUNT]
     pages = follow(api, {"$top": "999"})

@@ -41,6 +41,7 @@ from simlib import (
     TOTP123456,
     assert_graph_error,
     methods_path,
+    policy_body,
     seed_secrets,
 )
 
@@ -96,7 +97,7 @@ OPERATIONS = {
         DEVICES,
         lambda api, totp: {"@context": "#$delta", "value": [device_body()]},
         DEVICES_WRITE,
-        200,
+        201,
     ),
     "update device": ("PATCH", f"{DEVICES}/{SPARE}", lambda api, totp: {"displayName": "x"}, DEVICES_WRITE, 204),
     "delete device": ("DELETE", f"{DEVICES}/{SPARE}", None, DEVICES_WRITE, 204),
@@ -129,7 +130,7 @@ OPERATIONS = {
     "get user": ("GET", f"/users/{AMY}", None, USERS_READ, 200),
     "list users": ("GET", "/users", None, USERS_READ, 200),
     "get policy": ("GET", POLICY, None, POLICY_READ, 200),
-    "update policy": ("PATCH", POLICY, lambda api, totp: {"state": "disabled"}, POLICY_WRITE, 204),
+    "update policy": ("PATCH", POLICY, lambda api, totp: policy_body(state="disabled"), POLICY_WRITE, 204),
     "reset policy": ("DELETE", POLICY, None, POLICY_WRITE, 204),
 }
 
@@ -305,7 +306,7 @@ def test_authentication_administrator(api, totp):
     )
     # Not an inventory role.
     assert_graph_error(api.graph("POST", DEVICES, token=token, json=device_body()), 403, "accessDenied")
-    assert_graph_error(api.graph("PATCH", POLICY, token=token, json={"state": "disabled"}), 403, "accessDenied")
+    assert_graph_error(api.graph("PATCH", POLICY, token=token, json=policy_body(state="disabled")), 403, "accessDenied")
 
 
 def test_privileged_authentication_administrator_writes_admins(api):
@@ -322,7 +323,7 @@ def test_authentication_policy_administrator(api):
     assert response.status_code == 201, response.text
     assert api.graph("PATCH", f"{DEVICES}/{response.json()['id']}", token=token, json={"model": "N"}).status_code == 204
     assert api.graph("DELETE", f"{DEVICES}/{SPARE}", token=token).status_code == 204
-    assert api.graph("PATCH", POLICY, token=token, json={"state": "disabled"}).status_code == 204
+    assert api.graph("PATCH", POLICY, token=token, json=policy_body(state="disabled")).status_code == 204
     # ... but no user-method role.
     assert_graph_error(
         api.graph("POST", methods_path(AMY), token=token, json={"device": {"id": TOTP123456}}), 403, "accessDenied"
@@ -345,7 +346,7 @@ def test_global_reader(api):
     assert_graph_error(
         api.graph("DELETE", f"{methods_path(MEGAN)}/{MEGAN_TOKENS[0]}", token=token), 403, "accessDenied"
     )
-    assert_graph_error(api.graph("PATCH", POLICY, token=token, json={"state": "disabled"}), 403, "accessDenied")
+    assert_graph_error(api.graph("PATCH", POLICY, token=token, json=policy_body(state="disabled")), 403, "accessDenied")
 
 
 def test_delegated_users_read(api):

@@ -17,7 +17,21 @@ import pytest
 import yaml
 
 import simlib
-from simlib import ADELE, AMY, DEVICES, DIEGO, GINA, LEE, PAT, POLICY, SEED_TOKEN_COUNT, SPARE, TOTP123456, methods_path
+from simlib import (
+    ADELE,
+    AMY,
+    DEVICES,
+    DIEGO,
+    GINA,
+    LEE,
+    PAT,
+    POLICY,
+    SEED_TOKEN_COUNT,
+    SPARE,
+    TOTP123456,
+    methods_path,
+    policy_body,
+)
 
 THREADS = 8
 PER_THREAD = 25
@@ -137,10 +151,10 @@ def test_keep_alive_one_connection(sim, api):
     with httpx.Client(verify=simlib.ssl_context(sim), limits=httpx.Limits(max_connections=1)) as http:
         peers = set()
         for i in range(20):
-            method, path, kwargs = (
-                ("PATCH", POLICY, {"json": {"state": "enabled"}}) if i % 4 else ("GET", f"{DEVICES}/{SPARE}", {})
+            method, path, body = (
+                ("PATCH", POLICY, policy_body(state="enabled")) if i % 4 else ("GET", f"{DEVICES}/{SPARE}", None)
             )
-            response = http.request(method, api.url(path), headers={"Authorization": "Bearer " + token}, **kwargs)
+            response = http.request(method, api.url(path), headers={"Authorization": "Bearer " + token}, json=body)
             assert response.status_code == (204 if method == "PATCH" else 200)
             assert response.headers.get("connection", "").lower() != "close"
             assert response.http_version == "HTTP/1.1"

@@ -35,6 +35,7 @@ from simlib import (
     UNKNOWN_ID,
     assert_graph_error,
     methods_path,
+    policy_body,
 )
 
 METHOD_TYPE = "#microsoft.graph.hardwareOathAuthenticationMethod"
@@ -466,8 +467,8 @@ def test_patch_policy_targets(api):
 
 
 def test_patch_policy_state_only_keeps_targets(api):
-    api.graph("PATCH", POLICY, json={"excludeTargets": [{"targetType": "group", "id": GROUP_BREAKGLASS}]})
-    assert api.graph("PATCH", POLICY, json={"state": "disabled"}).status_code == 204
+    api.graph("PATCH", POLICY, json=policy_body(excludeTargets=[{"targetType": "group", "id": GROUP_BREAKGLASS}]))
+    assert api.graph("PATCH", POLICY, json=policy_body(state="disabled")).status_code == 204
     body = api.graph("GET", POLICY).json()
     assert body["state"] == "disabled" and body["excludeTargets"] == [{"targetType": "group", "id": GROUP_BREAKGLASS}]
 
@@ -497,12 +498,12 @@ def test_patch_policy_state_only_keeps_targets(api):
 )
 def test_patch_policy_errors(api, body, code, fragment):
     before = api.graph("GET", POLICY).json()
-    assert_graph_error(api.graph("PATCH", POLICY, json=body), 400, code, fragment)
+    assert_graph_error(api.graph("PATCH", POLICY, json=policy_body(**body)), 400, code, fragment)
     assert api.graph("GET", POLICY).json() == before
 
 
 def test_delete_policy_reverts_to_default(api):
-    api.graph("PATCH", POLICY, json={"excludeTargets": [{"targetType": "group", "id": GROUP_BREAKGLASS}]})
+    api.graph("PATCH", POLICY, json=policy_body(excludeTargets=[{"targetType": "group", "id": GROUP_BREAKGLASS}]))
     response = api.graph("DELETE", POLICY)
     assert response.status_code == 204
     body = api.graph("GET", POLICY).json()
@@ -514,7 +515,7 @@ def test_delete_policy_reverts_to_default(api):
 def test_policy_read_only_app(api):
     token = api.token(REPORTING, secret="reporting-secret-for-the-local-simulator-only")
     assert api.graph("GET", POLICY, token=token).status_code == 200
-    assert_graph_error(api.graph("PATCH", POLICY, token=token, json={"state": "disabled"}), 403, "accessDenied")
+    assert_graph_error(api.graph("PATCH", POLICY, token=token, json=policy_body(state="disabled")), 403, "accessDenied")
     assert_graph_error(api.graph("DELETE", POLICY, token=token), 403, "accessDenied")
     assert api.graph("GET", POLICY).json()["state"] == "enabled"
 

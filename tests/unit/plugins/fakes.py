@@ -197,6 +197,8 @@ class FakeClient:
         self.answers = list(answers)
         self.calls: list[tuple] = []
 
+    pages = GraphClient.pages  # the real one, over request
+
     def request(self, method, path, *, action, **kwargs):
         self.calls.append((method, path, action, kwargs))
         if not self.answers:

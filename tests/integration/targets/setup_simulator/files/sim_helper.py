@@ -52,6 +52,30 @@ GH_SUBJECT = "repo:tokenops/entra:ref:refs/heads/main"
 PERMISSIONS = ["Policy.ReadWrite.AuthenticationMethod", "UserAuthenticationMethod.ReadWrite.All", "User.Read.All"]
 DIGESTS = {"hmacsha1": hashlib.sha1, "hmacsha256": hashlib.sha256}
 DRIFT_WINDOW_STEPS = 2880  # the simulator's default activation_window_steps
+# Users of the integration seed only: one at the five-method limit (five authenticator apps), one holding a legacy
+# token (from the old CSV upload: in his methods, not in the inventory) whose serial number real_service_fidelity
+# imports into the inventory.
+EXTRA_USERS = [
+    {
+        "id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180701",
+        "user_principal_name": "pradeep.gupta@contoso.com",
+        "display_name": "Pradeep Gupta",
+        "other_oath_methods": 5,
+    },
+    {
+        "id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180702",
+        "user_principal_name": "nestor.wilke@contoso.com",
+        "display_name": "Nestor Wilke",
+        "legacy_oath_tokens": [
+            {
+                "id": "5c4b3a29-1807-4f6e-9d5c-4b3a29180703",
+                "serial_number": "FIDB-0001",
+                "manufacturer": "Contoso",
+                "model": "CSV upload",
+            }
+        ],
+    },
+]
 
 
 def certificate_pem(common_name: str) -> str:
@@ -105,6 +129,7 @@ def cmd_seed(args: argparse.Namespace) -> dict:
             "application_permissions": list(INVENTORY_PERMISSIONS),
         },
     ]
+    seed["users"] += EXTRA_USERS
     seed["managed_identities"].append(
         {
             "client_id": USER_MI,

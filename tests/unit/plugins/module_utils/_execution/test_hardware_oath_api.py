@@ -1131,7 +1131,7 @@ def test_create_tokens_refused_items_are_left_out_and_the_rest_sent_again():
 
 
 def test_create_tokens_the_permission_follows_the_items_sent_again():
-    client = FakeClient(bulk_refusal("1"), GraphError("m", status=403))
+    client = FakeClient(bulk_refusal("1"), {"value": []}, GraphError("m", status=403))  # Amy's methods read between
     with pytest.raises(GraphError) as info:
         HardwareOathApi(client).create_tokens([body("S0"), body("S1", AMY)])
     assert "Policy.ReadWrite.AuthenticationMethod" in info.value.message  # assignTo left with the refused item
@@ -1293,3 +1293,21 @@ def test_legacy_twins_of_a_token_given_to_a_user_are_warned_of():
     warnings.clear()
     graph_api(graph, warnings).warn_of_legacy_twins(AMY, token("activated", AMY))  # best effort: no read, no warning
     assert warnings == []
+
+
+def test_create_tokens_an_item_refused_for_a_user_at_five_methods_says_so():
+    refusal = {
+        "error": {
+            "code": "badRequest",
+            "message": "The request could not be processed.",
+            "details": [{"code": "badRequest", "message": "The request could not be processed.", "target": "1"}],
+        }
+    }
+    graph = Graph(
+        {DEVICES: [(400, refusal), (201, wrapped(device("d0", "S0")))], ALL_METHODS: [(200, methods_of(oath=5))]}
+    )
+    made, refusals = graph_api(graph).create_tokens([body("S0"), body("S1", AMY)])
+    assert [token.serial_number for token in made] == ["S0"]
+    assert refusals[1].message.startswith("Creating token S1: Graph refused it in a bulk creation: badRequest: ")
+    assert ". The user holds 5 OATH methods" in refusals[1].message
+    assert [r.url.path[len("/beta") :] for r in graph.requests] == [DEVICES, ALL_METHODS, DEVICES]
