@@ -506,16 +506,18 @@ class HardwareOathApi:
             now = self.reread(token, own)
             holder = now.assigned_to_id
             if holder and holder != user_id.lower():
-                return error.with_message(
-                    f"{error.message}. {token.label} is held by {now.assigned_to_name or 'another user'} ({holder}) "
-                    "now: it was assigned after this task read it. Run the task again to plan from the new state "
-                    "(reassign=true takes it from its holder)"
+                return _with_hint(
+                    error,
+                    f"{token.label} is held by {now.assigned_to_name or 'another user'} ({holder}) now: it was "
+                    "assigned after this task read it. Run the task again to plan from the new state (reassign=true "
+                    "takes it from its holder)",
                 )
             if action.kind == ACTIVATE and now.status == "activated":
-                return error.with_message(
-                    f"{error.message}. Graph does not activate an activated token again, so its display name can't "
-                    "be changed this way: leave display_name unset, or unassign the token and assign it again with "
-                    "display_name (its holder activates it again)"
+                return _with_hint(
+                    error,
+                    "Graph does not activate an activated token again, so its display name can't be changed this way: "
+                    "leave display_name unset, or unassign the token and assign it again with display_name (its "
+                    "holder activates it again)",
                 )
             if holder != user_id.lower() and self.oath_method_count(user_id, own) >= MAX_METHODS_PER_USER:
                 return _method_limit(error)
@@ -650,10 +652,16 @@ def legacy_warning(user: str, serial: str, method_id: str) -> str:
     )
 
 
+def _with_hint(error: GraphError, hint: str) -> GraphError:
+    """``error`` with what to do about it."""
+    return error.with_message(f"{error.message.rstrip('.')}. {hint}")
+
+
 def _method_limit(error: GraphError) -> GraphError:
-    return error.with_message(
-        f"{error.message}. The user holds {MAX_METHODS_PER_USER} OATH methods, hardware tokens and authenticator apps "
-        "together, the most Entra ID allows: remove one of theirs first (a hardware token with "
+    return _with_hint(
+        error,
+        f"The user holds {MAX_METHODS_PER_USER} OATH methods, hardware tokens and authenticator apps together, the "
+        "most Entra ID allows: remove one of theirs first (a hardware token with "
         "tokenops.entra.hardware_oath_assignment state=absent, an authenticator app in the Entra admin center), or "
-        "give this token to someone else"
+        "give this token to someone else",
     )
