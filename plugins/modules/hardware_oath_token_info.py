@@ -137,6 +137,20 @@ EXAMPLES = r"""
   tokenops.entra.hardware_oath_token_info:
     users: [amy.masters@contoso.com, e55cb360-e3ee-4757-bdd2-04b1e5a00e32]
     inventory: false
+
+- name: The users' methods, legacy tokens from the old CSV upload told apart
+  tokenops.entra.hardware_oath_token_info:
+    users: [amy.masters@contoso.com, diego.siciliani@contoso.com]
+    inventory: false
+  register: holders
+
+- name: Legacy tokens left to remove (each is also warned of, with the requests that remove it)
+  ansible.builtin.debug:
+    msg: "{{ item.0.user_principal_name }}: {{ item.1.token.serial_number }} (method {{ item.1.id }})"
+  loop: "{{ holders.hardware_oath_methods | subelements('methods') }}"
+  when: item.1.legacy
+  loop_control:
+    label: "{{ item.0.user_principal_name }}"
 """
 
 RETURN = r"""

@@ -412,7 +412,9 @@ class HardwareOathApi:
             serial = str((method.get("device") or {}).get("serialNumber") or "")
             by_serial.setdefault(serial.lower(), []).append(method)
         legacy: set[str] = set()
-        for same in (group for group in by_serial.values() if len(group) > 1):
+        for key, same in by_serial.items():
+            if not key or len(same) < 2:
+                continue
             serial = same[0]["device"]["serialNumber"]
             try:
                 listed = self.find_token(serial)
@@ -497,7 +499,7 @@ class HardwareOathApi:
         code for a wrong verification code, a user's five-method limit or a token someone else holds, and its
         messages are not a contract. The token is read again (and, for a token the user does not hold yet, the
         user's methods counted): a token someone else holds, an activated token activated again, or a user at the
-        limit are said with what to do; with none of those, a refused activation is CodeRefused."""
+        limit are said with what to do; with none of those, an activation refused with 400 is CodeRefused."""
         if error.status not in (400, 409) or action.kind not in (ASSIGN, ACTIVATE, ASSIGN_AND_ACTIVATE):
             return error
         user_id = t.cast(str, action.user_id)
@@ -523,7 +525,7 @@ class HardwareOathApi:
                 return _method_limit(error)
         except GraphError:
             return error  # the state can't be read: Graph's refusal as it is
-        return error.as_kind(CodeRefused) if action.kind in CODE_ACTIONS else error
+        return error.as_kind(CodeRefused) if action.kind in CODE_ACTIONS and error.status == 400 else error
 
     def oath_method_count(self, user: str, me: bool = False) -> int:
         """How many of the user's five OATH methods (hardware tokens, authenticator apps) are taken."""

@@ -825,11 +825,11 @@ def methods_of(oath=0, others=("#microsoft.graph.passwordAuthenticationMethod",)
     return {"value": [{"@odata.type": kind, "id": f"m{n}"} for n, kind in enumerate([*types, *others])]}
 
 
-def judged(kind, now, methods=None, *, write_path=None, status="available", holder=None):
+def judged(kind, now, methods=None, *, write_path=None, status="available", holder=None, refusal=(400, OPAQUE)):
     """``api.write`` of ``kind`` for AMY refused with an opaque 400; the token re-read as ``now`` (a device, or an
     error status), AMY's methods ``methods``. Returns the error raised and the paths requested."""
     routes = {
-        write_path or f"{METHODS}/assignAndActivate": [(400, OPAQUE)],
+        write_path or f"{METHODS}/assignAndActivate": [refusal],
         f"{DEVICES}/{DEVICE_ID}": [now if isinstance(now, tuple) else (200, now)],
     }
     if methods is not None:
@@ -846,6 +846,12 @@ def test_a_refused_activation_with_nothing_else_to_blame_is_a_refused_code():
     error, paths = judged(ASSIGN_AND_ACTIVATE, device(DEVICE_ID, SERIAL), methods_of(oath=2))
     assert isinstance(error, CodeRefused) and (error.status, error.code, error.request_id) == (400, "badRequest", "rid")
     assert paths == [f"{METHODS}/assignAndActivate", f"{DEVICES}/{DEVICE_ID}", ALL_METHODS]
+
+
+def test_a_conflict_with_nothing_else_to_blame_is_not_taken_for_a_refused_code():
+    conflict = (409, {"error": {"code": "conflict", "message": "The request could not be processed."}})
+    error, _paths = judged(ASSIGN_AND_ACTIVATE, device(DEVICE_ID, SERIAL), methods_of(oath=2), refusal=conflict)
+    assert not isinstance(error, CodeRefused) and error.status == 409
 
 
 def test_a_refused_activation_of_a_token_the_user_holds_is_a_refused_code_without_counting_methods():
