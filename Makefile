@@ -11,7 +11,7 @@
 #   make conformance-test  pytest tests/conformance: the fixtures against the simulator and the modules' parsers
 #   make conformance     the real-tenant check (docs/real-tenant.md); AZURE_* and TOKENOPS_* from the environment
 #                                                       (CONFORMANCE_REPORT=file, CONFORMANCE_ARGS="--cleanup PREFIX")
-#   make lint            ruff (lint, format check), mypy and ansible-lint, from the 2.19 venv
+#   make lint            ruff (lint, format check), mypy, ansible-lint, CI examples' schemas, from the 2.19 venv
 #   make sanity-2.19     (or units-2.21, integration-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
 #   make demo            run the example playbook against the local simulator
@@ -274,8 +274,12 @@ core-%: sanity-% units-% integration-%
 # ---------------------------------------------------------------- lint
 # mypy reads module_utils as the package Ansible imports it as (ansible_collections.tokenops.entra...), and
 # ansible-lint resolves the collection's own modules, through a collections path that links to the repository.
+# check-jsonschema validates the GitOps example's GitHub Actions workflows and GitLab CI file against the schemas it
+# ships (SchemaStore's, vendored in the pinned release: no download, offline); a newer pin brings newer schemas.
+EXAMPLE_GITHUB_WORKFLOWS := $(wildcard docs/examples/gitops/.github/workflows/*.yml)
+EXAMPLE_GITLAB_CI := docs/examples/gitops/.gitlab-ci.yml
 lint: venv-$(MAIN_CORE) | dirs
-	@echo "==> lint: ruff check, ruff format --check, mypy, ansible-lint"
+	@echo "==> lint: ruff check, ruff format --check, mypy, ansible-lint, check-jsonschema"
 	$(bin)/ruff check --no-cache .
 	$(bin)/ruff format --no-cache --check .
 	@mkdir -p $(TMP_DIR)/lint/ansible_collections/tokenops
@@ -287,6 +291,8 @@ lint: venv-$(MAIN_CORE) | dirs
 	cd tests/conformance && MYPYPATH=$(TMP_DIR)/lint $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache conformance_check.py conformance_shapes.py collection_path.py
 	PATH="$(bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint $(bin)/ansible-lint
+	$(bin)/check-jsonschema --builtin-schema vendor.github-workflows $(EXAMPLE_GITHUB_WORKFLOWS)
+	$(bin)/check-jsonschema --builtin-schema vendor.gitlab-ci $(EXAMPLE_GITLAB_CI)
 	@echo "==> lint: clean"
 
 # ------------------------------------------------------ simulator suite

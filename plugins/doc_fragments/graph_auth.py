@@ -38,6 +38,7 @@ options:
   client_secret:
     description:
       - A client secret of the app registration.
+      - One holding whitespace or control characters (a trailing newline from a file) is refused before any request.
       - Falls back to E(AZURE_CLIENT_SECRET).
     type: str
   client_certificate_path:
@@ -47,7 +48,8 @@ options:
     type: path
   client_certificate_password:
     description:
-      - The password of the private key in O(client_certificate_path), if it is encrypted.
+      - The password of the private key in O(client_certificate_path), if it is encrypted. It may hold spaces; one
+        holding control characters (a trailing newline from a file) is refused before any request.
       - Falls back to E(AZURE_CLIENT_CERTIFICATE_PASSWORD).
     type: str
   federated_token_file:
@@ -62,6 +64,8 @@ options:
     description:
       - An access token for Microsoft Graph obtained elsewhere (for example C(az account get-access-token
         --resource-type ms-graph)). No sign-in is made. It is not refreshed, so it must outlive the task.
+      - One holding whitespace or control characters (a trailing newline from a file or a command's output) is refused
+        before any request.
     type: str
   cloud:
     description:
@@ -115,6 +119,9 @@ options:
         so that a play of many tasks signs in once. Off by default. Not used with O(auth_method=managed_identity).
       - An existing file that other users can read or change (any group or other permission bit), or that belongs to
         another user, is refused before any request, and left as it is; delete it or C(chmod 600) it.
+      - So is a file in a directory that other users can write (a group or other write bit, with the sticky bit of
+        C(/tmp) or without), or that belongs to another user. Keep it in a directory of your own, such as
+        C(~/.cache/tokenops/tokens.json).
     type: path
   timeout:
     description:

@@ -25,7 +25,8 @@ description:
     C(1.23457E+11))."
   - Excel also drops the leading zeros of serial numbers in columns it takes for numbers; that can't be told from
     the file. Format the serial number column as text before saving the file from Excel.
-  - No error message ever holds a secret key.
+  - No error message quotes a cell, only its line and column. When a row is short of a cell (or has one too many),
+    its values shift into other columns, so any cell may hold a seed; an error says which cell, never what it holds.
   - The result holds the secret keys. Keep the file in Ansible Vault, and set C(no_log) on tasks that show the
     result.
 options:

@@ -25,7 +25,10 @@ description:
     counts. The other writes run for several tokens at a time (O(concurrency)) and slow down, all together, when
     Graph throttles.
   - One token that can't be converged never stops the others. Each token gets an outcome; the task fails at the
-    end, after every other token converged, when any token failed, listing them and why.
+    end, after every other token converged, when any token failed, listing them and why. This holds for an
+    unexpected error too (a fault of the collection). It fails its token alone, named by the exception's type (never
+    its text, which may hold what the code was handling), and the writes already made stay in the result, so
+    C(changed) is V(true) when anything was written.
   - Tokens the list does not name are left alone, unless O(prune) gives a scope and what to do with them.
 author:
   - tokenops developers (@tokenops)
@@ -65,6 +68,8 @@ options:
       secret_key:
         description:
           - The token's secret seed. Needed to create the token, and used to compute the activation code.
+          - In check mode it may be left out. The plan is made as if it were given, and a warning names the tokens
+            whose apply needs it. A pull request's plan job needs no seed.
           - Never returned or logged. Keep it in Ansible Vault.
         type: str
       secret_format:
@@ -177,7 +182,7 @@ EXAMPLES = r"""
       action: delete
       manufacturer: Token2
 
-- name: Preview the changes in a merge request pipeline (no write is made)
+- name: Preview the changes in a merge request pipeline (no write is made; the seeds are not needed)
   tokenops.entra.hardware_oath_inventory:
     tokens: "{{ token_inventory }}"
   check_mode: true
@@ -226,7 +231,10 @@ tokens:
       description: The token as the task leaves it (planned); empty if it is deleted.
       type: dict
     error:
-      description: Why the token failed, with Graph's error code and message.
+      description:
+        - Why the token failed, with Graph's error code and message (the codes computed for the token masked).
+        - For an unexpected error, a fault of the collection, C(unexpected error) with the exception's type and where
+          it was raised, and where to report it.
       type: str
       returned: for failed tokens
     request_id:
@@ -366,9 +374,23 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         looking_up = pool.submit(api.users_by_refs, refs) if refs else None
         tokens = api.list_tokens()
         users = looking_up.result() if looking_up else {}
-    plans = plan_inventory(entries, tokens, users, force_unassign=params["force_unassign"], prune=prune_from(params))
+    plans = plan_inventory(
+        entries,
+        tokens,
+        users,
+        force_unassign=params["force_unassign"],
+        prune=prune_from(params),
+        secrets_later=module.check_mode,  # a plan needs no seed: a pull request's plan job holds none
+    )
     if module.check_mode:
         rows = [report_row(plan) for plan in plans]
+        later = [plan.serial_number for plan in plans if plan.secret_later]
+        if later:
+            module.warn(
+                f"{len(later)} token(s) were planned without their secret_key, which applying the plan needs (to "
+                f"create them, or to compute their activation code): {', '.join(later[:10])}"
+                + (f" and {len(later) - 10} more" if len(later) > 10 else "")
+            )
     else:
         outcomes = apply_inventory(api, plans, secrets, concurrency=params["concurrency"], log=module.log)
         rows = [

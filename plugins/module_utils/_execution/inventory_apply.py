@@ -7,17 +7,20 @@
 """Applying the plan of a whole inventory: the tokens to create go to Graph in bulk (one request per
 MAX_BULK_CREATE), then every token's remaining writes run, several tokens at a time, through the same executors the
 single-token modules use (verified writes, codes never replayed, what a failure midway had done). One token's
-failure never stops the others: each gets its outcome."""
+failure never stops the others: each gets its outcome, even when the failure is a fault of the collection itself (an
+unexpected exception fails its token alone, see unexpected_error)."""
 
 from __future__ import annotations
 
+import os
+import traceback
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .._common.errors import GraphError, ModuleFailure
 from .._domain.actions import Action, outcome_of
-from .._domain.codes import CodeSource
+from .._domain.codes import CodeSource, check_secret_for_codes
 from .._domain.tokens import TokenView
 from .._planning.inventory import TokenPlan
 from .._planning.token import create_body
@@ -29,6 +32,29 @@ from .token_query import chunks
 Log = t.Callable[[str], None]
 TOKENS_PER_PLACE = 8  # tokens worked on per request allowed on the wire...
 MAX_WORKERS = 128  # ...in at most this many threads
+ISSUES = "https://github.com/tokenops/entra/issues"
+
+
+def unexpected_error(serial: str, exc: BaseException, *, maybe_created: bool = False) -> str:
+    """The failure message of a token whose work raised ``exc``, an exception the collection does not expect (a bug).
+    It names the exception's type and where it was raised, never its text nor a traceback: either may hold what the
+    failing code was handling (a seed, a code, a request body)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" in {os.path.basename(frames[-1].filename)}, line {frames[-1].lineno}" if frames else ""
+    if maybe_created:
+        done = "it may have been created: run the task again, it reads the inventory before it writes"
+        others = "The tokens of the other bulk requests went on."
+    else:
+        done = (
+            "the writes listed in its actions took effect, the others were not made: run the task again, it reads "
+            "the tenant before it writes"
+        )
+        others = "The other tokens went on."
+    return (
+        f"token {serial}: unexpected error ({type(exc).__name__}{where}), a fault of this collection, not of Graph or "
+        f"of the input; {done}. Please report it at {ISSUES} with the collection's version and this message "
+        f"(its text holds no secret). {others}"
+    )
 
 
 @dataclass
@@ -46,11 +72,16 @@ class TokenOutcome:
 
     def fail(self, exc: ModuleFailure, hide: t.Iterable[str] = ()) -> None:
         """Record ``exc``; ``hide``: the codes computed for this token, masked in its message."""
-        message = exc.message
-        for code in hide:
-            message = message.replace(code, "********")
-        self.error = message
+        self.error = masked(exc.message, hide)
         self.request_id = exc.request_id if isinstance(exc, GraphError) else None
+
+
+def masked(message: str, codes: t.Iterable[str]) -> str:
+    """``message`` with each of ``codes`` (a token's computed codes) replaced by ``********``: the texts that carry
+    Graph's words about a token (its failure message, its log lines) are masked with its codes (see Secrets)."""
+    for code in codes:
+        message = message.replace(code, "********")
+    return message
 
 
 @dataclass(frozen=True)
@@ -66,11 +97,12 @@ class Secrets:
     def code_source(self, serial: str, computed: t.Callable[[str], None]) -> CodeSource:
         """``computed`` is told each code computed from the secret.
 
-        Codes computed here are not added to the module's no-log values, as the single-token modules do: a code
-        is sent only in a request body and appears in no result or log. Its token's failure message, the one text
-        that carries Graph's words, is masked with them (TokenOutcome.fail). Thousands of six-digit no-log values
-        would make Ansible mask every such run of digits in the result (ids included), and its masking costs
-        strings x values."""
+        Codes computed here are not added to the module's no-log values, as hardware_oath_assignment does: a code
+        is sent only in a request body and appears in no result. The texts that carry Graph's words about its token,
+        its failure message (TokenOutcome.fail) and its log lines (a refused code's retry, _apply_token), are masked
+        with them. Thousands of six-digit no-log values would make Ansible mask every such run of digits in the
+        result (ids included), its masking costs strings x values, and worker threads would change the set
+        AnsibleModule.log iterates."""
         secret = self.secret(serial)
         if secret is not None:
             return CodeSource(secret_b32=secret, redact=computed)
@@ -94,10 +126,16 @@ def apply_inventory(
         # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log value.
         working = [pool.submit(_apply_token, api, o, {}, secrets, log) for o in existing]
         for part in chunks(creating, MAX_BULK_CREATE):
-            created = bulk.create([(o.plan.serial_number, _create_body(o.plan, secrets)) for o in part])
+            try:
+                created = bulk.create([(o.plan.serial_number, _create_body(o.plan, secrets)) for o in part])
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                # A fault of the collection: this part's tokens fail (whatever Graph made of them), the others go on.
+                for o in part:
+                    o.error = unexpected_error(o.plan.serial_number, exc, maybe_created=True)
+                continue
             working += [pool.submit(_apply_token, api, o, created, secrets, log) for o in part]
         for work in working:
-            work.result()
+            work.result()  # _apply_token records every failure in its token's outcome: nothing is raised here
     for kind, message in bulk.warnings():
         api.warn_once(kind, message)
     return outcomes
@@ -118,9 +156,17 @@ def _apply_token(
     """One token's writes: the inventory's (its creation already done in bulk), then the assignment's. Each write is
     added to the outcome as soon as it takes effect."""
     plan = outcome.plan
-    computed: list[str] = []
+    computed: list[str] = []  # this token's codes, as they are computed (before they are sent)
+
+    def token_log(message: str) -> None:
+        log(masked(message, computed))
+
     try:
-        view = _created(plan, created, outcome) if plan.creates else _write_inventory(api, plan, secrets, outcome, log)
+        view = (
+            _created(plan, created, outcome)
+            if plan.creates
+            else _write_inventory(api, plan, secrets, outcome, token_log)
+        )
         user, desired = plan.user, plan.desired
         # Assignment writes are planned only for a declared user, as desired, on a token that is not deleted.
         if plan.assignment.changed and user is not None and desired is not None and view is not None:
@@ -133,13 +179,28 @@ def _apply_token(
                 desired.display_name,
                 by_serial=False,
                 me=False,
-                log=log,
+                log=token_log,
                 on_done=outcome.done.append,
             )
     except ModuleFailure as exc:
         outcome.fail(exc, hide=computed)
-    except ValueError as exc:  # a secret too short to compute codes
-        outcome.error = f"token {plan.serial_number}: {exc}"
+    except ValueError as exc:
+        outcome.error = _short_secret(plan, secrets) or unexpected_error(plan.serial_number, exc)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # A fault of the collection (a KeyError, an AttributeError...): this token fails alone, with the writes it
+        # made in outcome.done, and the others go on. Raised out of the thread, it would lose every token's outcome.
+        outcome.error = unexpected_error(plan.serial_number, exc)
+
+
+def _short_secret(plan: TokenPlan, secrets: Secrets) -> str | None:
+    """Why codes can't be computed from the token's secret (pyotp refused it); None: the ValueError was not that."""
+    secret = secrets.secret(plan.serial_number)
+    try:
+        if secret is not None:
+            check_secret_for_codes(secret)
+    except ValueError as exc:  # its message never holds the secret
+        return f"token {plan.serial_number}: {exc}"
+    return None
 
 
 def _created(plan: TokenPlan, created: t.Mapping[str, TokenView | ModuleFailure], outcome: TokenOutcome) -> TokenView:

@@ -5,7 +5,9 @@
 # PRIVATE to this collection: may change in any release.
 
 """The Entra admin center's hardware token CSV (the upload format), pure: its rows as the ``tokens`` entries of
-``hardware_oath_inventory``. Every refusal names the line and the column, and never holds a secret."""
+``hardware_oath_inventory``. Every refusal names the line and the column, and never quotes a cell: when a row is
+short of a cell its values shift into the wrong columns, so any cell (a serial number's, a header's) may hold a
+seed."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import io
 import re
 import typing as t
 
-from .._common.validation import shown, text_problem
+from .._common.validation import text_problem
 from .._domain.codes import MIN_SECRET_BITS, check_secret_for_codes, normalize_secret
 from .._domain.token_options import TEXT_LIMITS, TIME_INTERVALS
 
@@ -61,29 +63,32 @@ def _header(line: int, cells: list[str]) -> dict[int, str]:
     for index, name in enumerate(names):
         if not name:
             continue  # an empty header cell: spreadsheets add trailing columns; their cells must stay empty
-        if name in header.values():
+        if name in header.values():  # one of COLUMNS: the format's name, not the cell's text
             raise SeedFileError(f"line {line}: the column {name!r} appears twice")
         if name in COLUMNS:
             header[index] = name
         else:
-            unknown.append(shown(cells[index].strip(), 40))
+            unknown.append(str(index + 1))  # by its number: the cell itself may be a token's value
     if unknown:
         raise SeedFileError(
-            f"line {line}: unknown column(s) {', '.join(unknown)}; Entra's hardware token CSV has the columns {HEADER}"
+            f"line {line}: column(s) {', '.join(unknown)} (counted from 1) have a name Entra's hardware token CSV does "
+            f"not have; its columns are {HEADER}"
         )
     return header
 
 
-def _where(line: int, column: str, serial: str | None = None) -> str:
-    token = f" (serial number {shown(serial)})" if serial else ""
-    return f"line {line}{token}, column {column!r}"
+def _where(line: int, column: str) -> str:
+    """Where a cell is: its line and column, never its value nor another cell's (the serial number's included)."""
+    return f"line {line}, column {column!r}"
 
 
 def _cell_problem(column: str, value: str) -> str | None:
-    """What is wrong with a cell's text, whatever the column; the secret key's text is never repeated."""
-    if value.startswith(FORMULA_STARTS):
+    """What is wrong with a cell's text, whatever the column; no cell's text is ever repeated (only which of
+    FORMULA_STARTS it starts with)."""
+    start = next((s for s in FORMULA_STARTS if value.startswith(s)), None)
+    if start:
         return (
-            f"the cell starts with {value[0]!r} like a spreadsheet formula; a formula, or what a spreadsheet made of "
+            f"the cell starts with {start!r} like a spreadsheet formula; a formula, or what a spreadsheet made of "
             "the value, is not taken (format the column as text and export again)"
         )
     if column in ("secret key", "time interval"):
@@ -114,28 +119,27 @@ def _entry(line: int, values: dict[str, str]) -> dict[str, t.Any]:
         if value:
             problem = _cell_problem(column, value)
             if problem:
-                raise SeedFileError(f"{_where(line, column, None if column == 'serial number' else serial)}: {problem}")
+                raise SeedFileError(f"{_where(line, column)}: {problem}")
     for column in REQUIRED:
         if not values.get(column):
-            raise SeedFileError(
-                f"{_where(line, column, None if column == 'serial number' else serial)}: a value is required"
-            )
+            raise SeedFileError(f"{_where(line, column)}: a value is required")
     if _SCIENTIFIC_RE.fullmatch(serial):
         raise SeedFileError(
-            f"{_where(line, 'serial number')}: {serial} is a number Excel converted to scientific notation, losing "
-            "digits; format the column as text (and check for lost leading zeros), then export the file again"
+            f"{_where(line, 'serial number')}: the serial number is a number Excel converted to scientific notation "
+            "(digits, E and a power of ten), losing digits; format the column as text (and check for lost leading "
+            "zeros), then export the file again"
         )
     entry: dict[str, t.Any] = {
         "user": values["upn"],
         "serial_number": serial,
-        "secret_key": usable_secret(values["secret key"], _where(line, "secret key", serial)),
+        "secret_key": usable_secret(values["secret key"], _where(line, "secret key")),
         "secret_format": "base32",
     }
     interval = values.get("time interval")
     if interval:
         if not _INTEGER_RE.fullmatch(interval) or int(interval) not in TIME_INTERVALS:
             raise SeedFileError(
-                f"{_where(line, 'time interval', serial)}: {shown(interval)} is not one of "
+                f"{_where(line, 'time interval')}: the time interval is not one of "
                 f"{', '.join(str(i) for i in TIME_INTERVALS)} (seconds)"
             )
         entry["time_interval"] = int(interval)
@@ -180,8 +184,12 @@ def parse_entra_csv(data: str | bytes) -> list[dict[str, t.Any]]:
             if key in lines:
                 first, serial = lines[key]
                 raise SeedFileError(
-                    f"lines {first} and {line}: the serial number {shown(serial)} appears twice"
-                    + ("" if serial == entry["serial_number"] else f" (as {shown(entry['serial_number'])})")
+                    f"lines {first} and {line}, column 'serial number': the same serial number appears twice"
+                    + (
+                        ""
+                        if serial == entry["serial_number"]
+                        else " (once in other letter case, which tells no token apart)"
+                    )
                 )
             lines[key] = (line, entry["serial_number"])
             entries.append(entry)

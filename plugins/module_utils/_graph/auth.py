@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import typing as t
+import unicodedata
 from dataclasses import dataclass
 
 from .._common.errors import GraphAuthError
@@ -112,6 +113,7 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
     if method == "access_token":
         if not params.get("access_token"):
             raise GraphAuthError(_missing_message(["access_token"]))
+        check_credential_text("access_token", params["access_token"])
         return Credential(access_token=params["access_token"], **common)
     if method == "managed_identity":
         return Credential(managed_identity_origins=managed_identity_origins(environ), **common)
@@ -124,6 +126,10 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
     if missing:
         raise GraphAuthError(_missing_message(missing))
     check_tenant_id(params["tenant_id"])
+    if method == "client_secret":
+        check_credential_text("client_secret", params["client_secret"])
+    if method == "certificate" and params.get("client_certificate_password"):
+        check_credential_text("client_certificate_password", params["client_certificate_password"], spaces=True)
     return Credential(
         secret=params.get("client_secret") if method == "client_secret" else None,
         certificate_path=params.get("client_certificate_path") if method == "certificate" else None,
@@ -152,6 +158,29 @@ def check_tenant_id(tenant_id: str) -> None:
             "9ecb43ff-60ba-4598-9c12-6fc71a8f79ee) nor a domain name of the tenant (such as "
             "contoso.onmicrosoft.com)."
         )
+
+
+def check_credential_text(option: str, value: str, *, spaces: bool = False) -> None:
+    """Refuse, before any request, a credential holding whitespace or control characters (with ``spaces``, a
+    passphrase, only control characters). No access token or client secret Entra issues holds any; one that does
+    was read with a trailing newline (a file, a command's output) or pasted with a line break or an invisible
+    character. Sent on, it fails in the HTTP library, whose error quotes the header it refused (the whole
+    ``Authorization`` header with the token). The message names the option, never the value."""
+    if any(_not_credential_text(char, spaces) for char in value):
+        what = "control characters" if spaces else "whitespace or control characters"
+        raise GraphAuthError(
+            f"{option} holds {what} (a trailing newline from a file or a command's output?); its value is "
+            "not shown. Give it without them. Nothing was sent."
+        )
+
+
+def _not_credential_text(char: str, spaces: bool) -> bool:
+    """A control or formatting character (category Cc or Cf: a newline, a zero-width space, a byte order mark, a
+    bidirectional override), a line or paragraph separator; and, unless ``spaces``, any whitespace."""
+    category = unicodedata.category(char)
+    if category in ("Cc", "Cf", "Zl", "Zp"):
+        return True
+    return not spaces and (char.isspace() or category == "Zs")
 
 
 def load_certificate(path: str, password: str | None) -> dict[str, str]:
@@ -212,7 +241,9 @@ class TokenCacheFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.directory = os.path.dirname(os.path.abspath(path))
         self.cache = msal.SerializableTokenCache()
+        _check_private_directory(self.directory, path)
         try:
             with open(path, encoding="utf-8") as handle:
                 _check_private(os.fstat(handle.fileno()), path)
@@ -249,9 +280,10 @@ class TokenCacheFile:
     def save(self) -> None:
         if not self.cache.has_state_changed:
             return
-        directory = os.path.dirname(os.path.abspath(self.path))
+        directory = self.directory
         try:
             _make_private_directories(directory)
+            _check_private_directory(directory, self.path)  # one made since (it existed: the constructor checked it)
             # A new file of mode 0600 with a name nobody can guess, then renamed over the old one.
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(self.path)}.", suffix=".tmp")
             try:
@@ -279,6 +311,34 @@ def _check_private(status: os.stat_result, path: str) -> None:
             f"token_cache_path {path} has mode {mode:04o}: other users can read or change it, and it "
             "holds access tokens to the tenant. Delete it (its tokens may have been read; they expire "
             f"within about 90 minutes) or make it private (chmod 600 {path}), then run again."
+        )
+
+
+def _check_private_directory(directory: str, path: str) -> None:
+    """Refuse a cache in a directory another user can write (a group or other write bit, with or without the sticky
+    bit of /tmp), or that belongs to another user: whoever can write it can put files of their own beside the cache
+    or in its place (a cache not written yet, a link), and its owner can change its mode. The cache file's own checks
+    (``_check_private``) come after this one. A directory not there yet is made private by ``save``."""
+    try:
+        status = os.stat(directory)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise GraphAuthError(f"Cannot read the directory of token_cache_path {path}: {exc.strerror or exc}") from None
+    if status.st_uid != os.getuid():
+        raise GraphAuthError(
+            f"token_cache_path {path} is in the directory {directory}, which belongs to user id {status.st_uid}, not "
+            f"to the user running the module (user id {os.getuid()}): its owner could replace the cache, or read the "
+            "tokens written next. Keep the cache in a directory of your own that no one else can write (a missing "
+            "one is created with mode 0700), such as ~/.cache/tokenops/tokens.json."
+        )
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & 0o022:
+        raise GraphAuthError(
+            f"token_cache_path {path} is in the directory {directory} of mode {mode:04o}: other users can write it, "
+            "so they could replace the cache, or read the tokens written next. Keep the cache in a directory of your "
+            "own that no one else can write (a missing one is created with mode 0700), such as "
+            f"~/.cache/tokenops/tokens.json, or take the write permission away (chmod go-w {directory})."
         )
 
 

@@ -187,22 +187,80 @@ class Transport:
             self.pacer.throttled_lane(lane, seconds)
 
     def _attempt(self, method: str, url: str, safe: bool, headers: dict, kwargs: dict) -> tuple[t.Any, str]:
-        """One try: ``(response, what happened)`` or ``(None, why it failed)`` when it may be retried."""
+        """One try: ``(response, what happened)`` or ``(None, why it failed)`` when it may be retried. An httpx
+        error becomes a GraphTransportError (or the reason of a retry) whose text holds nothing of the request (see
+        :func:`_reason`), and is not chained to the httpx error: a traceback would show that error's text."""
+        where = f"{method} {_short(url)}"
         try:
             response = self.client.request(method, url, headers=headers, **kwargs)
         except httpx.ConnectError as exc:  # nothing was sent: always safe to retry
             hint = _tls_hint(exc)
             if hint:
-                raise GraphTransportError(f"{method} {_short(url)}: {hint}") from exc
-            return None, f"could not connect ({exc})"
+                raise GraphTransportError(f"{where}: {_scrubbed(hint, headers, kwargs)}") from None
+            return None, f"could not connect ({_reason(exc, headers, kwargs)})"
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             if not safe:
                 raise WriteOutcomeUnknown(
-                    f"{method} {_short(url)}: the connection failed after the request was sent "
-                    f"({type(exc).__name__}: {exc}); it may or may not have taken effect"
-                ) from exc
-            return None, f"failed ({type(exc).__name__}: {exc})"
+                    f"{where}: the connection failed after the request was sent "
+                    f"({type(exc).__name__}: {_reason(exc, headers, kwargs)}); it may or may not have taken effect"
+                ) from None
+            return None, f"failed ({type(exc).__name__}: {_reason(exc, headers, kwargs)})"
+        except (httpx.LocalProtocolError, UnicodeError) as exc:
+            raise GraphTransportError(
+                f"{where}: not sent: a header (or the request line) holds characters HTTP does not allow "
+                f"({type(exc).__name__}; its text is not shown, as it quotes the header, which may hold a credential)"
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
+            raise GraphTransportError(
+                f"{where}: the request failed ({type(exc).__name__}; its text is not shown, as it may quote the "
+                "request)"
+            ) from None
         return response, f"answered {response.status_code}"
+
+
+# The shortest text of a request cut out of an error's text: a verification code has 6 digits; a shorter header
+# (Retry-Attempt: 1) would only garble the text ("[Errno 111]").
+SCRUBBED_LENGTH = 6
+
+
+def _reason(exc: BaseException, headers: t.Mapping[str, str], kwargs: t.Mapping[str, t.Any]) -> str:
+    """The text of a failed connection's httpx error, for a message or a log line. These errors describe the
+    connection ("connection refused", "timed out"), never the request, but the text is taken as untrusted: every
+    value of the request's headers, form and JSON body is cut out of it, escaped or not."""
+    return _scrubbed(str(exc) or type(exc).__name__, headers, kwargs)
+
+
+def _scrubbed(text: str, headers: t.Mapping[str, str], kwargs: t.Mapping[str, t.Any]) -> str:
+    """``text`` without any header value of the request (nor the token of ``Bearer ...``), nor any string of its
+    form or JSON body, as given or escaped (as ``repr`` and JSON show a newline); each replaced by ``***``."""
+    values: set[str] = set()
+    for header in headers.values():
+        values.add(str(header))
+        values.update(str(header).split())
+    values.update(_strings(kwargs.get("data")))
+    values.update(_strings(kwargs.get("json")))
+    values = {value for value in values if len(value) >= SCRUBBED_LENGTH}
+    for value in sorted(values, key=len, reverse=True):  # the longest first: a part does not spoil its whole
+        for form in (value, repr(value)[1:-1], value.encode("unicode_escape").decode("ascii")):
+            if form:
+                text = text.replace(form, "***")
+    return text
+
+
+def _strings(value: t.Any) -> t.Iterator[str]:
+    """The strings of a form or JSON body, its values at any depth (not its keys: property names)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item:
+                yield item
+        elif isinstance(item, bytes):
+            yield item.decode("utf-8", "replace")
+        elif isinstance(item, t.Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
 
 
 def _short(url: str) -> str:

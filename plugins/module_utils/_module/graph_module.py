@@ -6,14 +6,22 @@
 
 """``GraphModule``: AnsibleModule with the shared connection options, the library checks, a lazily built Graph
 client, the one place where a failure (any ``ModuleFailure``) becomes ``fail_json``, and a result whose masking of
-secrets costs what the result holds, not that times every secret of a large inventory."""
+secrets costs what the result holds, not that times every secret of a large inventory.
+
+Every value given to a no_log option (a suboption of a list of dicts included) is masked in every result, also when
+AnsibleModule's own check of the arguments fails: the values are collected from the arguments as given, whatever
+their shape, before that check (which collects none when an element of a list of dicts is not a dict), and the
+result's ``invocation`` shows no no_log option's value at all."""
 
 from __future__ import annotations
 
+import json
+import re
 import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.validation import check_type_dict
 from ansible.module_utils.common.warnings import get_deprecation_messages, get_warning_messages
 
 from .._common.errors import InputError, ModuleFailure
@@ -27,6 +35,10 @@ from .options import graph_argument_spec
 
 # A list option longer than this is shown in the result's invocation by its length only (see ``long_lists``).
 INVOCATION_LIST_LIMIT = 100
+# What the invocation shows for the value of a no_log option (AnsibleModule's word for a masked value).
+NO_LOG_MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+# A character that repr or JSON shows escaped: not printable ASCII, a quote or a backslash.
+_NEEDS_ESCAPING = re.compile(r"[^ !#-&(-\[\]-~]")
 
 
 class GraphModule(AnsibleModule):
@@ -47,6 +59,14 @@ class GraphModule(AnsibleModule):
         self._client: GraphClient | None = None
         self._transport: Transport | None = None
         self._pacer: Pacer | None = None
+
+    def _load_params(self) -> None:
+        """AnsibleModule reads the task's arguments here, before it checks them against the argument spec. The
+        values given to no_log options are added to ``no_log_values`` now, from the arguments as given: AnsibleModule
+        collects them while it checks the arguments, and a failure of that check (an element of ``tokens`` that is
+        not a dict) loses every one of them, connection secrets included, in the failure result it then returns."""
+        super()._load_params()
+        self.no_log_values.update(given_secrets(self.argument_spec, self.params))
 
     @property
     def credential(self) -> Credential:
@@ -121,20 +141,27 @@ class GraphModule(AnsibleModule):
         cut to the values the result holds. Ansible replaces every no-log value in every string of the result, which
         costs strings x values: 10,000 tokens give 20,000 values and, with their list in the invocation, 120,000
         strings. A value that occurs in no string of the result, its warnings or deprecations masks nothing, so
-        the result is masked exactly as before. A value holding ``*`` is always kept (masking writes ``*``)."""
+        the result is masked exactly as before. A value holding ``*`` is always kept (masking writes ``*``). Each
+        value's escaped forms (``_escaped``) are no-log values too."""
         if "invocation" not in kwargs:  # what AnsibleModule would add (with long lists shortened), masked with the rest
             kwargs["invocation"] = {"module_args": self._invocation_args()}
-        values: set[str] = getattr(self, "no_log_values", set())  # none yet when the arguments themselves fail
+        values: set[str] = set(getattr(self, "no_log_values", set()))
+        if _NEEDS_ESCAPING.search(" ".join(values)):  # one pass: most results have no value to escape
+            values.update(form for value in list(values) for form in _escaped(value))
         if values:
             shown_text = "\0".join(_texts([msg, kwargs, get_warning_messages(), get_deprecation_messages()]))
             self.no_log_values = {v for v in values if "*" in v or v in shown_text}
 
     def _invocation_args(self) -> dict[str, t.Any]:
-        args = dict(self.params)
-        for name in self._long_lists:
-            value = args.get(name)
-            if isinstance(value, list) and len(value) > INVOCATION_LIST_LIMIT:
-                args[name] = f"{len(value)} entries (longer than {INVOCATION_LIST_LIMIT}: not repeated in the result)"
+        """The arguments as the result shows them: no_log options (and suboptions) masked whatever their shape,
+        long lists by their length."""
+        shortened = {
+            name: f"{len(value)} entries (longer than {INVOCATION_LIST_LIMIT}: not repeated in the result)"
+            for name in self._long_lists
+            if isinstance(value := self.params.get(name), list) and len(value) > INVOCATION_LIST_LIMIT
+        }
+        args = masked_args(self.argument_spec, {k: v for k, v in self.params.items() if k not in shortened})
+        args.update(shortened)
         return args
 
     def close(self) -> None:
@@ -185,3 +212,104 @@ def _texts(value: t.Any) -> t.Iterator[str]:
             stack.extend(item)
         else:
             yield str(item)
+
+
+# ------------------------------------------------------------------------------------- no_log options, as given
+def given_secrets(spec: t.Mapping[str, t.Any], params: t.Any) -> set[str]:
+    """Every text given to a no_log option of ``spec`` in ``params`` (the arguments as the task gave them, before any
+    check), suboptions included: a dict, a list of dicts, a dict given as a JSON or ``key=value`` string. An element
+    that can't be read as a dict, of an option whose suboptions hold a no_log one, is all taken: which part of it is
+    the secret can't be told. Strings, and numbers as text, at any depth (not the keys of a mapping)."""
+    found: set[str] = set()
+    if not isinstance(params, t.Mapping):
+        return found
+    for name, option in spec.items():
+        for key in (name, *(option.get("aliases") or ())):
+            if key not in params or params[key] is None:
+                continue
+            value, options = params[key], option.get("options")
+            if option.get("no_log"):
+                found.update(_leaves(value))
+            elif options:
+                for element in _elements(value):
+                    if isinstance(element, t.Mapping):
+                        found.update(given_secrets(options, element))
+                    elif _holds_no_log(options):
+                        found.update(_leaves(element))
+    return found
+
+
+def masked_args(spec: t.Mapping[str, t.Any], params: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """``params`` with the value of every no_log option (and suboption) replaced by NO_LOG_MASK, whatever its shape;
+    an element that can't be read as a dict, of an option whose suboptions hold a no_log one, is masked whole."""
+    args = dict(params)
+    for name, option in spec.items():
+        options = option.get("options")
+        for key in (name, *(option.get("aliases") or ())):
+            if args.get(key) is None or args[key] == "":
+                continue
+            if option.get("no_log"):
+                args[key] = NO_LOG_MASK
+            elif options and _holds_no_log(options):
+                args[key] = _masked_value(options, args[key])
+    return args
+
+
+def _masked_value(options: t.Mapping[str, t.Any], value: t.Any) -> t.Any:
+    if isinstance(value, t.Mapping):
+        return masked_args(options, value)
+    if isinstance(value, (list, tuple)):
+        return [masked_args(options, item) if isinstance(item, t.Mapping) else NO_LOG_MASK for item in value]
+    return NO_LOG_MASK
+
+
+def _holds_no_log(spec: t.Mapping[str, t.Any]) -> bool:
+    return any(option.get("no_log") or _holds_no_log(option.get("options") or {}) for option in spec.values())
+
+
+def _elements(value: t.Any) -> list[t.Any]:
+    """The elements of a dict or list-of-dicts option as given: a list's items, or the value itself; a string read
+    as a dict (JSON or ``key=value``) where it can be, as AnsibleModule would."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    return [_as_dict(item) if isinstance(item, str) else item for item in items]
+
+
+def _as_dict(text: str) -> t.Any:
+    """``text`` read as a dict, as AnsibleModule reads it (JSON or ``key=value``); as it is when it is not one."""
+    try:
+        return check_type_dict(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _leaves(value: t.Any) -> t.Iterator[str]:
+    """The texts of a value as AnsibleModule collects a no_log option's: strings and numbers at any depth, the
+    values (not the keys) of mappings."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item:
+                yield item
+        elif isinstance(item, bytes):
+            if item:
+                yield item.decode("utf-8", "surrogateescape")
+        elif item is None or isinstance(item, bool):
+            continue
+        elif isinstance(item, (int, float)):
+            yield str(item)
+        elif isinstance(item, t.Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        else:
+            yield str(item)
+
+
+def _escaped(value: str) -> tuple[str, ...]:
+    """The forms a value with a control character, a character outside ASCII, a quote or a backslash takes when a
+    message quotes it (``repr``, JSON): ``'tok\\n'`` for ``tok`` and a newline. Masking the value alone would leave
+    them, and the secret in them, shown. Most values need none (checked fast, for the thousands of an inventory)."""
+    if not _NEEDS_ESCAPING.search(value):
+        return ()
+    return tuple({repr(value)[1:-1], json.dumps(value)[1:-1]} - {value})

@@ -96,6 +96,7 @@ class TokenPlan:
     error: str | None = None
     current: TokenView | None = None  # as listed
     view: TokenView | None = None  # as the inventory writes leave it (None: deleted, or not planned)
+    secret_later: bool = False  # planned without the secret it needs (see plan_inventory's secrets_later)
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -165,14 +166,20 @@ def plan_inventory(
     *,
     force_unassign: bool = False,
     prune: PruneScope | None = None,
+    secrets_later: bool = False,
 ) -> list[TokenPlan]:
     """The plan of every declared token (in list order), then of every token the prune scope covers that the list
     does not name. ``tokens``: the whole inventory as listed; ``users``: the declared users by the reference given
-    (case-folded)."""
+    (case-folded). ``secrets_later``: a token whose secret is not given is planned as if it were (a plan made
+    without the seeds, which only an apply needs); a plan that needs it has ``secret_later``."""
     current = {token.serial_number.casefold(): token for token in tokens}
     plans = [
         plan_entry(
-            entry, current.get(entry.serial_number.casefold()), _user_of(entry, users), force_unassign=force_unassign
+            entry,
+            current.get(entry.serial_number.casefold()),
+            _user_of(entry, users),
+            force_unassign=force_unassign,
+            secrets_later=secrets_later,
         )
         for entry in entries
     ]
@@ -191,10 +198,20 @@ def _user_of(entry: Entry, users: t.Mapping[str, UserView]) -> UserView | None:
 
 
 def plan_entry(
-    entry: Entry, current: TokenView | None, user: UserView | None, *, force_unassign: bool = False
+    entry: Entry,
+    current: TokenView | None,
+    user: UserView | None,
+    *,
+    force_unassign: bool = False,
+    secrets_later: bool = False,
 ) -> TokenPlan:
-    """The plan of one declared token; a token that can't be reached gets ``error`` instead of actions."""
+    """The plan of one declared token; a token that can't be reached gets ``error`` instead of actions. With
+    ``secrets_later``, a missing secret is taken as given, and the plan says whether it needs it."""
     try:
+        if secrets_later and not entry.has_secret:
+            plan = _plan_entry(dataclasses.replace(entry, has_secret=True), current, user, force_unassign)
+            needs = plan.creates or plan.spec.rotate or (plan.needs_code and not entry.has_code)
+            return dataclasses.replace(plan, entry=entry, secret_later=needs)
         return _plan_entry(entry, current, user, force_unassign)
     except ModuleFailure as exc:
         before = token_result(current) if current else {}

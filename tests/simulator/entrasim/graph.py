@@ -118,6 +118,15 @@ class Request:
     extra: dict = field(default_factory=dict)
 
 
+DIRECTORY_ROLE_CAST = "microsoft.graph.directoryRole"
+DIRECTORY_ROLE_SELECT = {"id", "displayName", "description", "roleTemplateId"}
+ROLE_TEMPLATE_IDS = {  # template ids of Microsoft Entra built-in roles
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+    "Authentication Administrator": "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+    "Privileged Authentication Administrator": "7be44c8a-adaf-4e2a-84d6-ab2649e08a13",
+    "Authentication Policy Administrator": "0526716b-113d-4c15-b2c8-68e3c22b9f80",
+}
 Response = tuple[int, Any, dict]
 
 
@@ -247,7 +256,31 @@ class GraphApi:
             return self._methods(request, user, rest[2:])
         if rest == ["authentication", "methods"]:
             return self._all_methods(request, user)
+        if rest in (["memberOf", DIRECTORY_ROLE_CAST], ["transitiveMemberOf", DIRECTORY_ROLE_CAST]):
+            return self._directory_roles(request, user)
         raise self._unknown_segment(rest)
+
+    def _directory_roles(self, request: Request, user: User) -> Response:
+        """``GET /users/{id}/(transitive)memberOf/microsoft.graph.directoryRole``: the directory roles of the seed's
+        ``roles`` (active assignments; the seed has no groups that hold roles, so both relations answer the same).
+        Application permission User.Read.All (or Directory.Read.All, GroupMember.Read.All, Group.Read.All)."""
+        if request.method != "GET":
+            raise self._method_not_allowed()
+        perm.authorize(request.principal, perm.USERS_READ, user)
+        odata.check_options(request.query)
+        fields = odata.parse_select(request.query.get("$select"), DIRECTORY_ROLE_SELECT, DIRECTORY_ROLE_CAST)
+        roles = [
+            {
+                "@odata.type": "#microsoft.graph.directoryRole",
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"entrasim:directory-role:{name}")),
+                "displayName": name,
+                "description": None,
+                "roleTemplateId": ROLE_TEMPLATE_IDS.get(name),
+            }
+            for name in user.roles
+        ]
+        context = self.url("$metadata#directoryRoles", request.version)
+        return 200, {"@odata.context": context, "value": [odata.apply_select(r, fields) for r in roles]}, {}
 
     def _all_methods(self, request: Request, user: User) -> Response:
         """``GET .../authentication/methods``: every method of the user, one page: a password, the hardware OATH

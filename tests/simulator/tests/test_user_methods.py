@@ -530,3 +530,20 @@ def test_unassigned_members_of_other_users_untouched(api, totp):
     api.graph("POST", methods_path(AMY), json={"device": {"id": TOTP123456}})
     after = {t["id"]: t for t in api.admin_state()["tokens"] if t["id"] != TOTP123456}
     assert after == before
+
+
+# ------------------------------------------------------------------ directory roles
+@pytest.mark.parametrize("relation", ["memberOf", "transitiveMemberOf"])
+def test_a_users_directory_roles(api, relation):
+    path = f"/users/{ADELE_UPN}/{relation}/microsoft.graph.directoryRole"
+    response = api.graph("GET", path)
+    assert response.status_code == 200, response.text
+    assert [
+        (role["@odata.type"], role["displayName"], role["roleTemplateId"]) for role in response.json()["value"]
+    ] == [("#microsoft.graph.directoryRole", "Authentication Administrator", "c4e39bd9-1100-46d3-8c65-fb160da0071f")]
+    assert api.graph("GET", f"/users/{AMY}/{relation}/microsoft.graph.directoryRole").json()["value"] == []
+    selected = api.graph("GET", path, params={"$select": "id,roleTemplateId"}).json()["value"]
+    assert [sorted(role) for role in selected] == [["@odata.type", "id", "roleTemplateId"]]
+    unknown = api.graph("GET", f"/users/{UNKNOWN_ID}/{relation}/microsoft.graph.directoryRole")
+    assert_graph_error(unknown, 404, "Request_ResourceNotFound")
+    assert api.graph("POST", path, json={}).status_code == 405

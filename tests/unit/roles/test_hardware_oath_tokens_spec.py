@@ -63,6 +63,7 @@ def test_secrets_are_no_log():
     tokens = SPEC[PREFIX + "tokens"]["options"]
     assert tokens["secret_key"]["no_log"] is True and tokens["verification_code"]["no_log"] is True
     assert SPEC[PREFIX + "pskc_preshared_key"]["no_log"] is True
+    assert SPEC[PREFIX + "pskc_password"]["no_log"] is True
 
 
 def test_prune_and_policy_options_are_those_of_their_modules():

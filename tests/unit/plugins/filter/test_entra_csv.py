@@ -50,13 +50,22 @@ def test_refusals_are_filter_errors_never_holding_the_secret():
         plugin.entra_csv_tokens(f"{HEADER}\namy@contoso.com,1000001,{bad},,,\n")
     message = info.value.message
     assert message.startswith(
-        "tokenops.entra.entra_csv_tokens: line 2 (serial number '1000001'), column 'secret key': "
+        "tokenops.entra.entra_csv_tokens: line 2, column 'secret key': "
         "the secret key is not usable: secret_key is not valid base32"
     )
     assert bad not in message
     assert bad.lower() not in message
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
+
+
+def test_a_seed_shifted_into_the_serial_number_column_is_not_in_the_filter_error():
+    # The row lacks its UPN: the serial number is read as the UPN, the seed as the serial number.
+    with pytest.raises(AnsibleFilterError) as info:
+        plugin.entra_csv_tokens(f"upn,serial number,secret key\r\n1000001,{SECRET}\r\n")
+    message = info.value.message
+    assert message == "tokenops.entra.entra_csv_tokens: line 2, column 'secret key': a value is required"
+    assert SECRET not in message.upper()
 
 
 @pytest.mark.parametrize("value", [None, 42, ["upn"], {"upn": "x"}])

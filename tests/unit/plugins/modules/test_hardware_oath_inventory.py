@@ -201,6 +201,23 @@ def test_run_check_mode_and_a_real_run_report_the_same(api):
     ]
 
 
+def test_run_check_mode_plans_without_the_seeds_and_names_the_tokens_that_need_them(api):
+    fake = api(*mixed_inventory())
+    seedless = [{**entry, "secret_key": None} for entry in mixed()]
+    module = task(seedless, check_mode=True)
+    result = module_under_test.run(module)
+    assert fake.writes == 0 and result["failed_tokens"] == []
+    assert result["counts"] == counted(created=1, unchanged=1, reassigned=1)  # as with the seeds
+    assert module.logs == [
+        "warning: 2 token(s) were planned without their secret_key, which applying the plan needs (to create them, "
+        "or to compute their activation code): T-1, T-3"
+    ]
+    api(*mixed_inventory())
+    with pytest.raises(Failed) as info:  # an apply without them refuses those tokens, before any write of theirs
+        task(seedless).run(module_under_test.run)
+    assert info.value.args[0]["failed_tokens"] == ["T-1", "T-3"]
+
+
 def test_run_without_holding_entries_looks_no_user_up(api):
     fake = api(listed("T-1", "activated", ADELE))
     result = module_under_test.run(task([item("T-1", state="available")], check_mode=True))
@@ -306,6 +323,32 @@ def test_run_a_failed_token_fails_the_task_at_the_end(api):
         "rid-500",
         [],
     )
+    assert module.closed is True
+
+
+@pytest.mark.parametrize("error", [RuntimeError(f"bug with {SECRET}"), KeyError(SECRET)])
+def test_run_an_unexpected_error_fails_its_token_alone_and_keeps_every_outcome(api, error):
+    # Issue 18: an exception out of one token's worker thread lost every outcome and reported changed: false.
+    fake = api(listed("T-1"), listed("T-2"), listed("T-3"), refuse={(ASSIGN_AND_ACTIVATE, "id-T-2"): error})
+    module = task([item(f"T-{n}", user=AMY_UPN, secret_key=SECRET) for n in (1, 2, 3)], concurrency=4)
+    with pytest.raises(Failed) as info:
+        module.run(module_under_test.run)
+    result = info.value.args[0]
+    assert [call[2] for call in writes(fake)] == ["id-T-1", "id-T-2", "id-T-3"]
+    assert result["changed"] is True  # T-1 and T-3 were activated
+    assert result["counts"] == counted(activated=2, failed=1)
+    assert result["failed_tokens"] == ["T-2"]
+    assert [(row["serial_number"], row["outcome"]) for row in result["tokens"]] == [
+        ("T-1", "activated"),
+        ("T-2", "failed"),
+        ("T-3", "activated"),
+    ]
+    kind = type(error).__name__
+    assert result["tokens"][1]["error"].startswith(f"token T-2: unexpected error ({kind} in ")
+    assert "Please report it at https://github.com/tokenops/entra/issues" in result["tokens"][1]["error"]
+    assert result["msg"].startswith("1 of 3 tokens failed; the others converged. T-2: token T-2: unexpected error ")
+    assert "exception" not in result  # no traceback
+    assert SECRET not in json.dumps(result)
     assert module.closed is True
 
 

@@ -82,12 +82,11 @@ def test_line_ends(newline):
 
 def test_line_numbers_count_rows_as_a_spreadsheet_shows_them():
     text = f"{HEADER}\r\n\r\namy@contoso.com,1000001,{SECRET},,,\r\nlee@contoso.com,1000002,x1,,,\r\n"
-    assert refused(text, secret="x1").startswith("line 4 (serial number '1000002'), column 'secret key'")
+    assert refused(text, secret="x1").startswith("line 4, column 'secret key'")
     # A quoted cell holding a line break is in one row (and refused: no token field holds one).
     text = f'{HEADER}\r\n\r\namy@contoso.com,1000001,{SECRET},,"Contoso\r\nEurope",\r\n'
     assert refused(text) == (
-        "line 3 (serial number '1000001'), column 'manufacturer': holds control or bidirectional formatting "
-        "characters (U+000A, U+000D)"
+        "line 3, column 'manufacturer': holds control or bidirectional formatting characters (U+000A, U+000D)"
     )
 
 
@@ -133,11 +132,15 @@ def test_a_semicolon_separated_file_gets_a_hint():
     assert "separated by semicolons" in message
 
 
-def test_unknown_columns_are_named():
+def test_unknown_columns_are_named_by_their_number_never_their_text():
     message = refused(f"{HEADER},Notes,Owner\namy@contoso.com,1000001,{SECRET},,,,x,y\n")
     assert message == (
-        f"line 1: unknown column(s) 'Notes', 'Owner'; Entra's hardware token CSV has the columns {HEADER}"
+        f"line 1: column(s) 7, 8 (counted from 1) have a name Entra's hardware token CSV does not have; its columns "
+        f"are {HEADER}"
     )
+    # A header cell may be a seed (pasted into the wrong row): it is not repeated.
+    message = refused(f"upn,serial number,secret key,{SECRET}\n")
+    assert message.startswith("line 1: column(s) 4 (counted from 1) have a name")
 
 
 def test_a_column_given_twice_is_refused():
@@ -167,15 +170,16 @@ def test_required_values(row, column):
 @pytest.mark.parametrize("interval", ["45", "0", "30s", "thirty", "3.0e1", "١٢"])
 def test_time_intervals_other_than_30_or_60_are_refused(interval):
     message = refused(f"{HEADER}\namy@contoso.com,1000001,{SECRET},{interval},,\n")
-    assert message == (
-        f"line 2 (serial number '1000001'), column 'time interval': {interval!r} is not one of 30, 60 (seconds)"
-    )
+    assert message == "line 2, column 'time interval': the time interval is not one of 30, 60 (seconds)"
 
 
 @pytest.mark.parametrize("serial", ["1.23457E+11", "1,23457E+11", "2E+10", "1.5e-3"])
 def test_a_serial_number_in_scientific_notation_is_refused(serial):
     message = refused(f'{HEADER}\namy@contoso.com,"{serial}",{SECRET},,,\n')
-    assert message.startswith(f"line 2, column 'serial number': {serial} is a number Excel converted")
+    assert message.startswith(
+        "line 2, column 'serial number': the serial number is a number Excel converted to scientific notation"
+    )
+    assert serial not in message
     assert "format the column as text" in message
 
 
@@ -195,7 +199,7 @@ def test_serial_numbers_that_merely_hold_an_e_are_taken(serial):
 )
 def test_a_secret_that_is_not_base32_is_refused_without_repeating_it(secret):
     message = refused(f"{HEADER}\namy@contoso.com,1000001,{secret},,,\n", secret=secret)
-    assert message.startswith("line 2 (serial number '1000001'), column 'secret key': the secret key is not usable")
+    assert message.startswith("line 2, column 'secret key': the secret key is not usable")
     assert "not valid base32" in message
 
 
@@ -208,7 +212,7 @@ def test_a_secret_of_an_impossible_length_is_refused():
 def test_a_secret_too_short_to_compute_codes_is_refused(secret):
     message = refused(f"{HEADER}\namy@contoso.com,1000001,{secret},,,\n", secret=secret)
     assert message == (
-        "line 2 (serial number '1000001'), column 'secret key': the secret key is shorter than the 112 bits "
+        "line 2, column 'secret key': the secret key is shorter than the 112 bits "
         "(23 base32 characters) needed to compute the token's activation codes"
     )
 
@@ -229,9 +233,12 @@ def test_duplicate_serial_numbers_name_both_lines():
         f"{HEADER}\namy@contoso.com,T-1,{SECRET},,,\n\n"
         f"lee@contoso.com,T-2,{SECRET},,,\nben@contoso.com,t-1,{SECRET},,,\n"
     )
-    assert refused(text) == "lines 2 and 5: the serial number 'T-1' appears twice (as 't-1')"
+    assert refused(text) == (
+        "lines 2 and 5, column 'serial number': the same serial number appears twice (once in other letter case, "
+        "which tells no token apart)"
+    )
     text = f"{HEADER}\namy@contoso.com,T-1,{SECRET},,,\nlee@contoso.com,T-1,{SECRET},,,\n"
-    assert refused(text) == "lines 2 and 3: the serial number 'T-1' appears twice"
+    assert refused(text) == "lines 2 and 3, column 'serial number': the same serial number appears twice"
 
 
 @pytest.mark.parametrize(
@@ -254,16 +261,54 @@ def test_cells_that_look_like_formulas_are_refused(row, column):
 def test_a_secret_cell_that_looks_like_a_formula_is_refused_without_repeating_it():
     secret = "=" + SECRET
     message = refused(f"{HEADER}\namy@contoso.com,1000001,{secret},,,\n", secret=SECRET)
-    assert message.startswith("line 2 (serial number '1000001'), column 'secret key': the cell starts with '='")
+    assert message.startswith("line 2, column 'secret key': the cell starts with '='")
 
 
 def test_text_fields_are_checked_like_the_module_checks_them():
     message = refused(f"{HEADER}\namy@contoso.com,1000001,{SECRET},,{'x' * 129},\n")
-    assert message == (
-        "line 2 (serial number '1000001'), column 'manufacturer': is 129 characters long; at most 128 are allowed"
-    )
+    assert message == ("line 2, column 'manufacturer': is 129 characters long; at most 128 are allowed")
     message = refused(f"{HEADER}\namy@contoso.com,T\u202e1,{SECRET},,,\n")
     assert message.startswith("line 2, column 'serial number': holds control or bidirectional formatting characters")
+
+
+# A row short of a cell: its values shift left (or right, with one too many), and a seed lands in another column.
+# Whatever the refusal, it names the line and the column and quotes no cell (issue 18).
+FULL = "upn,serial number,secret key,time interval,manufacturer,model"
+
+
+@pytest.mark.parametrize(
+    "text, start",
+    [
+        # The UPN is missing: the seed is in the serial number column, the secret key is empty.
+        (f"upn,serial number,secret key\n1000001,{SECRET}\n", "line 2, column 'secret key': a value is required"),
+        # The serial number is missing: the seed in its column, the interval in the secret key's.
+        (f"{FULL}\namy@contoso.com,{SECRET},30,Contoso,Key\n", "line 2, column 'secret key': the secret key is not"),
+        # The seed is in the serial number column, and the row is refused for another cell.
+        (f"{FULL}\namy@contoso.com,{SECRET},{OTHER_SECRET},45,,\n", "line 2, column 'time interval': "),
+        (f"{FULL}\namy@contoso.com,{SECRET},{OTHER_SECRET},,=1,\n", "line 2, column 'manufacturer': "),
+        (f"{FULL}\namy@contoso.com,{SECRET},{OTHER_SECRET},,,{'x' * 129}\n", "line 2, column 'model': "),
+        (f"{FULL}\namy@contoso.com,{SECRET},{OTHER_SECRET[:16]},,,\n", "line 2, column 'secret key': "),
+        # Two shifted rows with the same seed in the serial number column.
+        (
+            f"{FULL}\namy@contoso.com,{SECRET},{OTHER_SECRET},,,\nlee@contoso.com,{SECRET.lower()},{OTHER_SECRET},,,\n",
+            "lines 2 and 3, column 'serial number': the same serial number appears twice",
+        ),
+        # A cell too many: the seed in the time interval column.
+        (f"{FULL}\namy@contoso.com,1000001,{OTHER_SECRET},{SECRET},,\n", "line 2, column 'time interval': "),
+        # The seed in the UPN column, refused there.
+        (f"{FULL}\n{SECRET}\u200f\u202e,1000001,{OTHER_SECRET},,,\n", "line 2, column 'upn': holds control"),
+    ],
+)
+def test_a_seed_shifted_into_another_column_is_never_quoted(text, start):
+    message = refused(text)
+    assert message.startswith(start)
+    assert SECRET not in message.upper()
+
+
+def test_the_serial_number_of_a_row_is_not_quoted_in_its_errors():
+    message = refused(f"{HEADER}\namy@contoso.com,1000001,{SECRET},45,,\n")
+    assert message == "line 2, column 'time interval': the time interval is not one of 30, 60 (seconds)"
+    assert "1000001" not in message
 
 
 def test_malformed_quoting_is_refused_naming_the_line():

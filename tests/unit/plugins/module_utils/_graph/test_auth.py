@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphAuthError, GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._graph import auth
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.auth import (
     CLOUDS,
     TOKEN_REFRESH_MARGIN,
@@ -339,6 +340,102 @@ def test_validate_certs_false_does_not_allow_http():
         )
 
 
+# ------------------------------------------------------------------------------------------- credentials' own text
+# Characters no access token or client secret holds: a trailing newline (a file, a command's output), a header
+# injection, whitespace of every kind, NUL and DEL, a zero-width space, a byte order mark, a bidirectional override.
+NOT_IN_A_CREDENTIAL = [
+    "\n",
+    "\r\n",
+    "\r\nX-Injected: 1",
+    " ",
+    "\t",
+    "\x00",
+    "\x7f",
+    "\x85",
+    "\u00a0",
+    "\u2003",
+    "\u2028",
+    "\u200b",
+    "\ufeff",
+    "\u202e",
+]
+REFUSED_TAIL = (
+    " (a trailing newline from a file or a command's output?); its value is not shown. Give it without them. "
+    "Nothing was sent."
+)
+
+
+def _spoiled(value, bad, where):
+    return {"end": value + bad, "start": bad + value, "middle": value[:5] + bad + value[5:]}[where]
+
+
+@pytest.mark.parametrize("where", ["end", "start", "middle"])
+@pytest.mark.parametrize("bad", NOT_IN_A_CREDENTIAL)
+@pytest.mark.parametrize(
+    "option, value, given",
+    [
+        ("access_token", ACCESS_TOKEN, {}),
+        ("access_token", ACCESS_TOKEN, {"auth_method": "access_token", "client_secret": SECRET}),
+        ("client_secret", SECRET, {"tenant_id": TENANT, "client_id": CLIENT}),
+        ("client_secret", SECRET, {"tenant_id": TENANT, "client_id": CLIENT, "auth_method": "client_secret"}),
+    ],
+)
+def test_a_credential_with_whitespace_or_control_characters_is_refused_by_name(option, value, given, bad, where):
+    """Refused before any request (resolve_credential sends nothing): sent on, httpx's error quoted the whole
+    Authorization header, the token with it, in the task's result."""
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(graph_params(**{option: _spoiled(value, bad, where)}, **given), environ={})
+    assert info.value.message == f"{option} holds whitespace or control characters" + REFUSED_TAIL
+    assert value[:5] not in info.value.message and value[5:] not in info.value.message
+
+
+@pytest.mark.parametrize("bad", [b for b in NOT_IN_A_CREDENTIAL if not b.isspace() or b in "\n\r\x85\u2028"])
+def test_a_certificate_password_with_control_characters_is_refused_by_name(bad):
+    params = graph_params(
+        tenant_id=TENANT, client_id=CLIENT, client_certificate_path="/etc/app.pem", client_certificate_password="pw"
+    )
+    params["client_certificate_password"] = "pass phrase" + bad
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(params, environ={})
+    assert info.value.message == "client_certificate_password holds control characters" + REFUSED_TAIL
+    assert "phrase" not in info.value.message
+
+
+def test_a_certificate_password_may_hold_spaces():
+    """A passphrase, chosen by a person: spaces (even around it) are its own."""
+    credential = resolve_credential(
+        graph_params(
+            tenant_id=TENANT,
+            client_id=CLIENT,
+            client_certificate_path="/etc/app.pem",
+            client_certificate_password=" correct horse\u00a0battery staple ",
+        ),
+        environ={},
+    )
+    assert credential.certificate_password == " correct horse\u00a0battery staple "
+
+
+@pytest.mark.parametrize(
+    "method, given",
+    [
+        ("access_token", {"client_secret": SECRET + "\n", "client_certificate_password": "pw\n"}),
+        ("client_secret", {"access_token": ACCESS_TOKEN + "\n", "client_certificate_password": "pw\n"}),
+        ("certificate", {"access_token": ACCESS_TOKEN + "\n", "client_secret": SECRET + "\n"}),
+        ("federated", {"access_token": ACCESS_TOKEN + "\n", "client_secret": SECRET + "\n"}),
+        ("managed_identity", {"access_token": ACCESS_TOKEN + "\n", "client_secret": SECRET + "\n"}),
+    ],
+)
+def test_only_the_credential_in_use_is_checked(method, given):
+    params = {**ALL_CREDENTIALS, "client_certificate_password": "pw", **given}
+    assert resolve_credential(graph_params(auth_method=method, **params), environ={}).method == method
+
+
+def test_a_credential_of_printable_text_is_accepted():
+    printable = "".join(chr(c) for c in range(0x21, 0x7F)) + "é~ß"
+    assert resolve_credential(graph_params(access_token=printable), environ={}).access_token == printable
+    assert _secret_credential(printable).secret == printable
+
+
 @pytest.mark.parametrize(
     "tenant", [TENANT, TENANT.upper(), "contoso.onmicrosoft.com", "Contoso.COM", "sub.xn--bcher-kva.example"]
 )
@@ -618,11 +715,78 @@ def test_token_cache_file_of_another_user_is_refused(tmp_path, monkeypatch):
     path.chmod(0o600)
     owner = path.stat().st_uid
     monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    # The file's own check: its directory's (which the fake user id fails first) is tested on its own below.
+    monkeypatch.setattr(auth, "_check_private_directory", lambda directory, path: None)
     with pytest.raises(GraphAuthError) as info:
         TokenCacheFile(str(path))
     assert info.value.message.startswith(
         f"token_cache_path {path} belongs to user id {owner}, not to the user running the module (user id {owner + 1})"
     )
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o775, 0o730, 0o720, 0o707, 0o702, 0o777, 0o1777, 0o1770])
+@pytest.mark.parametrize("cache_exists", [True, False])
+def test_token_cache_in_a_directory_others_can_write_is_refused(tmp_path, mode, cache_exists):
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    path = directory / "tokens.json"
+    if cache_exists:
+        cache = TokenCacheFile(str(path))
+        _add_token(cache.cache)
+        cache.save()
+    content = path.read_bytes() if cache_exists else None
+    directory.chmod(mode)
+    with pytest.raises(GraphAuthError) as info:
+        TokenCacheFile(str(path))
+    assert info.value.message == (
+        f"token_cache_path {path} is in the directory {directory} of mode {mode:04o}: other users can "
+        "write it, so they could replace the cache, or read the tokens written next. Keep the cache in a directory "
+        "of your own that no one else can write (a missing one is created with mode 0700), such as "
+        f"~/.cache/tokenops/tokens.json, or take the write permission away (chmod go-w {directory})."
+    )
+    assert stat.S_IMODE(directory.stat().st_mode) == mode  # refused, not silently tightened
+    assert (path.read_bytes() if cache_exists else path.exists()) == (content if cache_exists else False)
+
+
+def test_token_cache_in_a_directory_of_another_user_is_refused(tmp_path, monkeypatch):
+    directory = tmp_path / "theirs"
+    directory.mkdir(mode=0o700)
+    owner = directory.stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    with pytest.raises(GraphAuthError) as info:
+        TokenCacheFile(str(directory / "tokens.json"))
+    assert info.value.message == (
+        f"token_cache_path {directory / 'tokens.json'} is in the directory {directory}, which belongs to user id "
+        f"{owner}, not to the user running the module (user id {owner + 1}): its owner could replace the cache, or "
+        "read the tokens written next. Keep the cache in a directory of your own that no one else can write (a "
+        "missing one is created with mode 0700), such as ~/.cache/tokenops/tokens.json."
+    )
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o750, 0o755, 0o711, 0o500])
+def test_token_cache_in_a_directory_only_its_owner_can_write_is_used(tmp_path, mode):
+    path = tmp_path / "tokens.json"
+    cache = TokenCacheFile(str(path))
+    _add_token(cache.cache)
+    cache.save()
+    tmp_path.chmod(mode)
+    try:
+        assert TokenCacheFile(str(path)).cached_token(CLIENT, TENANT, SCOPE)[0] == "at-1"
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_token_cache_directory_is_checked_again_before_writing(tmp_path, monkeypatch):
+    """A directory made between reading and writing (by someone else, or loosened since): refused, nothing written."""
+    directory = tmp_path / "late"
+    path = directory / "tokens.json"
+    cache = TokenCacheFile(str(path))  # no directory yet: nothing to check
+    _add_token(cache.cache)
+    directory.mkdir(mode=0o700)
+    directory.chmod(0o777)
+    with pytest.raises(GraphAuthError, match=f"^token_cache_path {path} is in the directory {directory} of mode 0777"):
+        cache.save()
+    assert os.listdir(directory) == []
 
 
 def test_token_cache_file_directories_are_created_private_whatever_the_umask(tmp_path):
@@ -867,6 +1031,18 @@ def test_token_provider_refuses_a_cache_open_to_others_before_any_request(tmp_pa
     with pytest.raises(GraphAuthError, match="has mode 0644"):
         TokenProvider(_secret_credential(), send, str(path)).token()
     assert send.calls == []
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770])
+def test_token_provider_refuses_a_cache_in_a_directory_others_can_write_before_any_request(tmp_path, mode):
+    directory = tmp_path / "shared"
+    directory.mkdir(mode=0o700)
+    directory.chmod(mode)
+    send = Recorder(FakeIdentityPlatform())
+    with pytest.raises(GraphAuthError, match=f"is in the directory {directory} of mode {mode:04o}"):
+        TokenProvider(_secret_credential(), send, str(directory / "tokens.json")).token()
+    assert send.calls == []
+    assert os.listdir(directory) == []
 
 
 def test_token_provider_sign_in_failure():

@@ -11,9 +11,11 @@ import email.utils
 import functools
 import pathlib
 import re
+import socket
 import ssl
 import threading
 import time
+import traceback
 import uuid
 from unittest import mock
 
@@ -30,6 +32,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._graph.client impor
     MAX_BATCH,
     GraphClient,
 )
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.endpoints import Destinations
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.odata import relative_url
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.pacer import Pacer
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.transport import (
@@ -1139,3 +1142,194 @@ def test_get_many_throttled_items_of_a_quota_pause_their_lane(scoped):
     else:  # not a quota's: the batch waits on its own
         assert (clock.sleeps, sleeps) == ([], [3.0])
         assert stats["pauses"] == 0
+
+
+# ------------------------------------------------------------------------------- transport errors hold no secret
+# httpx's errors may quote the request: h11 refuses a header holding a newline with "Illegal header value
+# b'Bearer <the token>\n'". Nothing of such a text may reach a message, a log line, a warning or a traceback.
+TOKEN = "tok-3f9a1c7e5b2d4a6f8e0c"
+HEADER_INJECTIONS = [
+    f"Bearer {TOKEN}\n",
+    f"Bearer {TOKEN}\r\nX-Injected: 1",
+    f"Bearer {TOKEN}\x00",
+    f"Bearer {TOKEN}\u00e9",  # not ASCII: httpx fails encoding the header (UnicodeEncodeError)
+]
+
+
+def _holds_no_secret(text):
+    return TOKEN not in text and TOKEN[:12] not in text and "X-Injected" not in text and "Bearer" not in text
+
+
+def _traceback_of(exc):
+    """The texts of the exceptions a traceback of ``exc`` shows: its own, and those of the errors it is chained to."""
+    texts: list[str] = []
+    shown: traceback.TracebackException | None = traceback.TracebackException.from_exception(exc)
+    while shown is not None:
+        texts.extend(shown.format_exception_only())
+        shown = shown.__cause__ or (None if shown.__suppress_context__ else shown.__context__)
+    return "".join(texts)
+
+
+@pytest.fixture
+def plain_server():
+    """A plain HTTP server on loopback (the Transport's destinations are checked by origin only): what each
+    connection received, and the URL of the server. It answers 200 to anything."""
+    received: list[bytes] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(10)
+
+    def serve():
+        while True:
+            try:
+                connection, _peer = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                try:
+                    received.append(connection.recv(65536))
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield received, f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+def _real_transport(origin, logs):
+    return Transport(
+        destinations=Destinations(origin, origin),
+        verify=True,
+        timeout=5.0,
+        max_retries=3,
+        max_retry_wait=1.0,
+        sleep=lambda seconds: None,
+        log=logs.append,
+    )
+
+
+@pytest.mark.parametrize("header", HEADER_INJECTIONS)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_header_http_refuses_fails_the_request_without_quoting_it(plain_server, method, header):
+    """A real httpx client and connection (h11 refuses the header while writing the request): the error names the
+    request, never the header, chains nothing a traceback would show, and nothing reaches the server."""
+    received, origin = plain_server
+    logs: list[str] = []
+    transport = _real_transport(origin, logs)
+    with pytest.raises(GraphTransportError) as info:
+        transport.send(method, origin + "/beta/me?$filter=x", headers={"Authorization": header}, json={})
+    transport.close()
+    exc = info.value
+    assert not isinstance(exc, WriteOutcomeUnknown)
+    assert re.fullmatch(
+        rf"{method} {origin}/beta/me: not sent: a header \(or the request line\) holds characters HTTP does not "
+        r"allow \((LocalProtocolError|UnicodeEncodeError); its text is not shown, as it quotes the header, which may "
+        r"hold a credential\)",
+        exc.message,
+    )
+    assert exc.__cause__ is None and exc.__suppress_context__
+    assert _holds_no_secret(_traceback_of(exc))
+    assert logs == []  # not retried: it would fail the same way
+    assert all(TOKEN.encode() not in data for data in received)
+
+
+def test_the_same_transport_sends_a_clean_header(plain_server):
+    """The control of the test above: the server and the transport work, and the server sees the header."""
+    received, origin = plain_server
+    transport = _real_transport(origin, [])
+    assert transport.send("GET", origin + "/beta/me", headers={"Authorization": f"Bearer {TOKEN}"}).json() == {}
+    transport.close()
+    assert any(f"Bearer {TOKEN}".encode() in data for data in received)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.LocalProtocolError,
+        httpx.UnsupportedProtocol,
+        httpx.ProxyError,
+        httpx.DecodingError,
+        httpx.TooManyRedirects,
+        httpx.InvalidURL,
+        httpx.StreamConsumed,
+        functools.partial(UnicodeEncodeError, "ascii", f"Bearer {TOKEN}\u00e9", 29, 30, "ordinal not in range(128)"),
+    ],
+)
+def test_any_other_httpx_error_quoting_the_request_is_not_shown(error):
+    def handler(request):
+        text = f"Illegal header value b'Bearer {TOKEN}\\r\\nX-Injected: 1'"
+        if error is httpx.StreamConsumed:
+            raise error()
+        if isinstance(error, functools.partial):
+            raise error()
+        if error is httpx.InvalidURL:
+            raise error(text)
+        raise error(text, request=request)
+
+    server = Server(handler)
+    logs: list[str] = []
+    transport = make_transport(server, logs=logs)
+    with pytest.raises(GraphTransportError) as info:
+        transport.send("POST", URL, headers={"Authorization": f"Bearer {TOKEN}"}, json={"secretKey": TOKEN})
+    assert info.value.message.startswith(f"POST {URL}: ")
+    assert _holds_no_secret(_traceback_of(info.value))
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert len(server.requests) == 1 and logs == []
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError])
+def test_a_connection_errors_text_is_shown_without_any_value_of_the_request(method, error):
+    """A connection's errors describe the connection; should one quote the request anyway, every header value (and
+    the token of Bearer ...), form and JSON value is cut out, as given or escaped; in retry log lines too."""
+    quoted = (
+        f"peer said: Authorization: Bearer {TOKEN}; b'Bearer {TOKEN}\\n'; form client_secret=s3cr3t~form-value; "
+        "json 654321 and JBSWY3DPEHPK3PXP; [Errno 111] Connection refused"
+    )
+
+    def handler(request):
+        raise error(quoted, request=request)
+
+    logs: list[str] = []
+    transport = make_transport(Server(handler), logs=logs, max_retries=1)
+    kwargs = {"data": {"client_secret": "s3cr3t~form-value"}} if method == "POST" else {}
+    body = {"json": {"secretKey": "JBSWY3DPEHPK3PXP", "verificationCode": "654321"}} if method == "GET" else {}
+    with pytest.raises(GraphTransportError) as info:
+        transport.send(method, URL, safe=True, headers={"Authorization": f"Bearer {TOKEN}\n"}, **kwargs, **body)
+    for text in [info.value.message, _traceback_of(info.value), *logs]:
+        assert _holds_no_secret(text)
+        if method == "POST":
+            assert "s3cr3t~form-value" not in text
+        else:
+            assert "JBSWY3DPEHPK3PXP" not in text and "654321" not in text
+    assert "[Errno 111] Connection refused" in info.value.message  # the connection's own words are kept
+    assert len(logs) == 1
+
+
+def test_a_write_whose_connection_failed_quotes_no_value_of_the_request():
+    def handler(request):
+        raise httpx.ReadError(f"lost after sending b'Bearer {TOKEN}'", request=request)
+
+    with pytest.raises(WriteOutcomeUnknown) as info:
+        make_transport(Server(handler)).send("PATCH", URL, headers={"Authorization": f"Bearer {TOKEN}"}, json={})
+    assert info.value.message == (
+        f"PATCH {URL}: the connection failed after the request was sent (ReadError: lost after sending b'***'); it "
+        "may or may not have taken effect"
+    )
+    assert info.value.__cause__ is None and _holds_no_secret(_traceback_of(info.value))
+
+
+def test_a_tls_failure_is_explained_without_any_value_of_the_request():
+    def handler(request):
+        raise httpx.ConnectError(
+            f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed for Bearer {TOKEN}", request=request
+        )
+
+    with pytest.raises(GraphTransportError) as info:
+        make_transport(Server(handler)).send("GET", URL, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert "TLS certificate verification failed" in info.value.message
+    assert info.value.__cause__ is None and _holds_no_secret(_traceback_of(info.value))

@@ -8,6 +8,7 @@ and the checks of text options. fakes.FakeModule binds these very methods onto a
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 
 import pytest
@@ -17,7 +18,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, InputError, PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
 from ansible_collections.tokenops.entra.plugins.module_utils._module import graph_module
-from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Exited, Failed, FakeModule
+from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Exited, Failed, FakeModule, module_spec
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import CONTROL, DONE
 
 
@@ -160,9 +161,12 @@ def test_the_result_is_masked_as_with_every_no_log_value(capsys, real_module):
 def test_no_log_values_the_result_does_not_hold_are_dropped_before_masking(capsys, real_module):
     module, items = real_module(150)
     module.no_log_values.add("654321")
-    printed(capsys, module.exit_json, changed=False, shown=f"x{items[7]['secret']}x")
-    # The access token is in the invocation (masked there); 149 secrets and the code are in no text of the result.
-    assert module.no_log_values == {items[7]["secret"], "at-1"}
+    out = printed(capsys, module.exit_json, changed=False, shown=f"x{items[7]['secret']}x")
+    # The invocation shows no no_log option's value (the access token is masked there by its option, not by its
+    # value); 149 secrets and the code are in no text of the result.
+    assert module.no_log_values == {items[7]["secret"]}
+    assert out["shown"] == "x********x"
+    assert out["invocation"]["module_args"]["access_token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def test_fail_json_masks_its_message_too(capsys, real_module):
@@ -200,3 +204,262 @@ def test_the_invocation_of_any_module_is_masked(capsys):
     for result in (out, failed):
         assert result["invocation"]["module_args"]["client_secret"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
         assert "s3cr3t-value" not in json.dumps(result)
+
+
+# ------------------------------------------------------------------- secrets when Ansible's argument check fails
+# ansible-core collects the no_log values while it checks the arguments; an element of a list of dicts that is not a
+# dict stops that collection, and its failure result then showed every connection secret in clear (invocation).
+CONNECTION_SECRETS = {
+    "client_secret": "cs-7Q~f1a2b3c4d5e6f7a8b9",
+    "client_certificate_password": "cp-correct horse battery",
+    "access_token": "at-eyJ0eXAiOiJKV1QifQ.eyJ4IjoxfQ.c2lnbmF0dXJl",
+}
+MODULES = {
+    name: importlib.import_module(f"ansible_collections.tokenops.entra.plugins.modules.{name}")
+    for name in (
+        "hardware_oath_assignment",
+        "hardware_oath_inventory",
+        "hardware_oath_policy",
+        "hardware_oath_token",
+        "hardware_oath_token_info",
+    )
+}
+# What each module requires, so that the argument error under test is the one reported.
+REQUIRED = {
+    "hardware_oath_assignment": {"user": "amy@contoso.com", "serial_number": "S1"},
+    "hardware_oath_policy": {"state": "enabled"},
+    "hardware_oath_token": {"serial_number": "S1"},
+}
+TOKEN_SECRETS = {"secret_key": "GEZDGNBVGY3TQOJQGEZDGNBV", "verification_code": "482913"}
+ELEMENT_SECRETS = {"secret_key": "MFRGGZDFMZTWQ2LKMFRGGZDF", "verification_code": "715046"}
+
+
+def run_main(capsys, module, args):
+    """``module``'s main() with ``args`` (the invocation asked for, as at -v); its printed result."""
+    with patch_module_args({**args, **INJECT_INVOCATION}), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def no_log_options(spec, prefix=()):
+    """The paths of every no_log option of ``spec``, suboptions included."""
+    for name, option in spec.items():
+        if option.get("no_log"):
+            yield (*prefix, name)
+        yield from no_log_options(option.get("options") or {}, (*prefix, name))
+
+
+def test_every_no_log_option_of_every_module_is_one_the_tests_give():
+    """The cases below give every no_log option a value: a new one must be added to them."""
+    found = {path for module in MODULES.values() for path in no_log_options(module_spec(module))}
+    assert found == {("secret_key",), ("verification_code",), ("tokens", "secret_key"), ("tokens", "verification_code")}
+
+
+def secret_args(name, only=None, **more):
+    """Arguments of module ``name`` giving a value to every no_log option it has (connection options included), of
+    its own top-level ones ``only`` this one when given (hardware_oath_assignment takes one of two)."""
+    args = {
+        "tenant_id": "contoso.onmicrosoft.com",
+        "client_id": "app-1",
+        **CONNECTION_SECRETS,
+        **REQUIRED.get(name, {}),
+    }
+    own = {path[0] for path in no_log_options(module_spec(MODULES[name]))}
+    args.update({option: value for option, value in TOKEN_SECRETS.items() if option in own and only in (None, option)})
+    if "tokens" in own:
+        args["tokens"] = [{"serial_number": "S1", "user": "amy@contoso.com", **ELEMENT_SECRETS}]
+    args.update(more)
+    return args
+
+
+def assert_no_secret(out, *extra):
+    text = json.dumps(out)
+    for secret in [*CONNECTION_SECRETS.values(), *TOKEN_SECRETS.values(), *ELEMENT_SECRETS.values(), *extra]:
+        assert secret not in text
+        assert secret[:10] not in text
+
+
+def assert_masked_invocation(out, name):
+    """The invocation (when Ansible asks for one) shows no no_log option's value, only AnsibleModule's mask."""
+    if not INJECT_INVOCATION and "invocation" not in out:
+        return
+    args = out["invocation"]["module_args"]
+    for option in CONNECTION_SECRETS:
+        assert args[option] == graph_module.NO_LOG_MASK
+    for path in no_log_options(module_spec(MODULES[name])):
+        if len(path) == 1:
+            assert args.get(path[0]) in (graph_module.NO_LOG_MASK, None)
+        else:
+            elements = args[path[0]]
+            assert all(isinstance(e, str) or e.get(path[1]) in (graph_module.NO_LOG_MASK, None) for e in elements)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("only", ["secret_key", "verification_code"])
+@pytest.mark.parametrize(
+    "broken, problem",
+    [
+        ({"bogus_option": "x"}, "Unsupported parameters"),
+        ({"timeout": "soon"}, "timeout"),
+        ({"auth_method": "password"}, "auth_method"),
+    ],
+)
+def test_an_argument_error_of_any_module_shows_no_secret(capsys, name, only, broken, problem):
+    out = run_main(capsys, MODULES[name], secret_args(name, only, **broken))
+    assert out["failed"] is True and problem in out["msg"]
+    assert_no_secret(out)
+    assert_masked_invocation(out, name)
+
+
+def test_both_secrets_of_an_assignment_refused_by_ansible_show_neither(capsys):
+    out = run_main(capsys, MODULES["hardware_oath_assignment"], secret_args("hardware_oath_assignment"))
+    assert out["msg"] == "parameters are mutually exclusive: verification_code|secret_key"
+    assert_no_secret(out)
+    assert_masked_invocation(out, "hardware_oath_assignment")
+
+
+NOT_A_DICT = [
+    "notadict",
+    "serial_number",
+    "",
+    5,
+    3.5,
+    True,
+    None,
+    ["SECRETINLIST-5T7Q9"],
+    [["NESTED-SECRET-4K8M"]],
+]
+
+
+@pytest.mark.parametrize("element", NOT_A_DICT, ids=repr)
+@pytest.mark.parametrize("position", ["first", "last"])
+def test_a_tokens_element_that_is_not_a_dict_shows_no_secret(capsys, element, position):
+    """The issue's case: ansible-core's own argument error, its collection of no_log values cut short."""
+    entries = [{"serial_number": "S1", "user": "amy@contoso.com", **ELEMENT_SECRETS}, element]
+    if position == "first":
+        entries.reverse()
+    args = secret_args("hardware_oath_inventory", tokens=entries)
+    out = run_main(capsys, MODULES["hardware_oath_inventory"], args)
+    assert out["failed"] is True and out["msg"]
+    assert_no_secret(out, "SECRETINLIST-5T7Q9", "NESTED-SECRET-4K8M")
+    assert_masked_invocation(out, "hardware_oath_inventory")
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        "serial_number=S2 secret_key=KRUGS4ZANFZSAYJAONSWG4TF verification_code=915372",  # one dict as key=value
+        '{"serial_number": "S2", "secret_key": "KRUGS4ZANFZSAYJAONSWG4TF", "verification_code": "915372"}',
+        ["serial_number=S2,secret_key=KRUGS4ZANFZSAYJAONSWG4TF,verification_code=915372", 7],
+        {"serial_number": "S2", "secret_key": "KRUGS4ZANFZSAYJAONSWG4TF", "verification_code": "915372", "x": 1},
+        [{"serial_number": "S2", "secret_key": ["KRUGS4ZANFZSAYJAONSWG4TF"], "verification_code": {"c": 915372}}, 7],
+    ],
+    ids=["key=value", "json", "list of key=value", "dict with an unknown key", "secrets of other types"],
+)
+def test_tokens_in_any_shape_show_no_secret(capsys, tokens):
+    """The list as a string, a dict, strings of dicts, secrets that are lists or mappings: whatever the check makes
+    of them, the result shows none of their secrets. (ansible-core collects the secrets of the first three itself:
+    they hold the collection from the arguments as given to what ansible-core makes of these shapes.)"""
+    args = secret_args("hardware_oath_inventory", tokens=tokens, bogus_option=1)
+    out = run_main(capsys, MODULES["hardware_oath_inventory"], args)
+    assert out["failed"] is True
+    assert_no_secret(out, "KRUGS4ZANFZSAYJAONSWG4TF", "915372")
+
+
+def test_an_argument_error_without_an_invocation_shows_no_secret(capsys):
+    """ansible-core 2.21 adds no invocation unless the controller asks; 2.19 always does. Either way, no secret."""
+    args = secret_args("hardware_oath_inventory", tokens=["notadict"], bogus_option=1)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        MODULES["hardware_oath_inventory"].main()
+    assert_no_secret(json.loads(capsys.readouterr().out))
+
+
+def test_the_secrets_given_are_masked_in_every_text_of_an_argument_error(capsys, monkeypatch):
+    """Not only in the invocation: a message quoting a secret (here, ansible-core's own, through a check made to
+    quote) is masked too, in each shape the secret was given."""
+    real_fail_json = graph_module.GraphModule.fail_json
+
+    def quoting(self, msg, **kwargs):
+        return real_fail_json(self, msg=f"{msg}: {json.dumps(self.params, default=str)}", **kwargs)
+
+    monkeypatch.setattr(graph_module.GraphModule, "fail_json", quoting)
+    args = secret_args("hardware_oath_inventory", tokens=[{"serial_number": "S1", **ELEMENT_SECRETS}, "x"])
+    out = run_main(capsys, MODULES["hardware_oath_inventory"], args)
+    assert out["failed"] is True and "dictionary requested" in out["msg"]
+    assert_no_secret(out)
+    assert "********" in out["msg"]
+
+
+# ---------------------------------------------------------------------------------------------- given_secrets
+SPEC = {
+    "client_secret": {"type": "str", "no_log": True, "aliases": ["secret"]},
+    "name": {"type": "str"},
+    "items": {
+        "type": "list",
+        "elements": "dict",
+        "no_log": False,
+        "options": {
+            "name": {"type": "str"},
+            "key": {"type": "str", "no_log": True},
+            "inner": {"type": "dict", "options": {"pin": {"type": "str", "no_log": True}, "label": {"type": "str"}}},
+        },
+    },
+    "plain": {"type": "dict", "options": {"label": {"type": "str"}}},
+}
+
+
+@pytest.mark.parametrize(
+    "params, secrets",
+    [
+        ({"client_secret": "s1", "name": "n"}, {"s1"}),
+        ({"secret": "s1"}, {"s1"}),  # by an alias
+        ({"client_secret": ["s1", {"k": "s2"}, 3, None, True, ""]}, {"s1", "s2", "3"}),  # any shape, no keys
+        (
+            {"items": [{"name": "a", "key": "k1"}, {"key": "k2", "inner": {"pin": "p1", "label": "l"}}]},
+            {"k1", "k2", "p1"},
+        ),
+        ({"items": {"key": "k1"}}, {"k1"}),  # one dict for a list of dicts
+        ({"items": '{"key": "k1", "name": "a"}'}, {"k1"}),  # a dict as JSON
+        ({"items": ["key=k1 name=a", "key=k2"]}, {"k1", "k2"}),  # dicts as key=value
+        ({"items": ["notadict", 5, ["l1"]]}, {"notadict", "5", "l1"}),  # elements that are no dict: all of them
+        ({"items": [{"inner": "pin=p1"}, {"inner": ["p2"]}]}, {"p1", "p2"}),
+        ({"plain": ["not", "a", "dict"], "name": "n"}, set()),  # no no_log option under it: nothing to hide
+        ({"items": None, "client_secret": None}, set()),
+        ("not a mapping", set()),
+    ],
+)
+def test_given_secrets_whatever_their_shape(params, secrets):
+    assert graph_module.given_secrets(SPEC, params) == secrets
+
+
+def test_masked_args_masks_every_no_log_option_whatever_its_shape():
+    mask = graph_module.NO_LOG_MASK
+    params = {
+        "secret": "s1",
+        "name": "n",
+        "items": [{"name": "a", "key": "k1", "inner": {"pin": "p1", "label": "l"}}, "notadict", 5, {"key": None}],
+        "plain": {"label": "x"},
+        "other": "kept",
+    }
+    assert graph_module.masked_args(SPEC, params) == {
+        "secret": mask,
+        "name": "n",
+        "items": [{"name": "a", "key": mask, "inner": {"pin": mask, "label": "l"}}, mask, mask, {"key": None}],
+        "plain": {"label": "x"},
+        "other": "kept",
+    }
+    assert graph_module.masked_args(SPEC, {"items": "key=k1", "client_secret": ""}) == {
+        "items": mask,
+        "client_secret": "",
+    }
+    assert params["items"][0]["key"] == "k1"  # a copy: the module's params are left as they are
+
+
+def test_a_secret_quoted_with_escapes_is_masked_too(capsys, real_module):
+    """A message that quotes a secret holding a control character (repr, JSON) shows it escaped: masked as well."""
+    module, _items = real_module(1)
+    secret = "tok-a1b2c3d4\r\nX-Injected: 1"
+    module.no_log_values.add(secret)
+    out = printed(capsys, module.fail_json, msg=f"refused {secret!r}", detail=json.dumps({"v": secret}))
+    assert "tok-a1b2c3d4" not in json.dumps(out) and "X-Injected" not in json.dumps(out)
+    assert out["msg"] == "refused '********'"

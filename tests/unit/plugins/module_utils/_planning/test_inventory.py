@@ -106,6 +106,36 @@ def test_a_new_token_without_its_secret_fails_alone():
     assert "creating it needs secret_key" in plan.error
 
 
+@pytest.mark.parametrize(
+    "declared, current, needs",
+    [
+        (entry(manufacturer="Contoso", model="OATH-TOTP"), None, True),  # created, then activated
+        (entry(state="available", user=None, manufacturer="Contoso", model="OATH-TOTP"), None, True),  # created
+        (entry(), inv(), True),  # assigned and activated: its code is computed from the secret
+        (entry(has_code=True), inv(), False),  # a code read off the token is enough
+        (entry(), inv("activated", AMY), False),  # nothing to do
+        (entry(state="available", user=None), inv("activated", AMY), False),  # an unassign needs no secret
+    ],
+)
+def test_a_plan_without_the_seeds_takes_them_as_given_and_says_which_tokens_need_them(declared, current, needs):
+    plan = plan_entry(declared, current, AMY if declared.user else None, secrets_later=True)
+    assert plan.error is None
+    assert plan.secret_later is needs
+    assert plan.entry is declared  # the entry as declared: no secret given
+    given = plan_entry(replace(declared, has_secret=True), current, AMY if declared.user else None)
+    assert plan.actions == given.actions and plan.after == given.after
+    without = plan_entry(declared, current, AMY if declared.user else None)
+    assert (without.error is not None) is needs  # an apply refuses what needs the secret
+
+
+def test_plan_inventory_passes_secrets_later_on():
+    [plan] = plan_inventory([entry(manufacturer="Contoso", model="OATH-TOTP")], [], {}, secrets_later=True)
+    assert plan.error == "tokens[0] (TOTP123456): user amy.masters@contoso.com was not found in the tenant"
+    users = {AMY.user_principal_name: AMY}
+    [plan] = plan_inventory([entry(manufacturer="Contoso", model="OATH-TOTP")], [], users, secrets_later=True)
+    assert plan.secret_later and plan.error is None
+
+
 def test_an_activated_token_of_its_user_is_unchanged():
     plan = plan_entry(entry(has_secret=True), inv("activated", AMY), AMY)
     assert plan.actions == () and plan.outcome == "unchanged"
