@@ -15,6 +15,7 @@ import typing as t
 import uuid
 
 from .._common.errors import GraphError, GraphTransportError, WriteOutcomeUnknown
+from .._common.texts import texts_in
 from .endpoints import Destinations
 from .pacer import DIRECTORY, METHODS, Pacer, pacing_lane
 from .retry import RETRY_STATUSES, parse_retry_after, retry_delay, retryable
@@ -237,30 +238,14 @@ def _scrubbed(text: str, headers: t.Mapping[str, str], kwargs: t.Mapping[str, t.
     for header in headers.values():
         values.add(str(header))
         values.update(str(header).split())
-    values.update(_strings(kwargs.get("data")))
-    values.update(_strings(kwargs.get("json")))
+    values.update(texts_in(kwargs.get("data")))
+    values.update(texts_in(kwargs.get("json")))
     values = {value for value in values if len(value) >= SCRUBBED_LENGTH}
     for value in sorted(values, key=len, reverse=True):  # the longest first: a part does not spoil its whole
         for form in (value, repr(value)[1:-1], value.encode("unicode_escape").decode("ascii")):
             if form:
                 text = text.replace(form, "***")
     return text
-
-
-def _strings(value: t.Any) -> t.Iterator[str]:
-    """The strings of a form or JSON body, its values at any depth (not its keys: property names)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item:
-                yield item
-        elif isinstance(item, bytes):
-            yield item.decode("utf-8", "replace")
-        elif isinstance(item, t.Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
 
 
 def _short(url: str) -> str:

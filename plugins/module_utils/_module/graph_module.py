@@ -25,6 +25,7 @@ from ansible.module_utils.common.validation import check_type_dict
 from ansible.module_utils.common.warnings import get_deprecation_messages, get_warning_messages
 
 from .._common.errors import InputError, ModuleFailure
+from .._common.texts import texts_in
 from .._common.validation import shown, text_problem
 from .._graph.auth import Credential, TokenProvider, msal, resolve_credential
 from .._graph.client import GraphClient
@@ -149,7 +150,8 @@ class GraphModule(AnsibleModule):
         if _NEEDS_ESCAPING.search(" ".join(values)):  # one pass: most results have no value to escape
             values.update(form for value in list(values) for form in _escaped(value))
         if values:
-            shown_text = "\0".join(_texts([msg, kwargs, get_warning_messages(), get_deprecation_messages()]))
+            parts = [msg, kwargs, get_warning_messages(), get_deprecation_messages()]
+            shown_text = "\0".join(texts_in(parts, keys=True))
             self.no_log_values = {v for v in values if "*" in v or v in shown_text}
 
     def _invocation_args(self) -> dict[str, t.Any]:
@@ -191,29 +193,6 @@ class GraphModule(AnsibleModule):
         self.exit_json(**result)
 
 
-def _texts(value: t.Any) -> t.Iterator[str]:
-    """Every text a result holds, as AnsibleModule's masking sees it: strings (and bytes), numbers as text, and the
-    keys of mappings; other objects by their text form."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, bytes):
-            yield item.decode("utf-8", "surrogateescape")
-        elif item is None or isinstance(item, bool):
-            continue
-        elif isinstance(item, (int, float)):
-            yield str(item)
-        elif isinstance(item, t.Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
-        else:
-            yield str(item)
-
-
 # ------------------------------------------------------------------------------------- no_log options, as given
 def given_secrets(spec: t.Mapping[str, t.Any], params: t.Any) -> set[str]:
     """Every text given to a no_log option of ``spec`` in ``params`` (the arguments as the task gave them, before any
@@ -229,13 +208,13 @@ def given_secrets(spec: t.Mapping[str, t.Any], params: t.Any) -> set[str]:
                 continue
             value, options = params[key], option.get("options")
             if option.get("no_log"):
-                found.update(_leaves(value))
+                found.update(texts_in(value))
             elif options:
                 for element in _elements(value):
                     if isinstance(element, t.Mapping):
                         found.update(given_secrets(options, element))
                     elif _holds_no_log(options):
-                        found.update(_leaves(element))
+                        found.update(texts_in(element))
     return found
 
 
@@ -280,30 +259,6 @@ def _as_dict(text: str) -> t.Any:
         return check_type_dict(text)
     except (TypeError, ValueError):
         return text
-
-
-def _leaves(value: t.Any) -> t.Iterator[str]:
-    """The texts of a value as AnsibleModule collects a no_log option's: strings and numbers at any depth, the
-    values (not the keys) of mappings."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item:
-                yield item
-        elif isinstance(item, bytes):
-            if item:
-                yield item.decode("utf-8", "surrogateescape")
-        elif item is None or isinstance(item, bool):
-            continue
-        elif isinstance(item, (int, float)):
-            yield str(item)
-        elif isinstance(item, t.Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
-        else:
-            yield str(item)
 
 
 def _escaped(value: str) -> tuple[str, ...]:
