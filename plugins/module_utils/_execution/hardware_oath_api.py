@@ -377,11 +377,7 @@ class HardwareOathApi:
         if device_id:
             mine = [m for m in methods if str(m.get("id", "")).lower() == device_id.lower()]
         else:
-            mine = [
-                m
-                for m in methods
-                if str((m.get("device") or {}).get("serialNumber", "")).lower() == (serial or "").lower()
-            ]
+            mine = [m for m in methods if _method_serial(m).lower() == (serial or "").lower()]
         if len(mine) > 1:
             legacy = self.legacy_methods("me", mine)
             mine = [m for m in mine if m["id"] not in legacy]
@@ -398,7 +394,7 @@ class HardwareOathApi:
         except GraphError:
             return
         for method in methods:
-            serial = str((method.get("device") or {}).get("serialNumber") or "")
+            serial = _method_serial(method)
             if serial.lower() == token.serial_number.lower() and str(method.get("id")).lower() != token.id.lower():
                 self._warn(legacy_warning(user.user_principal_name, serial, method["id"]))
 
@@ -409,7 +405,7 @@ class HardwareOathApi:
         read the inventory) fails, asking for the device id."""
         by_serial: dict[str, list[dict[str, t.Any]]] = {}
         for method in methods:
-            serial = str((method.get("device") or {}).get("serialNumber") or "")
+            serial = _method_serial(method)
             by_serial.setdefault(serial.lower(), []).append(method)
         legacy: set[str] = set()
         for key, same in by_serial.items():
@@ -642,6 +638,11 @@ def unknown_token(serial: str | None, device_id: str | None) -> TokenView:
         assigned_to_name=None,
         display_name=None,
     )
+
+
+def _method_serial(method: dict[str, t.Any]) -> str:
+    """The serial number of a user's method (of its device), or "" when the method carries none."""
+    return str((method.get("device") or {}).get("serialNumber") or "")
 
 
 def legacy_warning(user: str, serial: str, method_id: str) -> str:
