@@ -95,6 +95,21 @@ options:
         done (RV(actions)) and what was not (RV(pending_actions)). Running it again finishes the handover.
     type: bool
     default: false
+  refuse_directory_role_holders:
+    description:
+      - Fail, before any write, when a user whose methods the task would change holds a Microsoft Entra directory
+        role (directly or through a role-assignable group): O(user), and with O(reassign=true) the token's current
+        holder. The error names the user and the roles.
+      - Entra ID lets an Authentication Administrator manage the methods of users without an admin role only; an
+        administrator's methods are for a Privileged Authentication Administrator. An application permission
+        (C(UserAuthenticationMethod.ReadWrite.All)) has no such split. Set this where the people who run the task
+        (an AWX job template's survey, a self-service pipeline) must not give a token they hold to an administrator.
+      - Each such user's memberships are read (C(GET /users/{id}/transitiveMemberOf), every page) only when the task
+        would write; a read that fails fails the task, with nothing changed. Also in check mode.
+      - Needs C(User.Read.All) (or C(Directory.Read.All)). With it alone Graph hides a role's name; the error then
+        gives the role's id.
+    type: bool
+    default: false
 notes:
   - Serial numbers, manufacturers, models and display names holding control characters (or bidirectional formatting
     characters), or longer than 128 characters (256 for display names), are refused before any request; see the
@@ -112,7 +127,8 @@ notes:
     token to a user, warns of each legacy twin among the user's methods, with how to remove it.
   - An unchanged run makes two Graph requests (the token and the user); an assignment with activation four (the
     write, and a read of the user's methods for legacy twins). With O(user=me), a token not yet among the user's own
-    methods costs one more read (the inventory).
+    methods costs one more read (the inventory). O(refuse_directory_role_holders=true) adds, to a run that writes,
+    one read per user it writes for (one per 100 of their group memberships and roles).
 seealso:
   - name: assignAndActivateBySerialNumber
     description: The Microsoft Graph (beta) action this module calls.
@@ -159,6 +175,14 @@ EXAMPLES = r"""
     user: e55cb360-e3ee-4757-bdd2-04b1e5a00e32
     device_id: 6f3e7c1a-2b4d-4e8f-9a0b-1c2d3e4f5a6b
     activate: false
+
+- name: Let a help-desk job give tokens to users without an admin role only
+  tokenops.entra.hardware_oath_assignment:
+    user: "{{ survey_user }}"
+    serial_number: "{{ survey_serial_number }}"
+    verification_code: "{{ survey_code }}"
+    refuse_directory_role_holders: true  # fails, before any write, for a user who holds a directory role
+  no_log: true  # the arguments hold the code
 
 - name: Take the token away from the user; it stays in the inventory
   tokenops.entra.hardware_oath_assignment:
@@ -298,7 +322,7 @@ graph_error:
 import typing as t
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, PlanError
-from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import ASSIGN, ASSIGN_AND_ACTIVATE
+from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import ASSIGN, ASSIGN_AND_ACTIVATE, Plan
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import (
     CodeSource,
 )
@@ -353,6 +377,26 @@ def find_token(api: HardwareOathApi, params: dict[str, t.Any]) -> TokenView:
     return unknown_token(serial, device_id)
 
 
+def refuse_directory_role_holders(api: HardwareOathApi, plan: Plan, token: TokenView, user: UserView, me: bool) -> None:
+    """Fail when a user whose methods ``plan`` writes holds a directory role (their methods are for a Privileged
+    Authentication Administrator). Reads each such user's roles; a failed read fails the task too."""
+    for user_id in dict.fromkeys(action.user_id for action in plan.actions if action.user_id):
+        if user_id == user.id:
+            who = user.user_principal_name
+        else:
+            who = f"{token.assigned_to_name or 'the holder of ' + token.label} ({user_id})"
+        roles = api.directory_roles(user_id, me=me and user_id == user.id)
+        if roles:
+            names = ", ".join(
+                role["display_name"] or f"a role whose name the app may not read (id {role['id']})" for role in roles
+            )
+            raise PlanError(
+                f"Refused: {who} holds the directory role(s) {names}, and refuse_directory_role_holders is set. "
+                f"The hardware OATH tokens of a user with a directory role are managed by a Privileged Authentication "
+                f"Administrator. Nothing was changed ({token.label})."
+            )
+
+
 def run(module: GraphModule) -> dict[str, t.Any]:
     params = module.params
     module.check_text(
@@ -380,6 +424,8 @@ def run(module: GraphModule) -> dict[str, t.Any]:
             f"({', '.join(a.reason for a in plan.actions)}): give verification_code (the code the token "
             "shows) or secret_key (to compute it)."
         )
+    if plan.changed and params["refuse_directory_role_holders"]:
+        refuse_directory_role_holders(api, plan, token, user, me=params["user"] == "me")
     if plan.changed and not module.check_mode:
         execute_assignment_plan(
             api,
@@ -416,6 +462,7 @@ def main() -> None:
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "activate": {"type": "bool", "default": True},
             "reassign": {"type": "bool", "default": False},
+            "refuse_directory_role_holders": {"type": "bool", "default": False},
         },
         required_one_of=[("serial_number", "device_id")],
         mutually_exclusive=[("serial_number", "device_id"), ("verification_code", "secret_key")],

@@ -475,6 +475,10 @@ class Check:
             answer = self.send("list_user_all_methods", "GET", f"/users/{segment(user['id'])}/authentication/methods")
             methods = answer.body.get("value", []) if answer.status == 200 and isinstance(answer.body, dict) else []
             counts.append(sum(1 for m in methods if "oath" in str(m.get("@odata.type", "")).lower()))
+        for user in self.users:  # what refuse_directory_role_holders reads (a test user need hold no role)
+            self.expect(
+                self.send("list_user_memberships", "GET", f"/users/{segment(user['id'])}/transitiveMemberOf"), 200
+            )
         if any(count >= 5 for count in counts):
             raise StepFailed(
                 "step list_user_all_methods: a test user already holds five OATH methods (hardware tokens and "

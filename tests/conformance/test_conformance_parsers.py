@@ -279,6 +279,14 @@ def test_the_oath_methods_a_user_holds(answer, count):
     assert (graph.seen, graph.problems) == (["list_user_all_methods"], [])
 
 
+def test_a_users_directory_roles():
+    graph = DocumentedGraph()  # the fixture's example: one directory role
+    roles = api(graph).directory_roles(USER_VIEW.id)
+    # the example's optional keys left out, as Graph leaves a role's name out for an app that may not read roles
+    assert roles == [{"id": "3a7c5b1e-9d2f-4e6a-8b0c-1d2e3f4a5b6c", "display_name": None, "role_template_id": None}]
+    assert (graph.seen, graph.problems) == (["list_user_memberships"], [])
+
+
 @pytest.mark.parametrize(
     "kind, by_serial, operation",
     [

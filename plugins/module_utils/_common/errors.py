@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import copy
+import os
+import traceback
 import typing as t
 
 F = t.TypeVar("F", bound="ModuleFailure")
+ISSUES = "https://github.com/tokenops/entra/issues"  # where a fault of the collection is reported
 
 
 class ModuleFailure(Exception):
@@ -112,3 +115,15 @@ class GraphTransportError(GraphError):
 
 class WriteOutcomeUnknown(GraphTransportError):
     """A write was sent but its answer was lost: it may or may not have taken effect. Re-read before acting."""
+
+
+def raised_where(exc: BaseException) -> str:
+    """`` in FILE, line N``: where ``exc`` was raised (its innermost frame), to report a bug; empty when unknown. Never
+    the exception's text: it may hold what the failing code was handling (a seed, a code, a request body)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" in {os.path.basename(frames[-1].filename)}, line {frames[-1].lineno}" if frames else ""
+
+
+def frames_only(exc: BaseException) -> str:
+    """``exc``'s traceback without its text (for ``-vvv``): the frames and the type's name."""
+    return "Traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__)) + type(exc).__name__

@@ -12,13 +12,11 @@ unexpected exception fails its token alone, see unexpected_error)."""
 
 from __future__ import annotations
 
-import os
-import traceback
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .._common.errors import GraphError, ModuleFailure
+from .._common.errors import ISSUES, GraphError, ModuleFailure, raised_where
 from .._domain.actions import Action, outcome_of
 from .._domain.codes import CodeSource, check_secret_for_codes
 from .._domain.tokens import TokenView
@@ -27,22 +25,27 @@ from .._planning.token import create_body
 from .bulk_create import BulkCreation
 from .execute import check_assigned, execute_assignment_plan, execute_token_plan
 from .hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
-from .token_query import chunks
+from .token_query import TokenQuery, chunks
 
 Log = t.Callable[[str], None]
 TOKENS_PER_PLACE = 8  # tokens worked on per request allowed on the wire...
 MAX_WORKERS = 128  # ...in at most this many threads
-ISSUES = "https://github.com/tokenops/entra/issues"
 
 
-def unexpected_error(serial: str, exc: BaseException, *, maybe_created: bool = False) -> str:
+CREATED, NOT_SHOWN, UNKNOWN = "created", "not shown", "unknown"  # a broken bulk creation's token, as a listing shows
+
+
+def unexpected_error(serial: str, exc: BaseException, *, creation: str | None = None) -> str:
     """The failure message of a token whose work raised ``exc``, an exception the collection does not expect (a bug).
     It names the exception's type and where it was raised, never its text nor a traceback: either may hold what the
-    failing code was handling (a seed, a code, a request body)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" in {os.path.basename(frames[-1].filename)}, line {frames[-1].lineno}" if frames else ""
-    if maybe_created:
-        done = "it may have been created: run the task again, it reads the inventory before it writes"
+    failing code was handling (a seed, a code, a request body). ``creation``: for a token of a bulk creation that
+    raised, what the inventory showed of it afterwards (CREATED, NOT_SHOWN, or UNKNOWN when it could not be read)."""
+    if creation is not None:
+        done = {
+            CREATED: "it was created (the inventory shows it), its other writes were not made",
+            NOT_SHOWN: "the inventory does not show it, so it was most likely not created",
+            UNKNOWN: "it may have been created (the inventory could not be read)",
+        }[creation] + ": run the task again, it reads the inventory before it writes"
         others = "The tokens of the other bulk requests went on."
     else:
         done = (
@@ -51,9 +54,9 @@ def unexpected_error(serial: str, exc: BaseException, *, maybe_created: bool = F
         )
         others = "The other tokens went on."
     return (
-        f"token {serial}: unexpected error ({type(exc).__name__}{where}), a fault of this collection, not of Graph or "
-        f"of the input; {done}. Please report it at {ISSUES} with the collection's version and this message "
-        f"(its text holds no secret). {others}"
+        f"token {serial}: unexpected error ({type(exc).__name__}{raised_where(exc)}), a fault of this collection, "
+        f"not of Graph or of the input; {done}. Please report it at {ISSUES} with the collection's version and this "
+        f"message (its text holds no secret). {others}"
     )
 
 
@@ -129,9 +132,8 @@ def apply_inventory(
             try:
                 created = bulk.create([(o.plan.serial_number, _create_body(o.plan, secrets)) for o in part])
             except Exception as exc:  # pylint: disable=broad-exception-caught
-                # A fault of the collection: this part's tokens fail (whatever Graph made of them), the others go on.
-                for o in part:
-                    o.error = unexpected_error(o.plan.serial_number, exc, maybe_created=True)
+                # A fault of the collection: this part's tokens fail, the others go on.
+                _after_broken_creation(api, part, exc)
                 continue
             working += [pool.submit(_apply_token, api, o, created, secrets, log) for o in part]
         for work in working:
@@ -139,6 +141,25 @@ def apply_inventory(
     for kind, message in bulk.warnings():
         api.warn_once(kind, message)
     return outcomes
+
+
+def _after_broken_creation(api: HardwareOathApi, part: t.Sequence[TokenOutcome], exc: Exception) -> None:
+    """A bulk creation raised an exception the collection does not expect, maybe after Graph created some of its
+    tokens: each fails, and the tokens a listing shows get their creation as done (so ``changed`` tells it)."""
+    try:
+        query = TokenQuery(serial_numbers=tuple(o.plan.serial_number for o in part))
+        listed: set[str] | None = {token.serial_number.casefold() for token in api.list_tokens(query)}
+    except Exception:  # pylint: disable=broad-exception-caught
+        listed = None
+    for o in part:
+        if listed is None:
+            creation = UNKNOWN
+        elif o.plan.serial_number.casefold() in listed:
+            creation = CREATED
+            o.done.append(o.plan.inventory.actions[0])
+        else:
+            creation = NOT_SHOWN
+        o.error = unexpected_error(o.plan.serial_number, exc, creation=creation)
 
 
 def _create_body(plan: TokenPlan, secrets: Secrets) -> dict[str, t.Any]:

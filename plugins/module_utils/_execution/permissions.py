@@ -18,6 +18,7 @@ PERMISSIONS = {
     "read_token": "Policy.Read.All (or Policy.ReadWrite.AuthenticationMethod)",
     "write_token": "Policy.ReadWrite.AuthenticationMethod",
     "read_user": "User.Read.All (or User.ReadBasic.All)",
+    "read_memberships": "User.Read.All (or Directory.Read.All; a role's name needs RoleManagement.Read.Directory)",
     "read_method": "UserAuthenticationMethod.Read (for yourself) or UserAuthenticationMethod.Read.All",
     "read_own_method": "UserAuthenticationMethod.Read (delegated, with a signed-in user)",
     "write_method": "UserAuthenticationMethod.ReadWrite.All (or UserAuthMethod-HardwareOATH.ReadWrite.All)",

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import re
-import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.validation import check_type_dict
 from ansible.module_utils.common.warnings import get_deprecation_messages, get_warning_messages
 
-from .._common.errors import InputError, ModuleFailure
+from .._common.errors import ISSUES, InputError, ModuleFailure, frames_only, raised_where
 from .._common.texts import texts_in
 from .._common.validation import shown, text_problem
 from .._graph.auth import Credential, TokenProvider, msal, resolve_credential
@@ -187,8 +186,15 @@ class GraphModule(AnsibleModule):
             self.close()
             self.fail_json(msg=exc.message, **exc.to_result())
         except Exception as exc:  # pylint: disable=broad-exception-caught
+            # A fault of the collection: its type and where, never its text (it may hold a secret being handled).
             self.close()
-            self.fail_json(msg=f"Unexpected error: {type(exc).__name__}: {exc}", exception=traceback.format_exc())
+            self.fail_json(
+                msg=f"Unexpected error ({type(exc).__name__}{raised_where(exc)}), a fault of this collection, not of "
+                "Graph or of the input. Writes made before it are not listed: run the task again, it reads the tenant "
+                f"before it writes. Please report it at {ISSUES} with the collection's version and this message (it "
+                "holds no secret).",
+                exception=frames_only(exc),
+            )
         self.close()
         self.exit_json(**result)
 

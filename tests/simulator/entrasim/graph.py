@@ -120,6 +120,22 @@ class Request:
 
 DIRECTORY_ROLE_CAST = "microsoft.graph.directoryRole"
 DIRECTORY_ROLE_SELECT = {"id", "displayName", "description", "roleTemplateId"}
+GROUP_CAST = "microsoft.graph.group"
+GROUP_SELECT = {"id", "displayName"}
+ADMINISTRATIVE_UNIT_CAST = "microsoft.graph.administrativeUnit"
+ADMINISTRATIVE_UNIT_SELECT = {"id", "displayName", "description"}
+DIRECTORY_OBJECT_TYPE = "microsoft.graph.directoryObject"
+MEMBERSHIP_RELATIONS = ("memberOf", "transitiveMemberOf")
+# A user's memberships: the uncast directoryObject collection, or one type of it (an OData cast): the entity set the
+# @odata.context names and the properties $select may name (on the uncast list, those of any of the types).
+MEMBERSHIP_VIEWS: dict[str | None, tuple[str, set[str], str]] = {
+    None: ("directoryObjects", DIRECTORY_ROLE_SELECT | GROUP_SELECT, DIRECTORY_OBJECT_TYPE),
+    DIRECTORY_ROLE_CAST: ("directoryRoles", DIRECTORY_ROLE_SELECT, DIRECTORY_ROLE_CAST),
+    GROUP_CAST: ("groups", GROUP_SELECT, GROUP_CAST),
+    ADMINISTRATIVE_UNIT_CAST: ("administrativeUnits", ADMINISTRATIVE_UNIT_SELECT, ADMINISTRATIVE_UNIT_CAST),
+}
+# The query options of advanced queries (ConsistencyLevel: eventual and $count=true), which the simulator refuses.
+ADVANCED_ONLY_OPTIONS = ("$filter", "$search", "$orderby")
 ROLE_TEMPLATE_IDS = {  # template ids of Microsoft Entra built-in roles
     "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
     "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
@@ -256,19 +272,87 @@ class GraphApi:
             return self._methods(request, user, rest[2:])
         if rest == ["authentication", "methods"]:
             return self._all_methods(request, user)
-        if rest in (["memberOf", DIRECTORY_ROLE_CAST], ["transitiveMemberOf", DIRECTORY_ROLE_CAST]):
-            return self._directory_roles(request, user)
+        if rest[0] in MEMBERSHIP_RELATIONS and (len(rest) == 1 or (len(rest) == 2 and rest[1] in MEMBERSHIP_VIEWS)):
+            return self._memberships(request, user, rest[0], rest[1] if len(rest) == 2 else None)
         raise self._unknown_segment(rest)
 
-    def _directory_roles(self, request: Request, user: User) -> Response:
-        """``GET /users/{id}/(transitive)memberOf/microsoft.graph.directoryRole``: the directory roles of the seed's
-        ``roles`` (active assignments; the seed has no groups that hold roles, so both relations answer the same).
-        Application permission User.Read.All (or Directory.Read.All, GroupMember.Read.All, Group.Read.All)."""
+    def _memberships(self, request: Request, user: User, relation: str, cast: str | None) -> Response:
+        """``GET /users/{id}/memberOf`` and ``/transitiveMemberOf`` (``/me/...`` too), uncast or cast to one type
+        (``microsoft.graph.directoryRole``, ``microsoft.graph.group``, ``microsoft.graph.administrativeUnit``).
+
+        The memberships are the seed's: the user's ``groups`` (direct membership), then the directory roles of its
+        ``roles`` (held directly), in seed order; no administrative units. The seed has no nested groups and no
+        group holds a role, so the transitive memberships are the direct ones and both relations answer the same.
+
+        Permission: User.Read.All, Directory.Read.All, GroupMember.Read.All or Group.Read.All (User.Read for oneself,
+        delegated). An object whose type the caller may not read (:func:`permissions.may_read_properties`) keeps its
+        ``@odata.type`` and ``id``, its other properties null. Paged (default 100, ``$top`` up to 999). A cast and
+        ``$filter``, ``$search``, ``$orderby`` need the advanced query parameters (``ConsistencyLevel: eventual``
+        and ``$count=true``; the answer then carries ``@odata.count``), else 400 ``Request_UnsupportedQuery``;
+        ``$filter``, ``$search`` and ``$orderby`` are refused even then (*simulator choice*). ``$count=true``
+        without the header is 400 ``Request_BadRequest`` "$count is not currently supported." (what Graph
+        answers, microsoftgraph/microsoft-graph-docs issues 9254 and 18613)."""
         if request.method != "GET":
             raise self._method_not_allowed()
-        perm.authorize(request.principal, perm.USERS_READ, user)
-        odata.check_options(request.query)
-        fields = odata.parse_select(request.query.get("$select"), DIRECTORY_ROLE_SELECT, DIRECTORY_ROLE_CAST)
+        perm.authorize(request.principal, perm.MEMBERSHIPS_READ, user)
+        advanced = self._advanced_query(request, relation, cast)
+        entity_set, selectable, type_name = MEMBERSHIP_VIEWS[cast]
+        fields = odata.parse_select(request.query.get("$select"), selectable, type_name)
+        memberships = [m for m in self._membership_objects(request.principal, user) if cast in (None, m[0])]
+        if "$skiptoken" in request.query:  # the position of the last item of the page before: an integer
+            after = odata.decode_skiptoken(request.query["$skiptoken"])
+            if not isinstance(after, int) or isinstance(after, bool):
+                raise odata_bad_request("The $skiptoken is invalid or has expired.")
+        page, next_query = self._paginate(list(enumerate(memberships)), lambda item: item[0], request)
+        body: dict = {"@odata.context": self.url(f"$metadata#{entity_set}", request.version)}
+        if advanced:
+            body["@odata.count"] = len(memberships)
+        body["value"] = [odata.apply_select(item, fields) for _index, (_type, item) in page]
+        if next_query:
+            path = f"users/{user.id}/{relation}" + (f"/{cast}" if cast else "")
+            body["@odata.nextLink"] = self.url(f"{path}?" + odata.build_query_string(next_query), request.version)
+        return 200, body, {}
+
+    @staticmethod
+    def _advanced_query(request: Request, relation: str, cast: str | None) -> bool:
+        """Check a membership list's query options; whether they make an advanced query (the header
+        ``ConsistencyLevel: eventual`` and ``$count=true``, aad-advanced-queries)."""
+        query = request.query
+        odata.check_options({k: v for k, v in query.items() if k != "$count" and k not in ADVANCED_ONLY_OPTIONS})
+        count = query.get("$count")
+        if count is not None and count.strip().lower() not in ("true", "false"):
+            raise odata_bad_request(f"Invalid value '{count}' for $count: true or false.")
+        counted = count is not None and count.strip().lower() == "true"
+        eventual = str(request.headers.get("consistencylevel", "")).strip().lower() == "eventual"
+        advanced = counted and eventual
+        needs = ([f"the OData cast '{cast}'"] if cast else []) + [o for o in ADVANCED_ONLY_OPTIONS if o in query]
+        if needs and not advanced:
+            raise bad_request(
+                f"Unsupported query: {' and '.join(needs)} on {relation} needs the advanced query parameters: "
+                "the ConsistencyLevel header set to 'eventual' and $count=true.",
+                code="Request_UnsupportedQuery",
+            )
+        if counted and not eventual:
+            raise ErrorAnswer(400, "Request_BadRequest", "$count is not currently supported.")
+        refused = [o for o in ADVANCED_ONLY_OPTIONS if o in query]
+        if refused:
+            raise bad_request(
+                f"Unsupported query: the simulator does not support {', '.join(refused)} on {relation}.",
+                code="Request_UnsupportedQuery",
+            )
+        return advanced
+
+    def _membership_objects(self, principal: Principal, user: User) -> list[tuple[str, dict]]:
+        """``(cast, object)`` of each of ``user``'s memberships: groups, then directory roles, in seed order; an
+        object of a type ``principal`` may not read keeps its ``@odata.type`` and ``id`` only (the rest null)."""
+        groups = [
+            {
+                "@odata.type": "#microsoft.graph.group",
+                "id": gid,
+                "displayName": self.tenant.groups[gid].display_name,
+            }
+            for gid in user.groups
+        ]
         roles = [
             {
                 "@odata.type": "#microsoft.graph.directoryRole",
@@ -279,8 +363,15 @@ class GraphApi:
             }
             for name in user.roles
         ]
-        context = self.url("$metadata#directoryRoles", request.version)
-        return 200, {"@odata.context": context, "value": [odata.apply_select(r, fields) for r in roles]}, {}
+        out: list[tuple[str, dict]] = []
+        kinds = ((GROUP_CAST, "group", groups), (DIRECTORY_ROLE_CAST, "directoryRole", roles))
+        for cast, object_type, objects in kinds:
+            readable = perm.may_read_properties(principal, object_type)
+            out += [
+                (cast, obj if readable else {k: (v if k in ("@odata.type", "id") else None) for k, v in obj.items()})
+                for obj in objects
+            ]
+        return out
 
     def _all_methods(self, request: Request, user: User) -> Response:
         """``GET .../authentication/methods``: every method of the user, one page: a password, the hardware OATH

@@ -94,6 +94,7 @@ class User:
     display_name: str
     user_type: str = "Member"
     roles: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # ids of the seed's groups the user is a direct member of
     password: str | None = None
     account_enabled: bool = True
     other_oath_methods: int = 0  # authenticator apps and other OATH methods the user holds besides hardware tokens
@@ -373,10 +374,23 @@ class Tenant:
         for i, entry in enumerate(entries):
             where = f"users[{i}]"
             user = _seed_user(entry, where)
+            user.groups = self._seed_memberships(entry, where)
             if user.id in self.users or self.find_user_by_upn(user.user_principal_name):
                 raise SeedError(f"{where}: duplicate user id or user_principal_name")
             self.users[user.id] = user
             self._upns[user.user_principal_name.lower()] = user
+
+    def _seed_memberships(self, entry: dict, where: str) -> list[str]:
+        """A user's ``groups``: ids of the seed's top-level groups (lower-cased), each at most once."""
+        groups: list[str] = []
+        for j, given in enumerate(_str_list(entry.get("groups"), f"{where}.groups")):
+            gid = given.lower()
+            if gid not in self.groups:
+                raise SeedError(f"{where}.groups[{j}]: unknown group id {gid} (not in the seed's groups)")
+            if gid in groups:
+                raise SeedError(f"{where}.groups[{j}]: duplicate group id {gid}")
+            groups.append(gid)
+        return groups
 
     def users_changed(self) -> None:
         """Rebuild the user indexes after ``users`` changed (a user added or removed, an id or a UPN changed)."""
@@ -991,6 +1005,7 @@ class Tenant:
                     "display_name": u.display_name,
                     "user_type": u.user_type,
                     "roles": list(u.roles),
+                    "groups": list(u.groups),
                     "hardware_oath_methods": [t.id for t in self.methods_of(u.id)],
                     "other_oath_methods": u.other_oath_methods,
                 }

@@ -535,15 +535,32 @@ def test_unassigned_members_of_other_users_untouched(api, totp):
 # ------------------------------------------------------------------ directory roles
 @pytest.mark.parametrize("relation", ["memberOf", "transitiveMemberOf"])
 def test_a_users_directory_roles(api, relation):
+    """The cast needs the advanced query parameters (aad-advanced-queries); a role's properties need a permission
+    that reads roles (else its type and id only). test_memberships.py covers the rest."""
     path = f"/users/{ADELE_UPN}/{relation}/microsoft.graph.directoryRole"
-    response = api.graph("GET", path)
+    advanced = {"headers": {"ConsistencyLevel": "eventual"}, "params": {"$count": "true"}}
+    assert_graph_error(api.graph("GET", path), 400, "Request_UnsupportedQuery")
+    reader = api.token(REPORTING, roles=["User.Read.All", "RoleManagement.Read.Directory"])
+    response = api.graph("GET", path, token=reader, **advanced)
     assert response.status_code == 200, response.text
+    assert response.json()["@odata.count"] == 1
     assert [
         (role["@odata.type"], role["displayName"], role["roleTemplateId"]) for role in response.json()["value"]
     ] == [("#microsoft.graph.directoryRole", "Authentication Administrator", "c4e39bd9-1100-46d3-8c65-fb160da0071f")]
-    assert api.graph("GET", f"/users/{AMY}/{relation}/microsoft.graph.directoryRole").json()["value"] == []
-    selected = api.graph("GET", path, params={"$select": "id,roleTemplateId"}).json()["value"]
-    assert [sorted(role) for role in selected] == [["@odata.type", "id", "roleTemplateId"]]
-    unknown = api.graph("GET", f"/users/{UNKNOWN_ID}/{relation}/microsoft.graph.directoryRole")
+    limited = api.graph("GET", path, **advanced).json()["value"]  # the automation app: User.Read.All only
+    assert [(role["id"], role["displayName"], role["roleTemplateId"]) for role in limited] == [
+        (response.json()["value"][0]["id"], None, None)
+    ]
+    amy = api.graph("GET", f"/users/{AMY}/{relation}/microsoft.graph.directoryRole", token=reader, **advanced)
+    assert (amy.json()["@odata.count"], amy.json()["value"]) == (0, [])
+    selected = api.graph(
+        "GET",
+        path,
+        token=reader,
+        headers=advanced["headers"],
+        params={"$count": "true", "$select": "id,roleTemplateId"},
+    )
+    assert [sorted(role) for role in selected.json()["value"]] == [["@odata.type", "id", "roleTemplateId"]]
+    unknown = api.graph("GET", f"/users/{UNKNOWN_ID}/{relation}/microsoft.graph.directoryRole", **advanced)
     assert_graph_error(unknown, 404, "Request_ResourceNotFound")
-    assert api.graph("POST", path, json={}).status_code == 405
+    assert api.graph("POST", path, json={}, **advanced).status_code == 405

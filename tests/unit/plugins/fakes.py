@@ -214,15 +214,17 @@ class FakeApi:
     """HardwareOathApi as the assignment module and its executor use it.
 
     Reads: ``user`` answers from USERS; ``token_by_serial`` and ``token_by_id`` answer ``current``; ``reread`` answers
-    ``rereads`` in turn, the last one to every further re-read (none given: no answer may be lost). Writes and re-reads
-    are recorded in ``calls``; ``lost``: numbers (0-based) of the writes whose answer is lost; ``failures``: write
+    ``rereads`` in turn, the last one to every further re-read (none given: no answer may be lost); ``directory_roles``
+    answers ``roles`` (user id -> roles, or a GraphError to raise). Writes, re-reads and roles reads are recorded in
+    ``calls``; ``lost``: numbers (0-based) of the writes whose answer is lost; ``failures``: write
     number -> the GraphError it fails with. ``poll`` is the real one, waiting through ``_sleep`` (recorded)."""
 
     poll = HardwareOathApi.poll  # the real one, waiting through _sleep
     wait = READ_AFTER_WRITE_WAIT
 
-    def __init__(self, current=None, *, lost=(), rereads=(), failures=None):
+    def __init__(self, current=None, *, lost=(), rereads=(), failures=None, roles=None):
         self.current = current
+        self.roles = dict(roles or {})  # user id -> their directory roles (or a GraphError to raise)
         self.lost = set(lost)
         self.rereads = list(rereads)  # the last one is answered to every further re-read
         self.failures = dict(failures or {})
@@ -264,6 +266,13 @@ class FakeApi:
 
     def warn_of_legacy_twins(self, user, token_view):
         self.legacy_checks.append((user.id, token_view.id))
+
+    def directory_roles(self, user, me=False):
+        self.calls.append(("roles", user, me))
+        roles = self.roles.get(user, [])
+        if isinstance(roles, Exception):
+            raise roles
+        return roles
 
     def write(self, action, token_view, user, code, display_name, *, by_serial, me):
         number = len(self.writes)

@@ -11,7 +11,7 @@ import functools
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, PlanError
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import totp_code
 from ansible_collections.tokenops.entra.plugins.modules import hardware_oath_assignment as module_under_test
@@ -134,6 +134,61 @@ def test_run_unchanged(api):
             },
         },
     }
+
+
+# ---------------------------------------------------------------------------------------------------- directory roles
+AUTH_ADMIN = {"id": "role-1", "display_name": "Authentication Administrator", "role_template_id": "c4e39bd9"}
+HIDDEN_ROLE = {"id": "role-2", "display_name": None, "role_template_id": None}  # an app that may not read roles
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_run_refuses_a_directory_role_holder_before_any_write(patch_api, check_mode):
+    fake = patch_api(module_under_test, FakeApi(token(), roles={AMY.id: [AUTH_ADMIN, HIDDEN_ROLE]}))
+    with pytest.raises(PlanError) as refused:
+        module_under_test.run(task(secret_key=SECRET, refuse_directory_role_holders=True, check_mode=check_mode))
+    assert fake.calls == [("roles", AMY.id, False)]  # read, then nothing written
+    assert refused.value.message == (
+        f"Refused: {AMY.user_principal_name} holds the directory role(s) Authentication Administrator, a role whose "
+        "name the app may not read (id role-2), and refuse_directory_role_holders is set. The hardware OATH tokens of "
+        "a user with a directory role are managed by a Privileged Authentication Administrator. Nothing was changed "
+        f"(token {SERIAL})."
+    )
+
+
+def test_run_refuses_a_reassignment_from_a_directory_role_holder(patch_api):
+    fake = patch_api(module_under_test, FakeApi(token("activated", ADELE), roles={ADELE.id: [AUTH_ADMIN]}))
+    with pytest.raises(PlanError, match=f"Refused: Adele Vance [(]{ADELE.id}[)] holds the directory role"):
+        module_under_test.run(task(secret_key=SECRET, reassign=True, refuse_directory_role_holders=True))
+    assert fake.calls == [("roles", ADELE.id, False)]  # the holder first: unassigning her is the first write
+
+
+def test_run_assigns_to_a_user_without_a_role_after_reading_their_roles(patch_api):
+    fake = patch_api(module_under_test, FakeApi(token("activated", ADELE)))
+    result = module_under_test.run(task(secret_key=SECRET, reassign=True, refuse_directory_role_holders=True))
+    assert [c[:2] for c in fake.calls] == [
+        ("roles", ADELE.id),
+        ("roles", AMY.id),
+        ("write", "unassign"),
+        ("write", "assign_and_activate"),
+    ]
+    assert result["changed"] is True
+
+
+def test_run_fails_closed_when_the_roles_can_t_be_read(patch_api):
+    refused = GraphError("Reading the directory roles of x: 403 Authorization_RequestDenied", status=403)
+    fake = patch_api(module_under_test, FakeApi(token(), roles={AMY.id: refused}))
+    with pytest.raises(GraphError):
+        module_under_test.run(task(secret_key=SECRET, refuse_directory_role_holders=True))
+    assert fake.writes == []
+
+
+def test_run_reads_no_roles_when_nothing_changes_or_when_not_asked(patch_api):
+    fake = patch_api(module_under_test, FakeApi(token("activated", AMY), roles={AMY.id: [AUTH_ADMIN]}))
+    assert module_under_test.run(task(refuse_directory_role_holders=True))["changed"] is False
+    assert fake.calls == []
+    fake = patch_api(module_under_test, FakeApi(token(), roles={AMY.id: [AUTH_ADMIN]}))
+    assert module_under_test.run(task(secret_key=SECRET))["changed"] is True  # the option's default: false
+    assert [c[0] for c in fake.calls] == ["write"]
 
 
 def test_run_needs_a_code(api):

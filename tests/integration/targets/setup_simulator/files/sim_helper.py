@@ -5,7 +5,8 @@
 (``ansible_playbook_python``), which has the simulator's requirements (tests/integration/requirements.txt).
 
     sim_helper.py seed DEMO_SEED OUT_DIR        the integration seed (demo.yml + a certificate app, a federated
-                                                app, an inventory-only app, a user-assigned managed identity) and
+                                                app, a read-only federated app, an inventory-only app, a
+                                                user-assigned managed identity) and
                                                 the certificate app's PEM (private key + certificate, mode 0600)
     sim_helper.py codes SECRET [--hash H] [--interval S] [--start T] [--end T] [--margin N]
                                                 the TOTP codes of every time step from START - N steps to END + N
@@ -48,6 +49,15 @@ INVENTORY_APP_SECRET = "inventory-only-secret-for-the-local-simulator-only"
 INVENTORY_PERMISSIONS = ["Policy.ReadWrite.AuthenticationMethod", "User.Read.All"]
 GH_ISSUER = "https://token.actions.githubusercontent.com"
 GH_SUBJECT = "repo:tokenops/entra:ref:refs/heads/main"
+# The GitOps example's read-only app, for the plans of pull requests (its federated credential: their subject).
+FED_READ_APP = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c5"
+GH_PR_SUBJECT = "repo:tokenops/entra:pull_request"
+READ_PERMISSIONS = [
+    "Policy.Read.All",
+    "Policy.Read.AuthenticationMethod",
+    "UserAuthenticationMethod.Read.All",
+    "User.Read.All",
+]
 # What the module needs (its documented least privilege).
 PERMISSIONS = ["Policy.ReadWrite.AuthenticationMethod", "UserAuthenticationMethod.ReadWrite.All", "User.Read.All"]
 DIGESTS = {"hmacsha1": hashlib.sha1, "hmacsha256": hashlib.sha256}
@@ -121,6 +131,12 @@ def cmd_seed(args: argparse.Namespace) -> dict:
             "display_name": "tokenops-integration-github",
             "federated_credentials": [{"name": "main", "issuer": GH_ISSUER, "subject": GH_SUBJECT}],
             "application_permissions": list(PERMISSIONS),
+        },
+        {
+            "client_id": FED_READ_APP,
+            "display_name": "tokenops-integration-github-read-only",
+            "federated_credentials": [{"name": "pull-requests", "issuer": GH_ISSUER, "subject": GH_PR_SUBJECT}],
+            "application_permissions": list(READ_PERMISSIONS),
         },
         {
             "client_id": INVENTORY_APP,

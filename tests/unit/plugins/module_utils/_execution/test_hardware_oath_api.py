@@ -1317,3 +1317,39 @@ def test_create_tokens_an_item_refused_for_a_user_at_five_methods_says_so():
     assert refusals[1].message.startswith("Creating token S1: Graph refused it in a bulk creation: badRequest: ")
     assert ". The user holds 5 OATH methods" in refusals[1].message
     assert [r.url.path[len("/beta") :] for r in graph.requests] == [DEVICES, ALL_METHODS, DEVICES]
+
+
+# ---------------------------------------------------------------------------------------------------- directory roles
+def membership(kind, number, **properties):
+    return {"@odata.type": f"#microsoft.graph.{kind}", "id": f"{kind}-{number}", **properties}
+
+
+def test_directory_roles_are_the_roles_among_every_page_of_transitive_memberships():
+    role = membership("directoryRole", 1, displayName="Global Administrator", roleTemplateId="62e90394")
+    hidden = membership("directoryRole", 2, displayName=None, roleTemplateId=None)  # an app that may not read roles
+    first = {
+        "value": [membership("group", 1, displayName="Staff"), role],
+        "@odata.nextLink": f"{GRAPH}/users/{AMY.id}/transitiveMemberOf?$skiptoken=x",
+    }
+    client = FakeClient(first, {"value": [membership("administrativeUnit", 1), hidden]})
+    assert HardwareOathApi(client).directory_roles(AMY.id) == [
+        {"id": "directoryRole-1", "display_name": "Global Administrator", "role_template_id": "62e90394"},
+        {"id": "directoryRole-2", "display_name": None, "role_template_id": None},
+    ]
+    # the documented listing, no cast and no query option (both need Graph's advanced query parameters)
+    assert [(c[0], c[1], c[3]) for c in client.calls] == [
+        ("GET", f"/users/{AMY.id}/transitiveMemberOf", {}),
+        ("GET", "", {"absolute_url": f"{GRAPH}/users/{AMY.id}/transitiveMemberOf?$skiptoken=x"}),
+    ]
+
+
+def test_directory_roles_of_the_signed_in_user_and_a_refusal_naming_the_permission():
+    client = FakeClient({"value": []}, GraphError("x", status=403))
+    assert HardwareOathApi(client).directory_roles(AMY.id, me=True) == []
+    assert client.calls[0][1] == "/me/transitiveMemberOf"
+    with pytest.raises(GraphError) as info:
+        HardwareOathApi(client).directory_roles("amy.masters@contoso.com")
+    assert info.value.message == (
+        "x. The caller needs the Microsoft Graph permission User.Read.All (or Directory.Read.All; a role's name needs "
+        "RoleManagement.Read.Directory)"
+    )

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import ISSUES, GraphError
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import (
     ACTIVATE,
     ASSIGN_AND_ACTIVATE,
@@ -398,12 +398,21 @@ def test_a_pruned_token_is_unassigned_then_deleted():
 LEAKY = f"body {{'secretKey': '{SECRET}'}}"  # what a bug's exception could say: never repeated
 
 
-def check_unexpected(error, serial, kind, *, created=False):
-    """``error`` is the message of a token failed by an unexpected ``kind`` of exception, without its text."""
+CREATION_WORDS = {
+    inventory_apply.CREATED: "it was created (the inventory shows it), its other writes were not made",
+    inventory_apply.NOT_SHOWN: "the inventory does not show it, so it was most likely not created",
+    inventory_apply.UNKNOWN: "it may have been created (the inventory could not be read)",
+}
+
+
+def check_unexpected(error, serial, kind, *, creation=None):
+    """``error`` is the message of a token failed by an unexpected ``kind`` of exception, without its text;
+    ``creation``: what it says of a token of a broken bulk creation."""
     assert error.startswith(f"token {serial}: unexpected error ({kind} in ")
     assert "a fault of this collection, not of Graph or of the input" in error
-    assert f"Please report it at {inventory_apply.ISSUES}" in error
-    assert ("it may have been created" in error) is created
+    assert f"Please report it at {ISSUES}" in error
+    for said, words in CREATION_WORDS.items():
+        assert (words in error) is (said == creation)
     assert SECRET not in error and "secretKey" not in error and "Traceback" not in error
 
 
@@ -475,8 +484,40 @@ def test_an_unexpected_error_in_a_bulk_creation_fails_its_part_only(monkeypatch)
     assert outcomes[0].outcome == "activated"  # a token of the inventory goes on
     assert {o.outcome for o in outcomes[1:101]} == {"failed"}  # the first part of 100
     for o in outcomes[1:101]:
-        check_unexpected(o.error, o.plan.serial_number, "TypeError", created=True)
+        check_unexpected(o.error, o.plan.serial_number, "TypeError", creation=inventory_apply.NOT_SHOWN)
+        assert o.done == []
     assert {o.outcome for o in outcomes[101:]} == {"created"}  # the next part is sent
+
+
+def test_a_bulk_creation_broken_after_graph_created_tokens_lists_them_as_created(monkeypatch):
+    # The bug strikes after Graph created the first half of the part: a listing shows those, so their creation is
+    # done (changed is true), and the others are said not to be there.
+    class Broken(inventory_apply.BulkCreation):
+        def create(self, creations):
+            super().create(creations[:2])
+            raise TypeError(LEAKY)
+
+    monkeypatch.setattr(inventory_apply, "BulkCreation", Broken)
+    api = FakeInventoryApi()
+    outcomes = apply(api, [entry(n, f"N-{n}", "available", None) for n in range(4)])
+    assert [(o.outcome, kinds(o.done)) for o in outcomes] == [("failed", [CREATE])] * 2 + [("failed", [])] * 2
+    for o, creation in zip(outcomes, [inventory_apply.CREATED] * 2 + [inventory_apply.NOT_SHOWN] * 2):
+        check_unexpected(o.error, o.plan.serial_number, "TypeError", creation=creation)
+    assert [call[0] for call in api.calls] == ["create_tokens", "list_tokens"]  # judged by a listing, nothing resent
+
+
+def test_a_broken_bulk_creation_whose_listing_fails_says_the_tokens_may_exist(monkeypatch):
+    class Broken(inventory_apply.BulkCreation):
+        def create(self, creations):
+            raise TypeError(LEAKY)
+
+    class Unreadable(FakeInventoryApi):
+        def list_tokens(self, query=None):
+            raise GraphError("Listing the hardware OATH token inventory: Graph answered 503", status=503)
+
+    monkeypatch.setattr(inventory_apply, "BulkCreation", Broken)
+    [outcome] = apply(Unreadable(), [entry(0, "N-0", "available", None)])
+    check_unexpected(outcome.error, "N-0", "TypeError", creation=inventory_apply.UNKNOWN)
 
 
 def test_a_value_error_other_than_a_short_secret_is_an_unexpected_error():
