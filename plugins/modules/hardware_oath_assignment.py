@@ -98,7 +98,7 @@ options:
   refuse_directory_role_holders:
     description:
       - Fail, before any write, when a user whose methods the task would change holds a Microsoft Entra directory
-        role (directly or through a role-assignable group): O(user), and with O(reassign=true) the token's current
+        role (directly or through a role-assignable group) - O(user), and with O(reassign=true) the token's current
         holder. The error names the user and the roles.
       - Entra ID lets an Authentication Administrator manage the methods of users without an admin role only; an
         administrator's methods are for a Privileged Authentication Administrator. An application permission
