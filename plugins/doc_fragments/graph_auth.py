@@ -15,7 +15,9 @@ options:
       - V(auto) picks the first that is configured, in this order. O(access_token); a certificate
         (O(client_certificate_path)); a federated token (O(federated_token_file)); a client secret
         (O(client_secret)); a managed identity when E(IDENTITY_ENDPOINT) and E(IDENTITY_HEADER) are set.
-      - Explicit task arguments and C(module_defaults) win over the E(AZURE_*) environment variables.
+      - Explicit task arguments and C(module_defaults) win over the environment variables each option names (E(AZURE_*)
+        and E(ENTRA_*)). Where an option names several, the first that is set wins. An empty variable counts as unset
+        (AWX sets every variable of a credential, empty when its field is).
       - V(managed_identity) uses the managed identity of the host (App Service style endpoint). With O(client_id),
         the user-assigned identity of that client id; without, the system-assigned one. The identity endpoint the host
         publishes (E(IDENTITY_ENDPOINT), E(MSI_ENDPOINT), Azure Arc's agent, the instance metadata service) is asked
@@ -27,7 +29,8 @@ options:
     description:
       - The directory (tenant) id (a GUID), or a verified domain name of the tenant, such as
         C(contoso.onmicrosoft.com). Anything else is refused before any request.
-      - Falls back to E(AZURE_TENANT_ID).
+      - Falls back to E(AZURE_TENANT_ID), then E(AZURE_TENANT) (which AWX's built-in C(Microsoft Azure Resource
+        Manager) credential sets).
     type: str
   client_id:
     description:
@@ -39,17 +42,22 @@ options:
     description:
       - A client secret of the app registration.
       - One holding whitespace or control characters (a trailing newline from a file) is refused before any request.
-      - Falls back to E(AZURE_CLIENT_SECRET).
+      - Falls back to E(AZURE_CLIENT_SECRET), then E(AZURE_SECRET) (which AWX's built-in C(Microsoft Azure Resource
+        Manager) credential sets).
     type: str
   client_certificate_path:
     description:
-      - A PEM file holding the app's certificate and its private key; the thumbprint is derived from it.
+      - A file holding the app's certificate and its private key; the thumbprint is derived from it. Either a PEM
+        file (the key and the certificate, in either order) or a PKCS#12 file (C(.pfx), C(.p12)), binary or as
+        base64 text (as an AWX credential's field or an Azure Key Vault secret holds it). The format is told from
+        the content, not from the file name.
       - Falls back to E(AZURE_CLIENT_CERTIFICATE_PATH).
     type: path
   client_certificate_password:
     description:
-      - The password of the private key in O(client_certificate_path), if it is encrypted. It may hold spaces; one
-        holding control characters (a trailing newline from a file) is refused before any request.
+      - The password of the private key of a PEM O(client_certificate_path), if it is encrypted; or the password of
+        a PKCS#12 file. A wrong or missing one fails the sign-in, saying so. It may hold spaces; one holding control
+        characters (a trailing newline from a file) is refused before any request.
       - Falls back to E(AZURE_CLIENT_CERTIFICATE_PASSWORD).
     type: str
   federated_token_file:
@@ -76,6 +84,11 @@ options:
       - Microsoft documents the hardware OATH APIs for the global (V(public)) cloud only. With another cloud (or a
         O(graph_endpoint) of another cloud's Graph) the task fails before any request, unless
         O(allow_national_cloud=true).
+      - Falls back to E(AZURE_CLOUD_ENVIRONMENT), the C(Azure Cloud Environment) of AWX's built-in C(Microsoft Azure
+        Resource Manager) credential, by Azure's names. V(AzureCloud) is V(public), V(AzureUSGovernment) is V(usgov)
+        (set O(cloud=usgov_dod) for a DoD tenant), V(AzureChinaCloud) is V(china), in any case. A value that is none
+        of these nor one of the choices (an Azure Stack endpoint, V(AzureGermanCloud)) fails the task before any
+        request, rather than sign in to the global cloud with another cloud's credential.
     type: str
     default: public
     choices: [public, usgov, usgov_dod, china]
@@ -91,7 +104,8 @@ options:
         alone gets C(https://).
       - Must be an C(https://) URL of a host (and port), without a user name, path, query or fragment; plain HTTP is
         refused, also with O(validate_certs=false). Sign-in requests go to this host only.
-      - Falls back to E(AZURE_AUTHORITY_HOST).
+      - Falls back to E(AZURE_AUTHORITY_HOST), then E(ENTRA_AUTHORITY_HOST); a value from the environment is
+        checked the same way.
     type: str
   graph_endpoint:
     description:
@@ -101,6 +115,7 @@ options:
         refused, also with O(validate_certs=false). The access token is sent to this host only, and a link in an
         answer (C(@odata.nextLink)) that points elsewhere (another host or port, or plain HTTP) fails the task
         without being followed.
+      - Falls back to E(ENTRA_GRAPH_ENDPOINT); a value from the environment is checked the same way.
     type: str
   validate_certs:
     description:
@@ -112,6 +127,7 @@ options:
     description:
       - A PEM bundle of CA certificates to trust instead of the system's, for Graph and for sign-in alike (for
         example behind a TLS-inspecting proxy).
+      - Falls back to E(ENTRA_CA_PATH).
     type: path
   token_cache_path:
     description:

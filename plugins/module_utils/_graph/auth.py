@@ -9,14 +9,16 @@
 Which credential is used (``auth_method: auto``), first match wins:
 ``access_token`` > ``client_certificate_path`` > ``federated_token_file`` > ``client_secret`` > a managed
 identity when ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` are set. Explicit task arguments and
-``module_defaults`` beat the ``AZURE_*`` environment variables, because Ansible applies the environment
-fallbacks only to options left unset.
+``module_defaults`` beat the environment variables (``_module/options.py``), because Ansible applies the
+environment fallbacks only to options left unset.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -28,6 +30,10 @@ from dataclasses import dataclass
 from .._common.errors import GraphAuthError
 from .._common.validation import is_domain_name, is_guid, shown
 from .endpoints import endpoint, managed_identity_origins
+
+if t.TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+    from cryptography.x509 import Certificate
 
 try:
     import msal
@@ -43,6 +49,7 @@ CLOUDS: dict[str, tuple[str, str]] = {
 }
 AUTH_METHODS = ("auto", "access_token", "certificate", "federated", "client_secret", "managed_identity")
 TOKEN_REFRESH_MARGIN = 300  # seconds of validity a cached token must still have
+_BASE64_RE = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True)
@@ -69,13 +76,20 @@ class Credential:
         return f"{self.method.replace('_', ' ')} as {who}" + (f" in tenant {self.tenant_id}" if self.tenant_id else "")
 
 
-def _missing_message(missing: list[str]) -> str:
-    return (
+def _missing_message(missing: list[str], environ: t.Mapping[str, str]) -> str:
+    message = (
         "Cannot sign in to Microsoft Graph: missing " + ", ".join(missing) + ". Give access_token; or tenant_id "
-        "(AZURE_TENANT_ID) and client_id (AZURE_CLIENT_ID) with one of client_secret (AZURE_CLIENT_SECRET), "
-        "client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or federated_token_file "
-        "(AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity."
+        "(AZURE_TENANT_ID or AZURE_TENANT) and client_id (AZURE_CLIENT_ID) with one of client_secret "
+        "(AZURE_CLIENT_SECRET or AZURE_SECRET), client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or "
+        "federated_token_file (AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity."
     )
+    if environ.get("AZURE_AD_USER"):
+        message += (
+            " AZURE_AD_USER and AZURE_PASSWORD (a user's name and password, as AWX's Azure Resource Manager "
+            "credential sets them) are not used: give that credential the app's client ID, client secret and tenant "
+            "ID instead."
+        )
+    return message
 
 
 def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | None = None) -> Credential:
@@ -101,7 +115,7 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
             method = "managed_identity"
         else:
             missing = [n for n in ("tenant_id", "client_id") if not params.get(n)]
-            raise GraphAuthError(_missing_message(missing + ["a credential"]))
+            raise GraphAuthError(_missing_message(missing + ["a credential"], environ))
     common: dict[str, t.Any] = {
         "method": method,
         "tenant_id": params.get("tenant_id"),
@@ -112,7 +126,7 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
     }
     if method == "access_token":
         if not params.get("access_token"):
-            raise GraphAuthError(_missing_message(["access_token"]))
+            raise GraphAuthError(_missing_message(["access_token"], environ))
         check_credential_text("access_token", params["access_token"])
         return Credential(access_token=params["access_token"], **common)
     if method == "managed_identity":
@@ -124,7 +138,7 @@ def resolve_credential(params: dict[str, t.Any], environ: t.Mapping[str, str] | 
     }[method]
     missing = [n for n in ("tenant_id", "client_id", needed) if not params.get(n)]
     if missing:
-        raise GraphAuthError(_missing_message(missing))
+        raise GraphAuthError(_missing_message(missing, environ))
     check_tenant_id(params["tenant_id"])
     if method == "client_secret":
         check_credential_text("client_secret", params["client_secret"])
@@ -184,17 +198,42 @@ def _not_credential_text(char: str, spaces: bool) -> bool:
 
 
 def load_certificate(path: str, password: str | None) -> dict[str, str]:
-    """msal's certificate credential from one PEM file holding the private key and the certificate."""
+    """msal's certificate credential from ``client_certificate_path``: a PEM file holding the private key and the
+    certificate, or a PKCS#12 file (``.pfx``, ``.p12``), binary or as base64 text (what AWX's file injector and Key
+    Vault give). The format is told from the content, not the name. No message quotes the file or the password."""
     # Imported here, not at the top: only certificate sign-in needs it (msal depends on cryptography, so it is
     # there whenever msal is).
-    from cryptography import x509  # noqa: PLC0415
     from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
 
     try:
         with open(path, "rb") as handle:
-            pem = handle.read()
+            content = handle.read()
     except OSError as exc:
         raise GraphAuthError(f"Cannot read client_certificate_path {path}: {exc.strerror}") from exc
+    if b"-----BEGIN" in content:
+        key, cert = _pem_key_and_certificate(content, password, path)
+    else:
+        pfx = _pkcs12_der(content)
+        if pfx is None:
+            raise GraphAuthError(
+                f"client_certificate_path {path} is neither a PEM file (the private key and the certificate) nor a "
+                "PKCS#12 file (.pfx, .p12; binary, or as base64 text)."
+            )
+        key, cert = _pkcs12_key_and_certificate(pfx, password, path)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+    return {
+        "private_key": key_pem,
+        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # nosec - x5t is SHA-1
+        "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+    }
+
+
+def _pem_key_and_certificate(pem: bytes, password: str | None, path: str) -> tuple[PrivateKeyTypes, Certificate]:
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         try:
             key = serialization.load_pem_private_key(pem, password=password.encode() if password else None)
@@ -212,14 +251,60 @@ def load_certificate(path: str, password: str | None) -> dict[str, str]:
         raise GraphAuthError(
             f"No PEM certificate found in {path}: it must hold the private key and the certificate."
         ) from exc
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode("ascii")
-    return {
-        "private_key": key_pem,
-        "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),  # nosec - x5t is SHA-1
-        "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-    }
+    return key, cert
+
+
+def _pkcs12_der(content: bytes) -> bytes | None:
+    """The PKCS#12 structure ``content`` holds, as it is or as base64 text; None when it holds none."""
+    if _is_pkcs12(content):
+        return content
+    compact = re.sub(rb"\s+", b"", content)
+    if not _BASE64_RE.fullmatch(compact):
+        return None
+    try:
+        der = base64.b64decode(compact)
+    except ValueError:  # binascii.Error: not a whole number of base64 quads
+        return None
+    return der if _is_pkcs12(der) else None
+
+
+def _is_pkcs12(der: bytes) -> bool:
+    """Whether ``der`` starts as a PKCS#12 file does: ``PFX ::= SEQUENCE { version INTEGER (3), ... }`` (RFC 7292),
+    a SEQUENCE's tag and length, then 02 01 03. This tells a wrong password from a file of another kind, which
+    cryptography's loader does not (the same ValueError for both)."""
+    if len(der) < 5 or der[0] != 0x30:
+        return False
+    offset = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)  # a long form length: its number of bytes follows
+    return der[offset : offset + 3] == b"\x02\x01\x03"
+
+
+def _pkcs12_key_and_certificate(
+    pfx: bytes, password: str | None, path: str
+) -> tuple[PrivateKeyTypes, Certificate]:
+    from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415
+
+    try:
+        try:
+            key, cert, _chain = pkcs12.load_key_and_certificates(pfx, password.encode() if password else None)
+        except ValueError:
+            if not password:
+                raise
+            # A password (say, from AZURE_CLIENT_CERTIFICATE_PASSWORD) for a file that has none.
+            key, cert, _chain = pkcs12.load_key_and_certificates(pfx, None)
+    except ValueError as exc:
+        raise GraphAuthError(
+            f"Cannot open the PKCS#12 file {path}: wrong or missing client_certificate_password (or a damaged file)."
+        ) from exc
+    if key is None:
+        raise GraphAuthError(
+            f"The PKCS#12 file {path} holds no private key: it must hold the private key and the certificate."
+        )
+    if cert is None:
+        raise GraphAuthError(
+            f"The PKCS#12 file {path} holds no certificate of its private key: it must hold the private key and the "
+            "certificate."
+        )
+    return key, cert
 
 
 def _read_assertion(path: str) -> t.Callable[[], str]:

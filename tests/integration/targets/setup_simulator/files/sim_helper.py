@@ -14,6 +14,10 @@
                                                 a well-formed code that the simulator accepts at no step of its
                                                 drift window (+-2880 steps) around now
     sim_helper.py hex SECRET                    the secret seed in hex (secret_format=hex)
+    sim_helper.py pkcs12 PEM OUT [--password-stdin] [--base64]
+                                                the PEM's private key and certificate as a PKCS#12 file (mode 0600),
+                                                with the password read from stdin, or none; --base64: as one line of
+                                                base64 text, as AWX's file injector writes a credential's field
     sim_helper.py wait-step [--interval S] [--left N]
                                                 waits until at least N seconds of the current time step are left,
                                                 so that what follows happens within one step
@@ -37,6 +41,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 CERT_APP = "1c0ffee0-5d1e-4f6a-8b2c-0000000000c1"
@@ -196,6 +201,21 @@ def cmd_hex(args: argparse.Namespace) -> dict:
     return {"hex": base64.b32decode(secret + "=" * (-len(secret) % 8)).hex()}
 
 
+def cmd_pkcs12(args: argparse.Namespace) -> dict:
+    with open(args.pem, "rb") as handle:
+        pem = handle.read()
+    password = sys.stdin.read().rstrip("\n").encode() if args.password_stdin else b""
+    key = serialization.load_pem_private_key(pem, password=None)
+    cert = x509.load_pem_x509_certificate(pem)
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    pfx = pkcs12.serialize_key_and_certificates(b"tokenops-integration-cert-app", key, cert, None, encryption)
+    content = base64.b64encode(pfx) + b"\n" if args.base64 else pfx
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return {"path": args.out, "encrypted": bool(password)}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +231,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             sub.add_argument("--start", type=float)
             sub.add_argument("--end", type=float)
             sub.add_argument("--margin", type=int, default=2)
+    pfx = commands.add_parser("pkcs12")
+    pfx.add_argument("pem")
+    pfx.add_argument("out")
+    pfx.add_argument("--password-stdin", action="store_true")
+    pfx.add_argument("--base64", action="store_true")
     wait = commands.add_parser("wait-step")
     wait.add_argument("--interval", type=int, default=30)
     wait.add_argument("--left", type=float, default=15.0)
@@ -219,9 +244,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args(sys.argv[1:])
-    handler = {"seed": cmd_seed, "codes": cmd_codes, "wrong": cmd_wrong, "hex": cmd_hex, "wait-step": cmd_wait_step}[
-        args.command
-    ]
+    handler = {
+        "seed": cmd_seed,
+        "codes": cmd_codes,
+        "wrong": cmd_wrong,
+        "hex": cmd_hex,
+        "pkcs12": cmd_pkcs12,
+        "wait-step": cmd_wait_step,
+    }[args.command]
     print(json.dumps(handler(args)))
     return 0
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import json
@@ -17,6 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphAuthError, GraphError
@@ -42,8 +44,8 @@ SCOPE = "https://graph.microsoft.com/.default"
 IDENTITY_ENV = {"IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": "h"}
 
 MISSING_TAIL = (
-    ". Give access_token; or tenant_id (AZURE_TENANT_ID) and client_id (AZURE_CLIENT_ID) with one of "
-    "client_secret (AZURE_CLIENT_SECRET), client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or "
+    ". Give access_token; or tenant_id (AZURE_TENANT_ID or AZURE_TENANT) and client_id (AZURE_CLIENT_ID) with one of "
+    "client_secret (AZURE_CLIENT_SECRET or AZURE_SECRET), client_certificate_path (AZURE_CLIENT_CERTIFICATE_PATH) or "
     "federated_token_file (AZURE_FEDERATED_TOKEN_FILE); or auth_method=managed_identity."
 )
 
@@ -151,6 +153,20 @@ def test_auto_missing_pieces(given, missing):
         resolve_credential(graph_params(**given), environ={})
     assert info.value.message == f"Cannot sign in to Microsoft Graph: missing {missing}" + MISSING_TAIL
     assert SECRET not in info.value.message
+
+
+def test_a_user_and_password_of_awx_azure_credential_are_named_as_unused():
+    """AWX's Azure Resource Manager credential with a username and password (and no client) sets AZURE_AD_USER and
+    AZURE_PASSWORD only: the failure says they are not used, and never shows the password."""
+    environ = {"AZURE_SUBSCRIPTION_ID": "sub", "AZURE_AD_USER": "amy@contoso.com", "AZURE_PASSWORD": "hunter2-pass"}
+    with pytest.raises(GraphAuthError) as info:
+        resolve_credential(graph_params(), environ=environ)
+    assert info.value.message == (
+        "Cannot sign in to Microsoft Graph: missing tenant_id, client_id, a credential" + MISSING_TAIL + " AZURE_AD_USER "
+        "and AZURE_PASSWORD (a user's name and password, as AWX's Azure Resource Manager credential sets them) are not "
+        "used: give that credential the app's client ID, client secret and tenant ID instead."
+    )
+    assert "hunter2-pass" not in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -525,10 +541,9 @@ def test_managed_identity_origins(environ, origins):
 
 
 # ---------------------------------------------------------------------------------------------------- certificates
-@pytest.fixture(scope="module")
-def key_and_cert():
+def _key_and_cert(common_name="tokenops unit test"):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tokenops unit test")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()
@@ -541,6 +556,11 @@ def key_and_cert():
         .sign(key, hashes.SHA256())
     )
     return key, cert
+
+
+@pytest.fixture(scope="module")
+def key_and_cert():
+    return _key_and_cert()
 
 
 def _write_pem(path, key, cert, password=None, key_format=serialization.PrivateFormat.PKCS8):
@@ -649,7 +669,161 @@ def test_load_certificate_not_pem(tmp_path):
     path.write_bytes(b"\x00\x01 not a pem file")
     with pytest.raises(GraphAuthError) as info:
         load_certificate(str(path), None)
-    assert info.value.message == f"Cannot load the private key from {path}: no PEM private key found."
+    assert info.value.message == (
+        f"client_certificate_path {path} is neither a PEM file (the private key and the certificate) nor a PKCS#12 "
+        "file (.pfx, .p12; binary, or as base64 text)."
+    )
+
+
+# PKCS#12 (.pfx, .p12): binary, or as base64 text (what AWX's file injector writes from a credential's field, with a
+# newline added at the end of a multiline field; how Azure Key Vault hands out a certificate's secret).
+def _pkcs12(key, cert, password=None, extra=None, encryption=None):
+    if encryption is None:
+        encryption = (
+            serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+        )
+    return pkcs12.serialize_key_and_certificates(b"tokenops", key, cert, extra, encryption)
+
+
+def _as(form, der):
+    if form == "binary":
+        return der
+    text = base64.b64encode(der)
+    if form == "base64":
+        return text
+    return b"\n".join(text[i : i + 64] for i in range(0, len(text), 64)) + b"\n"  # wrapped, with a newline at the end
+
+
+@pytest.mark.parametrize("form", ["binary", "base64", "base64 wrapped"])
+@pytest.mark.parametrize("password", [None, "correct horse"])
+def test_load_certificate_pkcs12(tmp_path, key_and_cert, form, password):
+    key, cert = key_and_cert
+    path = tmp_path / "app.pfx"
+    path.write_bytes(_as(form, _pkcs12(key, cert, password)))
+    _check_loaded(load_certificate(str(path), password), key, cert)
+
+
+def test_load_certificate_format_from_the_content_not_the_name(tmp_path, key_and_cert):
+    key, cert = key_and_cert
+    pkcs12_named_pem = tmp_path / "app.pem"
+    pkcs12_named_pem.write_bytes(_pkcs12(key, cert, "pw"))
+    _check_loaded(load_certificate(str(pkcs12_named_pem), "pw"), key, cert)
+    pem_named_pfx = _write_pem(tmp_path / "app.pfx", key, cert)
+    _check_loaded(load_certificate(pem_named_pfx, None), key, cert)
+
+
+def test_load_certificate_pkcs12_with_a_chain(tmp_path, key_and_cert):
+    """The certificate of the key is used, not one of the chain."""
+    key, cert = key_and_cert
+    _other_key, other_cert = _key_and_cert("tokenops unit test CA")
+    path = tmp_path / "app.p12"
+    path.write_bytes(_pkcs12(key, cert, "pw", extra=[other_cert]))
+    _check_loaded(load_certificate(str(path), "pw"), key, cert)
+
+
+def test_load_certificate_pkcs12_of_windows_legacy_encryption(tmp_path, key_and_cert):
+    """Triple DES and a SHA-1 MAC, as Windows exports a .pfx unless told AES."""
+    key, cert = key_and_cert
+    legacy = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(2000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+        .hmac_hash(hashes.SHA1())
+        .build(b"correct horse")
+    )
+    path = tmp_path / "app.pfx"
+    path.write_bytes(_pkcs12(key, cert, encryption=legacy))
+    _check_loaded(load_certificate(str(path), "correct horse"), key, cert)
+
+
+@pytest.mark.parametrize("form", ["binary", "base64 wrapped"])
+@pytest.mark.parametrize("password", ["wrong password", None, ""])
+def test_load_certificate_pkcs12_wrong_or_missing_password(tmp_path, key_and_cert, form, password):
+    key, cert = key_and_cert
+    path = tmp_path / "app.pfx"
+    path.write_bytes(_as(form, _pkcs12(key, cert, "correct horse")))
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(str(path), password)
+    assert info.value.message == (
+        f"Cannot open the PKCS#12 file {path}: wrong or missing client_certificate_password (or a damaged file)."
+    )
+    assert "correct horse" not in info.value.message
+    if password:
+        assert password not in info.value.message
+
+
+def test_load_certificate_pkcs12_password_for_a_file_without_one(tmp_path, key_and_cert):
+    """A needless password (say, from AZURE_CLIENT_CERTIFICATE_PASSWORD) is ignored, as for a PEM."""
+    key, cert = key_and_cert
+    path = tmp_path / "app.pfx"
+    path.write_bytes(_pkcs12(key, cert))
+    _check_loaded(load_certificate(str(path), "needless"), key, cert)
+
+
+def test_load_certificate_pkcs12_without_a_key(tmp_path, key_and_cert):
+    """What openssl pkcs12 -export -nokeys writes: certificates only."""
+    _key, cert = key_and_cert
+    path = tmp_path / "cert-only.pfx"
+    path.write_bytes(_pkcs12(None, None, "pw", extra=[cert]))
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(str(path), "pw")
+    assert info.value.message == (
+        f"The PKCS#12 file {path} holds no private key: it must hold the private key and the certificate."
+    )
+
+
+def test_load_certificate_pkcs12_without_a_certificate(tmp_path, key_and_cert):
+    key, _cert = key_and_cert
+    path = tmp_path / "key-only.pfx"
+    path.write_bytes(_pkcs12(key, None, "pw"))
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(str(path), "pw")
+    assert info.value.message == (
+        f"The PKCS#12 file {path} holds no certificate of its private key: it must hold the private key and the "
+        "certificate."
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\x00\x01 not a certificate", id="binary garbage"),
+        pytest.param(base64.b64encode(b"\x30\x03\x02\x01\x04 not a pfx"), id="base64, not of a PKCS#12"),
+        pytest.param(b"QUJD\nREVG=\n", id="base64 alphabet, no whole quads"),
+        pytest.param(b"ZmFrZS1zZWNyZXQtaW4tYS1maWxl\n", id="a secret's base64"),
+        pytest.param("der certificate", id="a DER certificate"),
+    ],
+)
+def test_load_certificate_neither_pem_nor_pkcs12(tmp_path, key_and_cert, content):
+    if content == "der certificate":
+        content = key_and_cert[1].public_bytes(serialization.Encoding.DER)
+    path = tmp_path / "app.pfx"
+    path.write_bytes(content)
+    with pytest.raises(GraphAuthError) as info:
+        load_certificate(str(path), "pw")
+    assert info.value.message == (
+        f"client_certificate_path {path} is neither a PEM file (the private key and the certificate) nor a PKCS#12 "
+        "file (.pfx, .p12; binary, or as base64 text)."
+    )
+    assert "ZmFrZS1zZWNyZXQtaW4tYS1maWxl" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    "header, pkcs12_header",
+    [
+        (b"\x30\x82\x09\x92\x02\x01\x03", True),  # DER, a two-byte length (what every tool writes)
+        (b"\x30\x81\x90\x02\x01\x03", True),
+        (b"\x30\x7f\x02\x01\x03", True),
+        (b"\x30\x80\x02\x01\x03", True),  # BER, indefinite length
+        (b"\x30\x82\x09\x92\x02\x01\x01", False),  # version 1
+        (b"\x30\x82\x09\x92\x30\x82\x01", False),  # a certificate: a SEQUENCE first
+        (b"\x31\x03\x02\x01\x03", False),
+        (b"\x30\x03\x02\x01", False),
+    ],
+)
+def test_is_pkcs12(header, pkcs12_header):
+    assert auth._is_pkcs12(header + b"\x00" * 8) is pkcs12_header  # pylint: disable=protected-access
 
 
 # ---------------------------------------------------------------------------------------------------- token cache
