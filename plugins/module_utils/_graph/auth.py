@@ -278,9 +278,7 @@ def _is_pkcs12(der: bytes) -> bool:
     return der[offset : offset + 3] == b"\x02\x01\x03"
 
 
-def _pkcs12_key_and_certificate(
-    pfx: bytes, password: str | None, path: str
-) -> tuple[PrivateKeyTypes, Certificate]:
+def _pkcs12_key_and_certificate(pfx: bytes, password: str | None, path: str) -> tuple[PrivateKeyTypes, Certificate]:
     from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415
 
     try:

@@ -162,9 +162,10 @@ def test_a_user_and_password_of_awx_azure_credential_are_named_as_unused():
     with pytest.raises(GraphAuthError) as info:
         resolve_credential(graph_params(), environ=environ)
     assert info.value.message == (
-        "Cannot sign in to Microsoft Graph: missing tenant_id, client_id, a credential" + MISSING_TAIL + " AZURE_AD_USER "
-        "and AZURE_PASSWORD (a user's name and password, as AWX's Azure Resource Manager credential sets them) are not "
-        "used: give that credential the app's client ID, client secret and tenant ID instead."
+        "Cannot sign in to Microsoft Graph: missing tenant_id, client_id, a credential"
+        + MISSING_TAIL
+        + " AZURE_AD_USER and AZURE_PASSWORD (a user's name and password, as AWX's Azure Resource Manager credential "
+        "sets them) are not used: give that credential the app's client ID, client secret and tenant ID instead."
     )
     assert "hunter2-pass" not in info.value.message
 

@@ -212,7 +212,7 @@ def test_azure_authority_host_wins_over_entra_authority_host(clean_environment):
         ("ENTRA_GRAPH_ENDPOINT", "graph_endpoint", "https://graph.example.test/v1.0", "must be the root URL"),
     ],
 )
-def test_an_endpoint_from_the_environment_is_checked_like_any_other(clean_environment, variable, option, value, problem):
+def test_an_endpoint_from_the_environment_is_checked(clean_environment, variable, option, value, problem):
     """validate_certs=false does not let a plain-HTTP endpoint through, from the environment either."""
     clean_environment.setenv(variable, value)
     params = validate({"access_token": "token", "validate_certs": False}).validated_parameters
