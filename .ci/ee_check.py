@@ -40,20 +40,19 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_EE = ROOT / "docs" / "examples" / "awx" / "execution-environment.yml"
 NAMESPACE, NAME = "tokenops", "entra"
 # Imports that are not third-party packages: Ansible itself (ansible-core is the EE's own) and the collections.
-NOT_PACKAGES = {"ansible", "ansible_collections", "__future__"}
+NOT_PACKAGES = {"ansible", "ansible_collections"}
 
 
 class CheckError(Exception):
     pass
 
 
-def run(argv: list[str], cwd: Path | None = None) -> str:
+def run(argv: list[str], cwd: Path | None = None) -> None:
     started = time.monotonic()
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     print(f"    {Path(argv[0]).name} {' '.join(argv[1:3])} ... ({time.monotonic() - started:.1f} s)")
     if result.returncode != 0:
         raise CheckError(f"{' '.join(argv)} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
-    return result.stdout
 
 
 def imported_packages(collection: Path) -> dict[str, set[str]]:
