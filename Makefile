@@ -2,7 +2,7 @@
 #
 #   make test            everything, two stages at a time (TEST_JOBS), then a table of each stage's time:
 #                        the venvs, lint, sanity, units and integration on every core, the simulator suite,
-#                        the conformance tests, molecule and bench-short
+#                        the conformance tests, molecule, bench-short and ee-check
 #   make sanity          ansible-test sanity --venv on every core                 (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units on every core, in the core's venv     (UNITS_ARGS=...)
 #   make integration     ansible-test integration on every core, in the core's venv, against the simulator
@@ -12,6 +12,7 @@
 #   make conformance     the real-tenant check (docs/real-tenant.md); AZURE_* and TOKENOPS_* from the environment
 #                                                       (CONFORMANCE_REPORT=file, CONFORMANCE_ARGS="--cleanup PREFIX")
 #   make lint            ruff (lint, format check), mypy, ansible-lint, CI examples' schemas, from the 2.19 venv
+#   make ee-check        the execution environment metadata through ansible-builder create and introspect
 #   make sanity-2.19     (or units-2.21, integration-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
 #   make demo            run the example playbook against the local simulator
@@ -69,7 +70,7 @@ INTEGRATION_PARTS := 1 2 3
 # The stages of make test, the longest first: make starts them in this order once both venvs are ready.
 TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
 	$(foreach c,$(CORES),sanity-$(c)) molecule $(foreach c,$(CORES),units-$(c)) lint simulator-test bench-short \
-	conformance-test
+	conformance-test ee-check
 STAGES_DIR := $(TMP_DIR)/stages
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
@@ -107,12 +108,12 @@ ansible_test = cd $(call copy_dir,$(2)) && $(3) PATH="$(call venv,$(1))/bin:$$PA
 
 # The per-core pattern targets (shim-X.Y, sanity-X.Y, units-X.Y, integration-X.Y, integration-N-X.Y, core-X.Y)
 # cannot be .PHONY: make skips implicit rule search for phony targets.
-.PHONY: help test venvs sanity units integration simulator-test conformance-test conformance lint clean \
+.PHONY: help test venvs sanity units integration simulator-test conformance-test conformance lint ee-check clean \
 	check-no-ignores dirs \
 	$(foreach c,$(CORES),venv-$(c))
 
 help:
-	@sed -n '3,21s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,22s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------- make test
 # Every stage is run by .ci/stages.py, which keeps its output until it ends (then prints it as one block) and records
@@ -290,10 +291,23 @@ lint: venv-$(MAIN_CORE) | dirs
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache entrasim serve.py hostile.py
 	cd tests/conformance && MYPYPATH=$(TMP_DIR)/lint $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache conformance_check.py conformance_shapes.py collection_path.py
+	$(bin)/mypy --config-file $(ROOT)/pyproject.toml --cache-dir $(TMP_DIR)/lint/.mypy_cache .ci/ee_check.py
 	PATH="$(bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint $(bin)/ansible-lint
 	$(bin)/check-jsonschema --builtin-schema vendor.github-workflows $(EXAMPLE_GITHUB_WORKFLOWS)
 	$(bin)/check-jsonschema --builtin-schema vendor.gitlab-ci $(EXAMPLE_GITLAB_CI)
 	@echo "==> lint: clean"
+
+# ------------------------------------------------------------- ee-check
+# The collection's execution environment metadata as ansible-builder uses it (.ci/ee_check.py, no container engine,
+# offline): the collection's artifact beside the AWX example's execution-environment.yml, ansible-builder create (the
+# build context), the collection installed from that context and ansible-builder introspect on it, as the image's
+# build would; every package the collection's code imports must be among the Python requirements the image gets, in
+# a range that holds the version the tests run with. A few seconds. ansible-builder is pinned in
+# tests/requirements-lint.txt; ANSIBLE_BUILDER=path runs another one.
+ANSIBLE_BUILDER ?= $(bin)/ansible-builder
+ee-check: venv-$(MAIN_CORE) | dirs
+	@$(bin)/python .ci/ee_check.py --ansible-builder $(ANSIBLE_BUILDER) --ansible-galaxy $(bin)/ansible-galaxy \
+		--work-dir $(TMP_DIR)/ee-check
 
 # ------------------------------------------------------ simulator suite
 # Runs from the repository root.  pytest's exit code 5 (no tests collected)
