@@ -15,7 +15,8 @@
 #   make ee-check        the execution environment metadata through ansible-builder create and introspect
 #   make sanity-2.19     (or units-2.21, integration-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
-#   make demo            run the example playbook against the local simulator
+#   make demo            the role hardware_oath_tokens on a YAML and a CSV inventory, against the local simulator
+#   make demo-lifecycle  the token lifecycle one module at a time (docs/examples/manage_tokens.yml), the same way
 #   make molecule        the role's molecule scenarios (extensions/molecule/), against the simulator
 #   make bench           the benchmark of hardware_oath_inventory (docs/performance.md): bench/results.json, bench/plot.svg
 #   make bench-short     its short version (a few dozen tokens, outcomes and request counts only, no timing)
@@ -345,10 +346,16 @@ conformance: venv-$(MAIN_CORE) | dirs
 		--report $(CONFORMANCE_REPORT) $(CONFORMANCE_ARGS)
 
 # ------------------------------------------------------------------ demo
-# Starts the simulator on the demo tenant, runs docs/examples/manage_tokens.yml twice and retire_tokens.yml, stops the simulator.
-.PHONY: demo
+# Starts the simulator on the demo tenant and runs the role hardware_oath_tokens of docs/examples/role/ against it: the
+# YAML inventory, the admin center's CSV (planned with --check, then applied), then both again (nothing changes; the
+# script fails otherwise), each followed by its Markdown report. demo-lifecycle runs docs/examples/manage_tokens.yml
+# twice and retire_tokens.yml instead (the single-token modules). Not part of make test.
+.PHONY: demo demo-lifecycle
 demo: venv-$(MAIN_CORE)
-	@scripts/demo $(call venv,$(MAIN_CORE)) $(TMP_DIR)/demo
+	@scripts/demo $(call venv,$(MAIN_CORE)) $(TMP_DIR)/demo role
+
+demo-lifecycle: venv-$(MAIN_CORE)
+	@scripts/demo $(call venv,$(MAIN_CORE)) $(TMP_DIR)/demo lifecycle
 
 # ------------------------------------------------------------------ bench
 # The benchmark of hardware_oath_inventory (docs/performance.md): bench/run.py with the 2.19 venv runs ansible-playbook

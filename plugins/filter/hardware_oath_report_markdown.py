@@ -13,6 +13,8 @@ description:
     heading that says whether the run was in check mode, a one-line summary of the counts, the failed tokens first
     (serial number, user, error, request id), then the tokens that change (or would), and the unchanged tokens as a
     count only.
+  - In check mode nothing was changed - the heading says so, and the summary and the changes say what would be done
+    (C(2 would be created), C(would be activated)).
   - Table cells are escaped (Markdown characters, and C(<), C(>), C(&) as HTML entities), flattened to one line and
     capped at 1,000 characters. The whole text stays under 60,000 characters (a GitHub comment holds 65,536); a cut
     table says how many more rows the JSON report holds.

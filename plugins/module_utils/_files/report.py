@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from .._domain.actions import ACTION_TEXTS, OUTCOMES
 
 DEFAULT_TITLE = "Hardware OATH token inventory"
+# The Markdown heading's words for a check-mode run: its counts and outcomes are what would change.
+CHECK_MODE_HEADING = "check mode: nothing was changed; this is what would change"
 # Keys that must never reach a report, compared without case, "_" or "-" (secret_key, secretKey, client-secret...).
 SECRET_KEYS = frozenset(
     {"secretkey", "verificationcode", "clientsecret", "accesstoken", "refreshtoken", "password", "clientassertion"}
@@ -116,7 +118,8 @@ def _kind(value: t.Any) -> str:
 # ---------------------------------------------------------------------- the Markdown
 def report_markdown(document: Mapping[str, t.Any], *, limit: int = MAX_MARKDOWN) -> str:
     """GitHub/GitLab-flavoured Markdown of a report document: the heading, a one-line summary, the failed tokens,
-    then the changes (the unchanged tokens by their number only). At most ``limit`` characters: the tables are cut,
+    then the changes (the unchanged tokens by their number only). In check mode the heading says that nothing was
+    changed, and the summary and the changes say what would be. At most ``limit`` characters: the tables are cut,
     saying how many rows the JSON report has more."""
     if not isinstance(document, Mapping) or not all(key in document for key in ("counts", "tokens", "check_mode")):
         raise ReportError(
@@ -126,8 +129,8 @@ def report_markdown(document: Mapping[str, t.Any], *, limit: int = MAX_MARKDOWN)
     rows = sorted(_rows(document["tokens"]), key=_row_key)
     check_mode = bool(document["check_mode"])
     title = document.get("title") or DEFAULT_TITLE
-    mode = "check mode: nothing was changed" if check_mode else "applied"
-    head = [f"## {_text(str(title))} ({mode})", "", summary(counts)]
+    mode = CHECK_MODE_HEADING if check_mode else "applied"
+    head = [f"## {_text(str(title))} ({mode})", "", summary(counts, check_mode=check_mode)]
     if document.get("generated_at"):
         head += ["", f"Generated at {_text(str(document['generated_at']))}."]
     failed = [row for row in rows if row.get("outcome") == "failed"]
@@ -143,8 +146,8 @@ def report_markdown(document: Mapping[str, t.Any], *, limit: int = MAX_MARKDOWN)
     )
     changes_table = _table(
         f"### Changes ({len(changes)})",
-        ("Serial number", "User", "Outcome", "What happens" if check_mode else "What was done"),
-        [(row["serial_number"], row.get("user"), row.get("outcome"), describe(row)) for row in changes],
+        ("Serial number", "User", "Outcome", "What would be done" if check_mode else "What was done"),
+        [(row["serial_number"], row.get("user"), _outcome(row, check_mode), describe(row)) for row in changes],
         "changes",
     )
     room = limit - _length(head) - _length(tail) - 1  # the final newline
@@ -159,11 +162,24 @@ def report_markdown(document: Mapping[str, t.Any], *, limit: int = MAX_MARKDOWN)
     return "\n".join(head + failed_lines + changes_lines + tail) + "\n"
 
 
-def summary(counts: Mapping[str, int]) -> str:
-    """``N tokens: x created, y activated, ..., z unchanged``: the outcomes that happened, in a fixed order."""
+def summary(counts: Mapping[str, int], *, check_mode: bool = False) -> str:
+    """``N tokens: x created, y activated, ..., z unchanged``: the outcomes that happened, in a fixed order; in check
+    mode what would happen (``x would be created``)."""
     total = sum(counts.values())
-    parts = [f"{counts[name]} {name}" for name in _counts(counts) if counts.get(name)]
+    parts = [f"{counts[name]} {outcome_text(name, check_mode)}" for name in _counts(counts) if counts.get(name)]
     return f"{_tokens(total)}: {', '.join(parts)}" if parts else f"{_tokens(total)}."
+
+
+def _outcome(row: Mapping[str, t.Any], check_mode: bool) -> str:
+    return outcome_text(str(row.get("outcome") or ""), check_mode)
+
+
+def outcome_text(outcome: str, check_mode: bool) -> str:
+    """A token's outcome as the report shows it: in check mode a change is what would happen (``would be created``);
+    ``failed`` and ``unchanged`` read the same in both modes."""
+    if check_mode and outcome and outcome not in ("failed", "unchanged"):
+        return f"would be {outcome}"
+    return outcome
 
 
 def describe(row: Mapping[str, t.Any]) -> str:

@@ -83,7 +83,10 @@ def test_the_filters_chain_in_a_template(result):
         "{{ converged | hardware_oath_report(check_mode=true, generated_at=when) | hardware_oath_report_markdown }}"
     )
     markdown = template.render(converged=result, when=WHEN)
-    assert markdown.startswith("## Hardware OATH token inventory (check mode: nothing was changed)")
+    assert markdown.startswith(
+        "## Hardware OATH token inventory (check mode: nothing was changed; this is what would change)\n\n"
+        "2 tokens: 1 would be created, 1 failed\n"
+    )
     document = environment.from_string("{{ r | hardware_oath_report(generated_at=when) | tojson }}").render(
         r=result, when=WHEN
     )

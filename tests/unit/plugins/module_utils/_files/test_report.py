@@ -180,9 +180,10 @@ def test_the_markdown_of_a_check_mode_run():
     adele = f"Adele Vance ({ADELE.id})"
     assert report_markdown(document) == "\n".join(
         [
-            "## Hardware OATH token inventory (check mode: nothing was changed)",
+            "## Hardware OATH token inventory (check mode: nothing was changed; this is what would change)",
             "",
-            "7 tokens: 1 created, 1 updated, 1 reassigned, 1 unassigned, 1 deleted, 1 failed, 1 unchanged",
+            "7 tokens: 1 would be created, 1 would be updated, 1 would be reassigned, 1 would be unassigned, "
+            "1 would be deleted, 1 failed, 1 unchanged",
             "",
             f"Generated at {WHEN}.",
             "",
@@ -195,15 +196,15 @@ def test_the_markdown_of_a_check_mode_run():
             "",
             "### Changes (5)",
             "",
-            "| Serial number | User | Outcome | What happens |",
+            "| Serial number | User | Outcome | What would be done |",
             "| --- | --- | --- | --- |",
-            f"| P-1 | — | unassigned | unassign from Grady ({GUEST.id}) |",
-            f"| T-GONE | — | deleted | unassign from {adele}; delete |",
-            f"| T-HELD | amy.masters@contoso.com | reassigned | unassign from {adele}; assign and activate for "
+            f"| P-1 | — | would be unassigned | unassign from Grady ({GUEST.id}) |",
+            f"| T-GONE | — | would be deleted | unassign from {adele}; delete |",
+            f"| T-HELD | amy.masters@contoso.com | would be reassigned | unassign from {adele}; assign and activate "
+            "for amy.masters@contoso.com |",
+            "| T-NEW | amy.masters@contoso.com | would be created | create for amy.masters@contoso.com; activate for "
             "amy.masters@contoso.com |",
-            "| T-NEW | amy.masters@contoso.com | created | create for amy.masters@contoso.com; activate for "
-            "amy.masters@contoso.com |",
-            "| T-UPD | — | updated | update model |",
+            "| T-UPD | — | would be updated | update model |",
             "",
             "1 token unchanged.",
             "",
@@ -256,7 +257,7 @@ def test_a_huge_list_of_changes_is_cut_to_fit_a_merge_request_comment():
     assert shown[0].startswith("| T00000 |")
     assert len(shown) > 100
     assert markdown.endswith(f"\n\n… and {3000 - len(shown)} more changes (see the JSON report)\n")
-    assert "3000 tokens: 3000 created\n" in markdown
+    assert "3000 tokens: 3000 would be created\n" in markdown
 
 
 def test_many_failed_tokens_leave_room_for_the_changes():
@@ -275,10 +276,11 @@ def test_many_failed_tokens_leave_room_for_the_changes():
 
 def test_the_limit_can_be_given():
     document = report_document(result_of(planned_rows()), check_mode=True, generated_at=WHEN)
-    assert len(report_markdown(document)) == 1024
+    assert len(report_markdown(document)) == 1147
     markdown = report_markdown(document, limit=900)
     assert len(markdown) <= 900
-    shown = re.findall(r"^\| (\S+) \| [^|]+ \| (?:unassigned|deleted|reassigned|created|updated) \|", markdown, re.M)
+    outcome = r"would be (?:unassigned|deleted|reassigned|created|updated)"
+    shown = re.findall(rf"^\| (\S+) \| [^|]+ \| {outcome} \|", markdown, re.M)
     assert shown == ["P-1", "T-GONE"]
     assert "| T-LOST |" in markdown  # the failed token first
     assert "\n\n… and 3 more changes (see the JSON report)\n\n1 token unchanged.\n" in markdown
@@ -311,7 +313,9 @@ def test_the_markdown_is_the_same_whatever_the_order_of_the_rows_and_counts():
 
 def test_the_title_is_escaped():
     document = report_document(result_of([]), check_mode=True, generated_at=WHEN, title="<img src=x> *prod*")
-    assert report_markdown(document).startswith("## &lt;img src=x&gt; \\*prod\\* (check mode: nothing was changed)\n")
+    assert report_markdown(document).startswith(
+        "## &lt;img src=x&gt; \\*prod\\* (check mode: nothing was changed; this is what would change)\n"
+    )
 
 
 def test_what_is_not_a_document_is_refused():
@@ -330,6 +334,32 @@ def test_what_is_not_a_document_is_refused():
 )
 def test_the_summary_names_the_outcomes_that_happened_in_a_fixed_order(counted, text):
     assert summary(counted) == text
+
+
+@pytest.mark.parametrize(
+    "counted, text",
+    [
+        ({"unchanged": 1}, "1 token: 1 unchanged"),
+        (
+            {"failed": 2, "created": 1, "unchanged": 4, "activated": 3},
+            "10 tokens: 1 would be created, 3 would be activated, 2 failed, 4 unchanged",
+        ),
+        ({"renamed": 1, "deleted": 1}, "2 tokens: 1 would be deleted, 1 would be renamed"),
+        ({}, "0 tokens."),
+    ],
+)
+def test_in_check_mode_the_summary_counts_what_would_change(counted, text):
+    assert summary(counted, check_mode=True) == text
+
+
+def test_an_applied_report_says_what_was_done_not_what_would_be():
+    markdown = report_markdown(report_document(result_of(planned_rows()), check_mode=False, generated_at=WHEN))
+    assert markdown.startswith(
+        "## Hardware OATH token inventory (applied)\n\n"
+        "7 tokens: 1 created, 1 updated, 1 reassigned, 1 unassigned, 1 deleted, 1 failed, 1 unchanged\n"
+    )
+    assert "would" not in markdown
+    assert "| What was done |" in markdown
 
 
 def test_the_writes_are_described_by_who_they_touch():
