@@ -7,6 +7,7 @@ Imported by conftest.py and the test modules (pytest puts this directory on sys.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import importlib.util
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -414,6 +415,17 @@ def totp_of(seed: dict, serial: str) -> Totp:
 
 
 # ---------------------------------------------------------------------------- the API client
+@contextlib.contextmanager
+def seeded_api(seed: dict, directory: Path, args: list[str] | None = None) -> Iterator[SimApi]:
+    """A simulator of its own on ``seed`` (written to ``directory``), as a SimApi; stopped (its exit checked) after."""
+    path = directory / "seed.yml"
+    path.write_text(yaml.safe_dump(seed, sort_keys=False), encoding="utf-8")
+    proc = SimProcess(str(path), directory / "sim", args)
+    with http_client(proc.info) as http:
+        yield SimApi(proc.info, http, seed)
+    assert proc.terminate() == 0, proc.stderr()
+
+
 class SimApi:
     """Graph, identity and admin calls against one running simulator, over one httpx client."""
 

@@ -10,7 +10,6 @@ import re
 
 import pyotp
 import pytest
-import yaml
 
 import simlib
 from entrasim.tenant import SeedError, Tenant
@@ -431,14 +430,8 @@ def legacy_seed(seed: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def legacy_sim(suite_material, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("legacy")
-    path = directory / "seed.yml"
-    seed = legacy_seed(suite_material["seed"])
-    path.write_text(yaml.safe_dump(seed, sort_keys=False), encoding="utf-8")
-    proc = simlib.SimProcess(str(path), directory / "sim")
-    with simlib.http_client(proc.info) as http:
-        yield simlib.SimApi(proc.info, http, seed)
-    assert proc.terminate() == 0, proc.stderr()
+    with simlib.seeded_api(legacy_seed(suite_material["seed"]), tmp_path_factory.mktemp("legacy")) as api:
+        yield api
 
 
 @pytest.fixture

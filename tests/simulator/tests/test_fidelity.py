@@ -228,10 +228,8 @@ def seeded_sim(suite_material, tmp_path_factory):
         }
         for i in range(3)
     ]
-    proc = start(tmp_path_factory.mktemp("seeded"), seed, ["--methods-rate", f"{METHODS_RATE}/60"])
-    with simlib.http_client(proc.info) as http:
-        yield simlib.SimApi(proc.info, http, seed)
-    assert proc.terminate() == 0, proc.stderr()
+    with simlib.seeded_api(seed, tmp_path_factory.mktemp("seeded"), ["--methods-rate", f"{METHODS_RATE}/60"]) as api:
+        yield api
 
 
 @pytest.fixture

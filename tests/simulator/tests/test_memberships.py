@@ -53,13 +53,8 @@ def members_sim(suite_material, tmp_path_factory):
             "roles": [ROLE_NAME],
         },
     ]
-    directory = tmp_path_factory.mktemp("memberships")
-    path = directory / "seed.yml"
-    path.write_text(yaml.safe_dump(seed, sort_keys=False), encoding="utf-8")
-    proc = simlib.SimProcess(str(path), directory / "sim")
-    with simlib.http_client(proc.info) as http:
-        yield simlib.SimApi(proc.info, http, seed)
-    assert proc.terminate() == 0, proc.stderr()
+    with simlib.seeded_api(seed, tmp_path_factory.mktemp("memberships")) as api:
+        yield api
 
 
 @pytest.fixture
