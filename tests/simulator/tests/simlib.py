@@ -415,6 +415,21 @@ def totp_of(seed: dict, serial: str) -> Totp:
 
 
 # ---------------------------------------------------------------------------- the API client
+def follow_pages(api: SimApi, response: httpx.Response, link_prefix: str, **graph_kwargs: Any) -> list[dict]:
+    """Each page's body, from the first ``response`` on, following ``@odata.nextLink`` (which must start with
+    ``link_prefix`` and carry a ``$skiptoken``) with the same ``graph_kwargs`` (token, headers)."""
+    bodies = []
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        bodies.append(body)
+        link = body.get("@odata.nextLink")
+        if not link:
+            return bodies
+        assert link.startswith(link_prefix) and "$skiptoken=" in link, link
+        response = api.graph("GET", link, **graph_kwargs)
+
+
 @contextlib.contextmanager
 def seeded_api(seed: dict, directory: Path, args: list[str] | None = None) -> Iterator[SimApi]:
     """A simulator of its own on ``seed`` (written to ``directory``), as a SimApi; stopped (its exit checked) after."""

@@ -273,17 +273,8 @@ def test_a_cast_in_a_batch_item_takes_its_headers(members):
 # ------------------------------------------------------------------ paging
 def pages(api, path, token=None, headers=None, **params):
     """Every page of a listing, following @odata.nextLink (on the simulator's own origin) with the same headers."""
-    response = get(api, path, token, headers, **params)
-    out = []
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        out.append(body)
-        link = body.get("@odata.nextLink")
-        if not link:
-            return out
-        assert link.startswith(f"{api.base}/beta/users/{PAGER}/") and "$skiptoken=" in link
-        response = api.graph("GET", link, token=token, headers=headers)
+    first = get(api, path, token, headers, **params)
+    return simlib.follow_pages(api, first, f"{api.base}/beta/users/{PAGER}/", token=token, headers=headers)
 
 
 @pytest.mark.parametrize("relation", RELATIONS)

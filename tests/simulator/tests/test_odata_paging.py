@@ -23,6 +23,7 @@ from simlib import (
     TOTP654321,
     UNKNOWN_ID,
     assert_graph_error,
+    follow_pages,
     load_demo_seed,
     methods_path,
 )
@@ -55,17 +56,7 @@ def lenient(api):
 
 def follow(api, first_params=None, path=DEVICES):
     """Every page from the first request to the end; returns the pages' bodies."""
-    pages = []
-    response = api.graph("GET", path, params=first_params or {})
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        pages.append(body)
-        link = body.get("@odata.nextLink")
-        if not link:
-            return pages
-        assert link.startswith(api.base + "/beta/") and "$skiptoken=" in link
-        response = api.graph("GET", link)
+    return follow_pages(api, api.graph("GET", path, params=first_params or {}), api.base + "/beta/")
 
 
 # ------------------------------------------------------------------ list
