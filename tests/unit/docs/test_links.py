@@ -56,7 +56,8 @@ def check_target(target: pathlib.Path, anchor: str | None, where: str) -> None:
 
 @pytest.mark.parametrize("guide", guides())
 def test_the_docsite_guides_page_links_to_every_guide(guide):
-    assert f"{REPOSITORY}blob/main/{guide}" in GUIDES_PAGE.read_text(encoding="utf-8")
+    link = f"{REPOSITORY}blob/main/{guide}"
+    assert link in GUIDES_PAGE.read_text(encoding="utf-8"), f"{GUIDES_PAGE.relative_to(ROOT)} does not link to {link}"
 
 
 def test_links_to_the_repository_name_what_exists():
@@ -76,6 +77,6 @@ def test_relative_links_of_markdown_name_what_exists(markdown):
     for link in MARKDOWN_LINK.findall(text):
         if re.match(r"[a-z]+:", link):
             continue
-        path, _, anchor = link.partition("#")
+        path, anchor = link.split("#", 1) if "#" in link else (link, "")
         target = (markdown.parent / path).resolve() if path else markdown
         check_target(target, anchor or None, str(markdown.relative_to(ROOT)))
