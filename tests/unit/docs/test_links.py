@@ -23,8 +23,7 @@ GUIDES_PAGE = ROOT / "docs" / "docsite" / "rst" / "guides.rst"
 
 def markdown_files() -> list[pathlib.Path]:
     """The Markdown the collection and its repository show: the top level, docs/ and the role's README."""
-    found = [*ROOT.glob("*.md"), *(ROOT / "docs").rglob("*.md"), *(ROOT / "roles").rglob("*.md")]
-    return sorted(path for path in found if ".tmp" not in path.parts)
+    return sorted([*ROOT.glob("*.md"), *(ROOT / "docs").rglob("*.md"), *(ROOT / "roles").rglob("*.md")])
 
 
 def guides() -> list[str]:
