@@ -362,8 +362,9 @@ molecule: venv-$(MAIN_CORE) | dirs
 
 # ------------------------------------------------------------------ release-check
 # The artifact as Galaxy and the Ansible docsite take it. `ansible-galaxy collection build` (the $(MAIN_CORE) venv)
-# writes it to .tmp/release-check/; it must hold no tests/ and no extensions/ (they cannot run from it: galaxy.yml's
-# build_ignore keeps them out). galaxy-importer then runs Galaxy's own import checks on it (the metadata, every
+# builds it from a copy of the files git sees (tracked, or new and not ignored: no cache, venv or output of a local
+# run) and writes it to .tmp/release-check/, which is the artifact to publish; it must hold no tests/ and no
+# extensions/ (they cannot run from it: galaxy.yml's build_ignore keeps them out). galaxy-importer then runs Galaxy's own import checks on it (the metadata, every
 # plugin's documentation through ansible-doc, each role's README, ansible-lint on the content; not its ansible-test,
 # which needs a container: .ci/galaxy-importer.cfg) and must report no warning and no error: it exits 0 on warnings,
 # so any WARNING or ERROR line fails the target. antsibull-docs lint-collection-docs checks docs/docsite/ and the
@@ -386,9 +387,12 @@ venv-galaxy: $(GALAXY_STAMP)
 
 release-check: venv-$(MAIN_CORE) venv-galaxy | dirs
 	@rm -rf $(RELEASE_CHECK_DIR)
-	@mkdir -p $(RELEASE_CHECK_DIR)/unpacked/$(COLLECTION_PATH)
-	@echo "==> release-check: ansible-galaxy collection build (core $(MAIN_CORE))"
-	@$(bin)/ansible-galaxy collection build --output-path $(RELEASE_CHECK_DIR) $(ROOT)
+	@mkdir -p $(RELEASE_CHECK_DIR)/source $(RELEASE_CHECK_DIR)/unpacked/$(COLLECTION_PATH)
+	@git ls-files -co --exclude-standard -z \
+		| while IFS= read -r -d '' f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf '%s\0' "$$f"; fi; done \
+		| tar --null --no-recursion -T - -cf - | tar -xf - -C $(RELEASE_CHECK_DIR)/source
+	@echo "==> release-check: ansible-galaxy collection build (core $(MAIN_CORE)), of the files git sees"
+	@$(bin)/ansible-galaxy collection build --output-path $(RELEASE_CHECK_DIR) $(RELEASE_CHECK_DIR)/source
 	@artifact="$$(echo $(RELEASE_CHECK_DIR)/tokenops-entra-*.tar.gz)"; \
 	tar -tzf "$$artifact" | grep -v '/$$' > $(RELEASE_CHECK_DIR)/contents.txt; \
 	echo "==> release-check: $$(basename "$$artifact"), $$(wc -l < $(RELEASE_CHECK_DIR)/contents.txt) files:"; \
