@@ -2,7 +2,7 @@
 #
 #   make test            everything, two stages at a time (TEST_JOBS), then a table of each stage's time:
 #                        the venvs, lint, sanity, units and integration on every core, the simulator suite,
-#                        the conformance tests, molecule, bench-short and ee-check
+#                        the conformance tests, molecule, bench-short, ee-check and release-check
 #   make sanity          ansible-test sanity --venv on every core                 (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units on every core, in the core's venv     (UNITS_ARGS=...)
 #   make integration     ansible-test integration on every core, in the core's venv, against the simulator
@@ -20,6 +20,7 @@
 #   make molecule        the role's molecule scenarios (extensions/molecule/), against the simulator
 #   make bench           the benchmark of hardware_oath_inventory (docs/performance.md): bench/results.json, bench/plot.svg
 #   make bench-short     its short version (a few dozen tokens, outcomes and request counts only, no timing)
+#   make release-check   build the artifact; Galaxy's import checks (galaxy-importer) and antsibull-docs' lint on it
 #   make clean           remove .venv/, .tmp/ and other local state
 #
 # Every core gets a project-local venv (.venv/core-X.Y) made from the pinned tests/requirements*.txt; it is rebuilt
@@ -70,8 +71,8 @@ INTEGRATION_PART_3 := $(filter-out $(INTEGRATION_PART_1) $(INTEGRATION_PART_2),$
 INTEGRATION_PARTS := 1 2 3
 # The stages of make test, the longest first: make starts them in this order once both venvs are ready.
 TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
-	$(foreach c,$(CORES),sanity-$(c)) molecule $(foreach c,$(CORES),units-$(c)) lint simulator-test bench-short \
-	conformance-test ee-check
+	$(foreach c,$(CORES),sanity-$(c)) molecule release-check $(foreach c,$(CORES),units-$(c)) lint simulator-test \
+	bench-short conformance-test ee-check
 STAGES_DIR := $(TMP_DIR)/stages
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
@@ -110,7 +111,7 @@ ansible_test = cd $(call copy_dir,$(2)) && $(3) PATH="$(call venv,$(1))/bin:$$PA
 # The per-core pattern targets (shim-X.Y, sanity-X.Y, units-X.Y, integration-X.Y, integration-N-X.Y, core-X.Y)
 # cannot be .PHONY: make skips implicit rule search for phony targets.
 .PHONY: help test venvs sanity units integration simulator-test conformance-test conformance lint ee-check clean \
-	check-no-ignores dirs \
+	check-no-ignores dirs release-check venv-galaxy \
 	$(foreach c,$(CORES),venv-$(c))
 
 help:
@@ -379,3 +380,60 @@ molecule: venv-$(MAIN_CORE) | dirs
 	@cd $(TMP_DIR)/molecule/ansible_collections/tokenops/entra && PATH="$(call venv,$(MAIN_CORE))/bin:$$PATH" \
 		ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/molecule ANSIBLE_LOCALHOST_WARNING=false \
 		ANSIBLE_INVENTORY_UNPARSED_WARNING=false $(call venv,$(MAIN_CORE))/bin/molecule test --all
+
+# ------------------------------------------------------------------ release-check
+# The artifact as Galaxy and the Ansible docsite take it. `ansible-galaxy collection build` (the $(MAIN_CORE) venv)
+# builds it from a copy of the files git sees (tracked, or new and not ignored: no cache, venv or output of a local
+# run) and writes it to .tmp/release-check/, which is the artifact to publish; it must hold no tests/ and no
+# extensions/ (they cannot run from it: galaxy.yml's build_ignore keeps them out). galaxy-importer then runs Galaxy's own import checks on it (the metadata, every
+# plugin's documentation through ansible-doc, each role's README, ansible-lint on the content; not its ansible-test,
+# which needs a container: .ci/galaxy-importer.cfg) and must report no warning and no error: it exits 0 on warnings,
+# so any WARNING or ERROR line fails the target. antsibull-docs lint-collection-docs checks docs/docsite/ and the
+# documentation of every plugin and role, as the docsite renders them, on the artifact unpacked. Both tools run from a
+# venv of their own (.venv/galaxy, tests/requirements-galaxy.txt, rebuilt when that file changes): galaxy-importer
+# bounds ansible-lint and its other tools with ranges of its own, which must not move the pins of the other venvs.
+GALAXY_VENV := $(VENV_DIR)/galaxy
+GALAXY_REQUIREMENTS := tests/requirements-galaxy.txt
+GALAXY_STAMP := $(GALAXY_VENV)/.stamp-$(firstword $(shell cat $(GALAXY_REQUIREMENTS) 2>/dev/null | sha256sum))
+RELEASE_CHECK_DIR := $(TMP_DIR)/release-check
+
+$(GALAXY_STAMP): | dirs $(GALAXY_REQUIREMENTS)
+	@echo "==> creating $(GALAXY_VENV) (Python $(PYTHONS_$(MAIN_CORE)))"
+	rm -rf $(GALAXY_VENV)
+	py="$$(HOME='$(REAL_HOME)' $(ROOT)/.ci/find-python $(PYTHONS_$(MAIN_CORE)))"; "$$py" -m venv $(GALAXY_VENV)
+	$(GALAXY_VENV)/bin/python -m pip install --quiet --no-input -r $(GALAXY_REQUIREMENTS)
+	touch $@
+
+venv-galaxy: $(GALAXY_STAMP)
+
+release-check: venv-$(MAIN_CORE) venv-galaxy | dirs
+	@rm -rf $(RELEASE_CHECK_DIR)
+	@mkdir -p $(RELEASE_CHECK_DIR)/source $(RELEASE_CHECK_DIR)/unpacked/$(COLLECTION_PATH)
+	@git ls-files -co --exclude-standard -z \
+		| while IFS= read -r -d '' f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf '%s\0' "$$f"; fi; done \
+		| tar --null --no-recursion -T - -cf - | tar -xf - -C $(RELEASE_CHECK_DIR)/source
+	@echo "==> release-check: ansible-galaxy collection build (core $(MAIN_CORE)), of the files git sees"
+	@$(bin)/ansible-galaxy collection build --output-path $(RELEASE_CHECK_DIR) $(RELEASE_CHECK_DIR)/source
+	@artifact="$$(echo $(RELEASE_CHECK_DIR)/tokenops-entra-*.tar.gz)"; \
+	tar -tzf "$$artifact" | grep -v '/$$' > $(RELEASE_CHECK_DIR)/contents.txt; \
+	echo "==> release-check: $$(basename "$$artifact"), $$(wc -l < $(RELEASE_CHECK_DIR)/contents.txt) files:"; \
+	awk -F/ '{ print (NF > 2 ? $$1 "/" $$2 "/" : $$0) }' $(RELEASE_CHECK_DIR)/contents.txt | sort | uniq -c; \
+	if grep -E '^(tests|extensions)/' $(RELEASE_CHECK_DIR)/contents.txt >&2; then \
+		echo "ERROR: the artifact holds tests/ or extensions/, which cannot run from it (galaxy.yml build_ignore)" >&2; \
+		exit 1; \
+	fi; \
+	echo "==> release-check: galaxy-importer $$($(GALAXY_VENV)/bin/python -c 'import importlib.metadata as m; print(m.version("galaxy-importer"))')"; \
+	cd $(RELEASE_CHECK_DIR) && PATH="$(GALAXY_VENV)/bin:$$PATH" GALAXY_IMPORTER_CONFIG=$(ROOT)/.ci/galaxy-importer.cfg \
+		$(GALAXY_VENV)/bin/python -m galaxy_importer.main "$$artifact" > importer.log 2>&1 \
+		|| { cat importer.log; echo "ERROR: galaxy-importer failed" >&2; exit 1; }; \
+	grep -v '^Loading ' importer.log; \
+	if grep -E '^(WARNING|ERROR|CRITICAL)' importer.log >/dev/null; then \
+		echo "ERROR: galaxy-importer reported the warnings or errors above" >&2; \
+		exit 1; \
+	fi; \
+	tar -xzf "$$artifact" -C $(RELEASE_CHECK_DIR)/unpacked/$(COLLECTION_PATH)
+	@echo "==> release-check: antsibull-docs lint-collection-docs --plugin-docs (the artifact unpacked)"
+	@cd $(RELEASE_CHECK_DIR)/unpacked/$(COLLECTION_PATH) && PATH="$(GALAXY_VENV)/bin:$$PATH" \
+		$(GALAXY_VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs \
+		--validate-collection-refs all --disallow-unknown-collection-refs .
+	@echo "==> release-check: passed"

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: entra_csv_tokens
 short_description: Turn the Entra admin center's hardware token CSV into token entries
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads the CSV file that the Microsoft Entra admin center takes to upload hardware OATH tokens (header
     C(upn,serial number,secret key,time interval,manufacturer,model)) and returns its rows as entries of the

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: hardware_oath_report
 short_description: The report of a hardware_oath_inventory run, as a document to write as JSON
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Makes the report of a registered M(tokenops.entra.hardware_oath_inventory) result (of a task that succeeded, or
     that failed because some tokens failed) - its counts, the failed tokens and the tokens' rows, sorted by serial

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: hardware_oath_report_files
 short_description: Check where the report of a hardware_oath_inventory run may be written, and name its files
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Checks a report directory and a report name on the controller, and returns the paths of the report's JSON and
     Markdown files. It writes and changes nothing; use the paths with M(ansible.builtin.copy) (and

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: hardware_oath_report_markdown
 short_description: A hardware OATH token report as Markdown, for a merge-request comment or a job summary
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Renders the document of P(tokenops.entra.hardware_oath_report#filter) as GitHub/GitLab-flavoured Markdown - a
     heading that says whether the run was in check mode, a one-line summary of the counts, the failed tokens first

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: hardware_oath_seeded_tokens
 short_description: Join declared hardware OATH tokens with the seeds of a vendor's file
-version_added: 0.1.0
+version_added: 1.0.0
 author:
   - tokenops developers (@tokenops)
 description:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: pskc_tokens
 short_description: Turn a PSKC seed file into token entries
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reads a PSKC (RFC 6030) file, the seed file token vendors ship with hardware tokens, and returns its keys as
     entries of the O(tokenops.entra.hardware_oath_inventory#module:tokens) option of

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: hardware_oath_assignment
 short_description: Assign and activate a hardware OATH token for a user in Microsoft Entra ID
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Makes one hardware OATH (TOTP) token, found by serial number or device id in the tenant's inventory, assigned to
     and activated for one user, or unassigned from them, through Microsoft Graph (beta).
@@ -136,6 +136,9 @@ seealso:
   - name: Manage hardware OATH tokens
     description: Microsoft Entra documentation.
     link: https://learn.microsoft.com/en-us/entra/identity/authentication/how-to-mfa-manage-oath-tokens
+  - name: Assigning and activating hardware OATH tokens
+    description: Every decision of this module, activation codes, lost answers, sign-in from CI and AWX.
+    link: https://github.com/tokenops/entra/blob/main/docs/assignment.md
 """
 
 EXAMPLES = r"""

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: hardware_oath_inventory
 short_description: Converge the whole hardware OATH token inventory of Microsoft Entra ID to a declared list
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Makes the tenant's hardware OATH tokens match a declared list (O(tokens)), in one task, for hundreds to tens of
     thousands of tokens. Each token is in the inventory with its fields, held by its declared user, activated or only
@@ -156,6 +156,12 @@ seealso:
   - module: tokenops.entra.hardware_oath_token
   - module: tokenops.entra.hardware_oath_assignment
   - module: tokenops.entra.hardware_oath_token_info
+  - name: Converging a whole inventory
+    description: What each declared state means, how the module reads and writes, its outcomes.
+    link: https://github.com/tokenops/entra/blob/main/docs/inventory.md
+  - name: Performance of hardware_oath_inventory
+    description: The benchmark, its bounds and latest figures.
+    link: https://github.com/tokenops/entra/blob/main/docs/performance.md
 """
 
 EXAMPLES = r"""

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: hardware_oath_policy
 short_description: Enable or disable hardware OATH tokens in the Microsoft Entra ID authentication methods policy
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Sets the state and the targets of the hardware OATH method (C(hardwareOath)) in the tenant's authentication
     methods policy, through Microsoft Graph (beta). Users can sign in with a hardware OATH token only while the
@@ -58,6 +58,9 @@ seealso:
   - name: hardwareOathAuthenticationMethodConfiguration
     description: The Microsoft Graph (beta) resource this module manages.
     link: https://learn.microsoft.com/en-us/graph/api/resources/hardwareoathauthenticationmethodconfiguration?view=graph-rest-beta
+  - name: Token lifecycle guide
+    description: Enable the method, and the least-privilege permissions of each module.
+    link: https://github.com/tokenops/entra/blob/main/docs/lifecycle.md#1-enable-the-method
 """
 
 EXAMPLES = r"""

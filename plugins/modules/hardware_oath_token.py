@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: hardware_oath_token
 short_description: Manage a hardware OATH token in the Microsoft Entra ID inventory
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Makes the inventory entry of one hardware OATH (TOTP) token, keyed by its serial number, exist with the wanted
     properties, or not exist, through Microsoft Graph (beta).

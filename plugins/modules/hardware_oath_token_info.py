@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: hardware_oath_token_info
 short_description: List hardware OATH tokens of Microsoft Entra ID, and the tokens of users
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Lists the tokens of the tenant's hardware OATH inventory that match every given filter, following every page,
     with the user principal name of each token's holder.
@@ -96,6 +96,9 @@ seealso:
   - name: List hardwareOathDevices
     description: The Microsoft Graph (beta) API this module calls.
     link: https://learn.microsoft.com/en-us/graph/api/authenticationmethoddevice-list-hardwareoathdevices?view=graph-rest-beta
+  - name: Token lifecycle guide
+    description: Reports of the inventory and of users' tokens.
+    link: https://github.com/tokenops/entra/blob/main/docs/lifecycle.md#4-report
 """
 
 EXAMPLES = r"""

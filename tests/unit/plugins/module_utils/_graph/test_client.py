@@ -65,7 +65,6 @@ def test_user_agent_and_version_match_galaxy_yml():
     assert version is not None
     assert version.group(1) == COLLECTION_VERSION
     assert f"tokenops.entra/{COLLECTION_VERSION}" == USER_AGENT
-    assert USER_AGENT == "tokenops.entra/0.1.0"
 
 
 def test_transport_sends_user_agent_and_does_not_follow_redirects():
@@ -74,7 +73,7 @@ def test_transport_sends_user_agent_and_does_not_follow_redirects():
     response = transport.send("GET", URL)
     assert response.status_code == 302
     assert len(server.requests) == 1
-    assert server.requests[0].headers["User-Agent"] == "tokenops.entra/0.1.0"
+    assert server.requests[0].headers["User-Agent"] == USER_AGENT
     transport.close()
 
 
