@@ -60,19 +60,13 @@ def read_snapshot(path: str) -> Snapshot | None:
         return None
     if not isinstance(data, dict):
         return None
-    try:
-        snapshot = Snapshot(
-            **{name: data[name] for name in ("done", "total", "writes", "throttled")},
-            **{name: float(data[name]) for name in ("elapsed", "left", "at")},
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-    counts = (snapshot.done, snapshot.total, snapshot.writes, snapshot.throttled)
+    counts: list[t.Any] = [data.get(name) for name in ("done", "total", "writes", "throttled")]
+    times: list[t.Any] = [data.get(name) for name in ("elapsed", "left", "at")]
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
         return None
-    if not all(math.isfinite(x) and x >= 0 for x in (snapshot.elapsed, snapshot.left, snapshot.at)):
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < math.inf for x in times):
         return None
-    return snapshot
+    return Snapshot(*counts, *(float(x) for x in times))
 
 
 def duration_text(seconds: float) -> str:

@@ -61,7 +61,9 @@ class Workload:
     def __sub__(self, other: Workload) -> Workload:
         """What is left of this once ``other`` is done (never below zero)."""
         return Workload(
-            max(0, self.bulk - other.bulk), max(0, self.directory - other.directory), max(0, self.methods - other.methods)
+            max(0, self.bulk - other.bulk),
+            max(0, self.directory - other.directory),
+            max(0, self.methods - other.methods),
         )
 
 

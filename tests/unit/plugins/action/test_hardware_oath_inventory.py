@@ -182,7 +182,9 @@ def test_a_progress_file_the_task_gives_is_used_and_kept(tmp_path, monkeypatch):
     assert module._execute_module.call_args.kwargs["module_args"]["progress_file"] == path
 
 
-@pytest.mark.parametrize(("transport", "async_val", "become"), [("ssh", 0, False), ("local", 60, False), ("local", 0, True)])
+@pytest.mark.parametrize(
+    ("transport", "async_val", "become"), [("ssh", 0, False), ("local", 60, False), ("local", 0, True)]
+)
 def test_elsewhere_the_module_runs_as_ansible_runs_any_module(tmp_path, monkeypatch, transport, async_val, become):
     monkeypatch.setattr(plugin, "watch", mock.MagicMock(side_effect=AssertionError("no progress here")))
     module = action(tmp_path, transport=transport, async_val=async_val, become=become)

@@ -119,7 +119,9 @@ def test_the_write_quota_bounds_a_large_creation():
 def test_the_requests_on_the_wire_bound_what_the_quota_lets_through_at_once():
     limits = Limits.of_quota("3000/150", 8)
     assert seconds_for(Workload(methods=800), limits) == pytest.approx(800 * REQUEST_SECONDS / 8)
-    assert seconds_for(Workload(methods=800), replace(limits, in_flight=32)) == pytest.approx(800 * REQUEST_SECONDS / 32)
+    assert seconds_for(Workload(methods=800), replace(limits, in_flight=32)) == pytest.approx(
+        800 * REQUEST_SECONDS / 32
+    )
 
 
 def test_a_limited_lane_bounds_its_requests():
