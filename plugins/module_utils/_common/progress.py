@@ -70,9 +70,9 @@ def read_snapshot(path: str) -> Snapshot | None:
 
 
 def duration_text(seconds: float) -> str:
-    """``42 s``, ``3 min 20 s``, ``12 min``, ``2 h 5 min``: to the second under 10 minutes (a part of one counts
-    one), then to the minute."""
-    whole = max(0, math.ceil(seconds) if seconds < 60 else round(seconds)) if math.isfinite(seconds) else 0
+    """``42 s``, ``3 min 20 s``, ``12 min``, ``2 h 5 min``: to the second under 10 minutes (less than a second but
+    more than none: ``1 s``), then to the minute."""
+    whole = max(1, round(seconds)) if 0 < seconds < math.inf else 0
     if whole < 60:
         return f"{whole} s"
     if whole < 600:
