@@ -151,7 +151,7 @@ def estimate(plans: t.Sequence[TokenPlan], *, quota: str, in_flight: int) -> dic
 
 class Progress:
     """How far an apply of ``plans`` has got, counted by the threads that apply it (thread-safe), with the time left
-    (see the module's docstring); written to ``path`` (None: counted only) as a snapshot at most every ``every``
+    (see this file's docstring); written to ``path`` (None: counted only) as a snapshot at most every ``every``
     seconds. ``pacer``: the task's (the writes sent, the 429s, the limits it learned). ``clock`` (monotonic) and
     ``wall`` (``time.time``) are injectable for tests."""
 
@@ -230,9 +230,9 @@ class Progress:
     def _left(self, elapsed: float, stats: t.Mapping[str, float]) -> float:
         """The seconds still expected: the longer of what the limits now allow for the work left, and the work left
         at the pace so far (once there is one to trust)."""
-        left = self._planned - self._done_work
         if self._done >= self.total:
             return 0.0
+        left = self._planned - self._done_work
         limits = self._limits
         if self._pacer is not None:
             limits = replace(

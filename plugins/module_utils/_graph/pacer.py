@@ -146,15 +146,7 @@ class Pacer:
         self._paused_until = -math.inf
         self._sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, writes) in the last window
         self._sent_writes = 0
-        self._stats = {
-            "writes": 0,
-            "waits": 0,
-            "waited": 0.0,
-            "pauses": 0,
-            "paused": 0.0,
-            "lowered": 0,
-            "throttled": 0,
-        }
+        self._stats = {"writes": 0, "waits": 0, "waited": 0.0, "pauses": 0, "paused": 0.0, "lowered": 0, "throttled": 0}
         self._lanes: dict[str, _Lane] = {}
         self._answered = 0
         self._slots = threading.BoundedSemaphore(in_flight) if in_flight else None
