@@ -88,6 +88,12 @@ _value:
         V(created), V(updated), V(assigned), V(activated), V(reassigned), V(unassigned), V(deleted), V(failed),
         V(unchanged).
       type: dict
+    estimate:
+      description:
+        - The module's estimate of how long applying the plan takes
+          (RV(tokenops.entra.hardware_oath_inventory#module:estimate)). The Markdown of a check-mode report states it.
+      type: dict
+      returned: when the result holds it
     failed_tokens:
       description: The serial numbers of the tokens that failed, sorted.
       type: list

@@ -18,6 +18,8 @@ description:
   - Table cells are escaped (Markdown characters, and C(<), C(>), C(&) as HTML entities), flattened to one line and
     capped at 1,000 characters. The whole text stays under 60,000 characters (a GitHub comment holds 65,536); a cut
     table says how many more rows the JSON report holds.
+  - The report of a check-mode run also states how long applying the plan would take (the module's
+    RV(tokenops.entra.hardware_oath_inventory#module:estimate)), for a pipeline's timeout.
 options:
   _input:
     description: The report document made by P(tokenops.entra.hardware_oath_report#filter).

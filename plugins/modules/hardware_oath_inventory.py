@@ -37,6 +37,12 @@ extends_documentation_fragment:
   - tokenops.entra.attributes
   - tokenops.entra.attributes.writes
   - tokenops.entra.attributes.actiongroup_graph
+attributes:
+  action:
+    description: The collection's action plugin of the same name runs the module and shows its progress.
+    support: full
+    details:
+      - The progress shows for a task that runs on the controller (see the notes).
 options:
   tokens:
     description:
@@ -134,6 +140,13 @@ options:
         at once, so that a token waiting out its own C(Retry-After) leaves its place to the others.
     type: int
     default: 8
+  progress_file:
+    description:
+      - Where the module writes how far it has got while it applies (a small JSON file of counts and seconds, replaced
+        about once a second; never a serial number, a user or a secret).
+      - Set by the collection's action plugin, which shows the progress from it, for a task that runs on the
+        controller. You need not set it.
+    type: path
   report:
     description:
       - Which tokens RV(tokens) lists. V(changes) (the default) - the tokens that changed (or would, in check mode)
@@ -152,6 +165,13 @@ notes:
     already used is followed by a later step's.
   - A list of more than 100 tokens is shown in the result's C(invocation) (Ansible's record of the arguments, seen
     with C(-v)) by its length only, so that the result does not repeat the whole inventory.
+  - "Progress: a run that takes longer than 20 seconds shows, without C(-v), a line every 10 seconds while it runs,
+    in the output of C(ansible-playbook) and in the job output of AWX (ansible-runner's events): the tokens done of
+    those to change, the writes sent, the answers that were 429 (throttled), the time elapsed and the time left.
+    This needs the task to run on the controller (C(connection: local), or C(delegate_to: localhost), as is usual
+    for this module) without C(async) and without C(become); otherwise the task runs as usual, silent until it
+    ends."
+  - Check mode states how long applying the plan would take (RV(estimate)), for a pipeline's timeout.
 seealso:
   - module: tokenops.entra.hardware_oath_token
   - module: tokenops.entra.hardware_oath_assignment
@@ -252,6 +272,34 @@ failed_tokens:
   returned: always
   type: list
   elements: str
+estimate:
+  description:
+    - How long applying the plan takes, estimated from the plan before any write (in check mode, what applying it
+      would take), at O(write_quota) with O(concurrency) requests on the wire. See the collection's
+      C(docs/performance.md) for how it is computed.
+  returned: always
+  type: dict
+  contains:
+    seconds:
+      description: The seconds it takes when Graph paces the writes by the write quota only.
+      type: float
+    text:
+      description: The estimate for people, with the longest it may take when Graph limits the requests under users'
+        authentication methods (as the plan of a pull request shows it).
+      type: str
+    writes:
+      description: The write requests the plan makes (a bulk creation of up to 100 tokens counts one).
+      type: int
+    methods_requests:
+      description: Those under users' authentication methods (assign, activate, unassign).
+      type: int
+    methods_limit_seconds:
+      description: The seconds it takes should Graph hold those to the strict reading of its limit for them, 5
+        requests per 10 seconds per application and tenant.
+      type: float
+  sample: {"seconds": 379.0, "text": "about 6 min (10,100 writes at write_quota 3000/150); up to 5 h 33 min if Graph
+           holds the 10,000 requests under users' authentication methods to 5 per 10 s", "writes": 10100,
+           "methods_requests": 10000, "methods_limit_seconds": 19990.0}
 pacing:
   description:
     - How the task's requests were paced to stay within Graph's quotas (O(write_quota), O(concurrency) and what
@@ -277,6 +325,9 @@ pacing:
     lowered:
       description: The times a rate was learned from Graph's throttling (HTTP 429).
       type: int
+    throttled:
+      description: The answers that were HTTP 429 (throttled).
+      type: int
     rate:
       description: The writes a second allowed at the end of the task.
       type: float
@@ -288,7 +339,8 @@ pacing:
       description: The requests a second learned for the other requests.
       type: float
       returned: when Graph throttled those requests with a limit other than the write quota
-  sample: {"writes": 2000, "waits": 12, "waited": 3.4, "pauses": 0, "paused": 0.0, "lowered": 0, "rate": 20.0}
+  sample: {"writes": 2000, "waits": 12, "waited": 3.4, "pauses": 0, "paused": 0.0, "lowered": 0, "throttled": 0,
+           "rate": 20.0}
 """
 
 import typing as t
@@ -302,6 +354,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._domain.token_optio
     token_argument_spec,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.inventory_apply import Secrets, apply_inventory
+from ansible_collections.tokenops.entra.plugins.module_utils._execution.progress import Limits, Progress, estimate
 from ansible_collections.tokenops.entra.plugins.module_utils._module.graph_module import GraphModule
 from ansible_collections.tokenops.entra.plugins.module_utils._module.secret_intake import take_code, take_secret
 from ansible_collections.tokenops.entra.plugins.module_utils._module.service import hardware_oath_api
@@ -388,6 +441,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         prune=prune_from(params),
         secrets_later=module.check_mode,  # a plan needs no seed: a pull request's plan job holds none
     )
+    expected = estimate(plans, quota=params["write_quota"], in_flight=params["concurrency"])
     if module.check_mode:
         rows = [report_row(plan) for plan in plans]
         later = [plan.serial_number for plan in plans if plan.secret_later]
@@ -398,7 +452,15 @@ def run(module: GraphModule) -> dict[str, t.Any]:
                 + (f" and {len(later) - 10} more" if len(later) > 10 else "")
             )
     else:
-        outcomes = apply_inventory(api, plans, secrets, concurrency=params["concurrency"], log=module.log)
+        progress = Progress(
+            plans,
+            Limits.of_quota(params["write_quota"], params["concurrency"]),
+            pacer=module.pacer,
+            path=params["progress_file"],
+        )
+        outcomes = apply_inventory(
+            api, plans, secrets, concurrency=params["concurrency"], log=module.log, progress=progress
+        )
         rows = [
             report_row(o.plan, outcome=o.outcome, error=o.error, request_id=o.request_id, done=o.done) for o in outcomes
         ]
@@ -412,6 +474,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         counts=counts(row["outcome"] for row in rows),
         tokens=shown_rows,
         failed_tokens=[row["serial_number"] for row in failed],
+        estimate=expected,
         pacing=module.pacing(),
     )
     if failed:
@@ -450,6 +513,7 @@ def main() -> None:
             },
             "force_unassign": {"type": "bool", "default": False},
             "concurrency": {"type": "int", "default": 8},
+            "progress_file": {"type": "path"},
             "report": {"type": "str", "choices": ["changes", "all"], "default": "changes"},
         },
         supports_check_mode=True,

@@ -13,18 +13,20 @@ unexpected exception fails its token alone, see unexpected_error)."""
 from __future__ import annotations
 
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .._common.errors import ISSUES, GraphError, ModuleFailure, raised_where
 from .._domain.actions import Action, outcome_of
 from .._domain.codes import CodeSource, check_secret_for_codes
 from .._domain.tokens import TokenView
+from .._graph.pacer import DEFAULT_QUOTA
 from .._planning.inventory import TokenPlan
 from .._planning.token import create_body
 from .bulk_create import BulkCreation
 from .execute import check_assigned, execute_assignment_plan, execute_token_plan
 from .hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
+from .progress import Limits, Progress
 from .token_query import TokenQuery, chunks
 
 Log = t.Callable[[str], None]
@@ -113,31 +115,56 @@ class Secrets:
 
 
 def apply_inventory(
-    api: HardwareOathApi, plans: t.Sequence[TokenPlan], secrets: Secrets, *, concurrency: int, log: Log
+    api: HardwareOathApi,
+    plans: t.Sequence[TokenPlan],
+    secrets: Secrets,
+    *,
+    concurrency: int,
+    log: Log,
+    progress: Progress | None = None,
 ) -> list[TokenOutcome]:
     """Carry out ``plans`` (none failed in planning are sent); returns one outcome per plan, in order. The tokens to
     create go in bulk (see BulkCreation), one part after the other, and each part's tokens go on to their other writes
-    as soon as it is created, while the next part is sent. What the creations had to fall back on is warned once."""
+    as soon as it is created, while the next part is sent. What the creations had to fall back on is warned once.
+    ``progress`` (of these plans) is told of each bulk creation answered and each token done."""
     outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
     todo = [o for o in outcomes if o.plan.changed and not o.error]
     creating = [o for o in todo if o.plan.creates]
     existing = [o for o in todo if not o.plan.creates]
+    progress = progress or Progress(plans, Limits.of_quota(DEFAULT_QUOTA, concurrency))  # counted only (no path)
+    progress.start()
     # ``concurrency`` is the requests on the wire (the transport's pacer holds to it); more tokens are worked on, so
     # that a token waiting out its own Retry-After leaves its place to others.
     bulk = BulkCreation(api, log)
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency * TOKENS_PER_PLACE, MAX_WORKERS))) as pool:
-        # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log value.
-        working = [pool.submit(_apply_token, api, o, {}, secrets, log) for o in existing]
+
+        def submit(outcome: TokenOutcome, created: t.Mapping[str, TokenView | ModuleFailure]) -> Future[None]:
+            # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log
+            # value.
+            work = pool.submit(_apply_token, api, outcome, created, secrets, log)
+            work.add_done_callback(lambda _work: progress.token_done(outcome.plan))
+            return work
+
+        working = [submit(o, {}) for o in existing]
         for part in chunks(creating, MAX_BULK_CREATE):
             try:
                 created = bulk.create([(o.plan.serial_number, _create_body(o.plan, secrets)) for o in part])
             except Exception as exc:  # pylint: disable=broad-exception-caught
                 # A fault of the collection: this part's tokens fail, the others go on.
                 _after_broken_creation(api, part, exc)
+                progress.created()
+                for o in part:
+                    progress.token_done(o.plan)
                 continue
-            working += [pool.submit(_apply_token, api, o, created, secrets, log) for o in part]
+            progress.created()
+            working += [submit(o, created) for o in part]
+        pending: set[Future[None]] = set(working)
+        while pending:  # the progress is written while the last tokens are worked on, even when none is done
+            pending = wait(pending, timeout=progress.every).not_done
+            progress.tick()
         for work in working:
             work.result()  # _apply_token records every failure in its token's outcome: nothing is raised here
+    progress.finish()
     for kind, message in bulk.warnings():
         api.warn_once(kind, message)
     return outcomes

@@ -63,6 +63,7 @@ def report_document(
         "check_mode": check_mode,
         "changed": bool(result.get("changed", False)),
         "counts": _counts(result["counts"]),
+        **({"estimate": scrub(result["estimate"])} if isinstance(result.get("estimate"), Mapping) else {}),
         "failed_tokens": sorted((str(serial) for serial in failed), key=_serial_key),
         "tokens": sorted((t.cast("dict[str, t.Any]", scrub(row)) for row in rows), key=_row_key),
     }
@@ -133,6 +134,8 @@ def report_markdown(document: Mapping[str, t.Any], *, limit: int = MAX_MARKDOWN)
     head = [f"## {_text(str(title))} ({mode})", "", summary(counts, check_mode=check_mode)]
     if document.get("generated_at"):
         head += ["", f"Generated at {_text(str(document['generated_at']))}."]
+    if check_mode and isinstance(document.get("estimate"), Mapping) and document["estimate"].get("text"):
+        head += ["", f"Estimated duration of the apply: {_text(str(document['estimate']['text']))}."]
     failed = [row for row in rows if row.get("outcome") == "failed"]
     changes = [row for row in rows if row.get("actions")]
     tail = []

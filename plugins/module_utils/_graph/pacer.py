@@ -32,6 +32,9 @@ LANE_MIN_RATE = 0.05  # requests a second: the slowest a lane is paced
 # authenticationMethod (5 requests per 10 s per app and tenant) beside the identity write quota.
 _METHODS_PATH = re.compile(r"/(?:me|users/[^/?#]+)/authentication/", re.IGNORECASE)
 METHODS, DIRECTORY = "methods", "directory"
+# That limit, read strictly (every request under users' authentication methods, per app and tenant): a pacer learns
+# it from Graph's 429s; estimates use it for the longest an apply may take.
+METHODS_STRICT_LIMIT = "5/10"
 
 
 def pacing_lane(url: str) -> str:
@@ -143,7 +146,7 @@ class Pacer:
         self._paused_until = -math.inf
         self._sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, writes) in the last window
         self._sent_writes = 0
-        self._stats = {"writes": 0, "waits": 0, "waited": 0.0, "pauses": 0, "paused": 0.0, "lowered": 0}
+        self._stats = {"writes": 0, "waits": 0, "waited": 0.0, "pauses": 0, "paused": 0.0, "lowered": 0, "throttled": 0}
         self._lanes: dict[str, _Lane] = {}
         self._answered = 0
         self._slots = threading.BoundedSemaphore(in_flight) if in_flight else None
@@ -230,10 +233,12 @@ class Pacer:
             return learned if learned is not None and learned.rate is None else None
 
     def answered(self, lane: str | None, throttled: bool) -> None:
-        """An answer came: ``throttled`` when it was 429. The others count as progress and as served by the lane."""
-        if throttled:
-            return
+        """An answer came: ``throttled`` when it was 429 (counted as such). The others count as progress and as served
+        by the lane."""
         with self._lock:
+            if throttled:
+                self._stats["throttled"] += 1
+                return
             self._answered += 1
             learned = self._lanes.get(lane) if lane else None
             if learned is not None:
@@ -289,6 +294,12 @@ class Pacer:
                         self._stats["lowered"] += 1
                 self._tokens = min(self._tokens, 0.0)
 
+    def available(self) -> float:
+        """The writes the bucket lets through now without waiting (below 0: writes already wait for the refill)."""
+        with self._lock:
+            self._refill(self._clock())
+            return self._tokens
+
     def pause_left(self) -> float:
         """Seconds until the shared pause is over (0 when there is none)."""
         with self._lock:
@@ -297,7 +308,8 @@ class Pacer:
     def stats(self) -> dict[str, float]:
         """For reports: ``writes`` let through, ``waits`` (acquires that waited) and ``waited`` (their seconds),
         ``pauses`` (Retry-Afters recorded) and ``paused`` (seconds they paused everything or a lane), ``lowered``
-        (times a rate was learned), the write ``rate`` now, and ``rate_<lane>`` for each lane that measured one."""
+        (times a rate was learned), ``throttled`` (answers that were 429), the write ``rate`` now, and
+        ``rate_<lane>`` for each lane that measured one."""
         with self._lock:
             now = self._clock()
             self._refill(now)

@@ -112,6 +112,11 @@ class GraphModule(AnsibleModule):
             )
         return self._client
 
+    @property
+    def pacer(self) -> Pacer | None:
+        """The pacer of the Graph client's requests, once the client is built."""
+        return self._pacer
+
     def pacing(self) -> dict[str, float]:
         """How the requests sent so far were paced (see ``Pacer.stats``); empty before the client is built."""
         return self._pacer.stats() if self._pacer is not None else {}

@@ -487,6 +487,7 @@ class FakeModule:
 
     result = GraphModule.result  # the real one: it reads only _diff
     pacing = GraphModule.pacing  # the real one: it reads only _pacer, which a test may set
+    pacer = GraphModule.pacer  # the same
     check_text = GraphModule.check_text  # the real one: it reads only params
     run = GraphModule.run  # the real one: the one place where a failure becomes fail_json
 

@@ -26,10 +26,12 @@ MAY_IMPORT = {
     "_module": {"_common", "_graph", "_domain", "_planning", "_execution"},
     "_files": {"_common", "_domain"},
 }
-# The plugins above module_utils: the modules run on the managed node, the filters on the controller.
+# The plugins above module_utils: the modules run on the managed node, the filters and the action plugin on the
+# controller (the action plugin reads what a module writes as it runs: _common/progress.py).
 PLUGIN_MAY_IMPORT = {
     "modules": {"_common", "_domain", "_planning", "_execution", "_module"},
     "filter": {"_files", "plugin_utils"},
+    "action": {"_common"},
 }
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 import pytest
 
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.progress import read_snapshot
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions import ACTIVATE, ASSIGN_AND_ACTIVATE
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource
@@ -190,6 +191,39 @@ def test_run_check_mode_writes_nothing_and_shows_the_plan(api):
     assert "diff" not in result
 
 
+def test_run_check_mode_states_how_long_applying_the_plan_takes(api):
+    api(*mixed_inventory())
+    result = module_under_test.run(task(mixed(), check_mode=True, write_quota="1/2", concurrency=4))
+    # T-1: one bulk creation and an activation; T-3: an unassign, an assign and activate: 4 writes, 3 under methods;
+    # the bucket lets 1 through at once, the other 3 at 0.5 a second.
+    assert result["estimate"] == {
+        "seconds": 6.0,
+        "text": "about 6 s (4 writes at write_quota 1/2)",
+        "writes": 4,
+        "methods_requests": 3,
+        "methods_limit_seconds": 6.0,
+    }
+    api(*mixed_inventory())
+    assert module_under_test.run(task(mixed(), check_mode=True))["estimate"]["text"] == (
+        "about 1 s (4 writes at write_quota 3000/150)"
+    )
+
+
+def test_run_writes_its_progress_where_it_is_told(api, tmp_path):
+    api(*mixed_inventory())
+    path = tmp_path / "progress.json"
+    module_under_test.run(task(mixed(), progress_file=str(path)))
+    last = read_snapshot(str(path))
+    assert (last.done, last.total, last.left) == (2, 2, 0.0)  # T-2 had nothing to write
+    assert [p.name for p in tmp_path.iterdir()] == ["progress.json"]
+
+
+def test_run_check_mode_writes_no_progress(api, tmp_path):
+    api(*mixed_inventory())
+    module_under_test.run(task(mixed(), check_mode=True, progress_file=str(tmp_path / "progress.json")))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_run_check_mode_and_a_real_run_report_the_same(api):
     api(*mixed_inventory())
     predicted = module_under_test.run(task(mixed(), check_mode=True))
@@ -267,7 +301,9 @@ def test_run_diff_is_keyed_by_serial_number_only_in_diff_mode(api, diff):
         assert result["diff"]["before"]["T-3"]["assigned_to"]["id"] == ADELE.id
     else:
         assert "diff" not in result
-    assert set(result) == {"changed", "counts", "tokens", "failed_tokens", "pacing"} | ({"diff"} if diff else set())
+    assert set(result) == {"changed", "counts", "tokens", "failed_tokens", "estimate", "pacing"} | (
+        {"diff"} if diff else set()
+    )
 
 
 def test_run_unchanged_makes_no_write_and_reports_nothing(api):
@@ -281,6 +317,13 @@ def test_run_unchanged_makes_no_write_and_reports_nothing(api):
         "tokens": [],
         "failed_tokens": [],
         "diff": {"before": {}, "after": {}},
+        "estimate": {
+            "seconds": 0.0,
+            "text": "nothing to write",
+            "writes": 0,
+            "methods_requests": 0,
+            "methods_limit_seconds": 0.0,
+        },
         "pacing": {},  # this fake module has no pacer: see the next test
     }
 
@@ -311,7 +354,7 @@ def test_run_a_failed_token_fails_the_task_at_the_end(api):
         module.run(module_under_test.run)
     result = info.value.args[0]
     assert [call[2] for call in writes(fake)] == ["id-T-1", "id-T-2", "id-T-3"]  # the others converged
-    assert set(result) == {"msg", "changed", "counts", "tokens", "failed_tokens", "pacing"}
+    assert set(result) == {"msg", "changed", "counts", "tokens", "failed_tokens", "estimate", "pacing"}
     assert result["msg"] == f"1 of 3 tokens failed; the others converged. T-2: {refusal('T-2').message}"
     assert result["changed"] is True
     assert result["failed_tokens"] == ["T-2"]

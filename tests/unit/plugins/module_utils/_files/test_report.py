@@ -212,6 +212,20 @@ def test_the_markdown_of_a_check_mode_run():
     )
 
 
+def test_the_plans_markdown_states_how_long_the_apply_takes():
+    estimate = {"seconds": 379.0, "text": "about 6 min 19 s (10,100 writes at write_quota 3000/150)", "writes": 10100}
+    result = {**result_of(planned_rows()), "estimate": estimate}
+    document = report_document(result, check_mode=True, generated_at=WHEN)
+    assert document["estimate"] == estimate and document["estimate"] is not estimate
+    lines = report_markdown(document).splitlines()
+    assert lines[lines.index(f"Generated at {WHEN}.") + 1 :][:2] == [
+        "",
+        "Estimated duration of the apply: about 6 min 19 s (10,100 writes at write\\_quota 3000/150).",
+    ]
+    assert "Estimated duration" not in report_markdown(report_document(result, check_mode=False, generated_at=WHEN))
+    assert "estimate" not in report_document(result_of(planned_rows()), check_mode=True, generated_at=WHEN)
+
+
 def test_an_applied_run_lists_the_failed_tokens_first_with_what_was_done():
     rows = [*planned_rows()[:3], applied_failure()]
     rows = [row for row in rows if row["serial_number"] != "T-HELD" or row["outcome"] == "failed"]

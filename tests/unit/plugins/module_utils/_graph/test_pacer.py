@@ -178,8 +178,30 @@ def test_reads_take_no_token():
         "pauses": 0,
         "paused": 0.0,
         "lowered": 0,
+        "throttled": 0,
         "rate": 0.1,
     }
+
+
+def test_the_bucket_says_what_goes_without_waiting():
+    clock = FakeClock()
+    pacer = pacer_on(clock)  # 10 tokens, 5 a second
+    assert pacer.available() == 10
+    pacer.acquire(write=True, count=4)
+    assert pacer.available() == 6
+    clock.now += 0.4
+    assert pacer.available() == pytest.approx(8)
+    pacer.acquire(write=True, count=10)  # reserved: it waited for 2 more
+    assert pacer.available() == pytest.approx(0)
+    clock.now += 100
+    assert pacer.available() == 10  # never more than the burst
+
+
+def test_the_429_answers_are_counted_apart_from_the_others():
+    pacer = pacer_on(FakeClock())
+    for throttled in (True, False, True, True):
+        pacer.answered(METHODS, throttled=throttled)
+    assert (pacer.stats()["throttled"], pacer.progress()) == (3, 1)
 
 
 def test_a_batch_of_writes_takes_a_token_each():
