@@ -38,12 +38,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ansible import context
+
+# TaskExecutor's own templating engine: the checker renders each task as ansible-playbook 2.19 does.
+from ansible._internal._templating._engine import TemplateEngine
+from ansible.inventory.manager import InventoryManager
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.collections import ImmutableDict
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook import Playbook
+from ansible.playbook.block import Block
+from ansible.plugins.loader import fragment_loader, init_plugin_loader, module_loader
+from ansible.utils.plugin_docs import get_docstring
+from ansible.vars.manager import VariableManager
+
 ROOT = Path(__file__).resolve().parent.parent
 AWX_DIR = ROOT / "docs" / "examples" / "awx"
 PREFIX = "awx.awx."
 # Objects AWX comes with, which configure.yml refers to without creating them.
 BUILTIN = {"organization": {"Default"}, "credential_type": {"Vault"}}
-# What each module creates (the kind, the option naming it) and which of its options name other objects.
+# What each module creates: the kind of object, and the option that names it.
 CREATES = {
     "credential_type": ("credential_type", "name"),
     "credential": ("credential", "name"),
@@ -56,6 +71,7 @@ CREATES = {
     "workflow_job_template_node": ("workflow_node", "identifier"),
     "schedule": ("schedule", "name"),
 }
+# The options that name other objects (that AWX looks up by name), and their kind.
 REFERENCES = {
     "organization": "organization",
     "lookup_organization": "organization",
@@ -66,11 +82,13 @@ REFERENCES = {
     "project": "project",
     "inventory": "inventory",
     "workflow_job_template": "workflow_job_template",
-    "unified_job_template": "job_template",
+    "unified_job_template": "unified_job_template",
     "success_nodes": "workflow_node",
     "failure_nodes": "workflow_node",
     "always_nodes": "workflow_node",
 }
+# What a workflow node or a schedule may launch.
+UNIFIED_JOB_TEMPLATES = {"job_template", "workflow_job_template", "project"}
 VALIDATOR_OPTIONS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
 
 
@@ -84,39 +102,30 @@ def setup_ansible(collections: Path, extra_vars: Path) -> None:
     """As ansible-playbook -e @extra_vars would, with the collections of DIR first. Without facts as variables:
     ansible-core then does not warn of the templated `args` (the playbook's own warning says why it is safe)."""
     os.environ["ANSIBLE_INJECT_FACT_VARS"] = "false"
-    from ansible import context
-    from ansible.module_utils.common.collections import ImmutableDict
-    from ansible.plugins.loader import init_plugin_loader
-
     context.CLIARGS = ImmutableDict(extra_vars=(f"@{extra_vars}",), check=False, diff=False, forks=1)
     init_plugin_loader([str(collections)])
 
 
 def module_kwargs(name: str) -> dict[str, Any]:
     """The arguments the module's main() gives AnsibleModule (the whole spec: ControllerModule adds its own)."""
-    from ansible.module_utils.basic import AnsibleModule
-
     module = importlib.import_module(f"ansible_collections.awx.awx.plugins.modules.{name}")
     original = AnsibleModule.__init__
 
     def capture(self: Any, *args: Any, **kwargs: Any) -> None:
         raise Captured(kwargs)
 
-    AnsibleModule.__init__ = capture  # type: ignore[method-assign]
+    AnsibleModule.__init__ = capture
     try:
         module.main()
     except Captured as captured:
         return captured.kwargs
     finally:
-        AnsibleModule.__init__ = original  # type: ignore[method-assign]
+        AnsibleModule.__init__ = original
     raise RuntimeError(f"awx.awx.{name}: main() built no AnsibleModule")
 
 
 def documented_spec(name: str) -> dict[str, Any]:
     """The module's documented options (doc fragments included) as an argument spec."""
-    from ansible.plugins.loader import fragment_loader, module_loader
-    from ansible.utils.plugin_docs import get_docstring
-
     context = module_loader.find_plugin_with_context(PREFIX + name)
     doc = get_docstring(context.plugin_resolved_path, fragment_loader, collection_name="awx.awx")[0]
 
@@ -133,10 +142,11 @@ def documented_spec(name: str) -> dict[str, Any]:
 
 
 def validate(spec: dict[str, Any], options: dict[str, Any], args: dict[str, Any]) -> list[str]:
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
     result = ArgumentSpecValidator(spec, **options).validate(copy.deepcopy(args))
-    return list(result.error_messages) + [f"deprecated: {item['msg']}" for item in result._deprecations]
+    # each error named by its kind: UnsupportedError (an unknown option), ArgumentValueError (not one of the
+    # choices), RequiredError, MutuallyExclusiveError, ArgumentTypeError...
+    errors = [f"{type(error).__name__}: {error}" for error in result.errors]
+    return errors + [f"deprecated: {item['msg']}" for item in result._deprecations]
 
 
 class Module:
@@ -169,8 +179,6 @@ class Module:
 
 
 def tasks_of(blocks: list[Any]) -> Iterator[Any]:
-    from ansible.playbook.block import Block
-
     for block in blocks:
         if isinstance(block, Block):
             yield from tasks_of(block.block + block.rescue + block.always)
@@ -181,12 +189,6 @@ def tasks_of(blocks: list[Any]) -> Iterator[Any]:
 def rendered_calls(playbook: Path) -> Iterator[tuple[Any, str, Any, dict[str, Any] | str]]:
     """(task, resolved action, loop item, finalized arguments or the error that stopped them), in the order the
     tasks run, as TaskExecutor renders them."""
-    from ansible._internal._templating._engine import TemplateEngine
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.playbook import Playbook
-    from ansible.vars.manager import VariableManager
-
     loader = DataLoader()
     inventory = InventoryManager(loader=loader, sources="localhost,")
     variables = VariableManager(loader=loader, inventory=inventory)
@@ -249,8 +251,6 @@ def check(playbook: Path) -> tuple[list[str], int, int]:
         if name == "credential" and args.get("update_secrets", True):
             problems.append(f"{where}: update_secrets is not false: every run would update the credential")
         for option, kind in REFERENCES.items():
-            if option == "credential_type" and name == "credential_type":
-                continue
             names = args.get(option)
             for value in names if isinstance(names, list) else [names] if isinstance(names, str) else []:
                 scope = f"{args.get('workflow_job_template')}/" if kind == "workflow_node" else ""
@@ -260,6 +260,8 @@ def check(playbook: Path) -> tuple[list[str], int, int]:
             kind, key = CREATES[name]
             scope = f"{args.get('workflow_job_template')}/" if kind == "workflow_node" else ""
             created.setdefault(kind, set()).add(scope + args[key])
+            if kind in UNIFIED_JOB_TEMPLATES:
+                created.setdefault("unified_job_template", set()).add(args[key])
         for mutation, broken in module.mutations(args):
             if module.errors(broken):
                 refused += 1
@@ -279,8 +281,12 @@ def main() -> int:
     started = time.monotonic()
     manifest = args.collections / "ansible_collections" / "awx" / "awx" / "MANIFEST.json"
     version = json.loads(manifest.read_text(encoding="utf-8"))["collection_info"]["version"]
-    setup_ansible(args.collections, args.vars.resolve())
-    problems, calls, refused = check(args.playbook.resolve())
+    setup_ansible(args.collections.resolve(), args.vars.resolve())
+    try:
+        problems, calls, refused = check(args.playbook.resolve())
+    except Exception as exc:  # noqa: BLE001 - a playbook ansible-playbook could not load: say why, as it would
+        print(f"{args.playbook}: {exc}", file=sys.stderr)
+        return 1
     if problems:
         print(f"{args.playbook}: {len(problems)} problem(s) against awx.awx {version}:", file=sys.stderr)
         for problem in problems:

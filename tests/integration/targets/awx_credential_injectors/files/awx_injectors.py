@@ -11,7 +11,8 @@ ansible-test venv (``ansible_playbook_python``), which has Jinja2 and PyYAML.
         validates, checks the credential's inputs (required fields, known fields), then injects it as AWX's
         inject_credential does: each `file` template rendered (ImmutableSandboxedEnvironment, the non-empty inputs as
         variables) to a 0600 file in PRIVATE_DATA_DIR/env, each `env` value rendered with `tower.filename.<name>`
-        pointing at those files (AWX sets every variable, also when it renders empty), the `extra_vars` to a file
+        pointing at those files (AWX sets every variable, also when it renders empty) and written to
+        PRIVATE_DATA_DIR/env/envvars (0600) for ansible-runner, the `extra_vars` to a file
     awx_injectors.py launch JOB_TEMPLATE SURVEY_JSON ANSWERS_JSON OVERRIDES_JSON PROJECT_DIR PRIVATE_DATA_DIR
             [--job-type run|check] [--verbosity N] [--inventory FILE] [--ident IDENT]
         prepares the job as AWX does for ansible-runner and prints its ansible-runner command line: the job
@@ -274,6 +275,9 @@ def inject(
             continue
         env[name] = sandbox.from_string(template).render(**namespace)
 
+    # the job's environment as AWX hands it to ansible-runner (here through env/envvars, 0600)
+    write_private(os.path.join(env_dir, "envvars"), json.dumps(env))
+
     extra_vars_file = None
     extra_vars = render_extra_vars(sandbox, namespace, injectors.get("extra_vars", {}))
     if extra_vars:
@@ -356,7 +360,7 @@ def cmd_launch(args: argparse.Namespace) -> dict[str, t.Any]:
         raise Refused(f"the job template's playbook {template['playbook']} is not in the project")
     # The private data directory as AWX hands it to ansible-runner: the extra variables in env/extravars (0600),
     # the inventory in inventory/hosts; the job's options on the command line. env/envvars (the credential's
-    # environment) is the caller's.
+    # environment) is render's.
     env_dir = os.path.join(args.private_dir, "env")
     os.makedirs(env_dir, mode=0o700, exist_ok=True)
     extravars = os.path.join(env_dir, "extravars")
