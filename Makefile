@@ -11,7 +11,8 @@
 #   make conformance-test  pytest tests/conformance: the fixtures against the simulator and the modules' parsers
 #   make conformance     the real-tenant check (docs/real-tenant.md); AZURE_* and TOKENOPS_* from the environment
 #                                                       (CONFORMANCE_REPORT=file, CONFORMANCE_ARGS="--cleanup PREFIX")
-#   make lint            ruff (lint, format check), mypy, ansible-lint, CI examples' schemas, from the 2.19 venv
+#   make lint            ruff (lint, format check), mypy, ansible-lint, CI examples' schemas, the AWX example's
+#                        configure.yml against awx.awx (.ci/awx_configure_check.py), from the 2.19 venv
 #   make ee-check        the execution environment metadata through ansible-builder create and introspect
 #   make sanity-2.19     (or units-2.21, integration-2.21, venv-2.21, ...) a single core
 #   make venvs           only create the virtual environments
@@ -274,6 +275,28 @@ $(foreach p,$(INTEGRATION_PARTS),$(eval $(call integration_part,$(p))))
 core-%: sanity-% units-% integration-%
 	@echo "==> [core $*] sanity, units and integration passed"
 
+# ---------------------------------------------------------------- awx.awx
+# awx.awx, which the AWX example's configure.yml uses: ansible-lint's syntax check resolves its modules through it,
+# and .ci/awx_configure_check.py validates each of configure.yml's tasks against their argument specs and
+# documentation (no AWX needed). It comes from PyPI's community `ansible` package, pinned here, which ships it: the
+# wheel alone is downloaded (--no-deps) and only ansible_collections/awx/awx is extracted from it (98 files of
+# 21,000), once per pin. `make awx-collection` makes it alone.
+AWX_ANSIBLE_VERSION := 12.3.0
+AWX_COLLECTIONS := $(TMP_DIR)/awx-collection/ansible-$(AWX_ANSIBLE_VERSION)
+AWX_COLLECTION := $(AWX_COLLECTIONS)/ansible_collections/awx/awx/MANIFEST.json
+.PHONY: awx-collection
+awx-collection: $(AWX_COLLECTION)
+$(AWX_COLLECTION): | venv-$(MAIN_CORE) dirs
+	@echo "==> awx.awx from ansible $(AWX_ANSIBLE_VERSION) (PyPI), into $(AWX_COLLECTIONS)"
+	@rm -rf $(AWX_COLLECTIONS) $(AWX_COLLECTIONS).download
+	@$(bin)/python -m pip download --quiet --no-deps --only-binary :all: --no-cache-dir \
+		--dest $(AWX_COLLECTIONS).download "ansible==$(AWX_ANSIBLE_VERSION)"
+	@$(bin)/python -c 'import sys, zipfile; wheel = zipfile.ZipFile(sys.argv[1]); \
+		wheel.extractall(sys.argv[2], [n for n in wheel.namelist() if n.startswith("ansible_collections/awx/awx/")])' \
+		$(AWX_COLLECTIONS).download/*.whl $(AWX_COLLECTIONS)
+	@rm -rf $(AWX_COLLECTIONS).download
+	@test -f $@
+
 # ---------------------------------------------------------------- lint
 # mypy reads module_utils as the package Ansible imports it as (ansible_collections.tokenops.entra...), and
 # ansible-lint resolves the collection's own modules, through a collections path that links to the repository.
@@ -281,8 +304,8 @@ core-%: sanity-% units-% integration-%
 # ships (SchemaStore's, vendored in the pinned release: no download, offline); a newer pin brings newer schemas.
 EXAMPLE_GITHUB_WORKFLOWS := $(wildcard docs/examples/gitops/.github/workflows/*.yml)
 EXAMPLE_GITLAB_CI := docs/examples/gitops/.gitlab-ci.yml
-lint: venv-$(MAIN_CORE) | dirs
-	@echo "==> lint: ruff check, ruff format --check, mypy, ansible-lint, check-jsonschema"
+lint: venv-$(MAIN_CORE) $(AWX_COLLECTION) | dirs
+	@echo "==> lint: ruff check, ruff format --check, mypy, ansible-lint, check-jsonschema, the AWX configure.yml"
 	$(bin)/ruff check --no-cache .
 	$(bin)/ruff format --no-cache --check .
 	@mkdir -p $(TMP_DIR)/lint/ansible_collections/tokenops
@@ -293,8 +316,10 @@ lint: venv-$(MAIN_CORE) | dirs
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache entrasim serve.py hostile.py
 	cd tests/conformance && MYPYPATH=$(TMP_DIR)/lint $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache conformance_check.py conformance_shapes.py collection_path.py
-	$(bin)/mypy --config-file $(ROOT)/pyproject.toml --cache-dir $(TMP_DIR)/lint/.mypy_cache .ci/ee_check.py
-	PATH="$(bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint $(bin)/ansible-lint
+	$(bin)/mypy --config-file $(ROOT)/pyproject.toml --cache-dir $(TMP_DIR)/lint/.mypy_cache .ci/ee_check.py \
+		.ci/awx_configure_check.py
+	PATH="$(bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint:$(AWX_COLLECTIONS) $(bin)/ansible-lint
+	$(bin)/python .ci/awx_configure_check.py --collections $(AWX_COLLECTIONS)
 	$(bin)/check-jsonschema --builtin-schema vendor.github-workflows $(EXAMPLE_GITHUB_WORKFLOWS)
 	$(bin)/check-jsonschema --builtin-schema vendor.gitlab-ci $(EXAMPLE_GITLAB_CI)
 	@echo "==> lint: clean"

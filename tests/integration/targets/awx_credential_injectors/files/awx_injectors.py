@@ -11,17 +11,25 @@ ansible-test venv (``ansible_playbook_python``), which has Jinja2 and PyYAML.
         validates, checks the credential's inputs (required fields, known fields), then injects it as AWX's
         inject_credential does: each `file` template rendered (ImmutableSandboxedEnvironment, the non-empty inputs as
         variables) to a 0600 file in PRIVATE_DATA_DIR/env, each `env` value rendered with `tower.filename.<name>`
-        pointing at those files (AWX sets every variable, also when it renders empty), the `extra_vars` to a file
+        pointing at those files (AWX sets every variable, also when it renders empty) and written to
+        PRIVATE_DATA_DIR/env/envvars (0600) for ansible-runner, the `extra_vars` to a file
     awx_injectors.py launch JOB_TEMPLATE SURVEY_JSON ANSWERS_JSON OVERRIDES_JSON PROJECT_DIR PRIVATE_DATA_DIR
-            [--job-type run|check] [--verbosity N] [--inventory FILE]
-        the ansible-playbook command line AWX would run for the job template: its extra_vars, the survey's answers
-        (checked against the survey: required, type, min and max length) and the overrides in one extra vars file
-        (0600, -e @file, as ansible-runner passes them), --check for the job type check, --diff with diff_mode,
-        -v per verbosity, the playbook in the project
+            [--job-type run|check] [--verbosity N] [--inventory FILE] [--ident IDENT]
+        prepares the job as AWX does for ansible-runner and prints its ansible-runner command line: the job
+        template's extra_vars, the survey's answers (checked against the survey: required, type, min and max length)
+        and the overrides in PRIVATE_DATA_DIR/env/extravars (0600), the inventory in PRIVATE_DATA_DIR/inventory/hosts,
+        and `ansible-runner run PRIVATE_DATA_DIR --ident IDENT --project-dir PROJECT_DIR --playbook PLAYBOOK` with
+        the options AWX passes on the command line: -v per verbosity, --check for the job type check, --diff with
+        diff_mode (no process isolation: the job runs with this interpreter's ansible-playbook)
+    awx_injectors.py job ARTIFACT_DIR [--host HOST]
+        what AWX reads of a finished job in ansible-runner's artifacts (PRIVATE_DATA_DIR/artifacts/IDENT): rc and
+        status, the host's summary and the artifact_data (set_stats) of the playbook_on_stats event, each task's
+        outcome (runner_on_* events: task, resolved action, changed) and every string of every event (job_events/)
 
 Every command prints JSON on stdout; a refusal exits 1 with the reason on stderr. The reference is AWX's
 awx.main.fields.CredentialTypeInputField / CredentialTypeInjectorField (validation) and
-awx_plugins.interfaces._temporary_private_inject_api.inject_credential (injection).
+awx_plugins.interfaces._temporary_private_inject_api.inject_credential (injection); for the job, ansible-runner's
+private data directory (env/, inventory/, artifacts/), as AWX's RunJob writes and reads it.
 """
 
 from __future__ import annotations
@@ -267,6 +275,9 @@ def inject(
             continue
         env[name] = sandbox.from_string(template).render(**namespace)
 
+    # the job's environment as AWX hands it to ansible-runner (here through env/envvars, 0600)
+    write_private(os.path.join(env_dir, "envvars"), json.dumps(env))
+
     extra_vars_file = None
     extra_vars = render_extra_vars(sandbox, namespace, injectors.get("extra_vars", {}))
     if extra_vars:
@@ -347,20 +358,93 @@ def cmd_launch(args: argparse.Namespace) -> dict[str, t.Any]:
     playbook = os.path.join(args.project_dir, template["playbook"])
     if not os.path.isfile(playbook):
         raise Refused(f"the job template's playbook {template['playbook']} is not in the project")
+    # The private data directory as AWX hands it to ansible-runner: the extra variables in env/extravars (0600),
+    # the inventory in inventory/hosts; the job's options on the command line. env/envvars (the credential's
+    # environment) is render's.
     env_dir = os.path.join(args.private_dir, "env")
     os.makedirs(env_dir, mode=0o700, exist_ok=True)
-    handle, extravars = tempfile.mkstemp(dir=env_dir, prefix="extravars-")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(extra_vars, out)
-    os.chmod(extravars, stat.S_IRUSR | stat.S_IWUSR)
+    extravars = os.path.join(env_dir, "extravars")
+    write_private(extravars, json.dumps(extra_vars))
+    if args.inventory:
+        inventory_dir = os.path.join(args.private_dir, "inventory")
+        os.makedirs(inventory_dir, mode=0o700, exist_ok=True)
+        with open(args.inventory, encoding="utf-8") as handle:
+            write_private(os.path.join(inventory_dir, "hosts"), handle.read())
     verbosity = template.get("verbosity", 0) if args.verbosity is None else args.verbosity
-    argv = ["ansible-playbook"]
-    argv += ["-" + "v" * verbosity] if verbosity else []
-    argv += ["--check"] if job_type == "check" else []
-    argv += ["--diff"] if template.get("diff_mode") else []
-    argv += ["-i", args.inventory] if args.inventory else []
-    argv += ["-e", "@" + extravars, playbook]
-    return {"argv": argv, "extra_vars_file": extravars, "job_type": job_type}
+    options = ["-" + "v" * verbosity] if verbosity else []
+    options += ["--check"] if job_type == "check" else []
+    options += ["--diff"] if template.get("diff_mode") else []
+    argv = [sys.executable, "-m", "ansible_runner", "run", args.private_dir, "--ident", args.ident]
+    argv += ["--project-dir", args.project_dir, "--playbook", template["playbook"]]
+    argv += ["--cmdline=" + " ".join(options)] if options else []
+    return {
+        "argv": argv,
+        "artifact_dir": os.path.join(args.private_dir, "artifacts", args.ident),
+        "extra_vars_file": extravars,
+        "job_type": job_type,
+    }
+
+
+def write_private(path: str, text: str) -> None:
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+
+
+# ------------------------------------------------------------------ job (AWX, what it reads of a finished job)
+def strings_in(value: t.Any) -> t.Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+    elif value is not None:
+        yield str(value)
+
+
+def cmd_job(args: argparse.Namespace) -> dict[str, t.Any]:
+    events_dir = os.path.join(args.artifact_dir, "job_events")
+    if not os.path.isdir(events_dir):
+        raise Refused(f"{events_dir}: no job events (did ansible-runner run?)")
+    events = [load_json(os.path.join(events_dir, name)) for name in os.listdir(events_dir) if name.endswith(".json")]
+    events.sort(key=lambda event: event["counter"])
+    stats = [event.get("event_data", {}) for event in events if event["event"] == "playbook_on_stats"]
+    with open(os.path.join(args.artifact_dir, "rc"), encoding="utf-8") as handle:
+        rc = int(handle.read().strip())
+    with open(os.path.join(args.artifact_dir, "status"), encoding="utf-8") as handle:
+        status = handle.read().strip()
+    return {
+        "rc": rc,
+        "status": status,
+        "event_counts": {
+            name: sum(event["event"] == name for event in events) for name in {e["event"] for e in events}
+        },
+        "last_event": events[-1]["event"] if events else None,
+        # the host summary AWX shows (playbook_on_stats, per host) and the job's artifacts (its set_stats data)
+        "stats": {
+            key: value.get(args.host, 0)
+            for key, value in (stats[0] if stats else {}).items()
+            if isinstance(value, dict) and key != "artifact_data"
+        },
+        "artifact_data": stats[0].get("artifact_data", {}) if stats else {},
+        # each task's outcome on the host: runner_on_ok, runner_on_failed, ...
+        "results": [
+            {
+                "event": event["event"],
+                "task": event["event_data"].get("task"),
+                "action": event["event_data"].get("resolved_action"),
+                # None for a no_log result: its res is censored whole, changed included (AWX sees no more)
+                "changed": event["event_data"].get("res", {}).get("changed", None),
+            }
+            for event in events
+            if event["event"].startswith("runner_on_") and event["event"] != "runner_on_start"
+        ],
+        # every string of every event (its stdout and its event_data), for the caller to look for secrets in
+        "text": "\n".join(text for event in events for text in strings_in(event)),
+    }
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -378,12 +462,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     launch.add_argument("--job-type", choices=["run", "check"])
     launch.add_argument("--inventory", help="the job's inventory (AWX: the template's inventory)")
     launch.add_argument("--verbosity", type=int, choices=range(6))
+    launch.add_argument("--ident", default="job", help="the job's name: its artifacts go to artifacts/IDENT")
+    job = commands.add_parser("job")
+    job.add_argument("artifact_dir")
+    job.add_argument("--host", default="localhost")
     return parser.parse_args(argv)
 
 
 def main() -> int:
     args = parse_args(sys.argv[1:])
-    handler = {"validate": cmd_validate, "render": cmd_render, "launch": cmd_launch}[args.command]
+    handler = {"validate": cmd_validate, "render": cmd_render, "launch": cmd_launch, "job": cmd_job}[args.command]
     try:
         result = handler(args)
     except Refused as exc:
