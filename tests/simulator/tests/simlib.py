@@ -436,9 +436,12 @@ def seeded_api(seed: dict, directory: Path, args: list[str] | None = None) -> It
     path = directory / "seed.yml"
     path.write_text(yaml.safe_dump(seed, sort_keys=False), encoding="utf-8")
     proc = SimProcess(str(path), directory / "sim", args)
-    with http_client(proc.info) as http:
-        yield SimApi(proc.info, http, seed)
-    assert proc.terminate() == 0, proc.stderr()
+    try:
+        with http_client(proc.info) as http:
+            yield SimApi(proc.info, http, seed)
+    finally:
+        exit_code = proc.terminate()
+    assert exit_code == 0, proc.stderr()
 
 
 class SimApi:
