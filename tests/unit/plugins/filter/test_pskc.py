@@ -66,6 +66,17 @@ def test_the_filter_in_a_template_with_the_keyword():
     assert template.render(text=seed_file(password=PASSWORD), key=None, pw=PASSWORD) == "T2-0001"
 
 
+def check_t2_0001_refusal(error, message, secrets):
+    """``error`` refuses T2-0001 saying ``message``, holds neither its seed nor any of ``secrets``, and hides its
+    cause."""
+    text = error.message
+    assert text.startswith("tokenops.entra.pskc_tokens: key package 1 (serial number 'T2-0001'): ")
+    assert message in text
+    for secret in (SEED_B32, SEED.decode(), *secrets):
+        assert secret not in text
+    assert error.__cause__ is None
+
+
 @pytest.mark.parametrize(
     "key, message",
     [
@@ -76,12 +87,7 @@ def test_the_filter_in_a_template_with_the_keyword():
 def test_refusals_are_filter_errors_never_holding_the_secret_or_the_key(key, message):
     with pytest.raises(AnsibleFilterError) as info:
         plugin.pskc_tokens(seed_file(encrypted=True), preshared_key=key)
-    text = info.value.message
-    assert text.startswith("tokenops.entra.pskc_tokens: key package 1 (serial number 'T2-0001'): ")
-    assert message in text
-    for secret in (SEED_B32, SEED.decode(), PSK.hex(), "00" * 16):
-        assert secret not in text
-    assert info.value.__cause__ is None
+    check_t2_0001_refusal(info.value, message, secrets=(PSK.hex(), "00" * 16))
     assert info.value.__suppress_context__
 
 
@@ -118,12 +124,7 @@ def test_a_preshared_key_that_is_not_a_string_is_refused_without_repeating_it(ke
 def test_password_refusals_never_hold_the_password(password, message):
     with pytest.raises(AnsibleFilterError) as info:
         plugin.pskc_tokens(seed_file(password=PASSWORD), password=password)
-    text = info.value.message
-    assert text.startswith("tokenops.entra.pskc_tokens: key package 1 (serial number 'T2-0001'): ")
-    assert message in text
-    for secret in (SEED_B32, SEED.decode(), PASSWORD, "not the vendor's password"):
-        assert secret not in text
-    assert info.value.__cause__ is None
+    check_t2_0001_refusal(info.value, message, secrets=(PASSWORD, "not the vendor's password"))
 
 
 def test_a_preshared_key_and_a_password_together_are_refused():
