@@ -21,7 +21,9 @@
 #   make molecule        the role's molecule scenarios (extensions/molecule/), against the simulator
 #   make bench           the benchmark of hardware_oath_inventory (docs/performance.md): bench/results.json, bench/plot.svg
 #   make bench-short     its short version (a few dozen tokens, outcomes and request counts only, no timing)
-#   make release-check   build the artifact; Galaxy's import checks (galaxy-importer) and antsibull-docs' lint on it
+#   make release-check   build the artifact; Galaxy's import checks (galaxy-importer), antsibull-docs' lint and the
+#                        docsite rendered to HTML from it (the guides' pages up to date with their Markdown)
+#   make docsite         after editing a guide of the docsite: render docs/<name>.md to docs/docsite/rst/<name>.rst
 #   make clean           remove .venv/, .tmp/ and other local state
 #
 # Every core gets a project-local venv (.venv/core-X.Y) made from the pinned tests/requirements*.txt; it is rebuilt
@@ -118,11 +120,11 @@ ansible_test = cd $(call copy_dir,$(2)) && $(3) PATH="$(call venv,$(1))/bin:$$PA
 # The per-core pattern targets (shim-X.Y, sanity-X.Y, units-X.Y, integration-X.Y, integration-N-X.Y, core-X.Y)
 # cannot be .PHONY: make skips implicit rule search for phony targets.
 .PHONY: help test venvs sanity units integration simulator-test conformance-test conformance lint ee-check clean \
-	check-no-ignores dirs release-check venv-galaxy \
+	check-no-ignores dirs release-check docsite venv-galaxy \
 	$(foreach c,$(CORES),venv-$(c))
 
 help:
-	@sed -n '3,22s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,24s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------- make test
 # Every stage is run by .ci/stages.py, which keeps its output until it ends (then prints it as one block) and records
@@ -323,7 +325,7 @@ lint: venv-$(MAIN_CORE) $(AWX_COLLECTION) | dirs
 	cd tests/conformance && MYPYPATH=$(TMP_DIR)/lint $(bin)/mypy --config-file $(ROOT)/pyproject.toml \
 		--cache-dir $(TMP_DIR)/lint/.mypy_cache conformance_check.py conformance_shapes.py collection_path.py
 	$(bin)/mypy --config-file $(ROOT)/pyproject.toml --cache-dir $(TMP_DIR)/lint/.mypy_cache .ci/ee_check.py \
-		.ci/awx_configure_check.py
+		.ci/awx_configure_check.py .ci/docsite.py
 	PATH="$(bin):$$PATH" ANSIBLE_COLLECTIONS_PATH=$(TMP_DIR)/lint:$(AWX_COLLECTIONS) $(bin)/ansible-lint
 	$(bin)/python .ci/awx_configure_check.py --collections $(AWX_COLLECTIONS)
 	$(bin)/check-jsonschema --builtin-schema vendor.github-workflows $(EXAMPLE_GITHUB_WORKFLOWS)
@@ -420,9 +422,12 @@ molecule: venv-$(MAIN_CORE) | dirs
 # plugin's documentation through ansible-doc, each role's README, ansible-lint on the content; not its ansible-test,
 # which needs a container: .ci/galaxy-importer.cfg) and must report no warning and no error: it exits 0 on warnings,
 # so any WARNING or ERROR line fails the target. antsibull-docs lint-collection-docs checks docs/docsite/ and the
-# documentation of every plugin and role, as the docsite renders them, on the artifact unpacked. Both tools run from a
-# venv of their own (.venv/galaxy, tests/requirements-galaxy.txt, rebuilt when that file changes): galaxy-importer
-# bounds ansible-lint and its other tools with ranges of its own, which must not move the pins of the other venvs.
+# documentation of every plugin and role, as the docsite renders them, on the artifact unpacked; then antsibull-docs
+# and Sphinx render that docsite to HTML (.tmp/release-check/docsite/build/html), with no warning but the links into
+# Ansible's own docs (offline). Before the build, the guides' pages (docs/docsite/rst/) must be what `make docsite`
+# renders from their Markdown (.ci/docsite.py). The tools run from a venv of their own (.venv/galaxy,
+# tests/requirements-galaxy.txt, rebuilt when that file changes): galaxy-importer bounds ansible-lint and its other
+# tools with ranges of its own, which must not move the pins of the other venvs.
 GALAXY_VENV := $(VENV_DIR)/galaxy
 GALAXY_REQUIREMENTS := tests/requirements-galaxy.txt
 GALAXY_STAMP := $(GALAXY_VENV)/.stamp-$(firstword $(shell cat $(GALAXY_REQUIREMENTS) 2>/dev/null | sha256sum))
@@ -437,7 +442,12 @@ $(GALAXY_STAMP): | dirs $(GALAXY_REQUIREMENTS)
 
 venv-galaxy: $(GALAXY_STAMP)
 
+docsite: venv-galaxy
+	@$(GALAXY_VENV)/bin/python .ci/docsite.py write
+
 release-check: venv-$(MAIN_CORE) venv-galaxy | dirs
+	@echo "==> release-check: the docsite's guides (docs/docsite/rst/) rendered from their Markdown"
+	@$(GALAXY_VENV)/bin/python .ci/docsite.py check
 	@rm -rf $(RELEASE_CHECK_DIR)
 	@mkdir -p $(RELEASE_CHECK_DIR)/source $(RELEASE_CHECK_DIR)/unpacked/$(COLLECTION_PATH)
 	@git ls-files -co --exclude-standard -z \
@@ -467,4 +477,7 @@ release-check: venv-$(MAIN_CORE) venv-galaxy | dirs
 	@cd $(RELEASE_CHECK_DIR)/unpacked/$(COLLECTION_PATH) && PATH="$(GALAXY_VENV)/bin:$$PATH" \
 		$(GALAXY_VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs \
 		--validate-collection-refs all --disallow-unknown-collection-refs .
+	@echo "==> release-check: the docsite rendered to HTML (antsibull-docs, Sphinx), from the artifact unpacked"
+	@cd $(RELEASE_CHECK_DIR) && PATH="$(GALAXY_VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH=$(RELEASE_CHECK_DIR)/unpacked \
+		$(GALAXY_VENV)/bin/python $(ROOT)/.ci/docsite.py build --dest $(RELEASE_CHECK_DIR)/docsite
 	@echo "==> release-check: passed"

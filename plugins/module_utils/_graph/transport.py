@@ -25,7 +25,7 @@ try:
 except ImportError:  # reported by GraphModule through missing_required_lib
     httpx = None  # type: ignore[assignment]
 
-COLLECTION_VERSION = "0.1.0"
+COLLECTION_VERSION = "1.0.0"
 USER_AGENT = f"tokenops.entra/{COLLECTION_VERSION}"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The Limit part of an x-ms-throttle-scope that names writes: the throttling page's example (ReadWrite) and its

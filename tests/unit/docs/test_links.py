@@ -2,10 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The guides stay one Markdown file each, read on the repository: the docsite's guides page
-(docs/docsite/rst/guides.rst) links to every one of them, and every link to the repository's main branch (in the
-docsite, the plugins' and the role's documentation) and every relative link between the Markdown files names a file
-that exists and, with an anchor, one of its headings."""
+"""The guides stay one Markdown file each, read on the repository: every one is a page of the docsite
+(docs/docsite/extra-docs.yml, rendered to docs/docsite/rst/ by `make docsite`) or one of its links
+(docs/docsite/links.yml), and every link to the repository's main branch (in the docsite, the plugins' and the role's
+documentation) and every relative link between the Markdown files names a file that exists and, with an anchor, one of
+its headings. That the rendered pages are those of their Markdown, and render, is make release-check's
+(.ci/docsite.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import pathlib
 import re
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 REPOSITORY = "https://github.com/tokenops/entra/"
 REPOSITORY_LINK = re.compile(re.escape(REPOSITORY) + r"(?:blob|tree)/main/([^\s\"'<>)`#]+)(?:#([\w-]+))?")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
-GUIDES_PAGE = ROOT / "docs" / "docsite" / "rst" / "guides.rst"
+DOCSITE = ROOT / "docs" / "docsite"
 
 
 def markdown_files() -> list[pathlib.Path]:
@@ -54,9 +57,16 @@ def check_target(target: pathlib.Path, anchor: str | None, where: str) -> None:
 
 
 @pytest.mark.parametrize("guide", guides())
-def test_the_docsite_guides_page_links_to_every_guide(guide):
-    link = f"{REPOSITORY}blob/main/{guide}"
-    assert link in GUIDES_PAGE.read_text(encoding="utf-8"), f"{GUIDES_PAGE.relative_to(ROOT)} does not link to {link}"
+def test_every_guide_is_a_page_or_a_link_of_the_docsite(guide):
+    extra_docs = yaml.safe_load((DOCSITE / "extra-docs.yml").read_text(encoding="utf-8"))
+    pages = {f"docs/{name}.md" for section in extra_docs["sections"] for name in section["toctree"]}
+    links = yaml.safe_load((DOCSITE / "links.yml").read_text(encoding="utf-8"))["extra_links"]
+    linked = {link["url"] for link in links}
+    if guide in pages:
+        page = DOCSITE / "rst" / f"{pathlib.Path(guide).stem}.rst"
+        assert page.is_file(), f"{guide} is in extra-docs.yml, but {page.relative_to(ROOT)} is missing: make docsite"
+    else:
+        assert f"{REPOSITORY}blob/main/{guide}" in linked, f"{guide}: neither in extra-docs.yml nor in links.yml"
 
 
 def test_links_to_the_repository_name_what_exists():
