@@ -12,10 +12,17 @@ directory of Ansible's local temporary directory; the module replaces that file 
 once a second (``module_utils/_common/progress.py``), and this plugin shows it as a line, through Ansible's display,
 once FIRST_AFTER seconds have passed and every EVERY seconds after that: in the output of ansible-playbook without
 ``-v``, and in ansible-runner's events (AWX's job output). A shorter run shows nothing. Otherwise (another
-connection, ``async``, ``become``) the module runs as the ``normal`` action plugin runs any module."""
+connection, ``async``, ``become``) the module runs as the ``normal`` action plugin runs any module.
+
+While it watches, it also watches ansible-playbook: this plugin runs in a worker process that ansible-playbook
+forked, in a session of its own, so a timeout or a cancel that kills ansible-playbook with its process group leaves
+the worker and the module running. When the worker's parent is gone, this plugin creates ``<progress_file>.stop``:
+the module then starts no new work, ends what is under way, and exits (releasing its lock), instead of writing on
+beside the run started next."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import shutil
@@ -52,11 +59,13 @@ def watch(
     clock: t.Callable[[], float] = time.monotonic,
     wall: t.Callable[[], float] = time.time,
     wait: t.Callable[[threading.Event, float], bool] = threading.Event.wait,
+    orphaned: t.Callable[[], bool] = lambda: False,
 ) -> dict[str, t.Any]:
     """Call ``run()`` in a thread (in a copy of this thread's context: Ansible keeps the task's in context
     variables) and return what it returns, or raise what it raises. Meanwhile ``show`` a line of the progress at
     ``path`` once FIRST_AFTER seconds have passed, then every EVERY seconds. ``wait(event, seconds)``: wait at most
-    that long for the thread to end, True when it has (``clock``, ``wall`` and ``wait`` are injectable for tests)."""
+    that long for the thread to end, True when it has (``clock``, ``wall`` and ``wait`` are injectable for tests).
+    Once ``orphaned()`` (ansible-playbook is gone), the module is asked to stop: ``<path>.stop`` is created."""
     finished = threading.Event()
     outcome: dict[str, t.Any] = {}
 
@@ -73,7 +82,15 @@ def watch(
     start = clock()
     worker.start()
     shown: float | None = None
+    stopping = False
     while not wait(finished, POLL):
+        if stopping:
+            continue  # nobody is left to show a line to
+        if orphaned():
+            stopping = True
+            with contextlib.suppress(OSError), open(f"{path}.stop", "w", encoding="utf-8"):
+                pass
+            continue
         now = clock()
         if now - start >= FIRST_AFTER and (shown is None or now - shown >= EVERY):
             show(progress_line(read_snapshot(path), now - start, wall()))
@@ -109,6 +126,7 @@ class ActionModule(ActionBase):
             private = tempfile.mkdtemp(prefix="tokenops-entra-progress-", dir=C.DEFAULT_LOCAL_TMP)
             args["progress_file"] = os.path.join(private, "progress.json")
         host = (task_vars or {}).get("inventory_hostname", "localhost")
+        parent = os.getppid()  # ansible-playbook
         try:
             return watch(
                 lambda: self._execute_module(module_args=args, task_vars=task_vars),
@@ -116,6 +134,7 @@ class ActionModule(ActionBase):
                 # On standard error: a stdout callback's output (json, yaml) stays whole; ansible-runner (AWX) reads
                 # both streams and makes the line an event of its own (a "verbose" event under the task).
                 lambda line: display.display(f"progress: [{host}] {line}", stderr=True),
+                orphaned=lambda: os.getppid() != parent,
             )
         finally:
             if private is not None:

@@ -181,6 +181,28 @@ options:
       - A token that is not in the inventory costs this long before an assignment fails.
     type: float
     default: 10
+  run_state_dir:
+    description:
+      - A directory of the controller where the modules that write tokens keep what runs share. The lock of a tenant
+        and application, held by a run (not in check mode) from its first read to its last write, so that a second
+        run on this controller waits for it instead of writing side by side with it. And the ledger of the codes sent,
+        per token (its id and the code's time step, never the code), written before each code is sent, so that no
+        run sends a code another run sent, even one killed before it knew Graph's answer.
+      - It must be the user's own, and writable by nobody else; a missing one is created with mode 0700. Runs on other
+        machines (AWX jobs in containers, CI runners) share none of it; see the reliability guide.
+      - If not set, the environment variable E(ENTRA_RUN_STATE_DIR) is used; by default C($XDG_STATE_HOME/tokenops.entra),
+        or C(~/.local/state/tokenops.entra).
+    type: path
+    version_added: 1.1.0
+  lock_timeout:
+    description:
+      - How long, in seconds, a run that writes waits for another run of its tenant and application on this controller
+        to finish (see O(run_state_dir)). The lock is released when its holder ends, however it ends. While it waits,
+        the progress lines of M(tokenops.entra.hardware_oath_inventory) say so; once it has it, a warning says how long
+        it waited. When the time is up, the task fails with nothing changed.
+    type: float
+    default: 900
+    version_added: 1.1.0
 requirements:
   - httpx
   - msal

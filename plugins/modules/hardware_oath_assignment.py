@@ -348,7 +348,7 @@ def code_source(module: GraphModule) -> CodeSource:
     subject = f"token {params['serial_number'] or params['device_id']}"
     secret = take_secret(module, params["secret_key"], params["secret_format"], subject=subject, computes_codes=True)
     if secret is not None:
-        return CodeSource(secret_b32=secret, redact=module.no_log_values.add)
+        return CodeSource(secret_b32=secret, redact=module.no_log_values.add, history=module.code_history)
     return CodeSource(verification_code=take_code(module, params["verification_code"], subject=subject))
 
 
@@ -471,7 +471,7 @@ def main() -> None:
         mutually_exclusive=[("serial_number", "device_id"), ("verification_code", "secret_key")],
         supports_check_mode=True,
     )
-    module.run(run)
+    module.run(run, exclusive=True)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,8 @@ options:
         about once a second; never a serial number, a user or a secret).
       - Set by the collection's action plugin, which shows the progress from it, for a task that runs on the
         controller. You need not set it.
+      - The action plugin also creates C(<progress_file>.stop) when C(ansible-playbook) is gone (killed at a timeout
+        or cancelled): the module then starts no new token's work, ends what is under way and exits.
     type: path
   report:
     description:
@@ -161,8 +163,12 @@ notes:
     declared users."
   - An unchanged run makes a few requests whatever the size of the list (the inventory listing, one page per 999
     tokens, and one batched round trip per 300 declared users).
-  - Codes are computed from O(tokens[].secret_key) for the next time step, never sent twice; a code refused as
-    already used is followed by a later step's.
+  - Codes are computed from O(tokens[].secret_key) for the next time step, never sent twice, not even across runs
+    (the ledger in O(run_state_dir)); a code refused as already used is followed by a later step's, unless the token,
+    read again, shows that another run did the write.
+  - Two runs of one tenant and application on one controller never write side by side. A run that writes holds a
+    lock from its first read to its last write, and the second waits for it (O(lock_timeout)). A run whose
+    C(ansible-playbook) was killed stops starting new work and exits, releasing the lock.
   - A list of more than 100 tokens is shown in the result's C(invocation) (Ansible's record of the arguments, seen
     with C(-v)) by its length only, so that the result does not repeat the whole inventory.
   - "Progress: a run that takes longer than 20 seconds shows, without C(-v), a line every 10 seconds while it runs,
@@ -459,7 +465,14 @@ def run(module: GraphModule) -> dict[str, t.Any]:
             path=params["progress_file"],
         )
         outcomes = apply_inventory(
-            api, plans, secrets, concurrency=params["concurrency"], log=module.log, progress=progress
+            api,
+            plans,
+            secrets,
+            concurrency=params["concurrency"],
+            log=module.log,
+            progress=progress,
+            history=module.code_history,
+            stop_requested=module.stop_requested,
         )
         rows = [
             report_row(o.plan, outcome=o.outcome, error=o.error, request_id=o.request_id, done=o.done) for o in outcomes
@@ -519,7 +532,7 @@ def main() -> None:
         supports_check_mode=True,
         long_lists=("tokens",),
     )
-    module.run(run)
+    module.run(run, exclusive=True)
 
 
 if __name__ == "__main__":

@@ -358,7 +358,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    module.run(run)
+    module.run(run, exclusive=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 
 """What a module tells the controller while it runs: a snapshot of how far it has got, in a small JSON file that the
 module replaces (written aside, then renamed: a reader never sees half of one) and the collection's action plugin
-reads and shows as a line. Numbers only, never a serial number, a user or anything secret. Durations as people read
+reads and shows as a line. Numbers only, never a serial number, a user or anything secret (a run waiting for the lock
+of another also says which process holds it). Durations as people read
 them. The standard library only: the module writes it, the controller reads it."""
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ import typing as t
 from dataclasses import asdict, dataclass
 
 MAX_SNAPSHOT_BYTES = 4096  # a snapshot is about 150 bytes; a bigger file is not one
+MAX_HOLDER_CHARS = 200
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """How far an apply has got. ``done`` of ``total`` tokens (those with writes to make) are done; ``writes``: the
     writes sent so far; ``throttled``: the answers that were 429; ``elapsed``: seconds since the writes began;
-    ``left``: the seconds still expected; ``at``: when it was taken (``time.time()``)."""
+    ``left``: the seconds still expected; ``at``: when it was taken (``time.time()``). Before its first read, a run
+    may wait for another run of its tenant and application (``_common/run_state.RunLock``): ``waiting`` is for how
+    long so far (None: not waiting), ``holder`` who that run is (a process, a host, since when)."""
 
     done: int
     total: int
@@ -35,6 +39,13 @@ class Snapshot:
     elapsed: float
     left: float
     at: float
+    waiting: float | None = None
+    holder: str = ""
+
+
+def waiting_snapshot(seconds: float, holder: str, now: float) -> Snapshot:
+    """The snapshot of a run waiting ``seconds`` so far for the lock another run (``holder``) holds."""
+    return Snapshot(0, 0, 0, 0, 0.0, 0.0, now, waiting=seconds, holder=holder[:MAX_HOLDER_CHARS])
 
 
 def write_snapshot(path: str, snapshot: Snapshot) -> None:
@@ -66,7 +77,17 @@ def read_snapshot(path: str) -> Snapshot | None:
         return None
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < math.inf for x in times):
         return None
-    return Snapshot(*counts, *(float(x) for x in times))
+    waiting, holder = data.get("waiting"), data.get("holder", "")
+    if waiting is not None and not (isinstance(waiting, (int, float)) and not isinstance(waiting, bool)):
+        return None
+    if not isinstance(holder, str) or (waiting is not None and not 0 <= waiting < math.inf):
+        return None
+    return Snapshot(
+        *counts,
+        *(float(x) for x in times),
+        waiting=None if waiting is None else float(waiting),
+        holder=holder[:MAX_HOLDER_CHARS],
+    )
 
 
 def duration_text(seconds: float) -> str:
@@ -90,6 +111,13 @@ def progress_line(snapshot: Snapshot | None, elapsed: float, now: float) -> str:
     counts down from when the snapshot was taken. Without a snapshot, the module is still reading and planning."""
     if snapshot is None:
         return f"reading the tenant and planning, {duration_text(elapsed)} elapsed"
+    if snapshot.waiting is not None:
+        who = f" ({snapshot.holder})" if snapshot.holder else ""
+        waited = snapshot.waiting + max(0.0, now - snapshot.at)
+        return (
+            f"waiting for another run of this tenant and application to finish its writes{who}, "
+            f"{duration_text(waited)} so far (lock_timeout)"
+        )
     left = max(0.0, snapshot.left - max(0.0, now - snapshot.at))
     return (
         f"{snapshot.done:,} of {snapshot.total:,} tokens done, {snapshot.writes:,} writes sent, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import hashlib
 import re
 import time
@@ -102,20 +103,47 @@ def normalize_code(code: t.Any) -> str:
 # or another run may have just used, is then never sent: Graph refuses a code whose step was already accepted, and
 # accepts a later step within its drift window (a day either way at activation).
 CODE_LEAD_STEPS = 1
+# A code of a step another run sent is never sent again: the wait for the next step is at most this many steps (a
+# longer one, from a step recorded further ahead, sends the code of the step after it instead).
+MAX_CODE_WAIT_STEPS = 2
+_ISO_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:Z|[+-]00:?00)?$")
+
+
+class StepHistory(t.Protocol):
+    """The time steps whose codes were sent for each token, by any run (``_common.run_state.CodeLedger``)."""
+
+    def last_step(self, token_id: str) -> int | None: ...
+
+    def record(self, token_id: str, step: int, interval: int) -> None: ...
+
+
+def used_step(last_used: str | None, interval: int) -> int | None:
+    """The latest step a token's ``lastUsedDateTime`` says may be taken: a run like this one sends the code of the step
+    after the one it runs in (a holder signing in, the current one). None when Graph gave no such time."""
+    match = _ISO_RE.match(last_used or "")
+    if not match:
+        return None
+    seconds = calendar.timegm(tuple(int(part) for part in match.groups()[:6]) + (0, 0, 0))
+    return int(seconds // interval) + CODE_LEAD_STEPS
 
 
 @dataclass
 class CodeSource:
     """Where activation codes come from. A given code is handed out once; codes computed from the secret are
-    always for a time step later than the current one and than the last one used, so no code is ever replayed."""
+    always for a time step later than the current one and than every one used: by this run, by any run of this
+    controller (``history``, written before each code is sent) and, as far as the token's ``lastUsedDateTime``
+    tells, by anyone. When one of those was used within the current step, the code waits for the next step."""
 
     verification_code: str | None = None
     secret_b32: str | None = None
     clock: t.Callable[[], float] = time.time
     redact: t.Callable[[str], None] = lambda code: None  # registers each code so Ansible masks it everywhere
+    history: StepHistory | None = None
+    sleep: t.Callable[[float], None] = time.sleep
     _given_used: bool = False
     _last_step: int | None = None
     used: list[str] = field(default_factory=list)  # kinds of code used ("given" / "computed"); never the codes
+    waited: float = 0.0  # seconds spent waiting for a step no other run used
 
     @property
     def available(self) -> bool:
@@ -128,10 +156,9 @@ class CodeSource:
 
     def next_code(self, token: TokenView) -> str:
         if self.secret_b32 is not None:
-            step = int(self.clock() // token.time_interval) + CODE_LEAD_STEPS
-            if self._last_step is not None and step <= self._last_step:
-                step = self._last_step + 1
-            self._last_step = step
+            step = self._next_step(token)
+            if self.history is not None and token.id:
+                self.history.record(token.id, step, token.time_interval)
             self.used.append("computed")
             code = totp_code(self.secret_b32, step, token.hash_function)
             self.redact(code)
@@ -144,3 +171,28 @@ class CodeSource:
             f"{token.label}: the given verification_code was already used once and is never sent twice; "
             "run again with a fresh code from the token, or give secret_key to compute codes."
         )
+
+    def _next_step(self, token: TokenView) -> int:
+        interval = token.time_interval
+        step = int(self.clock() // interval) + CODE_LEAD_STEPS
+        elsewhere = self._used_elsewhere(token)
+        if elsewhere is not None and step <= elsewhere:
+            pause = (elsewhere - CODE_LEAD_STEPS + 1) * interval - self.clock()
+            if 0 < pause <= MAX_CODE_WAIT_STEPS * interval:
+                self.sleep(pause)
+                self.waited += pause
+            step = max(int(self.clock() // interval) + CODE_LEAD_STEPS, elsewhere + 1)
+        if self._last_step is not None and step <= self._last_step:
+            step = self._last_step + 1  # after a refused code of this run: the next step at once
+        self._last_step = step
+        return step
+
+    def _used_elsewhere(self, token: TokenView) -> int | None:
+        """The latest step another run (or the token's holder) may have used, as far as is known."""
+        steps = [used_step(token.last_used, token.time_interval)]
+        if self.history is not None and token.id:
+            recorded = self.history.last_step(token.id)
+            if self._last_step is None or (recorded is not None and recorded > self._last_step):
+                steps.append(recorded)  # not the step this run sent last, which it recorded itself
+        known = [step for step in steps if step is not None]
+        return max(known) if known else None

@@ -13,7 +13,7 @@ take effect is it sent again, with a fresh code (a code is never sent twice)."""
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .._common.errors import GraphError, ModuleFailure, PlanError, WriteOutcomeUnknown
 from .._domain.actions import (
@@ -117,7 +117,7 @@ def execute_assignment_plan(
     done: list[Action] = []
     for action in plan.actions:
         try:
-            latest = _assignment_action(run, action) or latest
+            seen, by_another_run = _assignment_action(run, action)
         except ModuleFailure as exc:
             names = {token.assigned_to_id: token.assigned_to_name, user.id: user.user_principal_name}
             raise interrupted(
@@ -128,6 +128,9 @@ def execute_assignment_plan(
                 names,
                 rerun=f"Run the task again to finish for {user.user_principal_name}",
             ) from None
+        latest = seen or latest
+        if by_another_run:
+            action = replace(action, reason=BY_ANOTHER_RUN.format(reason=action.reason))
         done.append(action)
         on_done(action)
     return latest
@@ -147,10 +150,11 @@ class _Assignment:
     log: Log
 
 
-def _assignment_action(run: _Assignment, action: Action) -> TokenView | None:
-    """One action, verified; returns the token as read when an answer was lost."""
+def _assignment_action(run: _Assignment, action: Action) -> tuple[TokenView | None, bool]:
+    """One action, verified; returns the token as read when an answer was lost or a code was refused, and whether
+    the action was found done by another run (its code refused because that run had just used one of its steps)."""
 
-    def write_again(latest: TokenView) -> None:
+    def write_again(latest: TokenView) -> TokenView | None:
         if action.kind in CODE_ACTIONS and not run.codes.available:
             raise PlanError(
                 f"{action.kind.replace('_', ' ')} {run.token.label} for {run.user.user_principal_name}: the "
@@ -158,35 +162,56 @@ def _assignment_action(run: _Assignment, action: Action) -> TokenView | None:
                 "given verification_code is never sent twice. Run again with a fresh code."
             )
         if action.kind == ASSIGN_AND_ACTIVATE and latest.assigned_to_id == run.user.id:
-            _write_with_codes(
+            return _write_with_codes(
                 run, Action(ACTIVATE, run.user.id, "assigned, but the activation's answer was lost"), latest
             )
-        else:
-            _write_with_codes(run, action, latest)
+        return _write_with_codes(run, action, latest)
 
     def done(now: TokenView) -> bool:
         return took_effect(action, now, run.display_name)
 
-    return verified_write(
+    written = verified_write(
         lambda: _write_with_codes(run, action, run.token),
         reread=lambda: run.api.poll(lambda: run.api.reread(run.token, run.me), done),
         took_effect=done,
         write_again=write_again,
         subject=run.token.label,
         log=run.log,
-    ).seen
+    )
+    return written.answer or written.seen, written.answer is not None
 
 
-def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> None:
-    """``api.write`` with a fresh code for a code action; a refused computed code is followed by a later one."""
+# The reason of an action another run did while this one tried it (see _write_with_codes).
+BY_ANOTHER_RUN = "{reason}; done by another run at the same time (the token, read again, showed it done)"
+
+
+def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> TokenView | None:
+    """``api.write`` with a fresh code for a code action; a refused computed code is followed by a later one.
+
+    A refused code may have been refused because another run (another pipeline, a machine that shares no lock with
+    this one) had just made this very write with a code of the same step: the token is read again after a refusal,
+    and when it shows the write done, that is the action's outcome, not a failure. Returns that token (None: this
+    run's write was accepted)."""
     attempt = 1
     while True:
         code = run.codes.next_code(token) if action.kind in CODE_ACTIONS else None
         try:
             run.api.write(action, token, run.user, code, run.display_name, by_serial=run.by_serial, me=run.me)
-            return
+            return None
         except CodeRefused as exc:
-            if action.kind not in CODE_ACTIONS or not run.codes.computes or attempt >= COMPUTED_CODE_ATTEMPTS:
+            if action.kind not in CODE_ACTIONS:
+                raise
+            last = not run.codes.computes or attempt >= COMPUTED_CODE_ATTEMPTS
+            # Before the last word, wait for another run's write to show (Graph's reads lag behind its writes).
+            latest = (
+                run.api.poll(lambda: run.api.reread(run.token, run.me), lambda now: took_effect(action, now, run.display_name))
+                if last
+                else run.api.reread(run.token, run.me)
+            )
+            if took_effect(action, latest, run.display_name):
+                run.log(f"{exc.message}; read again, {run.token.label} shows it done: another run did it")
+                return latest
+            if last:
                 raise
             run.log(
                 f"{exc.message}; the code's time step may have been used already: trying the code of a later step "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .._common.errors import ISSUES, GraphError, ModuleFailure, raised_where
 from .._domain.actions import Action, outcome_of
-from .._domain.codes import CodeSource, check_secret_for_codes
+from .._domain.codes import CodeSource, StepHistory, check_secret_for_codes
 from .._domain.tokens import TokenView
 from .._graph.pacer import DEFAULT_QUOTA
 from .._planning.inventory import TokenPlan
@@ -34,7 +34,14 @@ TOKENS_PER_PLACE = 8  # tokens worked on per request allowed on the wire...
 MAX_WORKERS = 128  # ...in at most this many threads
 
 
-CREATED, NOT_SHOWN, UNKNOWN = "created", "not shown", "unknown"  # a broken bulk creation's token, as a listing shows
+CREATED, NOT_SHOWN, UNKNOWN = "created", "not shown", "unknown"
+# A token whose work had not started when the run was told to stop: the ansible-playbook that started the module has
+# gone (killed at a timeout, or cancelled), and its module must not go on writing beside the run started next.
+STOPPED = (
+    "token {serial}: not done: this run stopped before it made {which}, because the ansible-playbook that started "
+    "it ended (a timeout or a cancel). The next run makes them."
+)
+NO_WRITE, AFTER_CREATION = "any write for it", "its writes after its creation (in bulk)"  # a broken bulk creation's token, as a listing shows
 
 
 def unexpected_error(serial: str, exc: BaseException, *, creation: str | None = None) -> str:
@@ -99,8 +106,10 @@ class Secrets:
     def secret(self, serial: str) -> str | None:
         return self.secrets.get(serial.casefold())
 
-    def code_source(self, serial: str, computed: t.Callable[[str], None]) -> CodeSource:
-        """``computed`` is told each code computed from the secret.
+    def code_source(
+        self, serial: str, computed: t.Callable[[str], None], history: StepHistory | None = None
+    ) -> CodeSource:
+        """``computed`` is told each code computed from the secret; ``history``: the steps used by other runs.
 
         Codes computed here are not added to the module's no-log values, as hardware_oath_assignment does: a code
         is sent only in a request body and appears in no result. The texts that carry Graph's words about its token,
@@ -110,7 +119,7 @@ class Secrets:
         AnsibleModule.log iterates."""
         secret = self.secret(serial)
         if secret is not None:
-            return CodeSource(secret_b32=secret, redact=computed)
+            return CodeSource(secret_b32=secret, redact=computed, history=history)
         return CodeSource(verification_code=self.codes.get(serial.casefold()))
 
 
@@ -122,11 +131,15 @@ def apply_inventory(
     concurrency: int,
     log: Log,
     progress: Progress | None = None,
+    history: StepHistory | None = None,
+    stop_requested: t.Callable[[], bool] = lambda: False,
 ) -> list[TokenOutcome]:
     """Carry out ``plans`` (none failed in planning are sent); returns one outcome per plan, in order. The tokens to
     create go in bulk (see BulkCreation), one part after the other, and each part's tokens go on to their other writes
     as soon as it is created, while the next part is sent. What the creations had to fall back on is warned once.
-    ``progress`` (of these plans) is told of each bulk creation answered and each token done."""
+    ``progress`` (of these plans) is told of each bulk creation answered and each token done; ``history``: the code
+    steps other runs used (see CodeSource). Once ``stop_requested()``, no token's work starts (each fails as not
+    started, see STOPPED); the writes under way end as they would."""
     outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
     todo = [o for o in outcomes if o.plan.changed and not o.error]
     creating = [o for o in todo if o.plan.creates]
@@ -141,12 +154,17 @@ def apply_inventory(
         def submit(outcome: TokenOutcome, created: t.Mapping[str, TokenView | ModuleFailure]) -> Future[None]:
             # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log
             # value.
-            work = pool.submit(_apply_token, api, outcome, created, secrets, log)
+            work = pool.submit(_apply_token, api, outcome, created, secrets, log, history, stop_requested)
             work.add_done_callback(lambda _work: progress.token_done(outcome.plan))
             return work
 
         working = [submit(o, {}) for o in existing]
         for part in chunks(creating, MAX_BULK_CREATE):
+            if stop_requested():
+                for o in part:
+                    o.error = STOPPED.format(serial=o.plan.serial_number, which=NO_WRITE)
+                    progress.token_done(o.plan)
+                continue
             try:
                 created = bulk.create([(o.plan.serial_number, _create_body(o.plan, secrets)) for o in part])
             except Exception as exc:  # pylint: disable=broad-exception-caught
@@ -200,10 +218,22 @@ def _apply_token(
     created: t.Mapping[str, TokenView | ModuleFailure],
     secrets: Secrets,
     log: Log,
+    history: StepHistory | None = None,
+    stop_requested: t.Callable[[], bool] = lambda: False,
 ) -> None:
     """One token's writes: the inventory's (its creation already done in bulk), then the assignment's. Each write is
-    added to the outcome as soon as it takes effect."""
+    added to the outcome as soon as it takes effect. Nothing more starts once the run is told to stop: a token created
+    in bulk is then left held by its user, not activated, which the next run does."""
     plan = outcome.plan
+    if stop_requested():
+        try:
+            if plan.creates:
+                _created(plan, created, outcome)
+        except ModuleFailure as exc:
+            outcome.fail(exc)
+            return
+        outcome.error = STOPPED.format(serial=plan.serial_number, which=AFTER_CREATION if plan.creates else NO_WRITE)
+        return
     computed: list[str] = []  # this token's codes, as they are computed (before they are sent)
 
     def token_log(message: str) -> None:
@@ -223,7 +253,7 @@ def _apply_token(
                 plan.assignment,
                 view,
                 user,
-                secrets.code_source(plan.serial_number, computed.append),
+                secrets.code_source(plan.serial_number, computed.append, history),
                 desired.display_name,
                 by_serial=False,
                 me=False,

@@ -15,8 +15,11 @@ result's ``invocation`` shows no no_log option's value at all."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -24,6 +27,8 @@ from ansible.module_utils.common.validation import check_type_dict
 from ansible.module_utils.common.warnings import get_deprecation_messages, get_warning_messages
 
 from .._common.errors import ISSUES, InputError, ModuleFailure, frames_only, raised_where
+from .._common.progress import duration_text, waiting_snapshot, write_snapshot
+from .._common.run_state import CodeLedger, RunLock, default_run_state_dir, private_directory, state_key
 from .._common.texts import texts_in
 from .._common.validation import shown, text_problem
 from .._graph.auth import Credential, TokenProvider, msal, resolve_credential
@@ -56,6 +61,8 @@ class GraphModule(AnsibleModule):
             if lib is None:
                 self.fail_json(msg=missing_required_lib(name))
         self._credential: Credential | None = None
+        self._parent, self._started = os.getppid(), time.time()  # see stop_requested
+        self.code_history: CodeLedger | None = None  # the ledger of the codes sent, while an exclusive run holds it
         self._client: GraphClient | None = None
         self._transport: Transport | None = None
         self._pacer: Pacer | None = None
@@ -183,10 +190,13 @@ class GraphModule(AnsibleModule):
             result["diff"] = {"before": before, "after": after}
         return result
 
-    def run(self, work: t.Callable[[GraphModule], dict[str, t.Any]]) -> None:
-        """Run ``work`` and exit with its result; any ModuleFailure fails the task with its details."""
+    def run(self, work: t.Callable[[GraphModule], dict[str, t.Any]], *, exclusive: bool = False) -> None:
+        """Run ``work`` and exit with its result; any ModuleFailure fails the task with its details. ``exclusive``
+        (a module that writes tokens): outside check mode, ``work`` runs holding the lock of its tenant and
+        application, with the ledger of the codes sent (see ``exclusive_run``)."""
         try:
-            result = work(self)
+            with self.exclusive_run() if exclusive and not self.check_mode else contextlib.nullcontext():
+                result = work(self)
         except ModuleFailure as exc:
             self.close()
             self.fail_json(msg=exc.message, **exc.to_result())
@@ -202,6 +212,53 @@ class GraphModule(AnsibleModule):
             )
         self.close()
         self.exit_json(**result)
+
+    @contextlib.contextmanager
+    def exclusive_run(self) -> t.Iterator[None]:
+        """Hold the lock of this tenant and application (``run_state_dir``, ``_common/run_state.py``) while the
+        block runs, from its first read to its last write: a second run on this controller waits for it, up to
+        ``lock_timeout`` seconds, saying so in ``progress_file`` (when the module has one) and, once it has the lock,
+        in a warning. ``code_history`` is the ledger of the codes sent for the tenant meanwhile."""
+        directory = private_directory(self.params["run_state_dir"] or default_run_state_dir())
+        credential = self.credential
+        service = (credential.graph_endpoint, credential.tenant_id)
+        lock = RunLock(directory, state_key(*service, credential.client_id or credential.method))
+        progress_file = self.params.get("progress_file")
+
+        def waiting(seconds: float, holder: str) -> None:
+            if progress_file:
+                with contextlib.suppress(OSError):
+                    write_snapshot(progress_file, waiting_snapshot(seconds, holder, time.time()))
+
+        waited = lock.acquire(self.params["lock_timeout"], waiting)
+        try:
+            if waited >= 1:
+                self.warn(
+                    f"This run waited {duration_text(waited)} for another run of this tenant and application to "
+                    "finish its writes (two runs never write side by side on one controller)."
+                )
+            self.code_history = CodeLedger(directory, state_key(*service))
+            try:
+                yield
+            finally:
+                self.code_history.close()
+                self.code_history = None
+        finally:
+            lock.release()
+
+    def stop_requested(self) -> bool:
+        """Whether the run should stop starting new work: the process that started the module has ended (a killed
+        ansible-playbook's worker, say), or the action plugin, which watches ansible-playbook, asked for it by the
+        file ``<progress_file>.stop`` (one older than this run is another run's, and ignored)."""
+        if os.getppid() != self._parent:
+            return True
+        progress_file = self.params.get("progress_file")
+        if not progress_file:
+            return False
+        try:
+            return os.stat(f"{progress_file}.stop").st_mtime >= self._started
+        except OSError:
+            return False
 
 
 # ------------------------------------------------------------------------------------- no_log options, as given

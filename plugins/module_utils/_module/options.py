@@ -14,6 +14,7 @@ import typing as t
 
 from ansible.module_utils.errors import AnsibleFallbackNotFound
 
+from .._common.run_state import DEFAULT_LOCK_TIMEOUT
 from .._execution.hardware_oath_api import READ_AFTER_WRITE_WAIT
 from .._graph.auth import AUTH_METHODS, CLOUDS
 from .._graph.pacer import DEFAULT_QUOTA
@@ -79,4 +80,6 @@ def graph_argument_spec() -> dict[str, dict[str, t.Any]]:
         "max_retry_wait": {"type": "float", "default": 60.0},
         "read_after_write_wait": {"type": "float", "default": READ_AFTER_WRITE_WAIT},
         "write_quota": {"type": "str", "default": DEFAULT_QUOTA},
+        "run_state_dir": {"type": "path", "fallback": (environment, ["ENTRA_RUN_STATE_DIR"])},
+        "lock_timeout": {"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
     }

@@ -44,6 +44,9 @@ CHOICES: dict[str, tuple] = {
     "write_throttle_limit": ("ReadWrite", "Write"),
     # Whether a 429 of a quota carries x-ms-throttle-information.
     "throttle_information": ("sent", "omitted"),
+    # Whether an accepted activation code sets the token's lastUsedDateTime (documented as a property, not when it
+    # is set): it stays as it was, or becomes the time of the activation.
+    "activation_last_used": ("unchanged", "set"),
 }
 # Integer settings: (smallest, largest or None, what the error calls them).
 INTEGERS: dict[str, tuple[int, int | None, str]] = {
@@ -107,6 +110,7 @@ class Settings:
     error_wording: str = "descriptive"
     write_throttle_limit: str = "ReadWrite"
     throttle_information: str = "sent"
+    activation_last_used: str = "unchanged"
     read_after_write_delay_ms: int = 0
     bulk_max_items: int = 100
 

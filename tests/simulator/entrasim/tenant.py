@@ -907,6 +907,8 @@ class Tenant:
         token.activations[result] += 1
         if result == totp.ACCEPTED:
             token.last_accepted_step = step
+            if self.config.activation_last_used == "set":
+                token.last_used = self.now()
             return True
         return False
 

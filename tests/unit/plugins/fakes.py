@@ -439,6 +439,13 @@ class FakeInventoryApi:
         self._record(("token_by_id", device_id))
         return self._read()
 
+    def reread(self, token_view, me=False):
+        """The real rule (``token_by_id``); with no ``reads`` given, the token as it was (the write did not show)."""
+        if not self.reads:
+            self._record(("token_by_id", token_view.id))
+            return token_view
+        return HardwareOathApi.reread(self, token_view, me)
+
     def user(self, user):
         self._record(("user", user))
         assert user in USERS, f"unexpected user lookup: {user}"
@@ -490,6 +497,7 @@ class FakeModule:
     pacer = GraphModule.pacer  # the same
     check_text = GraphModule.check_text  # the real one: it reads only params
     run = GraphModule.run  # the real one: the one place where a failure becomes fail_json
+    code_history = None  # no ledger of other runs' codes (see GraphModule.exclusive_run)
 
     def __init__(self, params: dict[str, t.Any], *, check_mode: bool = False, diff: bool = False, **given: t.Any):
         self.params = {**params, **given}
@@ -499,6 +507,17 @@ class FakeModule:
         self.logs: list[str] = []
         self.closed = False
         self._pacer = None
+        self.exclusive_runs = 0  # the runs that held the lock of their tenant and application
+        self.stop_after: int | None = None  # stop_requested() answers True from this call on
+
+    @contextlib.contextmanager
+    def exclusive_run(self):
+        self.exclusive_runs += 1
+        yield
+
+    def stop_requested(self) -> bool:
+        self.stop_calls = getattr(self, "stop_calls", 0) + 1
+        return self.stop_after is not None and self.stop_calls > self.stop_after
 
     def close(self):
         self.closed = True

@@ -112,6 +112,29 @@ def test_the_modules_error_is_raised_in_the_callers_thread(tmp_path):
         watched(fake, str(tmp_path / "progress.json"), failing)
 
 
+def test_once_ansible_playbook_is_gone_the_module_is_asked_to_stop_and_nothing_more_is_shown(tmp_path):
+    fake = FakeTime(lasts=45, path=str(tmp_path / "progress.json"))
+    lines: list[str] = []
+    result = plugin.watch(
+        fake.run,
+        fake.path,
+        lines.append,
+        clock=fake.clock,
+        wall=fake.wall,
+        wait=fake.wait,
+        orphaned=lambda: fake.now >= 25,
+    )
+    assert result == RESULT  # the module ends as it would: the plugin waits for it
+    assert len(lines) == 1 and lines[0].startswith("20 of 100 tokens done")
+    assert os.path.exists(fake.path + ".stop")
+
+
+def test_while_ansible_playbook_is_there_no_stop_is_asked(tmp_path):
+    fake = FakeTime(lasts=30, path=str(tmp_path / "progress.json"))
+    plugin.watch(fake.run, fake.path, print, clock=fake.clock, wall=fake.wall, wait=fake.wait, orphaned=lambda: False)
+    assert not os.path.exists(fake.path + ".stop")
+
+
 def test_the_module_runs_in_a_thread_with_the_callers_context(tmp_path):
     task = contextvars.ContextVar("task")
     task.set("Converge")
@@ -175,7 +198,7 @@ def test_a_progress_file_the_task_gives_is_used_and_kept(tmp_path, monkeypatch):
     path = str(tmp_path / "mine.json")
     module = action(tmp_path, args={"tokens": [], "progress_file": path})
     module._execute_module = mock.MagicMock(return_value=dict(RESULT))
-    monkeypatch.setattr(plugin, "watch", lambda run, where, show: (given.append(where), run())[1])
+    monkeypatch.setattr(plugin, "watch", lambda run, where, show, **_options: (given.append(where), run())[1])
     given: list[str] = []
     assert module.run(task_vars={}) == RESULT
     assert given == [path]

@@ -21,6 +21,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._common.progress im
     duration_text,
     progress_line,
     read_snapshot,
+    waiting_snapshot,
     write_snapshot,
 )
 
@@ -82,7 +83,27 @@ def test_what_is_not_a_snapshot_reads_as_none(tmp_path, content):
 
 
 def test_a_snapshot_holds_numbers_only():
-    assert all(isinstance(value, (int, float)) for value in asdict(SNAPSHOT).values())
+    values = asdict(SNAPSHOT)
+    assert values.pop("holder") == "" and values.pop("waiting") is None  # a run's progress: no lock waited for
+    assert all(isinstance(value, (int, float)) for value in values.values())
+
+
+def test_a_run_waiting_for_the_lock_says_for_how_long_and_who_holds_it(tmp_path):
+    path = str(tmp_path / "progress.json")
+    write_snapshot(path, waiting_snapshot(25.0, "process 4242 on ctl-1, since 2027-01-15 10:00:00 UTC", AT))
+    snapshot = read_snapshot(path)
+    assert snapshot is not None and snapshot.waiting == 25.0
+    assert progress_line(snapshot, 26.0, AT + 10) == (
+        "waiting for another run of this tenant and application to finish its writes (process 4242 on ctl-1, "
+        "since 2027-01-15 10:00:00 UTC), 35 s so far (lock_timeout)"
+    )
+
+
+@pytest.mark.parametrize("data", [{"waiting": "soon"}, {"waiting": -1}, {"waiting": True}, {"holder": 7}])
+def test_a_waiting_snapshot_that_is_not_one_is_ignored(tmp_path, data):
+    path = tmp_path / "progress.json"
+    path.write_text(json.dumps({**asdict(SNAPSHOT), **data}), encoding="utf-8")
+    assert read_snapshot(str(path)) is None
 
 
 @pytest.mark.parametrize(

@@ -363,3 +363,95 @@ def test_code_source_redacts_the_given_code_nowhere_else():
     codes = CodeSource(verification_code="654321", redact=redacted.append)
     codes.next_code(make_token())
     assert "654321" not in codes.used
+
+
+# ---------------------------------------------------------------------------------------------------- other runs' codes
+class History:
+    """A CodeLedger stand-in: the steps other runs sent, and what this run records (before each code leaves)."""
+
+    def __init__(self, steps=None):
+        self.steps = dict(steps or {})
+        self.recorded: list[tuple[str, int, int]] = []
+
+    def last_step(self, token_id):
+        return self.steps.get(token_id)
+
+    def record(self, token_id, step, interval):
+        self.recorded.append((token_id, step, interval))
+        self.steps[token_id] = step
+
+
+class Waiting:
+    """The clock and sleep of a CodeSource: sleeping moves the clock on."""
+
+    def __init__(self, now):
+        self.now = now
+        self.slept: list[float] = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_code_source_records_each_step_before_the_code_leaves():
+    history = History()
+    token = make_token()
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: 29.0, history=history)
+    sent = [codes.next_code(token), codes.next_code(token)]
+    assert sent == [totp_code(RFC_SHA1_SECRET, 1), totp_code(RFC_SHA1_SECRET, 2)]
+    assert history.recorded == [(token.id, 1, 30), (token.id, 2, 30)]
+
+
+def test_a_step_another_run_sent_within_this_step_makes_the_code_wait_for_the_next_step():
+    """A killed run (or another one of this controller) sent the code of step 1 while the clock was in step 0: this
+    run waits for step 1 and sends the code of step 2, never the one of step 1 again."""
+    token = make_token()
+    time = Waiting(20.0)
+    history = History({token.id: 1})
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=time.clock, sleep=time.sleep, history=history)
+    assert codes.next_code(token) == totp_code(RFC_SHA1_SECRET, 2)
+    assert time.slept == [10.0] and codes.waited == 10.0
+    assert history.recorded == [(token.id, 2, 30)]
+
+
+def test_a_step_another_run_sent_earlier_costs_no_wait():
+    token = make_token()
+    time = Waiting(95.0)  # step 3
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=time.clock, sleep=time.sleep, history=History({token.id: 3}))
+    assert codes.next_code(token) == totp_code(RFC_SHA1_SECRET, 4)
+    assert time.slept == []
+
+
+def test_a_token_used_within_this_step_by_anyone_makes_the_code_wait_for_the_next_step():
+    """Graph's lastUsedDateTime says the token was used in this step (its holder signing in, another machine's run
+    activating it): whatever step was used, the code waits for the next step."""
+    now = 1_800_000_010.0  # step 60,000,000, 10 s in
+    token = make_token(last_used="2027-01-15T08:00:05.1234567Z")
+    time = Waiting(now)
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=time.clock, sleep=time.sleep)
+    assert codes.next_code(token) == totp_code(RFC_SHA1_SECRET, 60_000_002)
+    assert time.slept == [20.0]
+    old = make_token(last_used="2027-01-15T07:59:05Z")  # two steps ago: no wait
+    assert CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: now, sleep=time.sleep).next_code(old) == totp_code(
+        RFC_SHA1_SECRET, 60_000_001
+    )
+    assert time.slept == [20.0]
+
+
+def test_a_step_recorded_far_ahead_is_not_waited_for_but_never_sent_again():
+    token = make_token()
+    time = Waiting(20.0)
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=time.clock, sleep=time.sleep, history=History({token.id: 9}))
+    assert codes.next_code(token) == totp_code(RFC_SHA1_SECRET, 10)
+    assert time.slept == []
+
+
+def test_after_a_refused_code_the_next_step_is_sent_at_once():
+    token = make_token()
+    time = Waiting(20.0)
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=time.clock, sleep=time.sleep, history=History())
+    assert [codes.next_code(token), codes.next_code(token)] == [totp_code(RFC_SHA1_SECRET, s) for s in (1, 2)]
+    assert time.slept == []  # this run's own step: refused, so the next one at once (no other run is waited for)

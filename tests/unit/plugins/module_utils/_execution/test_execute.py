@@ -326,12 +326,18 @@ def test_execute_lost_unassign_not_done_is_resent_then_the_plan_goes_on():
 
 
 def test_execute_a_refused_computed_code_is_followed_by_the_code_of_a_later_step():
-    """The step was used a moment ago (the previous holder, another run): the next step's code is accepted."""
-    api = FakeApi(failures={1: refused()})
+    """The step was used a moment ago (the previous holder, another run): the token, read again, is not activated
+    for the user, so the next step's code is sent, and accepted."""
+    api = FakeApi(failures={1: refused()}, rereads=[token()])
     redacted: list[str] = []
     _result, logs = run(api, token("activated", ADELE), Desired(reassign=True), secret_codes(redacted))
-    assert kinds(api) == [("write", UNASSIGN), ("write", ASSIGN_AND_ACTIVATE), ("write", ASSIGN_AND_ACTIVATE)]
-    assert [api.calls[1][5], api.calls[2][5]] == [totp_code(SECRET, 1), totp_code(SECRET, 2)]
+    assert kinds(api) == [
+        ("write", UNASSIGN),
+        ("write", ASSIGN_AND_ACTIVATE),
+        ("reread",),
+        ("write", ASSIGN_AND_ACTIVATE),
+    ]
+    assert [api.writes[1][5], api.writes[2][5]] == [totp_code(SECRET, 1), totp_code(SECRET, 2)]
     assert redacted == [totp_code(SECRET, 1), totp_code(SECRET, 2)]
     assert logs == [
         f"assign and activate token {SERIAL} for {AMY.user_principal_name}: Graph answered 400 "
@@ -341,7 +347,7 @@ def test_execute_a_refused_computed_code_is_followed_by_the_code_of_a_later_step
 
 
 def test_execute_refused_computed_codes_give_up_after_three_and_say_who_lost_the_token():
-    api = FakeApi(failures={1: refused(), 2: refused(), 3: refused()})
+    api = FakeApi(failures={1: refused(), 2: refused(), 3: refused()}, rereads=[token()])
     with pytest.raises(GraphError) as info:
         run(api, token("activated", ADELE), Desired(reassign=True), secret_codes())
     assert len(api.writes) == 4
@@ -391,13 +397,51 @@ def test_execute_other_refusals_are_not_retried_and_a_throttled_handover_says_wh
 
 
 def test_execute_a_refused_given_code_is_not_retried():
-    api = FakeApi(failures={0: refused()})
+    api = FakeApi(failures={0: refused()}, rereads=[token()])
     with pytest.raises(GraphError) as info:
         run(api, token(), Desired(), CodeSource(verification_code="012345"))
     assert len(api.writes) == 1
+    assert api.sleeps, "the last word waits for another run's write to show"
     assert info.value.changed is False  # nothing took effect
     assert info.value.result == {}
     assert "Already done" not in info.value.message
+
+
+@pytest.mark.parametrize("codes", [secret_codes, lambda: CodeSource(verification_code="012345")])
+def test_execute_a_code_refused_because_another_run_just_did_the_write_is_that_runs_success(codes):
+    """Two runs that share no lock (two machines) give a token to its declared user in the same step: the second
+    one's code is refused (the first one used its step), and the token, read again, shows the write done."""
+    api = FakeApi(failures={0: refused()}, rereads=[token("activated", AMY)])
+    result, logs = run(api, token(), Desired(), codes())
+    assert kinds(api) == [("write", ASSIGN_AND_ACTIVATE), ("reread",)]
+    assert result == token("activated", AMY)
+    assert logs == [
+        f"assign and activate token {SERIAL} for {AMY.user_principal_name}: Graph answered 400 "
+        f"invalidVerificationCode; read again, token {SERIAL} shows it done: another run did it"
+    ]
+
+
+def test_execute_the_action_another_run_did_says_so_in_the_outcome():
+    api = FakeApi(failures={1: refused()}, rereads=[token("activated", AMY)])
+    done: list = []
+    plan = plan_assignment(token("activated", ADELE), AMY, Desired(reassign=True))
+    execute_assignment_plan(
+        api,
+        plan,
+        token("activated", ADELE),
+        AMY,
+        secret_codes(),
+        None,
+        by_serial=True,
+        me=False,
+        log=lambda message: None,
+        on_done=done.append,
+    )
+    assert [a.kind for a in done] == [UNASSIGN, ASSIGN_AND_ACTIVATE]
+    assert done[0].reason == plan.actions[0].reason
+    assert done[1].reason == plan.actions[1].reason + (
+        "; done by another run at the same time (the token, read again, showed it done)"
+    )
 
 
 def test_execute_a_failed_first_action_changed_nothing():

@@ -65,12 +65,13 @@ def secrets(*serials, secret=SECRET, codes=None):
     return Secrets({serial.casefold(): secret for serial in serials}, dict(codes or {}))
 
 
-def apply(api, entries, tokens=(), *, secret_of=None, concurrency=1, logs=None, **options):
+def apply(api, entries, tokens=(), *, secret_of=None, concurrency=1, logs=None, stop_requested=None, **options):
     """Plan ``entries`` against ``tokens`` and apply the plans on ``api``; returns the outcomes."""
     plans = plan_inventory(entries, tokens, USERS, **options)
     given = secret_of or secrets(*(e.serial_number for e in entries))
     log = (logs if logs is not None else []).append
-    return apply_inventory(api, plans, given, concurrency=concurrency, log=log)
+    stop = {"stop_requested": stop_requested} if stop_requested else {}
+    return apply_inventory(api, plans, given, concurrency=concurrency, log=log, **stop)
 
 
 def kinds(actions):
@@ -84,6 +85,50 @@ def summary(outcomes):
 def sent(api, kind):
     """The calls of ``kind`` that ``api`` received."""
     return [call for call in api.calls if call[0] == kind]
+
+
+# ---------------------------------------------------------------------------------------------------- a stopped run
+def test_once_the_run_is_told_to_stop_no_tokens_work_starts_and_each_says_so():
+    """ansible-playbook was killed: the module must not go on writing beside the next run. The tokens already under
+    way (here the first one) end as they would; the others fail as not started, with nothing written."""
+    asked: list[int] = []
+
+    def stop_requested() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    tokens = [listed(f"T-{n}") for n in range(3)]
+    api = FakeInventoryApi(tokens=tokens)
+    outcomes = apply(api, [entry(n, f"T-{n}") for n in range(3)], tokens, stop_requested=stop_requested)
+    started = [o for o in outcomes if o.outcome == "activated"]  # whichever token's work asked first
+    assert len(started) == 1
+    assert [call[2] for call in sent(api, ASSIGN_AND_ACTIVATE)] == [f"id-{started[0].plan.serial_number}"]
+    for o in outcomes:
+        if o is not started[0]:
+            assert o.error == inventory_apply.STOPPED.format(serial=o.plan.serial_number, which="any write for it")
+            assert o.error.startswith(f"token {o.plan.serial_number}: not done: this run stopped before it made any")
+            assert o.done == []
+
+
+def test_a_stopped_run_sends_no_more_bulk_creations_and_leaves_what_it_created_to_the_next_run():
+    """Told to stop once the first bulk creation is answered: its tokens are created (held by their users, the next
+    run activates them), the other part is not sent."""
+    calls = iter([False])  # the first part is sent, then the run is told to stop
+
+    api = FakeInventoryApi()
+    entries = [entry(n, f"T-{n:03d}") for n in range(150)]
+    outcomes = apply(api, entries, concurrency=4, stop_requested=lambda: next(calls, True))
+    [(_name, bodies)] = sent(api, "create_tokens")
+    assert len(bodies) == 100
+    assert sent(api, ACTIVATE) == []
+    for o in outcomes[:100]:
+        assert kinds(o.done) == [CREATE]
+        assert o.error == inventory_apply.STOPPED.format(
+            serial=o.plan.serial_number, which="its writes after its creation (in bulk)"
+        )
+    for o in outcomes[100:]:
+        assert o.done == []
+        assert o.error == inventory_apply.STOPPED.format(serial=o.plan.serial_number, which="any write for it")
 
 
 # ---------------------------------------------------------------------------------------------------- creations

@@ -10,12 +10,25 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
+import stat
+import threading
+import time
 
 import pytest
 from ansible.module_utils.common.parameters import PASS_VARS, remove_values
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.tokenops.entra.plugins.module_utils._common import run_state
 from ansible_collections.tokenops.entra.plugins.module_utils._common.errors import GraphError, InputError, PlanError
+from ansible_collections.tokenops.entra.plugins.module_utils._common.progress import read_snapshot
+from ansible_collections.tokenops.entra.plugins.module_utils._common.run_state import (
+    CodeLedger,
+    LockTimeout,
+    RunLock,
+    private_directory,
+    state_key,
+)
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
 from ansible_collections.tokenops.entra.plugins.module_utils._module import graph_module
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Exited, Failed, FakeModule, module_spec
@@ -475,3 +488,110 @@ def test_a_secret_quoted_with_escapes_is_masked_too(capsys, real_module):
     out = printed(capsys, module.fail_json, msg=f"refused {secret!r}", detail=json.dumps({"v": secret}))
     assert "tok-a1b2c3d4" not in json.dumps(out) and "X-Injected" not in json.dumps(out)
     assert out["msg"] == "refused '********'"
+
+
+# ---------------------------------------------------------------------------------------------------- runs that write
+@pytest.fixture
+def writing_module(tmp_path):
+    """A real GraphModule with a progress_file, its run state in tmp_path/state."""
+    with contextlib.ExitStack() as stack:
+
+        def make(**args):
+            given = {
+                "access_token": "at-1",
+                "tenant_id": "contoso-tenant",
+                "run_state_dir": str(tmp_path / "state"),
+                "progress_file": str(tmp_path / "progress.json"),
+                **args,
+            }
+            stack.enter_context(patch_module_args(given))
+            return graph_module.GraphModule({"progress_file": {"type": "path"}}, supports_check_mode=True)
+
+        yield make
+
+
+def lock_of(module):
+    credential = module.credential
+    key = state_key(credential.graph_endpoint, credential.tenant_id, credential.client_id or credential.method)
+    return RunLock(private_directory(module.params["run_state_dir"]), key)
+
+
+def test_an_exclusive_run_holds_the_lock_of_its_tenant_and_application_and_the_code_ledger(writing_module, tmp_path):
+    module = writing_module()
+    with module.exclusive_run():
+        assert isinstance(module.code_history, CodeLedger)
+        with pytest.raises(LockTimeout):
+            lock_of(module).acquire(0)  # a second run of this tenant and application
+    assert module.code_history is None
+    other = lock_of(module)
+    assert other.acquire(0) < 1  # given back
+    other.release()
+    assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
+
+
+def test_a_run_that_waits_for_the_lock_says_so_in_its_progress_and_in_a_warning(writing_module, monkeypatch, tmp_path):
+    monkeypatch.setattr(run_state, "LOCK_POLL_SECONDS", 0.05)
+    module = writing_module(lock_timeout=10)
+    holder = lock_of(module)
+    holder.acquire(0)
+    snapshots = []
+
+    def release_later():
+        time.sleep(1.2)
+        snapshots.append(read_snapshot(module.params["progress_file"]))
+        holder.release()
+
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    warnings = []
+    monkeypatch.setattr(module, "warn", warnings.append)
+    with module.exclusive_run():
+        pass
+    releaser.join()
+    assert snapshots[0] is not None and snapshots[0].waiting is not None and snapshots[0].waiting >= 0.5
+    assert f"process {os.getpid()} on " in snapshots[0].holder
+    assert len(warnings) == 1 and warnings[0].startswith("This run waited 1 s for another run of this tenant")
+
+
+def test_a_run_that_waits_too_long_fails_with_nothing_changed(writing_module, monkeypatch, capsys):
+    monkeypatch.setattr(run_state, "LOCK_POLL_SECONDS", 0.05)
+    module = writing_module(lock_timeout=0.2)
+    holder = lock_of(module)
+    holder.acquire(0)
+    worked = []
+    try:
+        result = printed(capsys, module.run, work=lambda m: worked.append(1) or {"changed": True}, exclusive=True)
+    finally:
+        holder.release()
+    assert worked == []
+    assert result["failed"] is True and "Nothing was changed" in result["msg"]
+
+
+def test_check_mode_takes_no_lock(writing_module, capsys):
+    module = writing_module(_ansible_check_mode=True, lock_timeout=0.2)
+    holder = lock_of(module)
+    holder.acquire(0)
+    try:
+        result = printed(
+            capsys, module.run, work=lambda m: {"changed": False, "ledger": m.code_history is not None}, exclusive=True
+        )
+    finally:
+        holder.release()
+    assert "failed" not in result and result["ledger"] is False
+
+
+def test_a_stop_file_newer_than_the_run_stops_it_and_an_older_one_does_not(writing_module, tmp_path):
+    stop = tmp_path / "progress.json.stop"
+    stop.touch()
+    os.utime(stop, (time.time() - 60, time.time() - 60))  # left by an earlier run
+    module = writing_module()
+    assert module.stop_requested() is False
+    stop.touch()
+    assert module.stop_requested() is True
+
+
+def test_a_module_whose_parent_has_gone_stops(writing_module, monkeypatch):
+    module = writing_module()
+    assert module.stop_requested() is False
+    monkeypatch.setattr(graph_module.os, "getppid", lambda: 1)
+    assert module.stop_requested() is True

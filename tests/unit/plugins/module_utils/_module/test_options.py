@@ -49,6 +49,7 @@ FALLBACKS = {
     "authority_host": ["AZURE_AUTHORITY_HOST", "ENTRA_AUTHORITY_HOST"],
     "graph_endpoint": ["ENTRA_GRAPH_ENDPOINT"],
     "ca_path": ["ENTRA_CA_PATH"],
+    "run_state_dir": ["ENTRA_RUN_STATE_DIR"],
 }
 VARIABLES = sorted({name for names in FALLBACKS.values() for name in names} | {"AZURE_AD_USER", "AZURE_PASSWORD"})
 
