@@ -190,8 +190,8 @@ options:
         run sends a code another run sent, even one killed before it knew Graph's answer.
       - It must be the user's own, and writable by nobody else; a missing one is created with mode 0700. Runs on other
         machines (AWX jobs in containers, CI runners) share none of it; see the reliability guide.
-      - If not set, the environment variable E(ENTRA_RUN_STATE_DIR) is used; by default C($XDG_STATE_HOME/tokenops.entra),
-        or C(~/.local/state/tokenops.entra).
+      - If not set, the environment variable E(ENTRA_RUN_STATE_DIR) is used; by default
+        C($XDG_STATE_HOME/tokenops.entra), or C(~/.local/state/tokenops.entra).
     type: path
     version_added: 1.1.0
   lock_timeout:

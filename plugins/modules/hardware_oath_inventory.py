@@ -147,7 +147,7 @@ options:
       - Set by the collection's action plugin, which shows the progress from it, for a task that runs on the
         controller. You need not set it.
       - The action plugin also creates C(<progress_file>.stop) when C(ansible-playbook) is gone (killed at a timeout
-        or cancelled): the module then starts no new token's work, ends what is under way and exits.
+        or cancelled). The module then starts no new token's work, ends what is under way and exits.
     type: path
   report:
     description:

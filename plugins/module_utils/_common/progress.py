@@ -82,12 +82,10 @@ def read_snapshot(path: str) -> Snapshot | None:
         return None
     if not isinstance(holder, str) or (waiting is not None and not 0 <= waiting < math.inf):
         return None
-    return Snapshot(
-        *counts,
-        *(float(x) for x in times),
-        waiting=None if waiting is None else float(waiting),
-        holder=holder[:MAX_HOLDER_CHARS],
-    )
+    done, total, writes, throttled = counts
+    elapsed, left, at = (float(x) for x in times)
+    waited = None if waiting is None else float(waiting)
+    return Snapshot(done, total, writes, throttled, elapsed, left, at, waiting=waited, holder=holder[:MAX_HOLDER_CHARS])
 
 
 def duration_text(seconds: float) -> str:

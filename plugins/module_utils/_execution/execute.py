@@ -129,10 +129,9 @@ def execute_assignment_plan(
                 rerun=f"Run the task again to finish for {user.user_principal_name}",
             ) from None
         latest = seen or latest
-        if by_another_run:
-            action = replace(action, reason=BY_ANOTHER_RUN.format(reason=action.reason))
-        done.append(action)
-        on_done(action)
+        effective = replace(action, reason=BY_ANOTHER_RUN.format(reason=action.reason)) if by_another_run else action
+        done.append(effective)
+        on_done(effective)
     return latest
 
 
@@ -192,6 +191,13 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Tok
     this one) had just made this very write with a code of the same step: the token is read again after a refusal,
     and when it shows the write done, that is the action's outcome, not a failure. Returns that token (None: this
     run's write was accepted)."""
+
+    def done(now: TokenView) -> bool:
+        return took_effect(action, now, run.display_name)
+
+    def reread() -> TokenView:
+        return run.api.reread(run.token, run.me)
+
     attempt = 1
     while True:
         code = run.codes.next_code(token) if action.kind in CODE_ACTIONS else None
@@ -203,12 +209,8 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Tok
                 raise
             last = not run.codes.computes or attempt >= COMPUTED_CODE_ATTEMPTS
             # Before the last word, wait for another run's write to show (Graph's reads lag behind its writes).
-            latest = (
-                run.api.poll(lambda: run.api.reread(run.token, run.me), lambda now: took_effect(action, now, run.display_name))
-                if last
-                else run.api.reread(run.token, run.me)
-            )
-            if took_effect(action, latest, run.display_name):
+            latest = run.api.poll(reread, done) if last else reread()
+            if done(latest):
                 run.log(f"{exc.message}; read again, {run.token.label} shows it done: another run did it")
                 return latest
             if last:

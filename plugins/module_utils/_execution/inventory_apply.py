@@ -34,14 +34,14 @@ TOKENS_PER_PLACE = 8  # tokens worked on per request allowed on the wire...
 MAX_WORKERS = 128  # ...in at most this many threads
 
 
-CREATED, NOT_SHOWN, UNKNOWN = "created", "not shown", "unknown"
+CREATED, NOT_SHOWN, UNKNOWN = "created", "not shown", "unknown"  # a broken bulk creation's token, as a listing shows
 # A token whose work had not started when the run was told to stop: the ansible-playbook that started the module has
 # gone (killed at a timeout, or cancelled), and its module must not go on writing beside the run started next.
 STOPPED = (
     "token {serial}: not done: this run stopped before it made {which}, because the ansible-playbook that started "
     "it ended (a timeout or a cancel). The next run makes them."
 )
-NO_WRITE, AFTER_CREATION = "any write for it", "its writes after its creation (in bulk)"  # a broken bulk creation's token, as a listing shows
+NO_WRITE, AFTER_CREATION = "any write for it", "its writes after its creation (in bulk)"
 
 
 def unexpected_error(serial: str, exc: BaseException, *, creation: str | None = None) -> str:
