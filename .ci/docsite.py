@@ -117,7 +117,7 @@ class Renderer:
         attributes, inlines, (target, title) = node["c"]
         if ":" in target.split("/", 1)[0]:  # https:, mailto:
             return {"t": node["t"], "c": [attributes, self._rewrite(inlines, guide), [target, title]]}
-        path, _, anchor = target.partition("#")
+        path, _hash, anchor = target.partition("#")
         in_repository = posixpath.normpath(posixpath.join("docs", path)) if path else f"docs/{guide}.md"
         if in_repository in self.pages:
             label = LABEL_PREFIX + self.pages[in_repository] + ("." + anchor if anchor else "")
@@ -181,7 +181,7 @@ def build(dest: Path) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("action", choices=("write", "check", "build"))
     parser.add_argument("--dest", type=Path, help="build: the directory to build the docsite in (emptied first)")
     arguments = parser.parse_args()
