@@ -59,7 +59,7 @@ from ansible_collections.tokenops.entra.tests.unit.plugins.module_utils._plannin
 )
 
 settings.register_profile(
-    "ci", derandomize=True, deadline=None, max_examples=40, database=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci", derandomize=True, deadline=None, max_examples=300, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "thorough",
@@ -76,6 +76,8 @@ HOLDING = ("activated", "assigned")
 STATES = ("activated", "assigned", "available", "absent")
 FIELDS = ("manufacturer", "model", "time_interval", "hash_function")  # what a declared token may change, its name aside
 OPTIONS = module_spec(module_under_test)["tokens"]["options"]
+TASK = task_options(module_under_test)  # every option of the module at its default
+T = t.TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------------- the universe
 AMY = User("e55cb360-e3ee-4757-bdd2-04b1e5a00e32", "amy.masters@contoso.com", "Amy Masters")
@@ -95,6 +97,8 @@ REFS = (
 SERIALS = tuple(f"{prefix}{n:02d}" for prefix in ("T2-", "GALT", "sp-") for n in range(8))
 MANUFACTURERS = ("Token2", "Contoso", "token2")
 MODELS = ("C202", "OATH-TOTP")
+INTERVALS = (30, 60)
+HASHES = ("hmacsha1", "hmacsha256")
 NAMES = ("Lobby", "Spare", "Front desk")
 
 
@@ -148,16 +152,25 @@ class World:
 
 
 # ---------------------------------------------------------------------------------------------------- strategies
+# Each choice is an index into a tuple whose first value is the simplest (what a failing example shrinks to); the
+# strategies are built once (building one per draw doubles the time an example takes).
+INDEXES = {n: st.integers(0, n - 1) for n in range(1, 64)}
+OFTEN = (True, True, True, False)
+
+
+def pick(draw: st.DrawFn, values: t.Sequence[T]) -> T:
+    return values[draw(INDEXES[len(values)])]
+
+
 @st.composite
 def tokens_of(draw: st.DrawFn, users: tuple[User, ...]) -> tuple[Token, ...]:
     """The inventory: available tokens and tokens held (assigned, activated, failedActivation) by members, each
     member below five OATH methods."""
-    serials = draw(st.lists(st.sampled_from(SERIALS), max_size=7, unique_by=str.casefold))
-    by_id = {user.id: user for user in users}
+    serials = draw(st.lists(st.sampled_from(SERIALS), max_size=10, unique_by=str.casefold))
     held = {user.id: user.other_methods for user in users}
     tokens = []
     for number, serial in enumerate(serials):
-        holder = draw(st.sampled_from(HOLDERS))
+        holder = pick(draw, HOLDERS)
         if holder is not None and held[holder.id] >= MAX_OATH_METHODS:
             holder = None
         if holder is not None:
@@ -167,51 +180,58 @@ def tokens_of(draw: st.DrawFn, users: tuple[User, ...]) -> tuple[Token, ...]:
                 id=f"dev-{number}",
                 serial_number=serial,
                 secret=secret_of(serial),
-                manufacturer=draw(st.sampled_from(MANUFACTURERS)),
-                model=draw(st.sampled_from(MODELS)),
-                time_interval=draw(st.sampled_from((30, 60))),
-                hash_function=draw(st.sampled_from(("hmacsha1", "hmacsha256"))),
-                display_name=draw(st.sampled_from((None, *NAMES))),
-                status=draw(st.sampled_from(("assigned", "activated", "failedActivation"))) if holder else "available",
-                holder=by_id[holder.id].id if holder else None,
+                manufacturer=pick(draw, MANUFACTURERS),
+                model=pick(draw, MODELS),
+                time_interval=pick(draw, INTERVALS),
+                hash_function=pick(draw, HASHES),
+                display_name=pick(draw, (None, *NAMES)),
+                status=pick(draw, ("activated", "assigned", "failedActivation", "activated"))
+                if holder
+                else "available",
+                holder=holder.id if holder else None,
             )
         )
     return tuple(tokens)
 
 
 @st.composite
-def declared(draw: st.DrawFn, serial: str, new: bool) -> Declared:
-    """An entry for ``serial`` (maybe spelt in another case): mostly with its secret, and for a new token mostly with
-    what creating it takes."""
-    state = draw(st.sampled_from(STATES))
-    often = st.sampled_from((True, True, True, False))
+def declared(draw: st.DrawFn, serial: str, token: Token | None) -> Declared:
+    """An entry for ``serial`` (maybe spelt in another case), mostly with its secret. For a new token (``token``
+    None), mostly with what creating it takes; for one in the inventory, often with its holder and fields as they
+    are, so that one difference at a time is tried as often as many."""
+    state = pick(draw, STATES)
+    holder = next((u for u in (AMY, ADELE) if token and token.holder == u.id), None)
+    refs = (holder.user_principal_name, holder.id.upper()) * 3 + REFS if holder else REFS
 
-    def field(values: tuple[t.Any, ...]) -> t.Any:
-        return draw(st.sampled_from(values) if new and draw(often) else st.none() | st.sampled_from(values))
+    def field(name: str, values: tuple[t.Any, ...]) -> t.Any:
+        if token is None:
+            return pick(draw, values) if pick(draw, OFTEN) else pick(draw, (None, *values))
+        # Integers are drawn near their bounds more often: both are "as it is".
+        return pick(draw, (None, *values, getattr(token, name)))
 
     return Declared(
-        serial_number=serial.swapcase() if draw(st.booleans()) else serial,
+        serial_number=pick(draw, (serial, serial.swapcase())),
         state=state,
-        user=draw(st.sampled_from(REFS)) if state in HOLDING else None,
-        has_secret=draw(often),
-        has_code=draw(st.booleans()),
-        manufacturer=field(MANUFACTURERS),
-        model=field(MODELS),
-        time_interval=field((30, 60)),
-        hash_function=field(("hmacsha1", "hmacsha256")),
-        display_name=field(NAMES),
+        user=pick(draw, refs) if state in HOLDING else None,
+        has_secret=pick(draw, OFTEN),
+        has_code=pick(draw, (False, True)),
+        manufacturer=field("manufacturer", MANUFACTURERS),
+        model=field("model", MODELS),
+        time_interval=field("time_interval", INTERVALS),
+        hash_function=field("hash_function", HASHES),
+        display_name=field("display_name", NAMES),
     )
 
 
 @st.composite
 def prunes(draw: st.DrawFn) -> dict[str, t.Any] | None:
-    if not draw(st.booleans()):
+    if not pick(draw, (False, True)):
         return None
     scope = {
-        "action": draw(st.sampled_from(("unassign", "delete"))),
-        "serial_number_prefix": draw(st.none() | st.sampled_from(("T2-", "t2", "GALT0", "SP-", "X"))),
-        "manufacturer": draw(st.none() | st.sampled_from(("token2", "CONTOSO", "Other"))),
-        "model": draw(st.none() | st.sampled_from(("c202", "OATH-totp"))),
+        "action": pick(draw, ("unassign", "delete")),
+        "serial_number_prefix": pick(draw, (None, "T2-", "t2", "GALT0", "SP-", "X")),
+        "manufacturer": pick(draw, (None, "token2", "CONTOSO", "Other")),
+        "model": pick(draw, (None, "c202", "OATH-totp")),
     }
     if not any(scope[k] for k in ("serial_number_prefix", "manufacturer", "model")):
         scope["serial_number_prefix"] = "T2-"  # the module requires one condition at least
@@ -220,23 +240,58 @@ def prunes(draw: st.DrawFn) -> dict[str, t.Any] | None:
 
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
-    users = (*(dataclasses.replace(u, other_methods=draw(st.integers(0, 2))) for u in MEMBERS), GUEST)
+    users = (*(dataclasses.replace(u, other_methods=pick(draw, (0, 1, 2))) for u in MEMBERS), GUEST)
     tokens = draw(tokens_of(users))
     listed = [token.serial_number for token in tokens]
-    named = draw(st.lists(st.sampled_from(listed), unique=True) if listed else st.just([]))
+    named = [serial for serial in listed if pick(draw, OFTEN)]
     new = draw(st.lists(st.sampled_from([s for s in SERIALS if s not in listed]), max_size=3, unique=True))
     serials = draw(st.permutations(named + new))
-    entries = [draw(declared(serial, serial in new)) for serial in serials]
+    by_serial = {token.serial_number: token for token in tokens}
+    entries = [draw(declared(serial, by_serial.get(serial))) for serial in serials]
     world = World(
         users=users,
         tokens=tokens,
         entries=(),
-        force_unassign=draw(st.booleans()),
+        force_unassign=pick(draw, (False, True, True)),
         prune=draw(prunes()),
-        lose=frozenset(draw(st.sets(st.sampled_from([s.casefold() for s in SERIALS]), max_size=2))),
-        concurrency=draw(st.sampled_from((1, 4))),
+        lose=frozenset(serial.casefold() for serial in (*listed, *new) if not pick(draw, (*OFTEN, *OFTEN))),
+        concurrency=pick(draw, (1, 4)),
     )
     return dataclasses.replace(world, entries=within_limits(world, entries))
+
+
+# What check_entries says of each way a list contradicts itself.
+CONTRADICTIONS = {
+    "twice": "is declared 2 times",
+    "no user": "but no user",
+    "a user": "and a user; only activated and assigned tokens are held by someone",
+    "six": "a user holds at most 5 OATH methods",
+}
+
+
+@st.composite
+def contradicting(draw: st.DrawFn) -> tuple[World, str]:
+    """A generated world whose list contradicts itself in one way (a key of CONTRADICTIONS), anywhere in it."""
+    world = draw(worlds())
+    entries = list(world.entries)
+    kind = pick(draw, tuple(CONTRADICTIONS) if entries else ("six",))
+    if kind == "six":
+        free = [s for s in SERIALS if s.casefold() not in {e.serial_number.casefold() for e in entries}]
+        user = pick(draw, REFS)
+        entries += [Declared(serial, pick(draw, HOLDING), user) for serial in free[:6]]
+    else:
+        entry = pick(draw, entries)
+        if kind == "twice":  # a copy, its serial number in another case
+            entries.insert(
+                pick(draw, range(len(entries) + 1)),
+                dataclasses.replace(entry, serial_number=entry.serial_number.swapcase()),
+            )
+        elif kind == "no user":
+            entries[entries.index(entry)] = dataclasses.replace(entry, state=pick(draw, HOLDING), user=None)
+        else:
+            state = pick(draw, ("available", "absent"))
+            entries[entries.index(entry)] = dataclasses.replace(entry, state=state, user=pick(draw, REFS))
+    return dataclasses.replace(world, entries=tuple(entries)), kind
 
 
 def within_limits(world: World, entries: list[Declared]) -> tuple[Declared, ...]:
@@ -282,40 +337,42 @@ def code_now(world: World, entry: Declared) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """What one run of the task answered: its rows by serial number (case-folded), its warnings, whether it
-    failed and why."""
+    """What one run of the task answered: its rows by serial number (case-folded) and its warnings."""
 
     rows: dict[str, dict[str, t.Any]]
     warnings: list[str]
-    failed: str | None
 
 
-def converge(world: World, tenant: Tenant, *, check: bool) -> Run:
-    """Run hardware_oath_inventory on ``tenant`` (check mode or not), through its run() and the real executors."""
-    params = task_options(
-        module_under_test,
-        tokens=[item(world, entry) for entry in world.entries],
-        prune=world.prune,
-        force_unassign=world.force_unassign,
-        concurrency=world.concurrency,
-        report="all",
-    )
+def run_task(world: World, api: t.Callable[..., t.Any], *, check: bool) -> tuple[dict[str, t.Any], list[str]]:
+    """Run hardware_oath_inventory's run() on ``world``'s list and options (check mode or not), its API built by
+    ``api``, its codes computed at NOW: the result (of exit_json or fail_json) and the module's logs."""
+    params = {
+        **TASK,
+        "tokens": [item(world, entry) for entry in world.entries],
+        "prune": world.prune,
+        "force_unassign": world.force_unassign,
+        "concurrency": world.concurrency,
+        "report": "all",
+    }
     module = FakeModule(params, check_mode=check)
-    api = ModelApi(tenant)
     clock = functools.partial(CodeSource, clock=lambda: NOW)
-    with mock.patch.object(module_under_test, "hardware_oath_api", lambda *a, **k: api), mock.patch.object(
+    with mock.patch.object(module_under_test, "hardware_oath_api", api), mock.patch.object(
         inventory_apply, "CodeSource", clock
     ):
         try:
             module.run(module_under_test.run)
-        except Exited as exc:
-            result, failed = exc.args[0], None
-        except Failed as exc:
-            result = exc.args[0]
-            failed = result["msg"]
-            assert "tokens" in result, f"the task failed as a whole: {result['msg']} {result.get('exception', '')}"
+        except (Exited, Failed) as exc:
+            return exc.args[0], module.logs
+    raise AssertionError("the module neither exited nor failed")
+
+
+def converge(world: World, tenant: Tenant, *, check: bool) -> Run:
+    """Run the task on ``tenant``, through the real executors on ModelApi."""
+    api = ModelApi(tenant)
+    result, logs = run_task(world, lambda module, **options: api, check=check)
+    assert "tokens" in result, f"the task failed as a whole: {result['msg']} {result.get('exception', '')}"
     rows = {row["serial_number"].casefold(): row for row in result["tokens"]}
-    return Run(rows, [log for log in module.logs if log.startswith("warning: ")] + api.warnings, failed)
+    return Run(rows, [log for log in logs if log.startswith("warning: ")] + api.warnings)
 
 
 def planned(row: dict[str, t.Any]) -> list[tuple[str, str | None]]:
@@ -451,7 +508,7 @@ def test_applying_the_plan_reaches_the_declared_state_and_nothing_else(world):
     applied = converge(world, tenant, check=False)
     sent = tenant.sent_by_serial()
     for key, row in applied.rows.items():
-        event(f"declared {row['declared_state']}: {row['outcome']}")  # what was covered (--hypothesis-show-statistics)
+        event(f"declared {row['declared_state']}: {row['outcome']} {[a[0] for a in planned(row)]}")
         assert (row["outcome"] == "failed") is (key in refused), (row, refused.get(key), tenant.refusals)
         assert key not in refused or refused[key] in row["error"], (row, refused[key])
     # The writes sent are check mode's plan, token by token; those of a token refused for want of its secret, none.
@@ -469,3 +526,18 @@ def test_applying_the_plan_reaches_the_declared_state_and_nothing_else(world):
     again = converge(world, tenant, check=True)
     left = {key: planned(row) for key, row in again.rows.items() if row["actions"] and key not in needs_secret}
     assert left == {}, "a second plan is not empty"
+
+
+@settings(PROFILE, max_examples=PROFILE.max_examples // 3)
+@given(contradicting())
+def test_a_list_that_contradicts_itself_is_refused_before_any_request(case):
+    world, kind = case
+
+    def no_api(module: t.Any, **options: t.Any) -> t.NoReturn:
+        raise AssertionError("the API was built: the list must be refused before any request")
+
+    for check in (True, False):
+        result, _logs = run_task(world, no_api, check=check)
+        assert result["msg"].startswith("The tokens list contradicts itself; nothing was changed: "), result["msg"]
+        assert CONTRADICTIONS[kind] in result["msg"], (kind, result["msg"])
+        assert not result.get("changed"), result
