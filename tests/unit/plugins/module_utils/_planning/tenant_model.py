@@ -363,10 +363,10 @@ class ModelApi:
         for number, body in enumerate(bodies):
             try:
                 made.append(self.create_token(body))
+            except WriteOutcomeUnknown:  # created: the request's answer is lost below
+                made.append(t.cast(TokenView, self.find_token(body["serialNumber"])))
             except GraphError as exc:
                 refusals[number] = exc
-            except WriteOutcomeUnknown:
-                made.append(t.cast(TokenView, self.find_token(body["serialNumber"])))
         if any(body["serialNumber"].casefold() in self.tenant.lose for body in bodies):
             raise WriteOutcomeUnknown(
                 f"Creating {len(bodies)} tokens: the connection failed after the request was sent"
