@@ -119,12 +119,13 @@ class Token:
 
 @dataclass(frozen=True)
 class Sent:
-    """One write sent to the model: the token's serial number (case-folded), the kind of write and whose method it
-    touches (a creation: the user it is assigned to)."""
+    """One write sent to the model: the token's serial number (case-folded), the kind of write, whose method it
+    touches (a creation: the user it is assigned to) and, for an update, the fields it sets."""
 
     serial: str
     kind: str
     user_id: str | None
+    fields: tuple[str, ...] = ()
 
 
 def refused(message: str, status: int = 400) -> GraphError:
@@ -161,18 +162,21 @@ class Tenant:
         held = sum(1 for token in self.tokens.values() if token.holder == user_id)
         return held + self.users[user_id].other_methods
 
-    def sent_by_serial(self) -> dict[str, list[tuple[str, str | None]]]:
-        """Each token's writes, in the order sent (one token's writes are sent one after the other)."""
-        result: dict[str, list[tuple[str, str | None]]] = {}
+    def sent_by_serial(self) -> dict[str, list[tuple[str, str | None, tuple[str, ...]]]]:
+        """Each token's writes (kind, user, fields), in the order sent (one token's writes are sent one after the
+        other)."""
+        result: dict[str, list[tuple[str, str | None, tuple[str, ...]]]] = {}
         for sent in self.sent:
-            result.setdefault(sent.serial, []).append((sent.kind, sent.user_id))
+            result.setdefault(sent.serial, []).append((sent.kind, sent.user_id, sent.fields))
         return result
 
     # ------------------------------------------------------------------ writes
-    def write(self, serial: str, kind: str, user_id: str | None, change: t.Callable[[], T]) -> T:
+    def write(
+        self, serial: str, kind: str, user_id: str | None, change: t.Callable[[], T], fields: tuple[str, ...] = ()
+    ) -> T:
         """Record the write, then make it (or refuse it as Graph would); its answer lost when ``serial`` is lost."""
         with self._lock:
-            self.sent.append(Sent(serial.casefold(), kind, user_id))
+            self.sent.append(Sent(serial.casefold(), kind, user_id, fields))
             try:
                 answer = change()
             except GraphError as exc:
@@ -374,7 +378,8 @@ class ModelApi:
         return made, refusals
 
     def update_token(self, token: TokenView, body: dict[str, t.Any]) -> None:
-        self.tenant.write(token.serial_number, UPDATE, None, lambda: self.tenant.update(token.id, body))
+        fields = tuple(DEVICE_FIELDS.get(name, name) for name in body)
+        self.tenant.write(token.serial_number, UPDATE, None, lambda: self.tenant.update(token.id, body), fields)
 
     def delete_token(self, token: TokenView) -> None:
         self.tenant.write(token.serial_number, DELETE, None, lambda: self.tenant.delete(token.id))

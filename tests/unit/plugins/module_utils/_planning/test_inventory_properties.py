@@ -381,8 +381,12 @@ def converge(world: World, tenant: Tenant, *, check: bool) -> Run:
     return Run(rows, [log for log in logs if log.startswith("warning: ")] + api.warnings)
 
 
-def planned(row: dict[str, t.Any]) -> list[tuple[str, str | None]]:
-    return [(action["action"], action["user_id"]) for action in row["actions"]]
+def planned(row: dict[str, t.Any]) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """The writes of a row (kind, user, and the fields of an update), as Tenant.sent_by_serial gives them."""
+    return [
+        (a["action"], a["user_id"], tuple(a.get("changes", ())) if a["action"] == "update" else ())
+        for a in row["actions"]
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------- the oracle
