@@ -228,8 +228,14 @@ def plan_entry(
 
 
 def _plan_entry(entry: Entry, current: TokenView | None, user: UserView | None, force_unassign: bool) -> TokenPlan:
-    if entry.state in HOLDING_STATES and user is None:
-        raise PlanError(f"{entry.label}: user {entry.user} was not found in the tenant")
+    if entry.state in HOLDING_STATES:
+        if user is None:
+            raise PlanError(f"{entry.label}: user {entry.user} was not found in the tenant")
+        if user.user_type == "Guest":  # said first: no other option of the entry would help
+            raise PlanError(
+                f"{entry.label}: {user.user_principal_name} is a guest user; Entra ID does not allow hardware OATH "
+                "tokens for guest users."
+            )
     holds = entry.state in HOLDING_STATES
     view: TokenView | None = None  # deleted
     if entry.state == "absent":

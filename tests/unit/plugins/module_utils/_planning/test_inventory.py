@@ -227,6 +227,20 @@ def test_an_unknown_user_or_a_guest_fails_alone():
     assert "guest user" in plan_entry(entry(has_secret=True), inv(), GUEST).error
 
 
+@pytest.mark.parametrize("force_unassign", [False, True])
+def test_a_guest_is_refused_before_the_writes_a_member_s_token_would_need(force_unassign):
+    # Found by test_inventory_properties: a guest's held token with a field to change was refused for want of
+    # force_unassign, which would not have helped.
+    plan = plan_entry(
+        entry(has_secret=True, hash_function="hmacsha256"), inv("activated", AMY), GUEST, force_unassign=force_unassign
+    )
+    assert plan.outcome == "failed" and plan.actions == ()
+    assert plan.error == (
+        f"tokens[0] ({SERIAL}): {GUEST.user_principal_name} is a guest user; Entra ID does not allow hardware OATH "
+        "tokens for guest users."
+    )
+
+
 def test_assigned_without_activation_and_a_new_name_on_an_available_token():
     plan = plan_entry(entry(state="assigned", display_name="Lobby"), inv("available"), AMY)
     assert kinds(plan) == [SET_DISPLAY_NAME, ASSIGN] and plan.outcome == "assigned"
