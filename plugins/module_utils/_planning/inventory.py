@@ -143,19 +143,25 @@ def check_entries(entries: t.Sequence[Entry]) -> None:
                 f"serial number {same[0].serial_number} is declared {len(same)} times{whose}: "
                 + ", ".join(f"tokens[{entry.index}]" for entry in same)
             )
-    by_user: dict[str, list[Entry]] = {}
-    for entry in entries:
-        if entry.user and entry.state in HOLDING_STATES:
-            by_user.setdefault(entry.user.casefold(), []).append(entry)
-    for held in by_user.values():
-        if len(held) > MAX_METHODS_PER_USER:
-            problems.append(
-                f"user {held[0].user} is given {len(held)} tokens ("
-                + ", ".join(f"tokens[{entry.index}]" for entry in held)
-                + f"); a user holds at most {MAX_METHODS_PER_USER} OATH methods"
-            )
+    problems += _too_many_per_user(entries, lambda entry: entry.user.casefold() if entry.user else None)
     if problems:
         raise InputError("The tokens list contradicts itself; nothing was changed: " + "; ".join(problems) + ".")
+
+
+def _too_many_per_user(entries: t.Sequence[Entry], user_key: t.Callable[[Entry], str | None]) -> list[str]:
+    """A problem for each user (by ``user_key``) given more tokens than a user may hold."""
+    by_user: dict[str, list[Entry]] = {}
+    for entry in entries:
+        key = user_key(entry)
+        if key is not None and entry.state in HOLDING_STATES:
+            by_user.setdefault(key, []).append(entry)
+    return [
+        f"user {held[0].user} is given {len(held)} tokens ("
+        + ", ".join(f"tokens[{entry.index}]" for entry in held)
+        + f"); a user holds at most {MAX_METHODS_PER_USER} OATH methods"
+        for held in by_user.values()
+        if len(held) > MAX_METHODS_PER_USER
+    ]
 
 
 # ---------------------------------------------------------------------- plans
@@ -172,6 +178,13 @@ def plan_inventory(
     does not name. ``tokens``: the whole inventory as listed; ``users``: the declared users by the reference given
     (case-folded). ``secrets_later``: a token whose secret is not given is planned as if it were (a plan made
     without the seeds, which only an apply needs); a plan that needs it has ``secret_later``."""
+    # The list was checked before any request; one user named two ways (a user principal name and an object id)
+    # shows only now that the references are resolved.
+    problems = _too_many_per_user(entries, lambda entry: user.id if (user := _user_of(entry, users)) else None)
+    if problems:
+        raise InputError(
+            "The tokens list gives one user too many tokens; nothing was changed: " + "; ".join(problems) + "."
+        )
     current = {token.serial_number.casefold(): token for token in tokens}
     plans = [
         plan_entry(

@@ -75,6 +75,20 @@ def test_a_list_that_contradicts_itself_is_refused_naming_the_entries(entries, p
     assert problem in info.value.message
 
 
+def test_one_user_named_two_ways_is_still_given_five_tokens_at_most():
+    """check_entries counts by the reference given (it runs before any request); once the references are resolved,
+    a user named by principal name in some entries and by object id in others is one user."""
+    entries = [entry(i, f"S{i}", user=AMY.user_principal_name if i % 2 else AMY.id) for i in range(6)]
+    check_entries(entries)  # three and three: nothing to see before the users are known
+    users = {AMY.user_principal_name.casefold(): AMY, AMY.id.casefold(): AMY}
+    with pytest.raises(InputError) as info:
+        plan_inventory(entries, [], users)
+    assert info.value.message == (
+        f"The tokens list gives one user too many tokens; nothing was changed: user {AMY.id} is given 6 tokens "
+        "(tokens[0], tokens[1], tokens[2], tokens[3], tokens[4], tokens[5]); a user holds at most 5 OATH methods."
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- one token
 def test_a_new_token_is_created_assigned_then_activated():
     plan = plan_entry(entry(**NEW), None, AMY)
