@@ -371,6 +371,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory
     Entry,
     PruneScope,
     check_entries,
+    check_users,
     plan_inventory,
     report_row,
 )
@@ -439,6 +440,7 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         looking_up = pool.submit(api.users_by_refs, refs) if refs else None
         tokens = api.list_tokens()
         users = looking_up.result() if looking_up else {}
+    check_users(entries, users)
     plans = plan_inventory(
         entries,
         tokens,

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .._common.errors import ISSUES, GraphError, ModuleFailure, raised_where
-from .._domain.actions import Action, outcome_of
+from .._domain.actions import ASSIGN, ASSIGN_AND_ACTIVATE, CREATE, UNASSIGN, Action, outcome_of
 from .._domain.codes import CodeSource, StepHistory, check_secret_for_codes
 from .._domain.tokens import TokenView
 from .._graph.pacer import DEFAULT_QUOTA
@@ -142,29 +142,37 @@ def apply_inventory(
     started, see STOPPED); the writes under way end as they would."""
     outcomes = [TokenOutcome(plan, error=plan.error) for plan in plans]
     todo = [o for o in outcomes if o.plan.changed and not o.error]
+    places = Places(todo)
     creating = [o for o in todo if o.plan.creates]
-    existing = [o for o in todo if not o.plan.creates]
+    # Tokens that only free a user's place go first: the tokens that take a place of the same user wait for them.
+    existing = sorted((o for o in todo if not o.plan.creates), key=lambda o: not places.only_frees(o))
     progress = progress or Progress(plans, Limits.of_quota(DEFAULT_QUOTA, concurrency))  # counted only (no path)
     progress.start()
     # ``concurrency`` is the requests on the wire (the transport's pacer holds to it); more tokens are worked on, so
     # that a token waiting out its own Retry-After leaves its place to others.
     bulk = BulkCreation(api, log)
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency * TOKENS_PER_PLACE, MAX_WORKERS))) as pool:
+        futures: dict[int, Future[None]] = {}
 
         def submit(outcome: TokenOutcome, created: t.Mapping[str, TokenView | ModuleFailure]) -> Future[None]:
             # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log
-            # value.
-            work = pool.submit(_apply_token, api, outcome, created, secrets, log, history, stop_requested)
+            # value. The tokens it waits for were submitted before it, so they run (or ran) before it waits.
+            first = [futures[id(o)] for o in places.waits_for(outcome) if id(o) in futures]
+            work = pool.submit(
+                _after, first, _apply_token, api, outcome, created, secrets, log, history, stop_requested
+            )
             work.add_done_callback(lambda _work: progress.token_done(outcome.plan))
+            futures[id(outcome)] = work
             return work
 
         working = [submit(o, {}) for o in existing]
-        for part in chunks(creating, MAX_BULK_CREATE):
+
+        def create(part: t.Sequence[TokenOutcome]) -> None:
             if stop_requested():
                 for o in part:
                     o.error = STOPPED.format(serial=o.plan.serial_number, which=NO_WRITE)
                     progress.token_done(o.plan)
-                continue
+                return
             try:
                 created = bulk.create([(o.plan.serial_number, _create_body(o.plan, secrets)) for o in part])
             except Exception as exc:  # pylint: disable=broad-exception-caught
@@ -173,9 +181,18 @@ def apply_inventory(
                 progress.created()
                 for o in part:
                     progress.token_done(o.plan)
-                continue
+                return
             progress.created()
-            working += [submit(o, created) for o in part]
+            working.extend(submit(o, created) for o in part)
+
+        # A creation that takes the place of a user another token frees is sent once that token is done.
+        later = [o for o in creating if places.waits_for(o)]
+        for part in chunks([o for o in creating if not places.waits_for(o)], MAX_BULK_CREATE):
+            create(part)
+        if later:
+            wait([futures[id(f)] for o in later for f in places.waits_for(o)])
+            for part in chunks(later, MAX_BULK_CREATE):
+                create(part)
         pending: set[Future[None]] = set(working)
         while pending:  # the progress is written while the last tokens are worked on, even when none is done
             pending = wait(pending, timeout=progress.every).not_done
@@ -186,6 +203,49 @@ def apply_inventory(
     for kind, message in bulk.warnings():
         api.warn_once(kind, message)
     return outcomes
+
+
+class Places:
+    """Which tokens' writes free a place among a user's five OATH methods (an unassignment) and which take one (a
+    creation for the user, an assignment). Entra ID refuses a sixth, so where a declared list swaps a user's token for
+    another, the token that takes the place waits for those that only free one (a token that frees a place and takes
+    another, as a hand-over does, waits for nothing: two of those could wait for each other)."""
+
+    def __init__(self, todo: t.Sequence[TokenOutcome]) -> None:
+        self._takes: dict[int, set[str]] = {}
+        self._freers: dict[str, list[TokenOutcome]] = {}
+        for outcome in todo:
+            frees, takes = self._of(outcome.plan)
+            self._takes[id(outcome)] = takes
+            if frees and not takes:
+                for user_id in frees:
+                    self._freers.setdefault(user_id, []).append(outcome)
+
+    @staticmethod
+    def _of(plan: TokenPlan) -> tuple[set[str], set[str]]:
+        frees: set[str] = set()
+        takes: set[str] = set()
+        for action in (*plan.inventory.actions, *plan.assignment.actions):
+            if action.user_id is None:
+                continue
+            if action.kind == UNASSIGN:
+                frees.add(action.user_id)
+            elif action.kind in (CREATE, ASSIGN, ASSIGN_AND_ACTIVATE):
+                takes.add(action.user_id)
+        return frees, takes
+
+    def only_frees(self, outcome: TokenOutcome) -> bool:
+        return not self._takes.get(id(outcome)) and any(outcome in freers for freers in self._freers.values())
+
+    def waits_for(self, outcome: TokenOutcome) -> list[TokenOutcome]:
+        """The tokens whose writes free a place of a user this token's writes take one of."""
+        return [f for user_id in self._takes.get(id(outcome), ()) for f in self._freers.get(user_id, ())]
+
+
+def _after(first: t.Sequence[Future[None]], work: t.Callable[..., None], *args: t.Any) -> None:
+    """``work(*args)`` once ``first`` are done."""
+    wait(first)
+    work(*args)
 
 
 def _after_broken_creation(api: HardwareOathApi, part: t.Sequence[TokenOutcome], exc: Exception) -> None:

@@ -148,6 +148,17 @@ def check_entries(entries: t.Sequence[Entry]) -> None:
         raise InputError("The tokens list contradicts itself; nothing was changed: " + "; ".join(problems) + ".")
 
 
+def check_users(entries: t.Sequence[Entry], users: t.Mapping[str, UserView]) -> None:
+    """The five tokens per user again, once the users are looked up (``users``: by the reference given, case-folded):
+    check_entries ran before any request, so one user named two ways (a user principal name in some entries, the
+    object id in others) shows only now. Refuses the list, naming the entries."""
+    problems = _too_many_per_user(entries, lambda entry: user.id if (user := _user_of(entry, users)) else None)
+    if problems:
+        raise InputError(
+            "The tokens list gives one user too many tokens; nothing was changed: " + "; ".join(problems) + "."
+        )
+
+
 def _too_many_per_user(entries: t.Sequence[Entry], user_key: t.Callable[[Entry], str | None]) -> list[str]:
     """A problem for each user (by ``user_key``) given more tokens than a user may hold."""
     by_user: dict[str, list[Entry]] = {}
@@ -178,13 +189,6 @@ def plan_inventory(
     does not name. ``tokens``: the whole inventory as listed; ``users``: the declared users by the reference given
     (case-folded). ``secrets_later``: a token whose secret is not given is planned as if it were (a plan made
     without the seeds, which only an apply needs); a plan that needs it has ``secret_later``."""
-    # The list was checked before any request; one user named two ways (a user principal name and an object id)
-    # shows only now that the references are resolved.
-    problems = _too_many_per_user(entries, lambda entry: user.id if (user := _user_of(entry, users)) else None)
-    if problems:
-        raise InputError(
-            "The tokens list gives one user too many tokens; nothing was changed: " + "; ".join(problems) + "."
-        )
     current = {token.serial_number.casefold(): token for token in tokens}
     plans = [
         plan_entry(

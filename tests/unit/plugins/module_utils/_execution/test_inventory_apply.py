@@ -9,6 +9,7 @@ the same outcomes whatever the concurrency."""
 from __future__ import annotations
 
 import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -37,7 +38,10 @@ from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory
     plan_inventory,
 )
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import FakeInventoryApi
+from ansible_collections.tokenops.entra.tests.unit.plugins.module_utils._planning import tenant_model as model
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import ADELE, AMY, SECRET, inv, refused
+
+MODEL_NOW = 1_800_000_000.0  # the clock of the tenant model and of its codes
 
 OTHER_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NOW = 1_800_000_000.0  # the clock of every CodeSource here
@@ -622,3 +626,55 @@ def test_concurrency_gives_the_same_outcomes_as_one_at_a_time(monkeypatch):
         *["created"] * 4,
         "created",
     ]
+
+
+# ---------------------------------------------------------------------------------------------------- five places
+def swap_world():
+    """Amy holds five tokens (A0 to A4, activated: Entra's limit); the list keeps three, declares A3 and A4
+    available, and gives her the spare S and a new token N."""
+    amy = model.User("id-amy", "amy@contoso.com", "Amy")
+    held = [
+        model.Token(f"id-A{n}", f"A{n}", model.secret_of(f"A{n}"), "Contoso", "Key", status="activated", holder=amy.id)
+        for n in range(5)
+    ]
+    spare = model.Token("id-S", "S", model.secret_of("S"), "Contoso", "Key")
+    tenant = model.Tenant([amy], [*held, spare], now=MODEL_NOW)
+    given = {"manufacturer": "Contoso", "model": "Key", "has_secret": True}
+    entries = [Entry(n, f"A{n}", "activated", amy.user_principal_name, **given) for n in range(3)]
+    entries += [Entry(n, f"A{n}", "available", None, **given) for n in (3, 4)]
+    entries += [Entry(5, "S", "activated", amy.user_principal_name, **given)]
+    entries += [Entry(6, "N", "activated", amy.user_principal_name, **given)]
+    return tenant, entries
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_a_user_at_five_whose_list_swaps_tokens_converges_in_one_run(attempt, monkeypatch):
+    """The tokens that take one of Amy's places (S assigned, N created for her) wait for those that free one (A3, A4
+    unassigned): Entra ID would refuse a sixth OATH method."""
+    monkeypatch.setattr(inventory_apply, "CodeSource", functools.partial(CodeSource, clock=lambda: MODEL_NOW))
+    tenant, entries = swap_world()
+    api = model.ModelApi(tenant)
+    write = api.write
+
+    def slow_unassignment(action, *args, **kwargs):
+        if action.kind == UNASSIGN:
+            time.sleep(0.05)  # the other tokens' writes would go first, were they not waiting for it
+        return write(action, *args, **kwargs)
+
+    monkeypatch.setattr(api, "write", slow_unassignment)
+    plans = plan_inventory(entries, api.list_tokens(), api.users_by_refs(["amy@contoso.com"]))
+    given = Secrets({e.serial_number.casefold(): model.secret_of(e.serial_number) for e in entries}, {})
+    outcomes = apply_inventory(api, plans, given, concurrency=4, log=lambda message: None)
+    assert [o.error for o in outcomes] == [None] * 7, tenant.refusals
+    assert tenant.refusals == []
+    assert sorted(t.serial_number for t in tenant.tokens.values() if t.holder == "id-amy") == [
+        "A0",
+        "A1",
+        "A2",
+        "N",
+        "S",
+    ]
+    kinds_sent = [(s.serial, s.kind) for s in tenant.sent]
+    for freed in ("a3", "a4"):
+        for taken in (("s", ASSIGN_AND_ACTIVATE), ("n", "create")):
+            assert kinds_sent.index((freed, "unassign")) < kinds_sent.index(taken), kinds_sent

@@ -27,6 +27,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._planning.inventory
     Entry,
     PruneScope,
     check_entries,
+    check_users,
     plan_entry,
     plan_inventory,
     report_row,
@@ -82,7 +83,7 @@ def test_one_user_named_two_ways_is_still_given_five_tokens_at_most():
     check_entries(entries)  # three and three: nothing to see before the users are known
     users = {AMY.user_principal_name.casefold(): AMY, AMY.id.casefold(): AMY}
     with pytest.raises(InputError) as info:
-        plan_inventory(entries, [], users)
+        check_users(entries, users)
     assert info.value.message == (
         f"The tokens list gives one user too many tokens; nothing was changed: user {AMY.id} is given 6 tokens "
         "(tokens[0], tokens[1], tokens[2], tokens[3], tokens[4], tokens[5]); a user holds at most 5 OATH methods."

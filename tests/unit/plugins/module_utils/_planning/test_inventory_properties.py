@@ -19,8 +19,9 @@ And a list that contradicts itself is refused before any request.
 
 The generated states are those the apply reaches whatever the order the tokens are worked on (several at a time):
 each user's OATH methods, those held before and those declared together, are at most five. (A user at five whose
-list swaps a token for another is left out: the new token's assignment may be sent before the old one's unassignment,
-and Graph refuses it; that token fails, and the next run converges.)
+list swaps a token for another is left out here: the applier makes the token that takes a place wait for those that
+only free one, which test_inventory_apply.py tests; a swap through hand-overs between two users at five can still
+need a second run.)
 
 Profiles, chosen by the environment variable TOKENOPS_HYPOTHESIS_PROFILE: ``ci``, the default (derandomized: the
 same examples every run; 300 tenants, about 5 s on one core: what make test runs), and ``thorough`` (random
