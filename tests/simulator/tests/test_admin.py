@@ -278,6 +278,7 @@ DEFAULT_SETTINGS = {
     "error_wording": "descriptive",
     "write_throttle_limit": "ReadWrite",
     "throttle_information": "sent",
+    "activation_last_used": "unchanged",
     "read_after_write_delay_ms": 0,
     "bulk_max_items": 100,
 }
