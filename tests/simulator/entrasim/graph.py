@@ -241,6 +241,7 @@ class GraphApi:
         if request.version != "beta" and segs[:1] != ["users"] and segs[:1] != ["me"]:
             raise odata_bad_request(f"Resource not found for the segment '{segs[0] if segs else ''}'.")
         with self.tenant.lock:
+            request.journal.handled = self.tenant.next_handled()
             self.tenant.journal = request.journal
             try:
                 if tuple(segs[:3]) == DEVICES_PATH:

@@ -256,6 +256,8 @@ class Simulator:
         else:
             handler = functools.partial(self._identity, method, raw_path, headers, body, entry)
         outcome = self._with_faults(decision, handler, headers, entry)
+        if kind == "graph":
+            entry.setdefault("handled", self.tenant.next_handled())  # answered without being processed
         outcome.delay_after += decision.delay_after
         entry["status"] = None if outcome.reset else outcome.status
         entry["reset"] = outcome.reset
@@ -476,6 +478,7 @@ class Simulator:
                 batch_request_id=request_id,
             )
             outcome = self._with_faults(decision, handler, item_headers, entry)
+        entry.setdefault("handled", self.tenant.next_handled())
         entry["status"] = outcome.status
         self.log.add(entry)
         self.stats.count("batch_items")

@@ -192,6 +192,7 @@ class Journal:
     targets: list[dict] = field(default_factory=list)
     effects: list[dict] = field(default_factory=list)
     verification: str | None = None
+    handled: int | None = None  # Tenant.next_handled() when the request took the lock
 
     def target(self, token_id: str | None = None, serial_number: str | None = None) -> None:
         entry = {"token": token_id.lower() if token_id else None, "serial_number": serial_number}
@@ -201,6 +202,8 @@ class Journal:
     def log_fields(self) -> dict:
         """The request log's fields: only those with something in them."""
         out: dict[str, Any] = {}
+        if self.handled is not None:
+            out["handled"] = self.handled
         if self.targets:
             out["targets"] = self.targets
         if self.effects:
@@ -347,6 +350,8 @@ class Tenant:
         self.lock = threading.RLock()
         # The journal of the Graph request being handled (set by the Graph API under the lock), else None.
         self.journal: Journal | None = None
+        # The order in which Graph requests were decided: processed under the lock, or answered without it.
+        self._handled = itertools.count(1)
         self.clock_offset = 0.0
         self.examined = {"tokens": 0, "users": 0}
         self._seed = seed
@@ -371,6 +376,10 @@ class Tenant:
 
     def now(self) -> float:
         return time.time() + self.clock_offset
+
+    def next_handled(self) -> int:
+        """The next number of the order in which Graph requests are decided (the request log's ``handled``)."""
+        return next(self._handled)
 
     def reset(self) -> None:
         with self.lock:

@@ -172,3 +172,14 @@ def test_activation_totals_outlive_deleted_tokens_until_a_reset(api, totp):
     assert api.admin_state()["activations"] == {"accepted": 1, "rejected": 0, "replayed": 0}
     api.reset()
     assert api.admin_state()["activations"] == {"accepted": 0, "rejected": 0, "replayed": 0}
+
+
+def test_handled_orders_every_graph_request(api):
+    api.faults({"rules": [{"name": "busy", "match": {"path": SPARE}, "action": {"type": "status", "status": 503}}]})
+    api.graph("GET", DEVICES)
+    api.graph("GET", f"{DEVICES}/{SPARE}")  # answered by the fault, never processed
+    api.graph("DELETE", f"{methods_path(DIEGO)}/{DIEGO_ASSIGNED}")
+    entries = [e for e in api.requests_log() if e["kind"] == "graph"]
+    assert [e["status"] for e in entries] == [200, 503, 204]
+    numbers = [e["handled"] for e in entries]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 3
