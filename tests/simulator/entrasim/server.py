@@ -258,6 +258,10 @@ class Simulator:
         outcome = self._with_faults(decision, handler, headers, entry)
         if kind == "graph":
             entry.setdefault("handled", self.tenant.next_handled())  # answered without being processed
+            if "session" not in entry:  # answered by a fault before the token was looked at
+                session = self.identity.session_of(headers.get("authorization"))
+                if session:
+                    entry["session"] = session
         outcome.delay_after += decision.delay_after
         entry["status"] = None if outcome.reset else outcome.status
         entry["reset"] = outcome.reset
@@ -479,6 +483,7 @@ class Simulator:
             )
             outcome = self._with_faults(decision, handler, item_headers, entry)
         entry.setdefault("handled", self.tenant.next_handled())
+        entry.setdefault("session", principal.claims.get("uti"))
         entry["status"] = outcome.status
         self.log.add(entry)
         self.stats.count("batch_items")

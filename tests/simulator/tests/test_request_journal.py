@@ -48,6 +48,20 @@ def test_session_names_the_sign_in(api):
     assert one["session"] not in (first, second)  # an id of the token, never the token
 
 
+def test_session_of_a_request_answered_by_a_fault(api):
+    token = api.token(AUTOMATION, secret=AUTOMATION_SECRET)
+    api.faults({"rules": [{"match": {"path": SPARE}, "count": 2, "action": {"type": "status", "status": 429}}]})
+    api.graph("GET", f"{DEVICES}/{SPARE}", token=token)  # the token's first request, answered by the fault
+    api.graph("GET", f"{DEVICES}/{SPARE}", token=token)
+    api.graph("GET", f"{DEVICES}/{SPARE}", token=token)
+    batch = {"requests": [{"id": "1", "method": "GET", "url": f"{DEVICES}/{SPARE}"}]}
+    api.faults({"rules": [{"match": {"path": SPARE}, "count": 1, "action": {"type": "status", "status": 503}}]})
+    api.graph("POST", "/$batch", json=batch, token=token)
+    entries = [e for e in api.requests_log() if e["kind"] == "graph"]
+    assert [e["status"] for e in entries] == [429, 429, 200, 503, 200]  # the batch item, then its envelope
+    assert len({e["session"] for e in entries}) == 1
+
+
 def test_reads_have_no_journal(api):
     api.graph("GET", f"{DEVICES}/{SPARE}")
     entry = last_entry(api)
