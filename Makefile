@@ -412,10 +412,12 @@ bench-short: venv-$(MAIN_CORE) | dirs
 # and judges each phase from the simulator's state and request log. soak-short is part of make test.
 .PHONY: soak soak-short
 soak: venv-$(MAIN_CORE) | dirs
-	@$(call venv,$(MAIN_CORE))/bin/python tests/soak/run.py $(SOAK_ARGS)
+	@$(bin)/python -m pytest -q -p no:cacheprovider tests/soak
+	@$(bin)/python tests/soak/run.py $(SOAK_ARGS)
 
 soak-short: venv-$(MAIN_CORE) | dirs
-	@$(call venv,$(MAIN_CORE))/bin/python tests/soak/run.py --short $(SOAK_ARGS)
+	@$(bin)/python -m pytest -q -p no:cacheprovider tests/soak
+	@$(bin)/python tests/soak/run.py --short $(SOAK_ARGS)
 
 # ------------------------------------------------------------------ molecule
 # The role's scenarios (extensions/molecule/): the default driver on localhost, against the simulator each scenario

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from typing import Any
+from urllib.parse import unquote
 
 from world import World
 
@@ -79,9 +80,10 @@ class Ledger:
         self.effective: Counter = Counter()
 
     def user_id(self, ref: str | None) -> str | None:
+        """A user's id from a path's segment (an id or a user principal name, percent-encoded)."""
         if ref is None:
             return None
-        ref = ref.lower()
+        ref = unquote(ref).lower()
         return self.users.get(ref, ref)
 
     def walk(self, log: list[dict]) -> Ledger:

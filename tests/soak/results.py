@@ -91,7 +91,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"503; {faults['resets']:.0%} connections reset; {faults['commit_then_drop']:.0%} of writes committed then "
         f"dropped; reads {faults['read_after_write_delay_ms']} ms behind writes; write quota "
         f"{faults['write_quota'][0]}/{faults['write_quota'][1]:g} s; methods rate "
-        f"{faults['methods_rate'][0]}/{faults['methods_rate'][1]:g} s.",
+        + (f"{faults['methods_rate'][0]}/{faults['methods_rate'][1]:g} s." if faults["methods_rate"] else "off."),
         "",
         "| seed | phase | result | as declared | replayed | written twice | side by side | runs (killed) "
         "| round trips | 429 | 503 | resets | dropped after commit | seconds |",

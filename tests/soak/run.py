@@ -72,6 +72,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--phases", help=f"comma-separated phases of {', '.join(PHASES)} (default all; kills,together with --short)"
     )
     parser.add_argument("--work", type=Path, help="scratch directory (default .tmp/soak or .tmp/soak-short)")
+    parser.add_argument("--calm", action="store_true", help="no fault at all (latency only): for diagnosis")
     return parser.parse_args(argv)
 
 
@@ -159,10 +160,14 @@ class Soak:
         while done < kills and len(runs) < kills * 3:
             how = "group" if (done + self.seed) % 2 else "module"
             left = self.not_as_declared(driver)
-            if left and self.rng.random() < 0.75:
-                trigger: dict[str, Any] = {"after_writes": self.rng.randint(1, max(1, int(left * 0.6)))}
-            else:
-                trigger = {"after_first_request_s": round(self.rng.uniform(0.0, 3.0), 2)}
+            # A random moment: after some of the writes left to do, or a while after its module started, whichever
+            # comes first (a run with nothing left to do, or waiting for another, is killed early in its life).
+            trigger: dict[str, Any] = {"after_module_s": round(self.rng.uniform(0.0, 1.0), 2)}
+            if left:
+                trigger = {
+                    "after_writes": self.rng.randint(1, max(1, int(left * 0.6))),
+                    "after_module_s": round(self.rng.uniform(2.0, 8.0), 2),
+                }
             run = driver.start(self.label("kills", len(runs) + 1), "kills")
             runs.append(run)
             if self.watch_and_kill(driver, run, how, trigger):
@@ -178,18 +183,16 @@ class Soak:
         return {"runs": runs, "kills_wanted": kills}
 
     def watch_and_kill(self, driver: Driver, run: Run, how: str, trigger: dict[str, Any]) -> bool:
-        """Kill ``run`` once its module has sent ``after_writes`` writes, or ``after_first_request_s`` seconds after its
-        module's first request (while it reads, plans or writes). False when the run ended first."""
-        first_request = None
+        """Kill ``run`` once its module has sent ``after_writes`` writes, or ``after_module_s`` seconds after its
+        module started, whichever comes first. False when the run ended first."""
+        module_seen = None
         while not driver.ended(run):
             driver.fetch()
-            driver.track_modules(run)
-            if run.sessions and first_request is None:
-                first_request = time.monotonic()
-            due = (
-                driver.writes_of(run) >= trigger["after_writes"]
-                if "after_writes" in trigger
-                else first_request is not None and time.monotonic() - first_request >= trigger["after_first_request_s"]
+            if driver.track_modules(run) and module_seen is None:
+                module_seen = time.monotonic()
+            due = module_seen is not None and (
+                time.monotonic() - module_seen >= trigger["after_module_s"]
+                or driver.writes_of(run) >= trigger.get("after_writes", float("inf"))
             )
             if due and driver.kill(run, how, trigger):
                 print(
@@ -202,7 +205,7 @@ class Soak:
                 return True
             if time.monotonic() - run.clock > self.profile.run_timeout:
                 return False
-            time.sleep(0.05 if run.sessions else 0.2)
+            time.sleep(0.05 if module_seen else 0.1)
         return False
 
     def together(self, driver: Driver) -> dict[str, Any]:
@@ -374,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = (args.work or ROOT / ".tmp" / ("soak-short" if profile.name == "short" else "soak")).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    faults = worldlib.Faults()
+    faults = worldlib.CALM if args.calm else worldlib.Faults()
     world = worldlib.build(profile.tokens)
     seed_path = worldlib.write_seed(world, work / "tenant.yml", faults.read_after_write_delay_ms)
     print(

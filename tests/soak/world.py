@@ -178,7 +178,14 @@ class Faults:
     read_after_write_delay_ms: int = 1500
     write_quota: tuple[int, float] = (300, 1.5)  # Graph's 3,000 per 150 s, scaled 10x (as make bench)
     # Requests under users' methods (Graph's 5 per 10 s, scaled): below the module's own pace, so that it is throttled.
-    methods_rate: tuple[int, float] = (10, 0.5)
+    methods_rate: tuple[int, float] | None = (10, 0.5)
+
+
+# No fault at all (run.py --calm): to see the soak pass where the module does what it must (diagnosis).
+CALM = Faults(
+    jitter_ms=0, throttled=0.0, unavailable=0.0, resets=0.0, commit_then_drop=0.0, read_after_write_delay_ms=0,
+    methods_rate=None,
+)  # fmt: skip
 
 
 # Retry-After as Graph may send it: whole seconds, a fraction, an HTTP date, none at all.
@@ -218,7 +225,10 @@ def fault_spec(faults: Faults) -> dict[str, Any]:
         }
         for method in WRITE_METHODS
     ]
-    return {"rules": rules, "latency": {"ms": faults.latency_ms, "jitter_ms": faults.jitter_ms}}
+    return {
+        "rules": [rule for rule in rules if rule["probability"] > 0],
+        "latency": {"ms": faults.latency_ms, "jitter_ms": faults.jitter_ms},
+    }
 
 
 def simulator_options(faults: Faults, spec_path: Path, fault_seed: int) -> list[str]:
@@ -230,5 +240,5 @@ def simulator_options(faults: Faults, spec_path: Path, fault_seed: int) -> list[
         "--write-quota",
         f"{faults.write_quota[0]}/{faults.write_quota[1]:g}",
         "--methods-rate",
-        f"{faults.methods_rate[0]}/{faults.methods_rate[1]:g}",
+        f"{faults.methods_rate[0]}/{faults.methods_rate[1]:g}" if faults.methods_rate else "off",
     ]
