@@ -30,7 +30,7 @@ SOAK = Path(__file__).resolve().parent
 ROOT = SOAK.parents[1]
 PLAYBOOK = SOAK / "playbooks" / "soak.yml"
 MODULE_SCRIPT = "AnsiballZ_hardware_oath_inventory"
-POLL = 0.2  # seconds between two reads of the simulator's request log while a run is watched
+POLL = 0.1  # seconds between two reads of the simulator's request log while a run is watched
 
 
 def process_start(pid: int) -> int | None:
@@ -69,7 +69,8 @@ def module_processes(pid: int) -> list[int]:
 
 @dataclass
 class ModuleProcess:
-    """A module process a run started, kept track of after its run is gone."""
+    """A process a run started (its module, or any other below ansible-playbook), kept track of after its run is
+    gone."""
 
     pid: int
     start: int | None
@@ -91,6 +92,7 @@ class Run:
     first_seq: int  # the last log entry before the run started
     sessions: list[str] = field(default_factory=list)
     modules: list[ModuleProcess] = field(default_factory=list)
+    others: list[ModuleProcess] = field(default_factory=list)  # the rest of its process tree (Ansible's worker...)
     kill: dict[str, Any] | None = None
     rc: int | None = None
     seconds: float | None = None
@@ -154,6 +156,7 @@ class Driver:
     def reset(self) -> None:
         """The tenant, faults and settings as at the start, and an empty log (no module of an earlier run may be
         running: see :meth:`settle`)."""
+        self.stop_all()
         self.sim.reset()
         self.log, self.seq, self.runs, self.unattributed = [], 0, [], []
 
@@ -222,12 +225,17 @@ class Driver:
         return run
 
     def track_modules(self, run: Run) -> list[ModuleProcess]:
-        """The run's module processes running now (remembered, so that they are waited for when the run is gone)."""
-        for pid in module_processes(run.proc.pid):
-            if all(m.pid != pid for m in run.modules):
-                module = ModuleProcess(pid, process_start(pid), run.label)
-                run.modules.append(module)
-                self.modules.append(module)
+        """The run's module processes running now (remembered, so that they are waited for when the run is gone),
+        and the rest of its process tree (remembered, so that what a kill leaves behind is ended in the end)."""
+        if run.rc is None:
+            modules = set(module_processes(run.proc.pid))
+            known = {m.pid for m in run.modules + run.others}
+            for pid in descendants(run.proc.pid):
+                if pid not in known:
+                    process = ModuleProcess(pid, process_start(pid), run.label)
+                    (run.modules if pid in modules else run.others).append(process)
+                    if pid in modules:
+                        self.modules.append(process)
         return [m for m in run.modules if m.alive()]
 
     def ended(self, run: Run) -> bool:
@@ -239,7 +247,8 @@ class Driver:
     def finish(self, run: Run, timeout: float) -> None:
         """Wait for the run to end (at most ``timeout`` seconds from its start; then its whole tree is killed)."""
         while not self.ended(run):
-            self.track_modules(run)
+            if not run.modules:  # its process tree, once its module is there
+                self.track_modules(run)
             if time.monotonic() - run.clock > timeout:
                 run.timed_out = True
                 kill_tree(run.proc.pid)
@@ -280,6 +289,17 @@ class Driver:
                 run.proc.wait()
             time.sleep(0.05)
 
+    def stop_all(self) -> None:
+        """End every process the runs started that is still there (the soak is interrupted, or done)."""
+        for run in self.runs:
+            if run.proc.poll() is None:
+                kill_tree(run.proc.pid)
+                run.proc.wait()
+        for process in [p for run in self.runs for p in run.modules + run.others]:
+            if process.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+
     def running_modules(self) -> list[ModuleProcess]:
         return [m for m in self.modules if m.alive()]
 
@@ -299,4 +319,15 @@ class Driver:
             self.fetch()
             time.sleep(POLL)
         self.fetch()
-        return {"waited_s": round(time.monotonic() - began, 3), "running": [m.run for m in left], "killed": killed}
+        # What a kill of a run's process group leaves: Ansible's worker (a session of its own) outlives its module,
+        # blocked writing its result to the pipe of the ansible-playbook that is gone. Ended here, and counted.
+        behind = [p for run in self.runs for p in run.others if p.alive()]
+        for process in behind:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+        return {
+            "waited_s": round(time.monotonic() - began, 3),
+            "running": [m.run for m in left],
+            "killed": killed,
+            "left_behind": sorted({p.run for p in behind}),
+        }

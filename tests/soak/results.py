@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,15 @@ def publish(
         "kills": sum(r["kills"] for r in results),
         "replayed": sum(r["replayed"] for r in results),
         "written_twice": sum(r["written_twice"]["count"] for r in results),
+        # Ansible workers a kill of ansible-playbook's process group left running after their module ended.
+        "workers_left_behind": sum(len(r["settle"]["left_behind"]) for r in results),
         "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
+        # CPU time of the driver, and of the processes it waited for (the simulators, ansible-playbook and the modules
+        # that ended under it; not those of killed runs that went on).
+        "cpu_s": {
+            "driver": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+            "waited_for": round(sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]), 1),
+        },
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "phases": results,
     }
@@ -82,7 +91,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         f"{summary['tokens']} declared tokens, fault seeds {', '.join(map(str, summary['profile']['seeds']))}, "
         f"{summary['kills']} kills, {summary['seconds']:.0f} s ({summary['when']}; "
-        f"{summary['machine']['cpus']} CPUs, load {summary['machine']['load_average'][0]:.1f}).",
+        f"{summary['machine']['cpus']} CPUs, load {summary['machine']['load_average'][0]:.1f}; CPU time: the driver "
+        f"{summary['cpu_s']['driver']:.0f} s, the processes it waited for {summary['cpu_s']['waited_for']:.0f} s).",
         "",
         "The work: " + ", ".join(f"{kind} {n}" for kind, n in summary["kinds"].items()) + ".",
         "",
@@ -106,6 +116,14 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{req['answered_429']} | {req['answered_503']} | {req['reset']} | {req['commit_then_drop']} | "
             f"{r['wall_s']:.0f} |"
         )
+    group_kills = sum(1 for r in summary["phases"] for run in r["runs"] if (run["kill"] or {}).get("how") == "group")
+    if group_kills:
+        lines += [
+            "",
+            f"Ansible's own: after {summary['workers_left_behind']} of the {group_kills} kills of ansible-playbook's "
+            "process group, Ansible's worker (in a session of its own) was still there when its module had ended, "
+            "blocked writing its result to a pipe nobody reads; the soak ends them when each phase is over.",
+        ]
     failed = [r for r in summary["phases"] if not r["passed"]]
     if failed:
         lines += ["", "## What went wrong", ""]

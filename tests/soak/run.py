@@ -39,7 +39,7 @@ import checks  # noqa: E402
 import results  # noqa: E402
 import world as worldlib  # noqa: E402
 from analysis import finished, started  # noqa: E402
-from driver import ROOT, Driver, Run  # noqa: E402
+from driver import POLL, ROOT, Driver, Run  # noqa: E402
 from simctl import Simulator  # noqa: E402
 
 PHASES = ("single", "kills", "together")
@@ -116,24 +116,32 @@ class Soak:
         judged = []
         with Simulator(python, seed_path, self.work / "simulator", options) as sim:
             driver = Driver(python, self.work, sim, self.world.declared, quota)
-            users = self.users(sim)
-            for number, phase in enumerate(phases):
-                if number:
-                    driver.reset()
-                print(f"  -- seed {self.seed}, phase {phase}", flush=True)
-                began = time.monotonic()
-                if phase == "single":
-                    detail = self.single(driver)
-                elif phase == "kills":
-                    detail = self.kills(driver, kills)
-                else:
-                    detail = self.together(driver)
-                detail["settle"] = driver.settle(self.profile.settle_timeout)
-                detail["wall_s"] = round(time.monotonic() - began, 3)
-                # The phase's request log, for diagnosis (no secret: the simulator logs no body and no credential).
-                (self.work / f"{phase}.requests.json").write_text(json.dumps(driver.log), encoding="utf-8")
-                judged.append(self.judge(phase, driver, users, detail))
-                results.phase_line(judged[-1])
+            try:
+                judged += self.phases(driver, phases, kills)
+            finally:
+                driver.stop_all()
+        return judged
+
+    def phases(self, driver: Driver, phases: list[str], kills: int) -> list[dict[str, Any]]:
+        judged = []
+        users = self.users(driver.sim)
+        for number, phase in enumerate(phases):
+            if number:
+                driver.reset()
+            print(f"  -- seed {self.seed}, phase {phase}", flush=True)
+            began = time.monotonic()
+            if phase == "single":
+                detail = self.single(driver)
+            elif phase == "kills":
+                detail = self.kills(driver, kills)
+            else:
+                detail = self.together(driver)
+            detail["settle"] = driver.settle(self.profile.settle_timeout)
+            detail["wall_s"] = round(time.monotonic() - began, 3)
+            # The phase's request log, for diagnosis (no secret: the simulator logs no body and no credential).
+            (self.work / f"{phase}.requests.json").write_text(json.dumps(driver.log), encoding="utf-8")
+            judged.append(self.judge(phase, driver, users, detail))
+            results.phase_line(judged[-1])
         return judged
 
     def users(self, sim: Simulator) -> dict[str, str]:
@@ -160,13 +168,15 @@ class Soak:
         while done < kills and len(runs) < kills * 3:
             how = "group" if (done + self.seed) % 2 else "module"
             left = self.not_as_declared(driver)
-            # A random moment: after some of the writes left to do, or a while after its module started, whichever
-            # comes first (a run with nothing left to do, or waiting for another, is killed early in its life).
+            # A random moment: after some of the writes left to do, or a while after its module's first write (or, if
+            # it writes nothing, after its module has had the time to read and plan), whichever comes first; a run
+            # with nothing left to do is killed early in its life.
             trigger: dict[str, Any] = {"after_module_s": round(self.rng.uniform(0.0, 1.0), 2)}
             if left:
                 trigger = {
                     "after_writes": self.rng.randint(1, max(1, int(left * 0.6))),
-                    "after_module_s": round(self.rng.uniform(2.0, 8.0), 2),
+                    "after_first_write_s": round(self.rng.uniform(1.0, 8.0), 2),
+                    "after_module_s": round(self.reading_time() + self.rng.uniform(1.0, 8.0), 2),
                 }
             run = driver.start(self.label("kills", len(runs) + 1), "kills")
             runs.append(run)
@@ -182,17 +192,26 @@ class Soak:
                 break
         return {"runs": runs, "kills_wanted": kills}
 
+    def reading_time(self) -> float:
+        """Seconds a module may take from its start to its first write (the reads and the plan), generously."""
+        return 5.0 + self.profile.tokens * 0.01
+
     def watch_and_kill(self, driver: Driver, run: Run, how: str, trigger: dict[str, Any]) -> bool:
-        """Kill ``run`` once its module has sent ``after_writes`` writes, or ``after_module_s`` seconds after its
-        module started, whichever comes first. False when the run ended first."""
-        module_seen = None
+        """Kill ``run`` when ``trigger`` says (its module's writes, seconds after its first write or after its
+        module started, whichever comes first). False when the run ended first."""
+        module_seen = first_write = None
         while not driver.ended(run):
             driver.fetch()
-            if driver.track_modules(run) and module_seen is None:
-                module_seen = time.monotonic()
+            now = time.monotonic()
+            if module_seen is None and driver.track_modules(run):
+                module_seen = now
+            writes = driver.writes_of(run)
+            if writes and first_write is None:
+                first_write = now
             due = module_seen is not None and (
-                time.monotonic() - module_seen >= trigger["after_module_s"]
-                or driver.writes_of(run) >= trigger.get("after_writes", float("inf"))
+                now - module_seen >= trigger["after_module_s"]
+                or writes >= trigger.get("after_writes", float("inf"))
+                or (first_write is not None and now - first_write >= trigger["after_first_write_s"])
             )
             if due and driver.kill(run, how, trigger):
                 print(
@@ -203,9 +222,9 @@ class Soak:
                 if how == "module":
                     driver.reap(run)
                 return True
-            if time.monotonic() - run.clock > self.profile.run_timeout:
+            if now - run.clock > self.profile.run_timeout:
                 return False
-            time.sleep(0.05 if module_seen else 0.1)
+            time.sleep(POLL)
         return False
 
     def together(self, driver: Driver) -> dict[str, Any]:
@@ -262,12 +281,13 @@ class Soak:
             )
         if side and phase != "single":
             problems.append(
-                "runs wrote side by side: "
+                f"{len(side)} pair(s) of runs wrote side by side: "
                 + "; ".join(
                     f"{pair['runs'][1]} wrote {pair['writes_of_second_within_first']} times while {pair['runs'][0]} "
                     "was writing"
-                    for pair in side
+                    for pair in sorted(side, key=lambda p: -p["writes_of_second_within_first"])[:4]
                 )
+                + ("; ..." if len(side) > 4 else "")
             )
         finished = [r for r in runs if r["finished"]]
         if not finished:
