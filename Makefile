@@ -2,7 +2,7 @@
 #
 #   make test            everything, two stages at a time (TEST_JOBS), then a table of each stage's time:
 #                        the venvs, lint, sanity, units and integration on every core, the simulator suite,
-#                        the conformance tests, molecule, bench-short, ee-check and release-check
+#                        the conformance tests, molecule, bench-short, soak-short, ee-check and release-check
 #   make sanity          ansible-test sanity --venv on every core                 (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units on every core, in the core's venv     (UNITS_ARGS=...)
 #   make integration     ansible-test integration on every core, in the core's venv, against the simulator
