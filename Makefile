@@ -84,8 +84,8 @@ INTEGRATION_ON_ONE_CORE := awx_credential_injectors@2.21 gitops_example@2.19
 part_targets = $(filter-out $(foreach t,$(INTEGRATION_ON_ONE_CORE),$(if $(filter-out $(2),$(lastword $(subst @, ,$(t)))),$(firstword $(subst @, ,$(t))))),$(INTEGRATION_PART_$(1)))
 # The stages of make test, the longest first: make starts them in this order once both venvs are ready.
 TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
-	$(foreach c,$(CORES),sanity-$(c)) molecule release-check $(foreach c,$(CORES),units-$(c)) lint simulator-test \
-	bench-short soak-short conformance-test ee-check
+	$(foreach c,$(CORES),sanity-$(c)) molecule release-check soak-short $(foreach c,$(CORES),units-$(c)) lint \
+	simulator-test bench-short conformance-test ee-check
 STAGES_DIR := $(TMP_DIR)/stages
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home

@@ -260,4 +260,6 @@ def _reason(error: str) -> str:
     found = re.search(r"Graph refused it in a bulk creation: (\w+)", error)
     if found:
         return f"bulk creation: {found.group(1)}"
-    return " ".join(error.split()[:8])
+    if "the connection failed after the request was sent" in error:
+        return "answer lost (the connection failed after the request was sent)"
+    return " ".join(re.sub(r"https?://\S+", "", error).split()[:8])

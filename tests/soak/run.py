@@ -184,7 +184,7 @@ class Soak:
                 done += 1
             else:
                 driver.finish(run, self.profile.run_timeout)  # ended before its moment came
-        for _ in range(FINAL_RUNS):
+        for _final in range(FINAL_RUNS):
             run = driver.start(self.label("kills", len(runs) + 1), "kills")
             runs.append(run)
             driver.finish(run, self.profile.run_timeout)

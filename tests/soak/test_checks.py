@@ -223,6 +223,16 @@ def test_outcomes_need_a_row_for_every_token():
     }
     found = checks.outcomes(WORLD, {"tokens": rows[1:]})
     assert (found["missing"], found["failed"], found["failed_reasons"]) == (1, 1, {"503 serviceNotAvailable": 1})
+    rows[4] = {
+        "serial_number": rows[4]["serial_number"],
+        "outcome": "failed",
+        "error": "POST https://127.0.0.1:1/x: the connection failed after the request was sent (ReadError)",
+    }
+    reasons = checks.outcomes(WORLD, {"tokens": rows})["failed_reasons"]
+    assert reasons == {
+        "503 serviceNotAvailable": 1,
+        "answer lost (the connection failed after the request was sent)": 1,
+    }
 
 
 def test_every_kind_of_work_is_in_the_mix():

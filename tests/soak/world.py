@@ -113,7 +113,7 @@ def build(total: int) -> World:
     tokens: list[Token] = []
     number = 0
     for kind, count in counts(total):
-        for _ in range(count):
+        for _index in range(count):
             serial = f"{SERIAL_PREFIX}-{number:05d}"
             declared_user = users[number]["user_principal_name"]
             entry: dict[str, Any] = {
