@@ -171,12 +171,13 @@ class Soak:
             # A random moment: after some of the writes left to do, or a while after its module's first write (or, if
             # it writes nothing, after its module has had the time to read and plan), whichever comes first; a run
             # with nothing left to do is killed early in its life.
-            trigger: dict[str, Any] = {"after_module_s": round(self.rng.uniform(0.0, 1.0), 2)}
+            share, after_write, after_reads, early = (self.rng.random() for _draw in range(4))
+            trigger: dict[str, Any] = {"after_module_s": round(early, 2)}
             if left:
                 trigger = {
-                    "after_writes": self.rng.randint(1, max(1, int(left * 0.6))),
-                    "after_first_write_s": round(self.rng.uniform(1.0, 8.0), 2),
-                    "after_module_s": round(self.reading_time() + self.rng.uniform(1.0, 8.0), 2),
+                    "after_writes": 1 + int(share * 0.6 * left),
+                    "after_first_write_s": round(1 + 7 * after_write, 2),
+                    "after_module_s": round(self.reading_time() + 1 + 7 * after_reads, 2),
                 }
             run = driver.start(self.label("kills", len(runs) + 1), "kills")
             runs.append(run)
