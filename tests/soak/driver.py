@@ -58,11 +58,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def module_processes(pid: int) -> list[int]:
-    """The module processes (AnsiballZ_hardware_oath_inventory) below ``pid``."""
+    """The module processes below ``pid``: the Python running AnsiballZ_hardware_oath_inventory (not the shells
+    that started it)."""
     found = []
     for child in descendants(pid):
         with contextlib.suppress(OSError):
-            if MODULE_SCRIPT in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            if any(MODULE_SCRIPT in arg for arg in argv) and not argv[0].endswith("sh"):
                 found.append(child)
     return found
 
@@ -115,7 +117,8 @@ class Driver:
     """Starts and watches the runs of one simulator; keeps its whole request log (``log``) since the last
     :meth:`reset`, and which session each run's module signed in as."""
 
-    def __init__(self, python: str, work: Path, sim: Simulator, tokens: list[dict], write_quota: str) -> None:
+    def __init__(self, python: str, work: Path, sim: Simulator, tokens: list[dict], task: dict[str, Any]) -> None:
+        """``task``: the task's options beside its tokens (soak_write_quota, soak_read_after_write_wait)."""
         self.python = python
         self.ansible_playbook = str(Path(python).parent / "ansible-playbook")
         self.work = work
@@ -139,7 +142,7 @@ class Driver:
                     "soak_authority_host": sim.info["authority_host"],
                     "soak_graph_endpoint": sim.info["graph_url"],
                     "soak_ca_path": sim.info["ca_bundle"],
-                    "soak_write_quota": write_quota,
+                    **task,
                     "soak_tokens": tokens,
                 },
                 handle,

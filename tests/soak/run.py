@@ -112,10 +112,13 @@ class Soak:
         spec_path = self.work / "faults.json"
         spec_path.write_text(json.dumps(worldlib.fault_spec(self.faults), indent=1), encoding="utf-8")
         options = worldlib.simulator_options(self.faults, spec_path, self.seed)
-        quota = f"{self.faults.write_quota[0]}/{self.faults.write_quota[1]:g}"
+        task = {
+            "soak_write_quota": f"{self.faults.write_quota[0]}/{self.faults.write_quota[1]:g}",
+            "soak_read_after_write_wait": self.faults.read_after_write_wait_s,
+        }
         judged = []
         with Simulator(python, seed_path, self.work / "simulator", options) as sim:
-            driver = Driver(python, self.work, sim, self.world.declared, quota)
+            driver = Driver(python, self.work, sim, self.world.declared, task)
             try:
                 judged += self.phases(driver, phases, kills)
             finally:

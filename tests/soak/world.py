@@ -176,9 +176,13 @@ class Faults:
     resets: float = 0.02  # the connection dropped before the request is processed
     commit_then_drop: float = 0.03  # of writes: processed, then the connection dropped
     read_after_write_delay_ms: int = 1500
+    # The task's read_after_write_wait: how long it reads again for a write to show. Its default (10 s) is meant for
+    # Graph's directory; here it is scaled to the simulated delay, with room (a lost write that did not take effect
+    # is sent again once this has passed, so it must be well above the delay).
+    read_after_write_wait_s: float = 4.0
     write_quota: tuple[int, float] = (300, 1.5)  # Graph's 3,000 per 150 s, scaled 10x (as make bench)
     # Requests under users' methods (Graph's 5 per 10 s, scaled): below the module's own pace, so that it is throttled.
-    methods_rate: tuple[int, float] | None = (10, 0.5)
+    methods_rate: tuple[int, float] | None = (20, 0.5)
 
 
 # No fault at all (run.py --calm): to see the soak pass where the module does what it must (diagnosis).
