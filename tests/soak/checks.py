@@ -192,7 +192,7 @@ class Ledger:
 def end_state(world: World, tokens: dict[str, dict], users: dict[str, str]) -> dict[str, Any]:
     """Every declared token as declared, from the simulator's state (``GET /_admin/state``, by lower-case serial)."""
     problems: dict[str, list[str]] = {
-        "lost (declared to stay, not in the tenant)": [],
+        "missing (declared to stay, not in the tenant)": [],
         "not deleted (declared absent)": [],
         "wrong holder": [],
         "unassigned, declared held": [],
@@ -208,7 +208,7 @@ def end_state(world: World, tokens: dict[str, dict], users: dict[str, str]) -> d
                 problems["not deleted (declared absent)"].append(serial)
             continue
         if state is None:
-            problems["lost (declared to stay, not in the tenant)"].append(serial)
+            problems["missing (declared to stay, not in the tenant)"].append(serial)
             continue
         holder = (state.get("assigned_to") or {}).get("id")
         wanted = users.get(token.user.lower()) if token.user else None

@@ -190,7 +190,7 @@ def test_end_state_as_declared():
 @pytest.mark.parametrize(
     ("kind", "change", "problem"),
     [
-        ("already right", None, "lost (declared to stay, not in the tenant)"),
+        ("already right", None, "missing (declared to stay, not in the tenant)"),
         ("delete", {"status": "available"}, "not deleted (declared absent)"),
         ("reassign", {"assigned_to": {"id": "someone"}}, "wrong holder"),
         ("activate", {"assigned_to": None, "status": "available"}, "unassigned, declared held"),
