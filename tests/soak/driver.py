@@ -70,7 +70,7 @@ def module_processes(pid: int) -> list[int]:
 
 
 @dataclass
-class ModuleProcess:
+class Process:
     """A process a run started (its module, or any other below ansible-playbook), kept track of after its run is
     gone."""
 
@@ -91,10 +91,9 @@ class Run:
     clock: float  # time.monotonic()
     record: Path
     output: Path
-    first_seq: int  # the last log entry before the run started
     sessions: list[str] = field(default_factory=list)
-    modules: list[ModuleProcess] = field(default_factory=list)
-    others: list[ModuleProcess] = field(default_factory=list)  # the rest of its process tree (Ansible's worker...)
+    modules: list[Process] = field(default_factory=list)
+    others: list[Process] = field(default_factory=list)  # the rest of its process tree (Ansible's worker...)
     kill: dict[str, Any] | None = None
     rc: int | None = None
     seconds: float | None = None
@@ -153,7 +152,7 @@ class Driver:
         self.unattributed: list[str] = []
         self.writes: Counter = Counter()  # session -> write requests received
         self.runs: list[Run] = []
-        self.modules: list[ModuleProcess] = []
+        self.modules: list[Process] = []
 
     # ------------------------------------------------------------------ the simulator's log
     def reset(self) -> None:
@@ -223,11 +222,11 @@ class Driver:
                 env=self.env(record),
                 start_new_session=True,
             )
-        run = Run(label, phase, proc, time.time(), time.monotonic(), record, output, self.seq)
+        run = Run(label, phase, proc, time.time(), time.monotonic(), record, output)
         self.runs.append(run)
         return run
 
-    def track_modules(self, run: Run) -> list[ModuleProcess]:
+    def track_modules(self, run: Run) -> list[Process]:
         """The run's module processes running now (remembered, so that they are waited for when the run is gone),
         and the rest of its process tree (remembered, so that what a kill leaves behind is ended in the end)."""
         if run.rc is None:
@@ -235,7 +234,7 @@ class Driver:
             known = {m.pid for m in run.modules + run.others}
             for pid in descendants(run.proc.pid):
                 if pid not in known:
-                    process = ModuleProcess(pid, process_start(pid), run.label)
+                    process = Process(pid, process_start(pid), run.label)
                     (run.modules if pid in modules else run.others).append(process)
                     if pid in modules:
                         self.modules.append(process)
@@ -303,7 +302,7 @@ class Driver:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGKILL)
 
-    def running_modules(self) -> list[ModuleProcess]:
+    def running_modules(self) -> list[Process]:
         return [m for m in self.modules if m.alive()]
 
     def settle(self, timeout: float) -> dict[str, Any]:
