@@ -2,7 +2,7 @@
 #
 #   make test            everything, two stages at a time (TEST_JOBS), then a table of each stage's time:
 #                        the venvs, lint, sanity, units and integration on every core, the simulator suite,
-#                        the conformance tests, molecule, bench-short, ee-check and release-check
+#                        the conformance tests, molecule, bench-short, soak-short, ee-check and release-check
 #   make sanity          ansible-test sanity --venv on every core                 (SANITY_ARGS="--test pylint")
 #   make units           ansible-test units on every core, in the core's venv     (UNITS_ARGS=...)
 #   make integration     ansible-test integration on every core, in the core's venv, against the simulator
@@ -21,6 +21,9 @@
 #   make molecule        the role's molecule scenarios (extensions/molecule/), against the simulator
 #   make bench           the benchmark of hardware_oath_inventory (docs/performance.md): bench/results.json, bench/plot.svg
 #   make bench-short     its short version (a few dozen tokens, outcomes and request counts only, no timing)
+#   make soak            the worst-day soak of hardware_oath_inventory (docs/reliability.md): 2,000 tokens, every fault
+#                        at once, 3 fault seeds, 20 kills, two runs at once (SOAK_ARGS="--seeds 4 --kills 7")
+#   make soak-short      its short version (200 tokens, one fault seed, 3 kills): .tmp/soak-short/report.md
 #   make release-check   build the artifact; Galaxy's import checks (galaxy-importer), antsibull-docs' lint and the
 #                        docsite rendered to HTML from it (the guides' pages up to date with their Markdown)
 #   make docsite         after editing a guide of the docsite: render docs/<name>.md to docs/docsite/rst/<name>.rst
@@ -61,6 +64,7 @@ UNITS_ARGS ?=
 INTEGRATION_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+SOAK_ARGS ?=
 
 # make test: how many stages run at once (one per core of the CI machines: the stages keep a core busy, and a third
 # at once made every stage slower, for more CPU time in all), and the integration targets of each core in parts of
@@ -80,8 +84,8 @@ INTEGRATION_ON_ONE_CORE := awx_credential_injectors@2.21 gitops_example@2.19
 part_targets = $(filter-out $(foreach t,$(INTEGRATION_ON_ONE_CORE),$(if $(filter-out $(2),$(lastword $(subst @, ,$(t)))),$(firstword $(subst @, ,$(t))))),$(INTEGRATION_PART_$(1)))
 # The stages of make test, the longest first: make starts them in this order once both venvs are ready.
 TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
-	$(foreach c,$(CORES),sanity-$(c)) molecule release-check $(foreach c,$(CORES),units-$(c)) lint simulator-test \
-	bench-short conformance-test ee-check
+	$(foreach c,$(CORES),sanity-$(c)) molecule release-check soak-short $(foreach c,$(CORES),units-$(c)) lint \
+	simulator-test bench-short conformance-test ee-check
 STAGES_DIR := $(TMP_DIR)/stages
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
@@ -124,7 +128,7 @@ ansible_test = cd $(call copy_dir,$(2)) && $(3) PATH="$(call venv,$(1))/bin:$$PA
 	$(foreach c,$(CORES),venv-$(c))
 
 help:
-	@sed -n '3,24s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,30s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------- make test
 # Every stage is run by .ci/stages.py, which keeps its output until it ends (then prints it as one block) and records
@@ -401,6 +405,19 @@ bench: venv-$(MAIN_CORE) | dirs
 bench-short: venv-$(MAIN_CORE) | dirs
 	@echo "==> bench-short: bench/run.py --short (outcomes and request counts, not timed)"
 	@$(call venv,$(MAIN_CORE))/bin/python bench/run.py --short $(BENCH_ARGS)
+
+# ------------------------------------------------------------------ soak
+# The worst-day soak of hardware_oath_inventory (docs/reliability.md): tests/soak/run.py with the 2.19 venv runs
+# ansible-playbook against the simulator with every fault on at once, kills runs at random moments, runs two at once,
+# and judges each phase from the simulator's state and request log. soak-short is part of make test.
+.PHONY: soak soak-short
+soak: venv-$(MAIN_CORE) | dirs
+	@$(bin)/python -m pytest -q -p no:cacheprovider tests/soak
+	@$(bin)/python tests/soak/run.py $(SOAK_ARGS)
+
+soak-short: venv-$(MAIN_CORE) | dirs
+	@$(bin)/python -m pytest -q -p no:cacheprovider tests/soak
+	@$(bin)/python tests/soak/run.py --short $(SOAK_ARGS)
 
 # ------------------------------------------------------------------ molecule
 # The role's scenarios (extensions/molecule/): the default driver on localhost, against the simulator each scenario

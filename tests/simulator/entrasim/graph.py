@@ -17,7 +17,7 @@ from . import permissions as perm
 from .errors import ErrorAnswer, bad_request, conflict, not_found, odata_bad_request
 from .identity import Principal
 from .settings import Settings
-from .tenant import GUID_RE, MAX_METHODS_PER_USER, Tenant, Token, User, method_limit
+from .tenant import GUID_RE, MAX_METHODS_PER_USER, Journal, Tenant, Token, User, method_limit
 
 # The well-known id of every user's password method (Graph's passwordAuthenticationMethod pages).
 PASSWORD_METHOD_ID = "28c10230-6103-485e-b985-444c60001490"
@@ -116,6 +116,7 @@ class Request:
     principal: Principal
     version: str = "beta"
     extra: dict = field(default_factory=dict)
+    journal: Journal = field(default_factory=Journal)  # what the request did to the inventory, for its log entry
 
 
 DIRECTORY_ROLE_CAST = "microsoft.graph.directoryRole"
@@ -240,19 +241,30 @@ class GraphApi:
         if request.version != "beta" and segs[:1] != ["users"] and segs[:1] != ["me"]:
             raise odata_bad_request(f"Resource not found for the segment '{segs[0] if segs else ''}'.")
         with self.tenant.lock:
-            if tuple(segs[:3]) == DEVICES_PATH:
-                return self._devices(request, segs[3:])
-            if tuple(segs[:4]) == POLICY_PATH and len(segs) == 4:
-                return self._policy(request)
-            if segs[:1] == ["users"] and len(segs) >= 2:
-                return self._user_routes(request, self._resolve_user(segs[1]), segs[2:])
-            if segs == ["users"]:
-                return self._list_users(request)
-            if segs[:1] == ["me"]:
-                if not request.principal.delegated:
-                    raise odata_bad_request("/me request is only valid with delegated authentication flow.")
-                return self._user_routes(request, request.principal.signed_in_user, segs[1:])
+            request.journal.handled = self.tenant.next_handled()
+            self.tenant.journal = request.journal
+            try:
+                if tuple(segs[:3]) == DEVICES_PATH:
+                    return self._devices(request, segs[3:])
+                if tuple(segs[:4]) == POLICY_PATH and len(segs) == 4:
+                    return self._policy(request)
+                if segs[:1] == ["users"] and len(segs) >= 2:
+                    return self._user_routes(request, self._resolve_user(segs[1]), segs[2:])
+                if segs == ["users"]:
+                    return self._list_users(request)
+                if segs[:1] == ["me"]:
+                    if not request.principal.delegated:
+                        raise odata_bad_request("/me request is only valid with delegated authentication flow.")
+                    return self._user_routes(request, request.principal.signed_in_user, segs[1:])
+            finally:
+                self.tenant.journal = None
         raise self._unknown_segment(segs)
+
+    def _target(self, request: Request, token_id: Any) -> None:
+        """Note in the request's journal the token a write addresses by id (found or not)."""
+        if isinstance(token_id, str) and token_id:
+            token = self.tenant.tokens.get(token_id.lower())
+            request.journal.target(token_id, token.serial_number if token else None)
 
     @staticmethod
     def _unknown_segment(segs: list[str]) -> ErrorAnswer:
@@ -465,6 +477,7 @@ class GraphApi:
             perm.authorize(request.principal, perm.DEVICES_READ if request.method == "GET" else perm.DEVICES_WRITE)
             if request.method == "GET":
                 return self._get_device(request, rest[0])
+            self._target(request, rest[0])
             token = self.tenant.require_token(rest[0])
             if request.method == "PATCH":
                 body = parse_json_body(request)
@@ -593,6 +606,8 @@ class GraphApi:
         return self._create_device(request, body)
 
     def _create_device(self, request: Request, body: dict) -> Response:
+        if isinstance(body.get("serialNumber"), str):
+            request.journal.target(serial_number=body["serialNumber"])
         check_properties(body, DEVICE_WRITABLE | {"assignTo"}, DEVICE_TYPE, DEVICE_READ_ONLY)
         fields = self.tenant.validate_device_fields(body, creating=True)
         user = self._assign_target(request, body.get("assignTo"))
@@ -615,6 +630,10 @@ class GraphApi:
         serials: set[str] = set()
         added: dict[str, int] = {}
         for index, item in enumerate(items):
+            if isinstance(item, dict) and item.get("id"):
+                self._target(request, item["id"])
+            elif isinstance(item, dict) and isinstance(item.get("serialNumber"), str):
+                request.journal.target(serial_number=item["serialNumber"])
             content_id = str(item.get("@contentId", index + 1)) if isinstance(item, dict) else str(index + 1)
             try:
                 plans.append(self._plan_bulk_item(request, item, serials, added) + (content_id,))
@@ -719,7 +738,9 @@ class GraphApi:
             perm.authorize(request.principal, perm.METHODS_WRITE, user)
             body = parse_json_body(request)
             check_properties(body, {"device"}, METHOD_TYPE, {"id", "createdDateTime", "lastUsedDateTime"})
-            token = self.tenant.require_token(_reference_id(body.get("device"), "device"))
+            device_id = _reference_id(body.get("device"), "device")
+            self._target(request, device_id)
+            token = self.tenant.require_token(device_id)
             self.tenant.assign(token, user)
             return (
                 201,
@@ -741,19 +762,21 @@ class GraphApi:
             raise self._method_not_allowed()
         perm.authorize(request.principal, perm.METHODS_WRITE, user)
         body = parse_json_body(request)
-        token = self._token_to_activate(action, body)
+        token = self._token_to_activate(request, action, body)
         self._require_code(body)
         self.tenant.assign_and_activate(token, user, body["verificationCode"], self._display_name(body))
         return 204, None, {}
 
-    def _token_to_activate(self, action: str, body: dict) -> Token:
+    def _token_to_activate(self, request: Request, action: str, body: dict) -> Token:
         if action == "assignAndActivate":
             check_properties(
                 body,
                 {"device", "verificationCode", "displayName"},
                 "microsoft.graph.assignAndActivatePostRequestBody",
             )
-            return self.tenant.require_token(_reference_id(body.get("device"), "device"))
+            device_id = _reference_id(body.get("device"), "device")
+            self._target(request, device_id)
+            return self.tenant.require_token(device_id)
         check_properties(
             body,
             {"serialNumber", "verificationCode", "displayName"},
@@ -763,6 +786,7 @@ class GraphApi:
         if not isinstance(serial, str) or not serial:
             raise bad_request("The property 'serialNumber' is required.")
         token = self.tenant.find_token_by_serial(serial)
+        request.journal.target(token.id if token else None, token.serial_number if token else serial)
         if token is None:
             raise not_found(f"No hardware OATH token with serial number '{serial}' was found.")
         return token
@@ -789,6 +813,7 @@ class GraphApi:
 
     def _change_method(self, request: Request, user: User, rest: list[str]) -> Response:
         """DELETE .../{methodId} (unassign), POST .../{methodId}/deactivate and .../{methodId}/activate."""
+        self._target(request, rest[0])
         token = self.tenant.require_method(user, rest[0])
         if len(rest) == 1:
             self.tenant.unassign(token)

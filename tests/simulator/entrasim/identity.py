@@ -127,6 +127,17 @@ class IdentityPlatform:
             self._verified[raw] = claims
         return dict(claims)
 
+    def session_of(self, authorization: str | None) -> str | None:
+        """The ``uti`` of the bearer token in ``authorization`` if this platform signed it (whatever its lifetime,
+        audience or tenant), else None: the request log's ``session``, also for a request answered by a fault."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        try:
+            uti = self._verified_claims(authorization[7:].strip()).get("uti")
+        except jwt.PyJWTError:
+            return None
+        return uti if isinstance(uti, str) else None
+
     def known_claims(self, raw: str) -> dict | None:
         """The claims of an access token already verified (``authenticate``), else None."""
         claims = self._verified.get(raw)

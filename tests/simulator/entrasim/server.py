@@ -28,7 +28,7 @@ from .errors import ErrorAnswer, IdentityError, envelope, odata_bad_request
 from .graph import GraphApi, Request
 from .httpbase import RequestHandler, Server
 from .identity import IdentityPlatform, Principal
-from .tenant import Tenant
+from .tenant import Journal, Tenant
 
 GRAPH_CONTENT_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -256,6 +256,12 @@ class Simulator:
         else:
             handler = functools.partial(self._identity, method, raw_path, headers, body, entry)
         outcome = self._with_faults(decision, handler, headers, entry)
+        if kind == "graph":
+            entry.setdefault("handled", self.tenant.next_handled())  # answered without being processed
+            if "session" not in entry:  # answered by a fault before the token was looked at
+                session = self.identity.session_of(headers.get("authorization"))
+                if session:
+                    entry["session"] = session
         outcome.delay_after += decision.delay_after
         entry["status"] = None if outcome.reset else outcome.status
         entry["reset"] = outcome.reset
@@ -337,12 +343,15 @@ class Simulator:
         """Authenticate, throttle, route. Used for top-level requests and for each batch item."""
         request_id = str(uuid.uuid4())
         entry["request_id"] = request_id
+        journal = Journal()
         try:
             parts = raw_path.strip("/").split("/")
             version, segments = parts[0], [unquote(p) for p in parts[1:] if p != ""]
             if principal is None:
                 principal = self.identity.authenticate(headers.get("authorization"))
             entry["client_id"] = principal.client_id
+            # The access token's unique id (its uti claim): which sign-in, so which client process, sent the request.
+            entry["session"] = principal.claims.get("uti")
             if principal.user is not None:
                 entry["user"] = principal.user.user_principal_name
             if segments == ["$batch"] and batch_request_id is None:
@@ -360,6 +369,7 @@ class Simulator:
                 body=body,
                 principal=principal,
                 version=version,
+                journal=journal,
             )
             status, payload, extra = self.graph.handle(request)
         except ErrorAnswer as exc:
@@ -367,6 +377,8 @@ class Simulator:
             if exc.reason:
                 entry["reason"] = exc.reason
             return self._graph_error(exc, headers, request_id=request_id)
+        finally:
+            entry.update(journal.log_fields())
         return Outcome(status, payload, {**self._graph_headers(headers, request_id), **extra})
 
     def _throttle(self, principal: Principal, segments: list[str], entry: dict) -> None:
@@ -470,6 +482,8 @@ class Simulator:
                 batch_request_id=request_id,
             )
             outcome = self._with_faults(decision, handler, item_headers, entry)
+        entry.setdefault("handled", self.tenant.next_handled())
+        entry.setdefault("session", principal.claims.get("uti"))
         entry["status"] = outcome.status
         self.log.add(entry)
         self.stats.count("batch_items")

@@ -182,6 +182,53 @@ class Token:
 
 
 @dataclass
+class Journal:
+    """What one Graph request did to the inventory, for its request log entry (docs/simulator.md, "Admin API"):
+    the tokens it addressed (``targets``: ``{"token": id, "serial_number"}``, either may be None when the request
+    named only the other), the changes it made (``effects``: ``{"token", "serial_number", "before", "after"}``, each
+    side the token's public state, or None when it did not exist) and the result of the verification code it carried
+    (``verification``: accepted, rejected or replayed). Filled while the request holds the tenant's lock."""
+
+    targets: list[dict] = field(default_factory=list)
+    effects: list[dict] = field(default_factory=list)
+    verification: str | None = None
+    handled: int | None = None  # Tenant.next_handled() when the request took the lock
+
+    def target(self, token_id: str | None = None, serial_number: str | None = None) -> None:
+        entry = {"token": token_id.lower() if token_id else None, "serial_number": serial_number}
+        if entry not in self.targets:
+            self.targets.append(entry)
+
+    def log_fields(self) -> dict:
+        """The request log's fields: only those with something in them."""
+        out: dict[str, Any] = {}
+        if self.handled is not None:
+            out["handled"] = self.handled
+        if self.targets:
+            out["targets"] = self.targets
+        if self.effects:
+            out["effects"] = self.effects
+        if self.verification is not None:
+            out["verification"] = self.verification
+        return out
+
+
+def public_state(token: Token | None) -> dict | None:
+    """A token's state as an effect in the request log shows it (no secret), or None for no token."""
+    if token is None:
+        return None
+    return {
+        "status": token.status,
+        "holder": token.assigned_to,
+        "display_name": token.display_name,
+        "manufacturer": token.manufacturer,
+        "model": token.model,
+        "hash_function": token.hash_function,
+        "time_interval": token.time_interval,
+    }
+
+
+@dataclass
 class Policy:
     state: str = "disabled"
     include_targets: list[dict] = field(
@@ -301,6 +348,10 @@ class Tenant:
 
     def __init__(self, seed: dict, base_dir: str = ".") -> None:
         self.lock = threading.RLock()
+        # The journal of the Graph request being handled (set by the Graph API under the lock), else None.
+        self.journal: Journal | None = None
+        # The order in which Graph requests were decided: processed under the lock, or answered without it.
+        self._handled = itertools.count(1)
         self.clock_offset = 0.0
         self.examined = {"tokens": 0, "users": 0}
         self._seed = seed
@@ -325,6 +376,10 @@ class Tenant:
 
     def now(self) -> float:
         return time.time() + self.clock_offset
+
+    def next_handled(self) -> int:
+        """The next number of the order in which Graph requests are decided (the request log's ``handled``)."""
+        return next(self._handled)
 
     def reset(self) -> None:
         with self.lock:
@@ -359,6 +414,8 @@ class Tenant:
         self._writes: collections.deque[tuple[float, str]] = collections.deque()
         self._deleted_serials: dict[str, set[str]] = {}
         self._deleted_ids: dict[str, str] = {}
+        # Every verification of a code since the seed was loaded, deleted tokens' too (the admin view's activations).
+        self.activations = {totp.ACCEPTED: 0, totp.REJECTED: 0, totp.REPLAYED: 0}
 
     def _load_groups(self, entries: list) -> None:
         self.groups: dict[str, Group] = {}
@@ -727,10 +784,20 @@ class Tenant:
         version after is recorded even when the write fails halfway (a wrong code still sets failedActivation)."""
         before = self.tokens.get(token.id)
         history = self.versions.setdefault(token.id, [(float("-inf"), copy.copy(before))])
+        journal, shown_before = self.journal, public_state(before)
         try:
             yield
         finally:
             after = self.tokens.get(token.id)
+            if journal is not None and public_state(after) != shown_before:
+                journal.effects.append(
+                    {
+                        "token": token.id,
+                        "serial_number": token.serial_number,
+                        "before": shown_before,
+                        "after": public_state(after),
+                    }
+                )
             written = time.monotonic()
             history.append((written, copy.copy(after)))
             self._writes.append((written, token.id))
@@ -905,6 +972,10 @@ class Tenant:
             last_accepted_step=token.last_accepted_step,
         )
         token.activations[result] += 1
+        self.activations[result] += 1
+        if self.journal is not None:
+            self.journal.target(token.id, token.serial_number)
+            self.journal.verification = result
         if result == totp.ACCEPTED:
             token.last_accepted_step = step
             if self.config.activation_last_used == "set":
@@ -1034,6 +1105,8 @@ class Tenant:
             "groups": [{"id": g.id, "display_name": g.display_name} for g in self.groups.values()],
             "tokens": tokens,  # the inventory's
             "legacy_tokens": legacy_tokens,  # the users' tokens of the old CSV upload (not in the inventory)
+            # Every code verified since the seed was loaded (a reset loads it again), deleted tokens' included.
+            "activations": dict(self.activations),
             "policy": {
                 "hardware_oath": {
                     "state": self.policy.state,
