@@ -96,6 +96,12 @@ def quota_bound(served: int, burst: int, rate: float) -> float:
     return max(0, served - burst) / rate
 
 
+def window_bound(served: int, most: int, seconds: float) -> float:
+    """Seconds a quota of ``most`` requests in any window of ``seconds`` (sliding, or fixed from the first request)
+    needs to serve ``served`` requests: ``most`` at once, then ``most`` more every window."""
+    return max(0, math.ceil(served / most) - 1) * seconds
+
+
 def span(log: list[dict]) -> dict[str, float | None]:
     """First request received, last answer sent, first and last write (epoch seconds)."""
     trips = round_trips(log)

@@ -37,6 +37,8 @@ from .options import graph_argument_spec
 INVOCATION_LIST_LIMIT = 100
 # What the invocation shows for the value of a no_log option (AnsibleModule's word for a masked value).
 NO_LOG_MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+# Looking one window of a text up in a set costs about as much as this many characters compared by ``in``.
+_WINDOW_LOOKUP_COST = 50
 # A character that repr or JSON shows escaped: not printable ASCII, a quote or a backslash.
 _NEEDS_ESCAPING = re.compile(r"[^ !#-&(-\[\]-~]")
 
@@ -155,8 +157,7 @@ class GraphModule(AnsibleModule):
             values.update(form for value in list(values) for form in _escaped(value))
         if values:
             parts = [msg, kwargs, get_warning_messages(), get_deprecation_messages()]
-            shown_text = "\0".join(texts_in(parts, keys=True))
-            self.no_log_values = {v for v in values if "*" in v or v in shown_text}
+            self.no_log_values = {v for v in values if "*" in v} | _occurring(values, texts_in(parts, keys=True))
 
     def _invocation_args(self) -> dict[str, t.Any]:
         """The arguments as the result shows them: no_log options (and suboptions) masked whatever their shape,
@@ -270,6 +271,29 @@ def _as_dict(text: str) -> t.Any:
         return check_type_dict(text)
     except (TypeError, ValueError):
         return text
+
+
+def _occurring(values: t.Iterable[str], texts: t.Iterable[str]) -> set[str]:
+    """The values that occur in some text. Searching each text for each value costs texts x values: minutes for the
+    result of a large inventory and its secrets. Here the values of one length are looked up together among the
+    texts' windows of that length (a set lookup each); only a length with few values is searched for value by
+    value, where that costs less."""
+    texts = [text for text in set(texts) if text]
+    by_length: dict[int, set[str]] = {}
+    for value in values:
+        by_length.setdefault(len(value), set()).add(value)
+    found = by_length.pop(0, set())  # the empty text occurs everywhere
+    for length, group in by_length.items():
+        candidates = [text for text in texts if len(text) >= length]
+        windows = sum(len(text) - length + 1 for text in candidates)
+        if len(group) * (windows + length * len(candidates)) <= _WINDOW_LOOKUP_COST * windows:
+            joined = "\0".join(candidates)
+            found.update(value for value in group if value in joined)
+        else:
+            found.update(
+                group.intersection(text[at : at + length] for text in candidates for at in range(len(text) - length + 1))
+            )
+    return found
 
 
 def _escaped(value: str) -> tuple[str, ...]:

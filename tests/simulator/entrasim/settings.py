@@ -44,6 +44,12 @@ CHOICES: dict[str, tuple] = {
     "write_throttle_limit": ("ReadWrite", "Write"),
     # Whether a 429 of a quota carries x-ms-throttle-information.
     "throttle_information": ("sent", "omitted"),
+    # How a quota counts N requests per S seconds: the documented token bucket (refilled continuously), the requests
+    # of the last S seconds, or those of the current window of S seconds (faults.QUOTA_MODELS).
+    "quota_model": ("token_bucket", "sliding_window", "fixed_window"),
+    # Whether a request refused 429 is charged to its quotas (documented: "all requests accrue against your usage
+    # limits"), which lengthens the throttling, or not.
+    "throttled_requests": ("charged", "free"),
 }
 # Integer settings: (smallest, largest or None, what the error calls them).
 INTEGERS: dict[str, tuple[int, int | None, str]] = {
@@ -107,6 +113,8 @@ class Settings:
     error_wording: str = "descriptive"
     write_throttle_limit: str = "ReadWrite"
     throttle_information: str = "sent"
+    quota_model: str = "token_bucket"
+    throttled_requests: str = "charged"
     read_after_write_delay_ms: int = 0
     bulk_max_items: int = 100
 
