@@ -51,16 +51,16 @@ class GraphModule(AnsibleModule):
         ``no_log_values`` is added to before any worker thread starts: AnsibleModule.log, which threads call,
         iterates it."""
         self._long_lists = long_lists
+        self._credential: Credential | None = None
+        self._client: GraphClient | None = None
+        self._transport: Transport | None = None
+        self._pacer: Pacer | None = None  # set before AnsibleModule's checks, which may fail the task already
         spec = graph_argument_spec()
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
         for name, lib in (("httpx", httpx), ("msal", msal)):
             if lib is None:
                 self.fail_json(msg=missing_required_lib(name))
-        self._credential: Credential | None = None
-        self._client: GraphClient | None = None
-        self._transport: Transport | None = None
-        self._pacer: Pacer | None = None
 
     def _load_params(self) -> None:
         """AnsibleModule reads the task's arguments here, before it checks them against the argument spec. The
@@ -142,6 +142,14 @@ class GraphModule(AnsibleModule):
         self._prepare_result(kwargs, msg)
         super().fail_json(msg, **kwargs)
         raise AssertionError("AnsibleModule.fail_json returned")
+
+    def _record_module_result(self, o: dict[str, t.Any]) -> None:
+        """AnsibleModule's last step, with the result built and masked, before it is written: a result with
+        ``pacing`` gets ``result_seconds``, the seconds since Graph's last answer (what building it took)."""
+        since = self._pacer.since_last_answer() if self._pacer is not None else None
+        if since is not None and isinstance(o.get("pacing"), dict):
+            o["pacing"]["result_seconds"] = round(since, 3)
+        super()._record_module_result(o)
 
     def _prepare_result(self, kwargs: dict[str, t.Any], msg: str | None = None) -> None:
         """Before AnsibleModule masks the result: the invocation with long lists shortened, and ``no_log_values``

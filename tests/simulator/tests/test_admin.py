@@ -278,6 +278,8 @@ DEFAULT_SETTINGS = {
     "error_wording": "descriptive",
     "write_throttle_limit": "ReadWrite",
     "throttle_information": "sent",
+    "quota_model": "token_bucket",
+    "throttled_requests": "charged",
     "read_after_write_delay_ms": 0,
     "bulk_max_items": 100,
 }
