@@ -2,9 +2,11 @@
 
     .venv/core-2.19/bin/python bench/run.py            the full benchmark: bench/results.json, bench/plot.svg
     .venv/core-2.19/bin/python bench/run.py --short    a few dozen tokens, outcomes and request counts only
+    .venv/core-2.19/bin/python bench/run.py --only 7   target 7 alone, at Graph's real write quota (make bench-quota)
 
 Every scenario runs ansible-playbook end to end (bench/playbooks/) against the local simulator
-(tests/simulator/serve.py) started with --latency-ms 25 and --write-quota 300/1.5, on seeds generated on the fly.
+(tests/simulator/serve.py) started with --latency-ms 25 and --write-quota 300/1.5 (3000/150, Graph's, for target 7,
+counted as --quota-model and --throttled-requests say), on seeds generated on the fly.
 Figures come from the wall clock around ansible-playbook and from the simulator's request log; the simulator's own
 CPU time (GET /_admin/stats) is reported beside them, so that it is seen not to be what is measured.
 
@@ -92,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     print(
         f"==> bench ({profile.name}): simulator --latency-ms {LATENCY_MS} --write-quota "
-        f"{WRITE_QUOTA[0]}/{WRITE_QUOTA[1]:g}, concurrency {CONCURRENCY}, {profile.repeat} run(s) each; "
-        f"scratch in {work}",
+        f"{WRITE_QUOTA[0]}/{WRITE_QUOTA[1]:g} ({profile.quota[0]}/{profile.quota[1]:g} for target 7), concurrency "
+        f"{CONCURRENCY}, {profile.repeat} run(s) each ({profile.quota_repeat} of target 7); scratch in {work}",
         flush=True,
     )
     machine_before = report.machine()

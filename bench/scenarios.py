@@ -517,7 +517,7 @@ def summarise(
     if model in (None, "token_bucket"):
         quota_s = analysis.quota_bound(len(served), quota[0], quota[0] / quota[1])
     else:
-        quota_s = analysis.window_bound(len(served), quota[0], quota[1])
+        quota_s = analysis.window_bound(len(served), quota[0], quota[1], CONCURRENCY, LATENCY_MS / 1000)
     path_s = critical["critical"] * LATENCY_MS / 1000
 
     def relative(value: float | None) -> float | None:
