@@ -54,14 +54,12 @@ class Profile:
     timed: bool  # False: the short run, which checks outcomes and request counts but judges no time
 
 
-FULL = Profile(
-    "full", new=1000, big=10000, loop=50, methods=200, methods_rate=(50, 10.0), quota_new=10000, quota=(3000, 150.0),
-    repeat=3, quota_repeat=1, timed=True,
-)
-SHORT = Profile(
-    "short", new=40, big=300, loop=2, methods=20, methods_rate=(10, 2.0), quota_new=40, quota=(20, 1.0),
-    repeat=1, quota_repeat=1, timed=False,
-)
+# fmt: off
+FULL = Profile("full", new=1000, big=10000, loop=50, methods=200, methods_rate=(50, 10.0), quota_new=10000,
+               quota=(3000, 150.0), repeat=3, quota_repeat=1, timed=True)
+SHORT = Profile("short", new=40, big=300, loop=2, methods=20, methods_rate=(10, 2.0), quota_new=40,
+                quota=(20, 1.0), repeat=1, quota_repeat=1, timed=False)
+# fmt: on
 
 WRAPPER = """#!{python} -S
 # Written by bench/scenarios.py: the module's interpreter. Runs the real one as its only child and records that

@@ -317,7 +317,9 @@ def _occurring(values: t.Iterable[str], texts: t.Iterable[str]) -> set[str]:
             found.update(value for value in group if value in joined)
         else:
             found.update(
-                group.intersection(text[at : at + length] for text in candidates for at in range(len(text) - length + 1))
+                group.intersection(
+                    text[at : at + length] for text in candidates for at in range(len(text) - length + 1)
+                )
             )
     return found
 

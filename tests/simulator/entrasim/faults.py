@@ -164,10 +164,14 @@ class FixedWindow:
         self.count += 1
 
 
-# How a quota counts (the setting quota_model), and how it charges a refused request (the setting throttled_requests).
-QUOTA_MODELS = {"token_bucket": TokenBucket, "sliding_window": SlidingWindow, "fixed_window": FixedWindow}
-THROTTLED_REQUESTS = ("charged", "free")
 Counter = TokenBucket | SlidingWindow | FixedWindow
+# How a quota counts (the setting quota_model), and how it charges a refused request (the setting throttled_requests).
+QUOTA_MODELS: dict[str, type[Counter]] = {
+    "token_bucket": TokenBucket,
+    "sliding_window": SlidingWindow,
+    "fixed_window": FixedWindow,
+}
+THROTTLED_REQUESTS = ("charged", "free")
 
 
 def _quota(spec: Any, default: dict, name: str) -> dict | None:

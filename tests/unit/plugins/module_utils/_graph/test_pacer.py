@@ -22,10 +22,10 @@ import pytest
 from ansible_collections.tokenops.entra.plugins.module_utils._graph import transport
 from ansible_collections.tokenops.entra.plugins.module_utils._graph.pacer import (
     DEFAULT_QUOTA,
-    MARGIN_SECONDS,
     DIRECTORY,
     LANE_DOUBLING_SECONDS,
     LANE_MIN_RATE,
+    MARGIN_SECONDS,
     METHODS,
     Pacer,
     pacing_lane,
@@ -694,7 +694,10 @@ def test_since_last_answer():
 QUOTA = (600, 30.0)  # Graph's 3000/150 at a fifth: 20 writes a second, a window of 30 s
 WRITES = 2020  # 20 bulk creations and 2,000 activations: 2,000 new tokens
 LATENCY = 0.025  # seconds before the simulator counts a request (its --latency-ms 25)
-WRITE_QUOTA_429 = {"x-ms-throttle-scope": "Tenant_Application/ReadWrite/app/tenant", "x-ms-throttle-information": "WriteLimitExceeded"}
+WRITE_QUOTA_429 = {  # the headers of the write quota's 429
+    "x-ms-throttle-scope": "Tenant_Application/ReadWrite/app/tenant",
+    "x-ms-throttle-information": "WriteLimitExceeded",
+}
 
 
 def run_at_quota(
@@ -728,7 +731,8 @@ def run_at_quota(
         with lock:
             answers.append(429 if refused else 204)
         if refused:
-            return httpx.Response(429, headers={"Retry-After": simulator.quota_retry_after(refused[1]), **WRITE_QUOTA_429})
+            retry_after = simulator.quota_retry_after(refused[1])
+            return httpx.Response(429, headers={"Retry-After": retry_after, **WRITE_QUOTA_429})
         return httpx.Response(204)
 
     pacer = Pacer.from_quota(f"{quota[0]}/{quota[1]:g}", margin=margin, clock=clock, sleep=clock.sleep)
@@ -737,8 +741,13 @@ def run_at_quota(
         transport.httpx, "Client", lambda **kwargs: real_client(transport=httpx.MockTransport(graph), **kwargs)
     ):
         sender = transport.Transport(
-            destinations=DESTINATIONS, verify=True, timeout=5.0, max_retries=5, max_retry_wait=60.0,
-            sleep=clock.sleep, pacer=pacer,
+            destinations=DESTINATIONS,
+            verify=True,
+            timeout=5.0,
+            max_retries=5,
+            max_retry_wait=60.0,
+            sleep=clock.sleep,
+            pacer=pacer,
         )
     url = "https://graph.microsoft.com/beta/directory/authenticationMethodDevices/hardwareOathDevices"
 
