@@ -79,6 +79,16 @@ class _Lane:
         return self.rate * 2 ** (max(0.0, now - self.measured) / LANE_DOUBLING_SECONDS)
 
 
+@dataclass
+class _Logged:
+    """A write (of ``writes`` writes: a $batch may carry several) in the log: when it went (or is to go, while it
+    waits), and whether it took its place in the window rather than in the bucket."""
+
+    when: float
+    writes: int
+    in_window: bool
+
+
 def parse_quota(text: str) -> tuple[int, float]:
     """``(writes, seconds)`` from a quota written ``WRITES/SECONDS`` (``"3000/150"``, ``"300/1.5"``). ValueError
     names the text and the expected form."""
@@ -172,9 +182,9 @@ class Pacer:
         self._paused_until = -math.inf
         self._sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, writes) in the last window
         self._sent_writes = 0
-        # Every write, [when it is sent, how many], oldest first, as long as it may count in a window, with their sum.
-        # A write that waits is logged when it is to go, and again when it goes later than that.
-        self._log: collections.deque[list[float]] = collections.deque()
+        # Every write, oldest first, as long as it may count in a window, and the writes they carry. A write that
+        # waits is logged when it is to go, then when it went, then when its answer came (see _answered_write).
+        self._log: collections.deque[_Logged] = collections.deque()
         self._logged = 0
         self._windowed = False  # Graph counts the write quota over a window: writes keep to the log, not the bucket
         self._refilled_early: float | None = None  # refilled since a write left the full bucket, before an answer
@@ -206,12 +216,11 @@ class Pacer:
         the pauses (a retry's wait), taking no place in the lane's pace. Returns the seconds it waited."""
         return self._acquire(write, count, lane, send)[0]
 
-    def _acquire(self, write: bool, count: int, lane: str | None, send: bool) -> tuple[float, list[float] | None]:
+    def _acquire(self, write: bool, count: int, lane: str | None, send: bool) -> tuple[float, _Logged | None]:
         """:meth:`acquire`, and the write's line of the log (None for a read)."""
         need = max(1, count) if write else 0
         start: float | None = None
-        entry: list[float] | None = None  # the write's line of the log, once it has its place
-        in_window = False  # whether it has its place in the log (else in the bucket)
+        entry: _Logged | None = None  # the write's line of the log, once it has its place
         while True:
             with self._lock:
                 now = self._clock()
@@ -225,16 +234,15 @@ class Pacer:
                 elif lane_until > now:
                     wait = lane_until - now
                 elif need:
-                    if entry is not None and in_window != self._windowed:  # placed by the bucket, then a window
-                        self._logged -= int(entry[1])
-                        entry[1] = 0
+                    if entry is not None and entry.in_window != self._windowed:  # placed by the bucket, then a window
+                        self._cancel(entry)
                         entry = None
                     if entry is None:
-                        entry, in_window = self._place(need, now), self._windowed
-                    wait = entry[0] - now
+                        entry = self._place(need, now)
+                    wait = entry.when - now
                 if wait <= NO_WAIT:
                     if entry is not None:
-                        entry[0] = max(entry[0], now)  # logged when it goes
+                        entry.when = max(entry.when, now)
                     if learned is not None and send:
                         rate = learned.rate_at(now)
                         if rate is not None:
@@ -245,8 +253,8 @@ class Pacer:
                     return now - start, entry
             self._sleep(wait)
 
-    def _place(self, need: int, now: float) -> list[float]:
-        """Take the room of a write of ``need`` writes, and log it: ``[when it is to go, need]``. In the bucket, its
+    def _place(self, need: int, now: float) -> _Logged:
+        """Take the room of a write of ``need`` writes, and log it, with when it is to go. In the bucket, its
         tokens are taken at once, as a reservation when the bucket has too few: it goes below zero and the write
         goes once it is back at zero (each waiting thread wakes once, at its own time, rather than all at every
         refill). In a window, it goes once fewer than ``burst`` writes are logged in the window (and ``margin``)
@@ -257,7 +265,7 @@ class Pacer:
         self._forget(now)
         span = self.window + self.margin
         if self._windowed:
-            when = max(now, self._log[-1][0]) if self._log else now
+            when = max(now, self._log[-1].when) if self._log else now
             self._drop(when - span)
             while self._log and self._logged + need > self.burst:
                 when = max(when, self._pop_first() + span)
@@ -267,22 +275,26 @@ class Pacer:
             self._tokens -= need
             when = now + max(0.0, (min(need, self.capacity) - need - self._tokens) / self._rate)
             self._drop(now - span)
-        entry = [when, float(need)]
+        entry = _Logged(when, need, self._windowed)
         self._log.append(entry)
         self._logged += need
         return entry
 
+    def _cancel(self, entry: _Logged) -> None:
+        """Give a write's place back: it takes another (Graph showed a window while it waited in the bucket)."""
+        self._logged -= entry.writes
+        entry.writes = 0
+
     def _drop(self, until: float) -> None:
         """Forget the logged writes sent at ``until`` or before."""
-        while self._log and self._log[0][0] <= until:
+        while self._log and self._log[0].when <= until:
             self._pop_first()
 
     def _pop_first(self) -> float:
         """Forget the oldest logged write; returns when it was sent."""
         entry = self._log.popleft()
-        self._logged -= int(entry[1])
-        entry[1] = 0  # out of the log: a write still waiting with it has nothing more to give back
-        return entry[0]
+        self._cancel(entry)  # out of the log: a write still waiting with it has nothing more to give back
+        return entry.when
 
     @contextlib.contextmanager
     def sending(self, write: bool = False, count: int = 1, lane: str | None = None) -> t.Iterator[float]:
@@ -292,8 +304,6 @@ class Pacer:
         :meth:`_answered_write`)."""
         with contextlib.ExitStack() as held:
             waited, entry = self._acquire(write, count, lane, True)
-            if entry is not None:
-                held.callback(self._answered_write, entry)
             turn = None  # the lane's turn, once taken
             while True:
                 measuring = self._measuring(lane)
@@ -307,11 +317,27 @@ class Pacer:
                 if turn is None and self._measuring(lane) is not None:  # its lane met its first 429 meanwhile
                     self._slots.release()
                     continue
+                if entry is not None and self._replaced(entry):  # a window showed while it waited for its place
+                    self._slots.release()
+                    more, entry = self._acquire(write, count, lane, True)
+                    waited += more
+                    continue
                 held.callback(self._slots.release)
                 break
+            if entry is not None:
+                held.callback(self._answered_write, entry)
             yield waited
 
-    def _answered_write(self, entry: list[float]) -> None:
+    def _replaced(self, entry: _Logged) -> bool:
+        """Whether a write that took its place in the bucket gave it back, as Graph has shown a window since: it
+        takes its place in the window."""
+        with self._lock:
+            if entry.in_window == self._windowed:
+                return False
+            self._cancel(entry)
+            return True
+
+    def _answered_write(self, entry: _Logged) -> None:
         """A write was sent and answered (or failed): Graph counted it at the latest now. In a window it leaves the
         log a window after now: a write that took longer to reach Graph than the one that replaces it (a new
         connection, a busy client) leaves Graph's window before it. The bucket counts its refill from the first answer
@@ -319,7 +345,7 @@ class Pacer:
         now, and a first write that took longer to arrive than the next ones would leave those a write short."""
         with self._lock:
             now = self._clock()
-            entry[0] = max(entry[0], now)
+            entry.when = max(entry.when, now)
             if self._refilled_early is not None:
                 self._refill(now)
                 self._tokens -= self._refilled_early  # what it refilled before Graph's began to
@@ -414,17 +440,17 @@ class Pacer:
         bucket = max(BUCKET_RETRY_AFTER, (self._in_flight or 1) / self.configured_rate)
         if not bucket < seconds <= self.window + WINDOW_SLACK:
             return False
-        recent = sum(int(writes) for sent, writes in self._log if now - self.window - self.margin < sent <= now)
+        recent = sum(entry.writes for entry in self._log if now - self.window - self.margin < entry.when <= now)
         return recent >= self.burst
 
     def _log_ready(self, now: float) -> float:
         """When the log lets one more write go."""
         span, over, when = self.window + self.margin, self._logged + 1 - self.burst, now
-        for sent, writes in self._log:
+        for entry in self._log:
             if over <= 0:
                 break
-            over -= int(writes)
-            when = max(when, sent + span)
+            over -= entry.writes
+            when = max(when, entry.when + span)
         return when
 
     def available(self) -> float:
