@@ -119,8 +119,9 @@ class Pacer:
     each window of fixed times. Its 429 then comes once this pacer has sent ``burst`` writes within a window, and
     asks for up to a window (a bucket's asks for a write's refill, ``BUCKET_RETRY_AFTER``). From that 429 on, the
     pacer keeps to a log of the writes it sent instead of its bucket: a write goes when fewer than ``burst`` were
-    sent in the last ``window`` (plus ``margin``) seconds. A window's Retry-After that ends well before the log would
-    let a write go (by ``WINDOW_SLACK``) says that the window starts afresh then: the writes before it are forgotten.
+    sent in the last ``window`` (plus ``margin``) seconds, and no sooner than a window after the answer to the write
+    it replaces. A window's Retry-After that ends well before the log would let a write go (by ``WINDOW_SLACK``) says
+    that the window starts afresh then: the writes before it are forgotten.
 
     ``throttled(seconds, write)`` records a ``Retry-After``: every request of every thread (reads too) then waits
     until ``seconds`` from now (a later Retry-After may move that instant further, never back). For a 429 to a write
@@ -338,14 +339,15 @@ class Pacer:
             return True
 
     def _answered_write(self, entry: _Logged) -> None:
-        """A write was sent and answered (or failed): Graph counted it at the latest now. In a window it leaves the
-        log a window after now: a write that took longer to reach Graph than the one that replaces it (a new
-        connection, a busy client) leaves Graph's window before it. The bucket counts its refill from the first answer
-        after it was full: Graph's bucket began to refill when the first write of the burst arrived, at the latest
-        now, and a first write that took longer to arrive than the next ones would leave those a write short."""
+        """A write was sent and answered (or failed): Graph counted it at the latest now. It leaves the window's log
+        ``margin`` after a window from when it went, and no sooner than a window after now: one that took longer to
+        reach Graph than the margin (a new connection, a busy client) would leave Graph's window after the log. The
+        bucket counts its refill from the first answer after it was full: Graph's bucket began to refill when the
+        first write of the burst arrived, at the latest now, and a first write that took longer to arrive than the
+        next ones would leave those a write short."""
         with self._lock:
             now = self._clock()
-            entry.when = max(entry.when, now)
+            entry.when = max(entry.when, now - self.margin)
             if self._refilled_early is not None:
                 self._refill(now)
                 self._tokens -= self._refilled_early  # what it refilled before Graph's began to

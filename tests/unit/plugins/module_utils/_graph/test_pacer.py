@@ -714,6 +714,20 @@ def test_in_a_window_a_write_leaves_the_log_a_window_after_its_answer():
     assert pacer.acquire(write=True) == pytest.approx(1.0)  # at 1021, not 1020: a window after its answer
 
 
+def test_in_a_window_a_write_leaves_the_margin_after_a_window_from_when_it_went_or_a_window_after_a_late_answer():
+    clock = FakeClock()
+    pacer = pacer_on(clock, "100/20", margin=0.5)  # 97.5 writes in the bucket, 5 a second
+    with pacer.sending(write=True):  # answered 0.2 s after it went: within the margin
+        clock.now += 0.2
+    with pacer.sending(write=True):  # answered a second after it went at 1000.2 (a new connection)
+        clock.now += 1.0
+    for _number in range(98):
+        pacer.acquire(write=True)  # the last waits 0.1 s for the margin's tokens: at 1001.3
+    pacer.throttled(19.0, write=True)  # Graph's window of 20 s is full
+    assert pacer.acquire(write=True) == pytest.approx(1020.5 - 1001.3)  # the first went at 1000: + 20 + 0.5
+    assert pacer.acquire(write=True) == pytest.approx(0.7)  # the second at 1021.2: a window after its answer
+
+
 def test_a_write_waiting_for_its_place_on_the_wire_when_a_window_shows_takes_its_place_in_the_window():
     clock = FakeClock()
     pacer = pacer_on(clock, "100/20", in_flight=1)
