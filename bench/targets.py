@@ -124,10 +124,11 @@ def at_quota_note(runs: Runs) -> str:
     bound, run = at_quota_bound(runs), median_run(runs.get("7", []))
     if bound is None or run is None:
         return ""
+    requests = (run.get("phases") or {}).get("requests")
     return (
         f"{run['quota']['model']}, refused requests {run['quota']['throttled_requests']}: bound {bound:.2f} s "
         f"(quota {run['bound']['writes_beyond_burst_s']:.2f} s, critical path {run['bound']['critical_path_s']:.2f} "
-        "s); limit 1.03 x bound"
+        "s); limit 1.03 x bound" + ("" if requests is None else f"; the requests, first to last, {requests:.2f} s")
     )
 
 

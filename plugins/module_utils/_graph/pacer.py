@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import heapq
+import itertools
 import math
 import re
 import threading
@@ -183,10 +185,14 @@ class Pacer:
         self._paused_until = -math.inf
         self._sent: collections.deque[tuple[float, int]] = collections.deque()  # (when, writes) in the last window
         self._sent_writes = 0
-        # Every write, oldest first, as long as it may count in a window, and the writes they carry. A write that
-        # waits is logged when it is to go, then when it went, then when its answer came (see _answered_write).
-        self._log: collections.deque[_Logged] = collections.deque()
+        # Every write as long as it may count in a window, by when it went (a heap: the first to leave the window
+        # first), and the writes they carry. A write that waits is logged when it is to go, then when it went, and
+        # later when its answer came late (_answered_write): an entry whose time moved on is put back in its place
+        # when it comes first (see _first).
+        self._log: list[tuple[float, int, _Logged]] = []
         self._logged = 0
+        self._order = itertools.count()  # of entries logged at the same time
+        self._last_placed = -math.inf  # when the last write placed in a window is to go
         self._windowed = False  # Graph counts the write quota over a window: writes keep to the log, not the bucket
         self._refilled_early: float | None = None  # refilled since a write left the full bucket, before an answer
         self._in_flight = in_flight
@@ -266,10 +272,12 @@ class Pacer:
         self._forget(now)
         span = self.window + self.margin
         if self._windowed:
-            when = max(now, self._log[-1].when) if self._log else now
+            when = max(now, self._last_placed)  # after the writes placed before it, as they took the room before it
             self._drop(when - span)
-            while self._log and self._logged + need > self.burst:
-                when = max(when, self._pop_first() + span)
+            while self._logged + need > self.burst and (first := self._first()) is not None:
+                when = max(when, first.when + span)
+                self._pop_first()
+            self._last_placed = when
         else:
             if self._tokens >= self.capacity:
                 self._refilled_early = 0.0  # its refill counts from the next answer (see _answered_write)
@@ -277,7 +285,7 @@ class Pacer:
             when = now + max(0.0, (min(need, self.capacity) - need - self._tokens) / self._rate)
             self._drop(now - span)
         entry = _Logged(when, need, self._windowed)
-        self._log.append(entry)
+        heapq.heappush(self._log, (when, next(self._order), entry))
         self._logged += need
         return entry
 
@@ -288,21 +296,31 @@ class Pacer:
 
     def _drop(self, until: float) -> None:
         """Forget the logged writes sent at ``until`` or before."""
-        while self._log and self._log[0].when <= until:
+        while (first := self._first()) is not None and first.when <= until:
             self._pop_first()
 
-    def _pop_first(self) -> float:
-        """Forget the oldest logged write; returns when it was sent."""
-        entry = self._log.popleft()
-        self._cancel(entry)  # out of the log: a write still waiting with it has nothing more to give back
-        return entry.when
+    def _first(self) -> _Logged | None:
+        """The logged write that leaves the window first (None when there is none)."""
+        while self._log:
+            when, _order, entry = self._log[0]
+            if not entry.writes:  # given back
+                heapq.heappop(self._log)
+            elif entry.when > when:  # went, or was answered, later than it was logged: back in its place
+                heapq.heapreplace(self._log, (entry.when, next(self._order), entry))
+            else:
+                return entry
+        return None
+
+    def _pop_first(self) -> None:
+        """Forget the logged write that leaves the window first (see :meth:`_first`)."""
+        self._cancel(heapq.heappop(self._log)[2])  # out of the log: a write still waiting with it gives back nothing
 
     @contextlib.contextmanager
     def sending(self, write: bool = False, count: int = 1, lane: str | None = None) -> t.Iterator[float]:
         """Everything a request waits for before it goes, held while it is sent and answered: :meth:`acquire`
         (pauses, pace, write tokens); while ``lane`` measures its rate, its turn (one at a time); a place on the wire
-        (see ``in_flight``). Gives the seconds it waited for the pacer. A write is logged when its answer came (see
-        :meth:`_answered_write`)."""
+        (see ``in_flight``). Gives the seconds it waited for the pacer. A write's line of the log is settled when its
+        answer comes (see :meth:`_answered_write`)."""
         with contextlib.ExitStack() as held:
             waited, entry = self._acquire(write, count, lane, True)
             turn = None  # the lane's turn, once taken
@@ -442,17 +460,19 @@ class Pacer:
         bucket = max(BUCKET_RETRY_AFTER, (self._in_flight or 1) / self.configured_rate)
         if not bucket < seconds <= self.window + WINDOW_SLACK:
             return False
-        recent = sum(entry.writes for entry in self._log if now - self.window - self.margin < entry.when <= now)
+        recent = sum(
+            entry.writes for _when, _order, entry in self._log if now - self.window - self.margin < entry.when <= now
+        )
         return recent >= self.burst
 
     def _log_ready(self, now: float) -> float:
-        """When the log lets one more write go."""
-        span, over, when = self.window + self.margin, self._logged + 1 - self.burst, now
-        for entry in self._log:
+        """When the log lets one more write go: once as many writes as it holds beyond ``burst`` left the window."""
+        over, when = self._logged + 1 - self.burst, now
+        for sent, writes in sorted((entry.when, entry.writes) for _when, _order, entry in self._log if entry.writes):
             if over <= 0:
                 break
-            over -= entry.writes
-            when = max(when, entry.when + span)
+            over -= writes
+            when = max(when, sent + self.window + self.margin)
         return when
 
     def available(self) -> float:

@@ -148,8 +148,9 @@ class GraphModule(AnsibleModule):
         raise AssertionError("AnsibleModule.fail_json returned")
 
     def _record_module_result(self, o: dict[str, t.Any]) -> None:
-        """AnsibleModule's last step, with the result built and masked, before it is written: a result with
-        ``pacing`` gets ``result_seconds``, the seconds since Graph's last answer (what building it took)."""
+        """AnsibleModule's last step (ansible-core's hook, in 2.19 and 2.21), with the result built and masked, before
+        it is written: a result with ``pacing`` gets ``result_seconds``, the seconds since Graph's last answer (what
+        building it took)."""
         since = self._pacer.since_last_answer() if self._pacer is not None else None
         if since is not None and isinstance(o.get("pacing"), dict):
             o["pacing"]["result_seconds"] = round(since, 3)
