@@ -52,8 +52,9 @@ def template(entry: dict) -> str:
 
 
 def writes_served(log: Iterable[dict]) -> list[dict]:
-    """Graph writes the service carried out (the quota charges those; a 429 is charged nothing). A bulk creation is
-    one write, whatever it holds."""
+    """Graph writes the service carried out: those the work needs (the bounds count them; a write answered 429 is
+    charged too when the simulator's throttled_requests is charged, but a run that keeps to the quota has none). A
+    bulk creation is one write, whatever it holds."""
     return [e for e in log if e.get("write") and e.get("status") not in (None, 429)]
 
 
@@ -94,6 +95,14 @@ def _token_key(path: str) -> str:
 def quota_bound(served: int, burst: int, rate: float) -> float:
     """Seconds a bucket of ``burst`` refilled at ``rate`` a second needs to serve ``served`` requests."""
     return max(0, served - burst) / rate
+
+
+def window_bound(served: int, most: int, seconds: float, concurrency: int, latency: float) -> float:
+    """Seconds a quota of ``most`` requests in any window of ``seconds`` (sliding, or fixed from the first request)
+    needs to serve ``served`` requests: ``most`` at once, then ``most`` more every window; the requests of the last
+    window on ``concurrency`` at a time, ``latency`` seconds each."""
+    windows = max(0, math.ceil(served / most) - 1)
+    return windows * seconds + math.ceil((served - windows * most) / concurrency) * latency
 
 
 def span(log: list[dict]) -> dict[str, float | None]:

@@ -126,37 +126,15 @@ def _print_aligned(lines: list[tuple[str, ...]]) -> None:
 
 # ---------------------------------------------------------------------- plot
 def plot(runs: Runs, profile: Profile, path: Path) -> None:
-    """Tokens converged over time against the quota line: the median run of targets 1, 5 and 6."""
-    panels = []
-    rate = WRITE_QUOTA[0] / WRITE_QUOTA[1]
-    for key, title in (
-        ("1", "1. converge {n:,} new tokens"),
-        ("5", "5. {n:,} new tokens, 20 % of writes answered 429"),
-    ):
-        run = median_run(runs.get(key, []))
-        if run is None:
-            continue
-        timeline = analysis.timeline(run["log"], run["began"])
-        first_write = run["timeline"]["first_write"] or 0.0
-        panel = svgplot.Panel(title.format(n=run["tokens"]), y_label="tokens / writes")
-        panel.series.append(("tokens activated", list(timeline["activated"])))
-        panel.series.append(("writes served\n(a bulk creation is one)", list(timeline["writes"])))
-        answered = sorted(
-            analysis.finished(e) - run["began"] for e in run["log"] if e.get("status") == 429 and e.get("write")
+    """Tokens converged over time against the quota line: the median run of targets 1, 5, 6 and 7."""
+    panels = [
+        writes_panel(run, title.format(n=run["tokens"]), writes, seconds)
+        for key, title, (writes, seconds) in (
+            ("1", "1. converge {n:,} new tokens", WRITE_QUOTA),
+            ("5", "5. {n:,} new tokens, 20 % of writes answered 429", WRITE_QUOTA),
         )
-        if answered:
-            panel.series.append(("writes answered 429", [(t, n + 1) for n, t in enumerate(answered)]))
-        panel.lines.append(
-            (
-                f"write quota: {WRITE_QUOTA[0]} + {rate:g}/s\nfrom the first write",
-                first_write,
-                WRITE_QUOTA[0],
-                rate,
-                run["wall_s"],
-            )
-        )
-        panel.marks.append(("playbook ends", run["wall_s"]))
-        panels.append(panel)
+        if (run := median_run(runs.get(key, []))) is not None
+    ]
     run = median_run(runs.get("6", []))
     if run is not None:
         burst, seconds = profile.methods_rate
@@ -176,8 +154,33 @@ def plot(runs: Runs, profile: Profile, path: Path) -> None:
         )
         panel.marks.append(("playbook ends", run["wall_s"]))
         panels.append(panel)
+    run = median_run(runs.get("7", []))
+    if run is not None:
+        title = f"7. converge {run['tokens']:,} new tokens at Graph's write quota, counted as {run['quota']['model']}"
+        panels.append(writes_panel(run, title, *profile.quota))
     if panels:
         path.write_text(svgplot.render(panels, "hardware_oath_inventory: tokens converged over time"), encoding="utf-8")
+
+
+def writes_panel(run: dict, title: str, writes: int, seconds: float) -> svgplot.Panel:
+    """Tokens activated, writes served and writes answered 429 over time, against the line of a write quota of
+    ``writes`` per ``seconds`` from the first write."""
+    rate = writes / seconds
+    timeline = analysis.timeline(run["log"], run["began"])
+    panel = svgplot.Panel(title, y_label="tokens / writes")
+    panel.series.append(("tokens activated", list(timeline["activated"])))
+    panel.series.append(("writes served\n(a bulk creation is one)", list(timeline["writes"])))
+    answered = sorted(
+        analysis.finished(e) - run["began"] for e in run["log"] if e.get("status") == 429 and e.get("write")
+    )
+    if answered:
+        panel.series.append(("writes answered 429", [(t, n + 1) for n, t in enumerate(answered)]))
+    first_write = run["timeline"]["first_write"] or 0.0
+    panel.lines.append(
+        (f"write quota: {writes} + {rate:g}/s\nfrom the first write", first_write, writes, rate, run["wall_s"])
+    )
+    panel.marks.append(("playbook ends", run["wall_s"]))
+    return panel
 
 
 # ---------------------------------------------------------------------- results.json
@@ -232,6 +235,8 @@ def publish(
         "settings": {
             "latency_ms": LATENCY_MS,
             "write_quota": f"{WRITE_QUOTA[0]}/{WRITE_QUOTA[1]:g}",
+            "write_quota_7": f"{profile.quota[0]}/{profile.quota[1]:g}",
+            "quota_model_7": {"quota_model": bench.quota_model[0], "throttled_requests": bench.quota_model[1]},
             "methods_rate": f"{profile.methods_rate[0]}/{profile.methods_rate[1]:g}",
             "concurrency": CONCURRENCY,
             "fault": fault_spec(seed=0)["rules"],

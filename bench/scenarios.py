@@ -28,6 +28,10 @@ ROOT = BENCH.parent
 PLAYBOOKS = BENCH / "playbooks"
 LATENCY_MS = 25
 WRITE_QUOTA = (300, 1.5)  # the simulator's --write-quota and the task's write_quota (Graph's 3000/150, scaled 10x)
+# How the simulator counts its quotas and charges a refused request (its settings quota_model and
+# throttled_requests; docs/simulator.md, "Fidelity"): target 7 runs under one of each, the defaults unless told.
+QUOTA_MODELS = ("token_bucket", "sliding_window", "fixed_window")
+THROTTLED_REQUESTS = ("charged", "free")
 CONCURRENCY = 8  # the module's default
 FAULT_SHARE = 0.2
 MODULE_SCRIPT = "AnsiballZ_hardware_oath_inventory"
@@ -43,12 +47,19 @@ class Profile:
     loop: int  # target 4: tokens converged by the loop of single-token modules
     methods: int  # target 6: tokens to activate under the methods rate
     methods_rate: tuple[int, float]
+    quota_new: int  # target 7: tokens to create, assign and activate at quota
+    quota: tuple[int, float]  # target 7: the write quota of the simulator and of the task
     repeat: int
+    quota_repeat: int  # runs of target 7 (minutes each in the full run)
     timed: bool  # False: the short run, which checks outcomes and request counts but judges no time
 
 
-FULL = Profile("full", new=1000, big=10000, loop=50, methods=200, methods_rate=(50, 10.0), repeat=3, timed=True)
-SHORT = Profile("short", new=40, big=300, loop=2, methods=20, methods_rate=(10, 2.0), repeat=1, timed=False)
+# fmt: off
+FULL = Profile("full", new=1000, big=10000, loop=50, methods=200, methods_rate=(50, 10.0), quota_new=10000,
+               quota=(3000, 150.0), repeat=3, quota_repeat=1, timed=True)
+SHORT = Profile("short", new=40, big=300, loop=2, methods=20, methods_rate=(10, 2.0), quota_new=40,
+                quota=(20, 1.0), repeat=1, quota_repeat=1, timed=False)
+# fmt: on
 
 WRAPPER = """#!{python} -S
 # Written by bench/scenarios.py: the module's interpreter. Runs the real one as its only child and records that
@@ -80,9 +91,16 @@ class Bench:
     (``problems``)."""
 
     def __init__(
-        self, profile: Profile, python: str, work: Path, cprofile: bool = False, verbose: bool = False
+        self,
+        profile: Profile,
+        python: str,
+        work: Path,
+        cprofile: bool = False,
+        verbose: bool = False,
+        quota_model: tuple[str, str] = (QUOTA_MODELS[0], THROTTLED_REQUESTS[0]),
     ) -> None:
         self.profile = profile
+        self.quota_model = quota_model  # target 7's simulator settings quota_model and throttled_requests
         self.cprofile = cprofile
         self.verbose = verbose
         self.python = python
@@ -125,9 +143,19 @@ class Bench:
         return env
 
     def playbook(
-        self, sim: Simulator, name: str, tokens: list[dict], label: str, *, timeout: float, extra: dict | None = None
+        self,
+        sim: Simulator,
+        name: str,
+        tokens: list[dict],
+        label: str,
+        *,
+        timeout: float,
+        extra: dict | None = None,
+        quota: tuple[int, float] | None = None,
     ) -> dict[str, Any]:
-        """Run bench/playbooks/NAME against ``sim``; returns the run's figures (see :func:`summarise`)."""
+        """Run bench/playbooks/NAME against ``sim``; returns the run's figures (see :func:`summarise`). ``quota``:
+        the write quota of the simulator and the task, when not WRITE_QUOTA (its bound then follows the simulator's
+        quota model)."""
         info = sim.info
         variables = {
             "bench_tenant_id": info["tenant_id"],
@@ -137,6 +165,7 @@ class Bench:
             "bench_graph_endpoint": info["graph_url"],
             "bench_ca_path": info["ca_bundle"],
             "bench_concurrency": CONCURRENCY,
+            "bench_write_quota": quota_text(quota or WRITE_QUOTA),
             "bench_tokens": tokens,
             **(extra or {}),
         }
@@ -182,7 +211,7 @@ class Bench:
         (self.work / "logs" / f"{label}.requests.json").write_text(json.dumps(log), encoding="utf-8")
         module = self._module_usage(rss_offset)
         tasks = json.loads(record.read_text(encoding="utf-8"))["tasks"] if record.exists() else []
-        run = summarise(log, began, wall)
+        run = summarise(log, began, wall, quota=quota or WRITE_QUOTA, model=self.quota_model[0] if quota else None)
         run.update(
             label=label,
             playbook=name,
@@ -288,6 +317,17 @@ class Bench:
             rate = f"{p.methods_rate[0]}/{p.methods_rate[1]:g}"
             with Simulator(self.python, seed, self.work / "sim-methods", [*options, "--methods-rate", rate]) as sim:
                 self.methods_rate(sim, tokens)
+        if "7" in only:
+            tokens = seeds.declared("QUOTA", p.quota_new)
+            model, throttled = self.quota_model
+            seed = seeds.write_seed(
+                self.work / "seeds" / "quota.yml",
+                users=p.quota_new,
+                settings={"quota_model": model, "throttled_requests": throttled},
+            )
+            real = ["--latency-ms", str(LATENCY_MS), "--write-quota", quota_text(p.quota)]
+            with Simulator(self.python, seed, self.work / "sim-quota", real) as sim:
+                self.at_quota(sim, tokens)
         if "3" in only:
             tokens = seeds.declared("HELD", p.big)
             seed = seeds.write_seed(self.work / "seeds" / "big.yml", users=p.big, tokens=tokens)
@@ -356,6 +396,36 @@ class Bench:
                 f"{run['label']}: {len(served)} requests under users' methods served, expected {len(tokens)}",
             )
 
+    def at_quota(self, sim: Simulator, tokens: list[dict]) -> None:
+        writes, seconds = self.profile.quota
+        model, throttled = self.quota_model
+        print(
+            f"==> 7: converge {len(tokens)} new tokens at the write quota {writes}/{seconds:g} (simulator and task), "
+            f"counted as {model}, refused requests {throttled}",
+            flush=True,
+        )
+        for rep in range(self.profile.quota_repeat):
+            sim.reset()
+            run = self.playbook(
+                sim, "inventory.yml", tokens, f"7-quota-{rep + 1}", timeout=1800, quota=self.profile.quota
+            )
+            self.converged(sim, run, tokens)
+            answered_429 = run["throttled"]["writes"]
+            run["result_s"] = task_pacing(run).get("result_seconds")  # measured by the module (GraphModule)
+            run["quota"] = {
+                "model": model,
+                "throttled_requests": throttled,
+                "writes_served": run["writes_served"],
+                "writes_answered_429": answered_429,
+                "share_429": answered_429 / max(1, run["writes_served"] + answered_429),
+            }
+            self.record("7", run)
+            expected = math.ceil(len(tokens) / 100) + len(tokens)
+            self.expect(
+                run["writes_served"] <= expected,
+                f"{run['label']}: {run['writes_served']} writes served, expected at most {expected}",
+            )
+
     def nothing_to_do(self, sim: Simulator, tokens: list[dict]) -> None:
         print(f"==> 3: {len(tokens)} tokens for {len(tokens)} users, nothing to do", flush=True)
         for rep in range(self.profile.repeat):
@@ -402,6 +472,11 @@ def phases(run: dict, module: dict | None, began: float) -> dict[str, float | No
     }
 
 
+def task_pacing(run: dict) -> dict:
+    """The pacing of the run's (first) task's result: how the module paced its requests, and built its result."""
+    return next(((task.get("result") or {}).get("pacing") or {} for task in run["tasks"]), {})
+
+
 def task_changed(run: dict) -> bool:
     return any((task.get("result") or {}).get("changed") for task in run["tasks"])
 
@@ -424,13 +499,23 @@ def fault_spec(seed: int) -> dict:
     }
 
 
-def summarise(log: list[dict], began: float, wall: float) -> dict[str, Any]:
-    """A run's figures from the request log: round trips, writes, the critical path, in-flight requests, gaps."""
+def quota_text(quota: tuple[int, float]) -> str:
+    return f"{quota[0]}/{quota[1]:g}"
+
+
+def summarise(
+    log: list[dict], began: float, wall: float, quota: tuple[int, float] = WRITE_QUOTA, model: str | None = None
+) -> dict[str, Any]:
+    """A run's figures from the request log: round trips, writes, the critical path, in-flight requests, gaps. The
+    quota bound is that of ``quota`` counted as ``model`` (a QUOTA_MODELS name; None: the token bucket)."""
     span = analysis.span(log)
     trips = analysis.round_trips(log)
     critical = analysis.critical_path(log, CONCURRENCY)
     served = analysis.writes_served(log)
-    quota_s = analysis.quota_bound(len(served), WRITE_QUOTA[0], WRITE_QUOTA[0] / WRITE_QUOTA[1])
+    if model in (None, "token_bucket"):
+        quota_s = analysis.quota_bound(len(served), quota[0], quota[0] / quota[1])
+    else:
+        quota_s = analysis.window_bound(len(served), quota[0], quota[1], CONCURRENCY, LATENCY_MS / 1000)
     path_s = critical["critical"] * LATENCY_MS / 1000
 
     def relative(value: float | None) -> float | None:

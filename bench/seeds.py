@@ -55,11 +55,18 @@ def declared(prefix: str, count: int, first_user: int = 0) -> list[dict[str, Any
     ]
 
 
-def write_seed(path: Path, users: int, tokens: list[dict[str, Any]] | None = None, status: str = "activated") -> Path:
+def write_seed(
+    path: Path,
+    users: int,
+    tokens: list[dict[str, Any]] | None = None,
+    status: str = "activated",
+    settings: dict[str, Any] | None = None,
+) -> Path:
     """The demo tenant plus ``users`` bench users and, already in the tenant with ``status``, the declared
-    ``tokens`` (each held by its declared user)."""
+    ``tokens`` (each held by its declared user); ``settings``: simulator settings over the demo tenant's."""
     with open(DEMO_SEED, encoding="utf-8") as handle:
         seed = yaml.safe_load(handle)
+    seed["settings"] = {**(seed.get("settings") or {}), **(settings or {})}
     seed["users"] += [user(i) for i in range(users)]
     seed["tokens"] += [
         {

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
-Runs = dict[str, list[dict]]  # the runs of each scenario, by scenario ("1" to "6")
+Runs = dict[str, list[dict]]  # the runs of each scenario, by scenario ("1" to "7")
 MEDIAN, WORST = "median", "worst run"  # what a target's figure is: the median run's, or the worst run's
 
 
@@ -60,6 +60,11 @@ def converged_every_token(runs: Runs) -> list[float]:
     return [float(run["rc"] == 0 and run.get("converged") == run["tokens"]) for run in runs.get("5", [])]
 
 
+def writes_answered_429(runs: Runs) -> list[float]:
+    """Target 7b: the share of the write requests answered 429."""
+    return [run["quota"]["share_429"] for run in runs.get("7", [])]
+
+
 def methods_answered_429(runs: Runs) -> list[float]:
     """Target 6b: the share of the requests under users' authentication methods answered 429."""
     return [run["methods"]["answered_429"] / max(1, run["methods"]["requests"]) for run in runs.get("6", [])]
@@ -74,6 +79,11 @@ def converge_bound(runs: Runs) -> float | None:
 def unfaulted_median(runs: Runs) -> float | None:
     """Target 1's median wall time, the reference of the faulted runs."""
     return median(per_run("1", "wall_s")(runs))
+
+
+def at_quota_bound(runs: Runs) -> float | None:
+    """Target 7's bound: the median over its runs of the larger of the quota bound and the critical path."""
+    return median([run["bound"]["bound_s"] for run in runs.get("7", [])])
 
 
 def rate_bound(runs: Runs) -> float | None:
@@ -107,6 +117,18 @@ def bound_note(runs: Runs) -> str:
     return (
         f"bound {bound:.2f} s = max(writes beyond the burst / rate {parts['writes_beyond_burst_s']:.2f} s, "
         f"critical path {parts['critical_path_s']:.2f} s); limit 1.3 x bound + 3 s"
+    )
+
+
+def at_quota_note(runs: Runs) -> str:
+    bound, run = at_quota_bound(runs), median_run(runs.get("7", []))
+    if bound is None or run is None:
+        return ""
+    requests = (run.get("phases") or {}).get("requests")
+    return (
+        f"{run['quota']['model']}, refused requests {run['quota']['throttled_requests']}: bound {bound:.2f} s "
+        f"(quota {run['bound']['writes_beyond_burst_s']:.2f} s, critical path {run['bound']['critical_path_s']:.2f} "
+        "s); limit 1.03 x bound" + ("" if requests is None else f"; the requests, first to last, {requests:.2f} s")
     )
 
 
@@ -202,6 +224,19 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "6b", "methods requests answered 429 (share)", "%", "<=", MEDIAN, timed=True,
         limit=0.10, values=methods_answered_429, listed_when_not_run=False,
+    ),
+    Target(
+        "7a", "converge {tokens:,} new tokens at Graph's write quota, end to end", "s", "<=", MEDIAN, timed=True,
+        limit=Scaled(1.03, at_quota_bound), values=per_run("7", "wall_s"), note=at_quota_note,
+        listed_when_not_run=False,
+    ),
+    Target(
+        "7b", "at Graph's write quota, writes answered 429 (share)", "%", "<=", MEDIAN, timed=True,
+        limit=0.02, values=writes_answered_429, listed_when_not_run=False,
+    ),
+    Target(
+        "7c", "at Graph's write quota, result built after the last answer", "s", "<=", MEDIAN, timed=True,
+        limit=2, values=per_run("7", "result_s"), listed_when_not_run=False,
     ),
 )
 # fmt: on

@@ -18,12 +18,13 @@ type: notification
 short_description: records each task's outcome and timing for bench/run.py
 description:
   - Writes, to the file named by the environment variable BENCH_RECORD, each task's name, start and end time,
-    and its result's changed, failed, msg, counts and failed_tokens (loops - how many items changed and failed).
+    and its result's changed, failed, msg, counts, failed_tokens and pacing (loops - how many items changed and
+    failed).
 requirements:
   - enabled in ANSIBLE_CALLBACKS_ENABLED, with BENCH_RECORD set
 """
 
-KEPT = ("changed", "failed", "msg", "counts", "failed_tokens")
+KEPT = ("changed", "failed", "msg", "counts", "failed_tokens", "pacing")
 
 
 class CallbackModule(CallbackBase):

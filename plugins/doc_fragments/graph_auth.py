@@ -165,7 +165,11 @@ options:
         default. When Graph still answers C(429) for that quota (C(x-ms-throttle-information) C(WriteLimitExceeded);
         without that header, a C(x-ms-throttle-scope) of the C(ReadWrite) or C(Write) limit, except under users'
         authentication methods), every request of the task waits its C(Retry-After) and the write rate is lowered to
-        what Graph allowed, then recovers slowly.
+        what Graph allowed, then recovers slowly. When that C(429) asks for most of a window once the task sent
+        WRITES within one (Graph counts the writes of the last SECONDS, or of fixed windows of SECONDS, rather than a
+        bucket that refills continuously), the writes keep to at most WRITES in any SECONDS from then on.
+      - The task keeps a quarter of a second of writes in hand (at most a tenth of WRITES), so that writes do not
+        reach Graph a write too early.
       - A C(429) of another quota (another C(x-ms-throttle-scope) or C(x-ms-throttle-information), such as a limit on
         users' authentication methods) holds up only the requests of its kind (those under users' authentication
         methods, or the others), which are then sent at the rate Graph was seen to serve between two such answers. A

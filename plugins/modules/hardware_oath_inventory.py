@@ -345,8 +345,18 @@ pacing:
       description: The requests a second learned for the other requests.
       type: float
       returned: when Graph throttled those requests with a limit other than the write quota
+    windowed:
+      description:
+        - True once Graph's throttling showed that it counts the write quota over a window (at most O(write_quota)'s
+          WRITES in SECONDS) rather than as a bucket that refills continuously; the writes then kept to the window.
+      type: bool
+      returned: when Graph's throttling showed it
+    result_seconds:
+      description: The seconds from Graph's last answer to this result, built and masked.
+      type: float
+      returned: when the task sent a request
   sample: {"writes": 2000, "waits": 12, "waited": 3.4, "pauses": 0, "paused": 0.0, "lowered": 0, "throttled": 0,
-           "rate": 20.0}
+           "rate": 20.0, "result_seconds": 0.08}
 """
 
 import typing as t

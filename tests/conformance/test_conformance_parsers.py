@@ -345,8 +345,8 @@ class Pacing:
     def __init__(self) -> None:
         self.calls: list[tuple[str, float]] = []
 
-    def throttled(self, seconds: float, write: bool = False) -> None:
-        self.calls.append(("every request (the write quota)", seconds))
+    def throttled(self, seconds: float, write: bool = False, longest: float = float("inf")) -> None:
+        self.calls.append(("every request (the write quota)", min(seconds, longest)))
 
     def throttled_lane(self, lane: str, seconds: float) -> None:
         self.calls.append((f"lane {lane}", seconds))

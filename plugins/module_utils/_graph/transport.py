@@ -165,9 +165,9 @@ class Transport:
         """Graph answered ``Retry-After`` with these ``headers`` (429, 503 or 504; of a request or of a $batch item,
         to a request of ``lane``). A 429 of the write quota (``x-ms-throttle-information: WriteLimitExceeded``, or,
         without that header and off users' methods, a ``x-ms-throttle-scope`` of a WRITE_LIMITS limit) pauses every
-        request sharing the pacer and, for a ``write``, teaches it the write rate; one of another quota (another
-        scope) paces ``lane``. The wait is capped at ``max_retry_wait``, as a retry waits. Nothing without a pacer, a
-        readable Retry-After or a scope: the request waits on its own."""
+        request sharing the pacer and, for a ``write``, teaches it how Graph counts the quota; one of another quota
+        (another scope) paces ``lane``. The wait is capped at ``max_retry_wait``, as a retry waits. Nothing without a
+        pacer, a readable Retry-After or a scope: the request waits on its own."""
         if self.pacer is None:
             return
         headers = {key.lower(): value for key, value in headers.items()}
@@ -175,7 +175,6 @@ class Transport:
         scope = headers.get("x-ms-throttle-scope")
         if seconds is None or not scope:
             return
-        seconds = min(seconds, self.max_retry_wait)
         information = headers.get("x-ms-throttle-information", "")
         limit = scope.split("/")[1] if scope.count("/") else ""
         # Without x-ms-throttle-information, a write limit is the write quota only off users' methods: the methods'
@@ -183,9 +182,9 @@ class Transport:
         if "WriteLimitExceeded" in information or (
             not information and limit.lower() in WRITE_LIMITS and lane != METHODS
         ):
-            self.pacer.throttled(seconds, write=write)
+            self.pacer.throttled(seconds, write=write, longest=self.max_retry_wait)
         else:
-            self.pacer.throttled_lane(lane, seconds)
+            self.pacer.throttled_lane(lane, min(seconds, self.max_retry_wait))
 
     def _attempt(self, method: str, url: str, safe: bool, headers: dict, kwargs: dict) -> tuple[t.Any, str]:
         """One try: ``(response, what happened)`` or ``(None, why it failed)`` when it may be retried. An httpx

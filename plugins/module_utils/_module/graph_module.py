@@ -16,6 +16,7 @@ result's ``invocation`` shows no no_log option's value at all."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import re
@@ -42,6 +43,8 @@ from .options import graph_argument_spec
 INVOCATION_LIST_LIMIT = 100
 # What the invocation shows for the value of a no_log option (AnsibleModule's word for a masked value).
 NO_LOG_MASK = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+# Looking one window of a text up in a set costs about as much as this many characters compared by ``in``.
+_WINDOW_LOOKUP_COST = 50
 # A character that repr or JSON shows escaped: not printable ASCII, a quote or a backslash.
 _NEEDS_ESCAPING = re.compile(r"[^ !#-&(-\[\]-~]")
 
@@ -54,18 +57,18 @@ class GraphModule(AnsibleModule):
         ``no_log_values`` is added to before any worker thread starts: AnsibleModule.log, which threads call,
         iterates it."""
         self._long_lists = long_lists
+        self._credential: Credential | None = None
+        self._client: GraphClient | None = None
+        self._transport: Transport | None = None
+        self._pacer: Pacer | None = None  # set before AnsibleModule's checks, which may fail the task already
+        self._parent, self._started = os.getppid(), time.time()  # see stop_requested
+        self.code_history: CodeLedger | None = None  # the ledger of the codes sent, while an exclusive run holds it
         spec = graph_argument_spec()
         spec.update(argument_spec)
         super().__init__(argument_spec=spec, **kwargs)
         for name, lib in (("httpx", httpx), ("msal", msal)):
             if lib is None:
                 self.fail_json(msg=missing_required_lib(name))
-        self._credential: Credential | None = None
-        self._parent, self._started = os.getppid(), time.time()  # see stop_requested
-        self.code_history: CodeLedger | None = None  # the ledger of the codes sent, while an exclusive run holds it
-        self._client: GraphClient | None = None
-        self._transport: Transport | None = None
-        self._pacer: Pacer | None = None
 
     def _load_params(self) -> None:
         """AnsibleModule reads the task's arguments here, before it checks them against the argument spec. The
@@ -139,14 +142,25 @@ class GraphModule(AnsibleModule):
                     raise InputError(f"{option} {shown(text)} {problem}. Nothing was changed.")
 
     def exit_json(self, **kwargs: t.Any) -> t.NoReturn:
-        self._prepare_result(kwargs)
-        super().exit_json(**kwargs)
+        with _no_collection():
+            self._prepare_result(kwargs)
+            super().exit_json(**kwargs)
         raise AssertionError("AnsibleModule.exit_json returned")  # it exits; for type checkers that can't see it
 
     def fail_json(self, msg: str, **kwargs: t.Any) -> t.NoReturn:
-        self._prepare_result(kwargs, msg)
-        super().fail_json(msg, **kwargs)
+        with _no_collection():
+            self._prepare_result(kwargs, msg)
+            super().fail_json(msg, **kwargs)
         raise AssertionError("AnsibleModule.fail_json returned")
+
+    def _record_module_result(self, o: dict[str, t.Any]) -> None:
+        """AnsibleModule's last step (ansible-core's hook, in 2.19 and 2.21), with the result built and masked, before
+        it is written: a result with ``pacing`` gets ``result_seconds``, the seconds since Graph's last answer (what
+        building it took)."""
+        since = self._pacer.since_last_answer() if self._pacer is not None else None
+        if since is not None and isinstance(o.get("pacing"), dict):
+            o["pacing"]["result_seconds"] = round(since, 3)
+        super()._record_module_result(o)
 
     def _prepare_result(self, kwargs: dict[str, t.Any], msg: str | None = None) -> None:
         """Before AnsibleModule masks the result: the invocation with long lists shortened, and ``no_log_values``
@@ -162,8 +176,7 @@ class GraphModule(AnsibleModule):
             values.update(form for value in list(values) for form in _escaped(value))
         if values:
             parts = [msg, kwargs, get_warning_messages(), get_deprecation_messages()]
-            shown_text = "\0".join(texts_in(parts, keys=True))
-            self.no_log_values = {v for v in values if "*" in v or v in shown_text}
+            self.no_log_values = {v for v in values if "*" in v} | _occurring(values, texts_in(parts, keys=True))
 
     def _invocation_args(self) -> dict[str, t.Any]:
         """The arguments as the result shows them: no_log options (and suboptions) masked whatever their shape,
@@ -262,6 +275,20 @@ class GraphModule(AnsibleModule):
             return False
 
 
+@contextlib.contextmanager
+def _no_collection() -> t.Iterator[None]:
+    """No garbage collection while the result is masked and written: masking copies every container and string of
+    the result (hundreds of thousands for a large inventory), and each collection that this sets off walks every
+    object still alive (the plans of every token). Nothing of it is garbage; the process ends right after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # ------------------------------------------------------------------------------------- no_log options, as given
 def given_secrets(spec: t.Mapping[str, t.Any], params: t.Any) -> set[str]:
     """Every text given to a no_log option of ``spec`` in ``params`` (the arguments as the task gave them, before any
@@ -328,6 +355,31 @@ def _as_dict(text: str) -> t.Any:
         return check_type_dict(text)
     except (TypeError, ValueError):
         return text
+
+
+def _occurring(values: t.Iterable[str], texts: t.Iterable[str]) -> set[str]:
+    """The values that occur in some text. Searching each text for each value costs texts x values: minutes for the
+    result of a large inventory and its secrets. Here the values of one length are looked up together among the
+    texts' windows of that length (a set lookup each); only a length with few values is searched for value by
+    value, where that costs less."""
+    texts = [text for text in set(texts) if text]
+    by_length: dict[int, set[str]] = {}
+    for value in values:
+        by_length.setdefault(len(value), set()).add(value)
+    found = by_length.pop(0, set())  # the empty text occurs everywhere
+    for length, group in by_length.items():
+        candidates = [text for text in texts if len(text) >= length]
+        windows = sum(len(text) - length + 1 for text in candidates)
+        if len(group) * (windows + length * len(candidates)) <= _WINDOW_LOOKUP_COST * windows:
+            joined = "\0".join(candidates)
+            found.update(value for value in group if value in joined)
+        else:
+            found.update(
+                group.intersection(
+                    text[at : at + length] for text in candidates for at in range(len(text) - length + 1)
+                )
+            )
+    return found
 
 
 def _escaped(value: str) -> tuple[str, ...]:

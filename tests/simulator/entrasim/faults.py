@@ -16,15 +16,25 @@ first ``skip`` matches and for the next ``count`` matches only. Its action is on
 ``{"type": "reset", "commit": true}`` is "commit then drop"; a latency with ``commit`` delays an already committed
 response (a client time-out after a write). ``{"type": "commit_then_drop"}`` is accepted as shorthand.
 
-Quotas are token buckets per application: ``write_quota`` (default 3,000 writes per 150 s, Graph's identity
-write limit per app and tenant), ``read_rate`` (default 3,500 reads per 10 s) and ``methods_rate`` (off unless set;
-``true`` is 5 requests per 10 s, the strict reading of Graph's limit for ``authenticationMethod``), which counts
-every request under ``/users/{id}/authentication/`` or ``/me/authentication/`` besides the other buckets. When a
-bucket is empty the request is answered 429 with an integer ``Retry-After`` and Graph's throttle headers.
+Quotas are counted per application: ``write_quota`` (default 3,000 writes per 150 s, Graph's identity write limit
+per app and tenant), ``read_rate`` (default 3,500 reads per 10 s) and ``methods_rate`` (off unless set; ``true`` is 5
+requests per 10 s, the strict reading of Graph's limit for ``authenticationMethod``), which counts every request under
+``/users/{id}/authentication/`` or ``/me/authentication/`` besides the other quotas. When a quota is used up the
+request is answered 429 with an integer ``Retry-After`` (the seconds until it is served again, at least 1) and
+Graph's throttle headers.
+
+Graph documents a token bucket of N requests per S seconds, and that requests sent while throttled accrue against
+the limits too; it does not say how the bucket refills, nor how a refused request is charged. So how a quota counts
+is a setting (``QUOTA_MODELS``: the settings ``quota_model`` and ``throttled_requests``, docs/simulator.md,
+"Fidelity"): a token bucket that refills continuously (``token_bucket``, the default: N at once, then N/S a second),
+the requests of the last S seconds (``sliding_window``) or those since the start of the current window of S seconds,
+the first window starting at the app's first request (``fixed_window``); and a refused request charged like a served
+one (``charged``, the default: it lengthens the throttling) or not at all (``free``).
 """
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import math
 import random
@@ -95,22 +105,73 @@ class Decision:
 
 
 class TokenBucket:
-    def __init__(self, capacity: float, per_seconds: float) -> None:
+    """``capacity`` requests at once, refilled continuously at ``capacity / per_seconds`` a second. A charged refusal
+    takes a token it does not have: the bucket goes below zero (down to ``-capacity``, a window's worth at most), so
+    the requests sent while throttled keep it throttled for longer."""
+
+    def __init__(self, capacity: float, per_seconds: float, now: float) -> None:
         self.capacity = float(capacity)
         self.rate = float(capacity) / float(per_seconds)
         self.tokens = float(capacity)
-        self.updated = time.monotonic()
+        self.updated = now
 
-    def wait(self) -> float:
-        """Refill; returns 0 when a token is available, else the seconds until one is."""
-        now = time.monotonic()
+    def wait(self, now: float) -> float:
+        """0 when a request may be served now, else the seconds until one may."""
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
         return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
-    def take(self) -> None:
-        """Take the token :meth:`wait` found."""
-        self.tokens -= 1
+    def take(self, now: float) -> None:  # pylint: disable=unused-argument
+        """Charge one request (after :meth:`wait`)."""
+        self.tokens = max(-self.capacity, self.tokens - 1)
+
+
+class SlidingWindow:
+    """At most ``capacity`` requests charged in the last ``per_seconds`` seconds."""
+
+    def __init__(self, capacity: float, per_seconds: float, now: float) -> None:  # pylint: disable=unused-argument
+        self.capacity = int(capacity)
+        self.span = float(per_seconds)
+        self.charged: collections.deque[float] = collections.deque()  # when each request was charged, oldest first
+
+    def wait(self, now: float) -> float:
+        while self.charged and self.charged[0] <= now - self.span:
+            self.charged.popleft()
+        over = len(self.charged) - self.capacity  # the requests that must leave the window first, less one
+        return 0.0 if over < 0 else self.charged[over] + self.span - now
+
+    def take(self, now: float) -> None:
+        self.charged.append(now)
+
+
+class FixedWindow:
+    """At most ``capacity`` requests charged in each window of ``per_seconds`` seconds, the first starting at the
+    first request."""
+
+    def __init__(self, capacity: float, per_seconds: float, now: float) -> None:
+        self.capacity = int(capacity)
+        self.span = float(per_seconds)
+        self.start = now  # of the current window
+        self.count = 0
+
+    def wait(self, now: float) -> float:
+        if now >= self.start + self.span:
+            self.start += self.span * math.floor((now - self.start) / self.span)
+            self.count = 0
+        return 0.0 if self.count < self.capacity else self.start + self.span - now
+
+    def take(self, now: float) -> None:  # pylint: disable=unused-argument
+        self.count += 1
+
+
+Counter = TokenBucket | SlidingWindow | FixedWindow
+# How a quota counts (the setting quota_model), and how it charges a refused request (the setting throttled_requests).
+QUOTA_MODELS: dict[str, type[Counter]] = {
+    "token_bucket": TokenBucket,
+    "sliding_window": SlidingWindow,
+    "fixed_window": FixedWindow,
+}
+THROTTLED_REQUESTS = ("charged", "free")
 
 
 def _quota(spec: Any, default: dict, name: str) -> dict | None:
@@ -232,7 +293,7 @@ class FaultEngine:
         self.latency: dict = {"ms": 0, "jitter_ms": 0}
         # Quota name -> {"requests", "per_seconds"} or None (off).
         self.quotas: dict[str, dict | None] = _initial_quotas()
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], Counter] = {}
 
     def set_initial(self, spec: dict) -> None:
         """The start-up configuration, restored by :meth:`reset`."""
@@ -312,28 +373,44 @@ class FaultEngine:
                     decision.rules.append(rule.name)
         return decision
 
-    def throttle(self, client_id: str, write: bool, methods: bool = False) -> tuple[str, float] | None:
-        """Charge the app's buckets (the write or the read one, and the methods one for a request under a user's
-        authentication methods). None when every bucket had a token (each is then charged one), else the quota
-        that is exhausted and the seconds until it has one; a throttled request is charged nothing."""
+    def throttle(
+        self,
+        client_id: str,
+        write: bool,
+        methods: bool = False,
+        *,
+        model: str = "token_bucket",
+        throttled_requests: str = "charged",
+        now: float | None = None,
+    ) -> tuple[str, float] | None:
+        """Charge the app's quotas (the write or the read one, and the methods one for a request under a user's
+        authentication methods), counted as ``model`` (a QUOTA_MODELS name). None when every quota had room (each is
+        then charged one), else the first quota that is used up and the seconds until it has room again. A refused
+        request is charged to each of its quotas too when ``throttled_requests`` is ``charged``, and nothing when it
+        is ``free``. ``now``: the time (seconds, monotonic), for tests."""
         names = ["write_quota" if write else "read_rate"] + (["methods_rate"] if methods else [])
+        now = time.monotonic() if now is None else now
         with self._lock:
-            buckets = []
+            counters: list[Counter] = []
+            refused: tuple[str, Counter] | None = None
             for name in names:
                 quota = self.quotas[name]
                 if quota is None:
                     continue
-                key = (name, client_id)
-                bucket = self._buckets.get(key)
-                if bucket is None:
-                    bucket = self._buckets[key] = TokenBucket(quota["requests"], quota["per_seconds"])
-                wait = bucket.wait()
-                if wait:
-                    return name, wait
-                buckets.append(bucket)
-            for bucket in buckets:
-                bucket.take()
-        return None
+                key = (name, client_id, model)
+                counter = self._buckets.get(key)
+                if counter is None:
+                    counter = self._buckets[key] = QUOTA_MODELS[model](quota["requests"], quota["per_seconds"], now)
+                counters.append(counter)
+                if counter.wait(now) and refused is None:
+                    refused = name, counter
+            if refused is None or throttled_requests == "charged":
+                for counter in counters:
+                    counter.take(now)
+            if refused is None:
+                return None
+            name, counter = refused
+            return name, counter.wait(now)
 
 
 def retry_after_header(action: dict) -> str | None:

@@ -387,7 +387,14 @@ class Simulator:
         methods = (segments[:1] == ["me"] and segments[1:2] == ["authentication"]) or (
             segments[:1] == ["users"] and segments[2:3] == ["authentication"]
         )
-        throttled = self.faults.throttle(principal.client_id, entry["write"], methods)
+        config = self.tenant.config
+        throttled = self.faults.throttle(
+            principal.client_id,
+            entry["write"],
+            methods,
+            model=config.quota_model,
+            throttled_requests=config.throttled_requests,
+        )
         if throttled:
             quota, wait = throttled
             entry["throttled"] = True

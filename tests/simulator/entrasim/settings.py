@@ -47,6 +47,12 @@ CHOICES: dict[str, tuple] = {
     # Whether an accepted activation code sets the token's lastUsedDateTime (documented as a property, not when it
     # is set): it stays as it was, or becomes the time of the activation.
     "activation_last_used": ("unchanged", "set"),
+    # How a quota counts N requests per S seconds: the documented token bucket (refilled continuously), the requests
+    # of the last S seconds, or those of the current window of S seconds (faults.QUOTA_MODELS).
+    "quota_model": ("token_bucket", "sliding_window", "fixed_window"),
+    # Whether a request refused 429 is charged to its quotas (documented: "all requests accrue against your usage
+    # limits"), which lengthens the throttling, or not.
+    "throttled_requests": ("charged", "free"),
 }
 # Integer settings: (smallest, largest or None, what the error calls them).
 INTEGERS: dict[str, tuple[int, int | None, str]] = {
@@ -111,6 +117,8 @@ class Settings:
     write_throttle_limit: str = "ReadWrite"
     throttle_information: str = "sent"
     activation_last_used: str = "unchanged"
+    quota_model: str = "token_bucket"
+    throttled_requests: str = "charged"
     read_after_write_delay_ms: int = 0
     bulk_max_items: int = 100
 

@@ -279,6 +279,8 @@ DEFAULT_SETTINGS = {
     "write_throttle_limit": "ReadWrite",
     "throttle_information": "sent",
     "activation_last_used": "unchanged",
+    "quota_model": "token_bucket",
+    "throttled_requests": "charged",
     "read_after_write_delay_ms": 0,
     "bulk_max_items": 100,
 }

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import simlib
+from entrasim import faults as faultlib
 from simlib import (
     AMY,
     AUTOMATION,
@@ -534,8 +535,79 @@ def test_write_quota_refills(api):
     assert api.graph("PATCH", POLICY, json=policy_body(state="disabled")).status_code == 204
     response = api.graph("PATCH", POLICY, json=policy_body(state="enabled"))
     assert response.status_code == 429 and response.headers["retry-after"] == "1"
-    time.sleep(0.25)
+    time.sleep(1.0)  # its Retry-After (the refused request was charged too: 0.4 s, rounded up)
     assert api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code == 204
+
+
+# How a quota counts (the settings quota_model and throttled_requests), on the engine itself at given times.
+def quota_engine(requests=2, per_seconds=10.0):
+    engine = faultlib.FaultEngine()
+    engine.configure({"write_quota": {"requests": requests, "per_seconds": per_seconds}})
+    return engine
+
+
+def writes(engine, times, model, throttled_requests="charged"):
+    """What the engine answers a write of the app at each of ``times``: None (served) or the seconds to wait."""
+    out = []
+    for now in times:
+        refused = engine.throttle("app", True, model=model, throttled_requests=throttled_requests, now=now)
+        out.append(None if refused is None else refused[1])
+    return out
+
+
+@pytest.mark.parametrize(
+    "throttled_requests, expected",
+    # 2 at once, then one every 5 s; a refused write, when charged, takes the next one: the throttling lasts longer
+    # (down to -2, a window's worth, at most).
+    [("charged", [None, None, 10.0, 10.0, 15.0]), ("free", [None, None, 5.0, None, 5.0])],
+)
+def test_a_token_bucket(throttled_requests, expected):
+    assert writes(quota_engine(), [0.0, 0.0, 0.0, 5.0, 5.0], "token_bucket", throttled_requests) == expected
+
+
+@pytest.mark.parametrize(
+    "throttled_requests, expected",
+    # At most 2 in the last 10 s: the write of 0 leaves at 10; a refused write, when charged, stays in for 10 s.
+    [("charged", [None, None, 9.0, 6.0, None]), ("free", [None, None, 4.0, None, None])],
+)
+def test_a_sliding_window(throttled_requests, expected):
+    assert writes(quota_engine(), [0.0, 5.0, 6.0, 10.0, 16.0], "sliding_window", throttled_requests) == expected
+
+
+@pytest.mark.parametrize("throttled_requests", ["charged", "free"])
+def test_a_fixed_window(throttled_requests):
+    # At most 2 in each window of 10 s from the first request (0 to 10, 10 to 20, ...): all back at 10.
+    expected = [None, None, 4.0, None, None, 0.5]
+    assert writes(quota_engine(), [0.0, 5.0, 6.0, 10.0, 19.0, 19.5], "fixed_window", throttled_requests) == expected
+
+
+def test_a_refused_request_is_charged_to_each_of_its_quotas():
+    engine = quota_engine(requests=5)
+    engine.configure({"methods_rate": {"requests": 1, "per_seconds": 10.0}})
+    assert engine.throttle("app", True, methods=True, now=0.0) is None
+    assert engine.throttle("app", True, methods=True, now=0.0)[0] == "methods_rate"  # the write quota had room
+    for _attempt in range(3):
+        assert engine.throttle("app", True, now=0.0) is None
+    assert engine.throttle("app", True, now=0.0)[0] == "write_quota"  # 5 charged: 4 served, 1 refused by methods
+    free = quota_engine(requests=5)
+    free.configure({"methods_rate": {"requests": 1, "per_seconds": 10.0}})
+    assert free.throttle("app", True, methods=True, now=0.0) is None
+    assert free.throttle("app", True, methods=True, throttled_requests="free", now=0.0)[0] == "methods_rate"
+    assert all(free.throttle("app", True, now=0.0) is None for _attempt in range(4))
+
+
+def test_a_charged_token_bucket_owes_a_window_at_most():
+    assert writes(quota_engine(), [0.0] * 50, "token_bucket")[-1] == pytest.approx(15.0)  # down to -2
+
+
+@pytest.mark.parametrize("model", ["sliding_window", "fixed_window"])
+def test_the_quota_model_setting_applies_to_graphs_answers(api, model):
+    api.faults({"write_quota": {"requests": 2, "per_seconds": 60}})
+    assert api.admin("POST", "settings", json={"quota_model": model}).status_code == 200
+    statuses = [api.graph("PATCH", POLICY, json=policy_body(state="enabled")).status_code for _attempt in range(3)]
+    assert statuses == [204, 204, 429]
+    retry_after = int(api.graph("PATCH", POLICY, json=policy_body(state="enabled")).headers["retry-after"])
+    assert 50 <= retry_after <= 60  # a window less what passed: a token bucket's would be 30 at most
 
 
 def test_read_rate(api):

@@ -238,7 +238,7 @@ def test_the_time_left_uses_what_the_pacer_learned():
 
 def test_the_time_left_uses_the_bucket_as_it_is_now():
     clock = Clock()
-    pacer = Pacer.from_quota("100/10", clock=clock, sleep=lambda seconds: None)  # 100 at once, then 10 a second
+    pacer = Pacer.from_quota("100/10", clock=clock, sleep=lambda seconds: None, margin=0.0)  # 100, then 10 a second
     progress, _clock = progress_of(new_tokens(300), quota="100/10", pacer=pacer, clock=clock)
     progress.start()
     assert progress.snapshot().left == pytest.approx((303 - 100) / 10)

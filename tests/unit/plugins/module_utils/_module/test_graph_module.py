@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import json
 import os
+import random
 import stat
 import threading
 import time
@@ -30,6 +31,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._common.run_state i
     state_key,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._common.validation import shown
+from ansible_collections.tokenops.entra.plugins.module_utils._graph.pacer import Pacer
 from ansible_collections.tokenops.entra.plugins.module_utils._module import graph_module
 from ansible_collections.tokenops.entra.tests.unit.plugins.fakes import Exited, Failed, FakeModule, module_spec
 from ansible_collections.tokenops.entra.tests.unit.plugins.oath_data import CONTROL, DONE
@@ -192,6 +194,34 @@ def test_no_log_values_the_result_does_not_hold_are_dropped_before_masking(capsy
     assert module.no_log_values == {items[7]["secret"]}
     assert out["shown"] == "x********x"
     assert out["invocation"]["module_args"]["access_token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def test_the_values_kept_are_those_some_text_holds_whatever_their_lengths():
+    """What the result is masked with: the values of every length that occur in a text, as ``in`` finds them one by
+    one (a length with many values is looked up among the windows of the texts, one with few searched for)."""
+    randomly = random.Random(3)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567-. "
+    values = {"".join(randomly.choices(alphabet, k=randomly.choice([1, 6, 16, 32, 32, 32]))) for _n in range(3000)}
+    texts = ["".join(randomly.choices(alphabet, k=randomly.randint(0, 80))) for _n in range(2000)]
+    texts += [f"x{value}y" for value in randomly.sample(sorted(values), 50)] + sorted(values)[:5]
+    expected = {value for value in values if any(value in text for text in texts)}
+    assert 55 <= len(expected) < len(values)
+    assert graph_module._occurring(values, texts) == expected
+    assert graph_module._occurring({"", "AB"}, ["xABx"]) == {"", "AB"}
+    assert graph_module._occurring({"AB"}, []) == set()
+
+
+def test_a_result_with_pacing_says_how_long_it_took_after_the_last_answer(capsys, real_module):
+    module, _items = real_module(1)
+    clock = [100.0]
+    module._pacer = Pacer.from_quota("10/2", clock=lambda: clock[0])
+    module._pacer.answered(None, throttled=False)
+    clock[0] += 1.25  # the result took 1.25 s to build after Graph's last answer
+    assert printed(capsys, module.exit_json, changed=False, pacing={"writes": 0})["pacing"] == {
+        "writes": 0,
+        "result_seconds": 1.25,
+    }
+    assert "pacing" not in printed(capsys, module.exit_json, changed=False)  # none where the module has none
 
 
 def test_fail_json_masks_its_message_too(capsys, real_module):
