@@ -23,6 +23,7 @@ import typing as t
 
 from .._common.errors import ModuleFailure, WriteOutcomeUnknown
 from .._domain.tokens import TokenView
+from .execute import verified_write
 from .hardware_oath_api import BulkRefused, HardwareOathApi
 from .token_query import TokenQuery, chunks
 
@@ -142,10 +143,21 @@ class BulkCreation:
         result: Created = {}
         for serial, body in creations:
             try:
-                result[serial.casefold()] = self.api.create_token(body)
+                result[serial.casefold()] = self._create_one(serial, body)
             except ModuleFailure as exc:
                 result[serial.casefold()] = exc
         return result
+
+    def _create_one(self, serial: str, body: dict[str, t.Any]) -> TokenView:
+        """One token with the documented single POST; an unknown outcome is judged from a listing (verified_write)."""
+        written = verified_write(
+            lambda: self.api.create_token(body),
+            reread=lambda: self._listed_after_all([serial]),
+            took_effect=bool,
+            subject=f"token {serial}",
+            log=self.log,
+        )
+        return written.answer if written.answer is not None else t.cast(t.List[TokenView], written.seen)[0]
 
     def _listed_after_all(self, serials: list[str]) -> list[TokenView]:
         """The tokens of these serial numbers in the inventory, waiting (see HardwareOathApi.poll) until all show."""

@@ -44,6 +44,10 @@ Log = t.Callable[[str], None]
 Done = t.Callable[[Action], None]  # told each write that took effect, as soon as it did
 
 
+# A write whose outcome is unknown (see verified_write) is judged from a re-read and sent again, up to this many
+# times in all: two lost answers in a row come about once in hundreds of writes on a bad day.
+WRITE_SENDS = 3
+
 # A computed code Graph refuses (its time step was already used, say by a run a moment ago) is followed by the code
 # of a later step, up to this many codes in all; a given code is sent once. Any other refusal is not retried.
 COMPUTED_CODE_ATTEMPTS = 3
@@ -71,17 +75,26 @@ def verified_write(
     log: Log,
     write_again: t.Callable[[S], R] | None = None,
 ) -> Written[R, S]:
-    """Send one write. If its answer is lost, ``reread()`` the state (it may wait for the write to show) and, only
-    if the write did not take effect, send it again: ``write_again(what was read)``, by default ``write()``. Both
-    compute any code afresh, so a code is never sent twice."""
-    try:
-        return Written(write(), None)
-    except WriteOutcomeUnknown as exc:
-        log(f"{exc}; reading {subject} again before anything else")
-    seen = reread()
-    if took_effect(seen):
-        return Written(None, seen)
-    return Written((write_again or (lambda _seen: write()))(seen), seen)
+    """Send one write. If its outcome is unknown (its answer lost, or a 503), ``reread()`` the state (it may wait
+    for the write to show) and, only if the write did not take effect, send it again: ``write_again(what was
+    read)``, by default ``write()``; up to WRITE_SENDS times in all, each outcome judged so. Both compute any code
+    afresh, so a code is never sent twice."""
+    seen: S | None = None
+    sent = 0
+    while True:
+        sent += 1
+        try:
+            return Written(write() if seen is None or write_again is None else write_again(seen), seen)
+        except WriteOutcomeUnknown as exc:
+            log(f"{exc}; reading {subject} again before anything else")
+            seen = reread()
+            if took_effect(seen):
+                return Written(None, seen)
+            if sent == WRITE_SENDS:
+                raise exc.with_message(
+                    f"{exc.message}. The write was sent {sent} times, each time without a sure answer; read again, "
+                    f"{subject} does not show it done. Run the task again later"
+                ) from None
 
 
 # ---------------------------------------------------------------------- assignment plans

@@ -11,7 +11,7 @@ import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
-from .._common.errors import GraphError
+from .._common.errors import GraphError, WriteOutcomeUnknown
 from .odata import relative_url
 from .pacer import DIRECTORY, pacing_lane
 from .retry import longest_retry_after, retryable
@@ -58,9 +58,12 @@ class GraphClient:
         its URL)."""
         url = absolute_url or self.base + path
         sent = {"safe": safe, "writes": writes, "lane": lane}
-        response = self._send(method, url, params, json, False, sent)
-        if response.status_code == 401 and self.can_refresh:  # a revoked cached token: sign in again, once
-            response = self._send(method, url, params, json, True, sent)
+        try:
+            response = self._send(method, url, params, json, False, sent)
+            if response.status_code == 401 and self.can_refresh:  # a revoked cached token: sign in again, once
+                response = self._send(method, url, params, json, True, sent)
+        except WriteOutcomeUnknown as exc:  # what the write was for (a token, a user), before how it was sent
+            raise exc.with_message(f"{action}: {exc.message}") from None
         if response.status_code not in expected:
             raise error_from_response(response, action)
         if response.status_code == 204 or not response.content:

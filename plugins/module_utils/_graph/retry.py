@@ -15,6 +15,8 @@ import typing as t
 
 # Graph answers these when it did not serve a request now (throttled, or unavailable for a moment).
 RETRY_STATUSES = frozenset({429, 503, 504})
+# Of those, the answers that may come after Graph acted: a write answered so may or may not have taken effect.
+OUTCOME_UNKNOWN_STATUSES = frozenset({503, 504})
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 
@@ -22,7 +24,7 @@ BACKOFF_CAP = 60.0
 def retryable(status: int, safe: bool) -> bool:
     """May a request answered ``status`` be sent again? A 429 means Graph refused it unprocessed, so even a write may
     be repeated; a 503 or 504 may come after Graph acted, so only a request that is ``safe`` to repeat is."""
-    return status == 429 or (safe and status in RETRY_STATUSES)
+    return status == 429 or (safe and status in OUTCOME_UNKNOWN_STATUSES)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

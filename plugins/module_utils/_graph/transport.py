@@ -18,7 +18,7 @@ from .._common.errors import GraphError, GraphTransportError, WriteOutcomeUnknow
 from .._common.texts import texts_in
 from .endpoints import Destinations
 from .pacer import DIRECTORY, METHODS, Pacer, pacing_lane
-from .retry import RETRY_STATUSES, parse_retry_after, retry_delay, retryable
+from .retry import OUTCOME_UNKNOWN_STATUSES, RETRY_STATUSES, parse_retry_after, retry_delay, retryable
 
 try:
     import httpx
@@ -59,8 +59,8 @@ def _tls_hint(exc: BaseException) -> str | None:
 class Transport:
     """Sends HTTP requests with retries, each only where ``destinations`` allows (checked before sending, for
     every request: sign-in, Graph, and every link an answer hands out). Only requests that are safe to repeat are
-    retried after an error that may have come after the server acted; a write that may have happened raises
-    WriteOutcomeUnknown.
+    retried after an error that may have come after the server acted; a write that may have happened (its answer
+    lost, or a 503 or 504, after its Retry-After) raises WriteOutcomeUnknown.
 
     With a ``pacer`` (shared by the threads sending through this transport), every attempt first waits for it
     (:meth:`Pacer.acquire`: the shared pause, its lane's pace, and a write token for a write) and holds one of its
@@ -129,6 +129,8 @@ class Transport:
             if response is not None:
                 if response.status_code in RETRY_STATUSES:
                     self.throttled(response.headers, write=writes > 0 and response.status_code == 429, lane=lane)
+                if not safe and response.status_code in OUTCOME_UNKNOWN_STATUSES:
+                    raise self._outcome_unknown(response, f"{method} {_short(url)}", lane)
                 free = response.status_code == 429 and self.pacer is not None and self.pacer.progress() > progress
                 if not retryable(response.status_code, safe) or (spent >= self.max_retries and not free):
                     return response
@@ -142,19 +144,32 @@ class Transport:
             self.pause(attempt, retry_after, f"{method} {_short(url)} {failure}", lane=lane, spent=spent)
             headers["Retry-Attempt"] = str(attempt)
 
+    def _outcome_unknown(self, response: t.Any, where: str, lane: str) -> WriteOutcomeUnknown:
+        """A write answered 503 or 504: Graph may have acted before it answered (Graph's errors page: repeat the
+        request after a delay, which Retry-After may give). The delay is waited here; the caller judges the write
+        from a re-read, as when its answer is lost, and sends it again only if it did not take effect."""
+        wait = retry_delay(1, response.headers.get("Retry-After"), time.time(), self.max_retry_wait)
+        self._log(f"{where} answered {response.status_code}: it may have taken effect; reading again in {wait:.1f}s")
+        self._wait(wait, lane)
+        error = error_from_response(response, where).as_kind(WriteOutcomeUnknown)
+        return error.with_message(f"{error.message}; it may or may not have taken effect")
+
     def pause(
         self, attempt: int, retry_after: str | None, why: str, *, lane: str | None = None, spent: int | None = None
     ) -> None:
-        """Wait before retry number ``attempt``: Retry-After when given, else backoff; capped. With a pacer, first
-        the pacer's pause for ``lane`` (which this Retry-After, reported by :meth:`throttled`, or another thread's
-        set), then only what is left of this wait. ``spent``: the retries counted towards max_retries (default
-        ``attempt``)."""
+        """Wait before retry number ``attempt``: Retry-After when given, else backoff; capped (see :meth:`_wait`).
+        ``spent``: the retries counted towards max_retries (default ``attempt``)."""
         wait = retry_delay(attempt, retry_after, time.time(), self.max_retry_wait)
         spent = attempt if spent is None else spent
         if spent == attempt:
             self._log(f"{why}; retry {attempt}/{self.max_retries} in {wait:.1f}s")
         else:
             self._log(f"{why}; retry {attempt} in {wait:.1f}s ({spent}/{self.max_retries} counted: others get answers)")
+        self._wait(wait, lane)
+
+    def _wait(self, wait: float, lane: str | None) -> None:
+        """Wait ``wait`` seconds. With a pacer, first the pacer's pause for ``lane`` (which a Retry-After, reported
+        by :meth:`throttled`, or another thread's set), then only what is left of the wait."""
         if self.pacer is not None:
             wait -= self.pacer.acquire(write=False, lane=lane, send=False)
             if wait < PAUSE_SLACK:

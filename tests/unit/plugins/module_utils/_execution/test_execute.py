@@ -25,6 +25,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions imp
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._domain.codes import CodeSource, totp_code
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.execute import (
+    WRITE_SENDS,
     Written,
     apply_token,
     execute_assignment_plan,
@@ -147,11 +148,31 @@ def test_verified_write_without_write_again_sends_the_write_once_more():
     assert script.calls == [("write",), ("reread",), ("write",)]
 
 
-def test_verified_write_a_second_lost_answer_is_not_swallowed():
-    script = Script(LOST_ANSWER, WriteOutcomeUnknown("lost again"), seen=token())
-    with pytest.raises(WriteOutcomeUnknown, match="lost again"):
+def test_verified_write_a_second_lost_answer_is_judged_from_a_read_too():
+    """The soak's finding: a second lost answer for the same write (once in ~500 writes on a bad day) failed the
+    token although the write had taken effect."""
+    not_done, done = token(), token("activated", AMY)
+    reads = [not_done, done]
+    script = Script(LOST_ANSWER, WriteOutcomeUnknown("lost again"))
+    script.reread = lambda: script.calls.append(("reread",)) or reads.pop(0)
+    logs: list[str] = []
+    assert verify(script, lambda seen: seen is done, logs) == Written(None, done)
+    assert script.calls == [("write",), ("reread",), ("write_again", not_done), ("reread",)]
+    assert logs[1] == f"lost again; reading token {SERIAL} again before anything else"
+
+
+def test_verified_write_sends_at_most_write_sends_times():
+    assert WRITE_SENDS == 3
+    script = Script(
+        LOST_ANSWER, WriteOutcomeUnknown("lost again"), WriteOutcomeUnknown("lost a third time"), seen=token()
+    )
+    with pytest.raises(WriteOutcomeUnknown) as info:
         verify(script, lambda seen: False, [])
-    assert script.calls == [("write",), ("reread",), ("write_again", token())]
+    assert script.calls == [("write",), ("reread",), *[("write_again", token()), ("reread",)] * 2]
+    assert info.value.message == (
+        f"lost a third time. The write was sent 3 times, each time without a sure answer; read again, token {SERIAL} "
+        "does not show it done. Run the task again later"
+    )
 
 
 def test_verified_write_a_refusal_is_not_judged_by_a_read():
@@ -489,11 +510,17 @@ def test_execute_lost_reactivation_for_a_rename():
     assert api.writes[0][5] != api.writes[1][5]
 
 
-def test_execute_second_lost_answer_is_not_swallowed():
+def test_execute_second_lost_answer_is_judged_and_sent_a_third_time():
     api = FakeApi(lost={0, 1}, rereads=[token("available")])
-    with pytest.raises(WriteOutcomeUnknown):
+    run(api, token(), Desired(), secret_codes())
+    assert len(api.writes) == 3
+
+
+def test_execute_three_lost_answers_fail_naming_the_token():
+    api = FakeApi(lost={0, 1, 2}, rereads=[token("available")])
+    with pytest.raises(WriteOutcomeUnknown, match=f"sent 3 times.*read again, token {SERIAL} does not show it done"):
         run(api, token(), Desired(), secret_codes())
-    assert len(api.writes) == 2
+    assert len(api.writes) == 3
 
 
 # ---------------------------------------------------------------------------------------------------- took_effect
@@ -796,11 +823,17 @@ def test_execute_token_plan_lost_create_of_a_rotation():
     assert [c[0] for c in api.calls] == ["delete", "create", "find_token"]
 
 
-def test_execute_token_plan_second_lost_answer_is_not_swallowed():
+def test_execute_token_plan_second_lost_answer_is_judged_too():
     api = FakeInventoryApi(lost={0, 1}, reads=[inv()])
-    with pytest.raises(WriteOutcomeUnknown):
+    run_plan(api, inv(), UPDATE_SPEC)
+    assert [c[0] for c in collapsed(api.calls)] == ["update", "token_by_id", "update", "token_by_id", "update"]
+
+
+def test_execute_token_plan_three_lost_answers_fail():
+    api = FakeInventoryApi(lost={0, 1, 2}, reads=[inv()])
+    with pytest.raises(WriteOutcomeUnknown, match="sent 3 times"):
         run_plan(api, inv(), UPDATE_SPEC)
-    assert [c[0] for c in collapsed(api.calls)] == ["update", "token_by_id", "update"]
+    assert [c[0] for c in collapsed(api.calls)].count("update") == 3
 
 
 # ------------------------------------------------------------------------------------------------- eventual consistency

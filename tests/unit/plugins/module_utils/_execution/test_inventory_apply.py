@@ -205,6 +205,18 @@ def test_a_lost_bulk_answer_whose_tokens_all_show_sends_nothing_again():
     assert [o.outcome for o in outcomes] == ["created", "created"]
 
 
+def test_a_lost_answer_of_a_creation_one_by_one_is_judged_from_a_listing_too():
+    # The bulk answer is lost (nothing created but T-1), then the answer of T-0's own creation: T-0 is looked up
+    # before it is sent again (the soak's finding: that second lost answer failed the token).
+    api = FakeInventoryApi(lost={0, 1}, tokens=[listed("T-1")])
+    logs: list[str] = []
+    outcomes = apply(api, [entry(n, f"T-{n}", "available", None) for n in range(3)], logs=logs)
+    assert [call[1]["serialNumber"] for call in sent(api, "create")] == ["T-0", "T-0", "T-2"]
+    assert sent(api, "list_tokens")[-1][1] == TokenQuery(serial_numbers=("T-0",))
+    assert summary(outcomes) == [(f"T-{n}", "created", [CREATE], None) for n in range(3)]
+    assert any(line.endswith("reading token T-0 again before anything else") for line in logs)
+
+
 def test_a_missing_token_refused_after_a_lost_bulk_answer_fails_alone():
     refusal = GraphError("Creating token T-0: Graph answered 400", status=400)
     api = FakeInventoryApi(lost={0}, tokens=[listed("T-1")], refuse={("create", "T-0"): refusal})
