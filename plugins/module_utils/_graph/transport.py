@@ -115,11 +115,11 @@ class Transport:
         self.destinations.check(url, headers)
         headers.setdefault("client-request-id", str(uuid.uuid4()))  # one id for every attempt, as the SDKs do
         attempt = spent = 0  # retries made; those that count towards max_retries
+        # Others' answers since this request's previous answer (its wait included): a 429 then uses up no retry.
+        progress = self.pacer.progress() if self.pacer is not None else 0
         while True:
-            progress = 0
             if self.pacer is not None:
                 with self.pacer.sending(write=writes > 0, count=writes, lane=lane):
-                    progress = self.pacer.progress()
                     response, failure = self._attempt(method, url, safe, headers, kwargs)
                 if response is not None:
                     self.pacer.answered(lane, throttled=response.status_code == 429)
@@ -132,6 +132,7 @@ class Transport:
                 if not safe and response.status_code in OUTCOME_UNKNOWN_STATUSES:
                     raise self._outcome_unknown(response, f"{method} {_short(url)}", lane)
                 free = response.status_code == 429 and self.pacer is not None and self.pacer.progress() > progress
+                progress = self.pacer.progress() if self.pacer is not None else 0
                 if not retryable(response.status_code, safe) or (spent >= self.max_retries and not free):
                     return response
                 retry_after = response.headers.get("Retry-After")

@@ -57,6 +57,7 @@ DEFAULTS = {
     "throttle_information": "sent",
     "quota_model": "token_bucket",
     "throttled_requests": "charged",
+    "activation_last_used": "unchanged",
     "read_after_write_delay_ms": 0,
     "bulk_max_items": 100,
 }
@@ -75,6 +76,7 @@ OTHERS = {
     "throttle_information": "omitted",
     "quota_model": "sliding_window",
     "throttled_requests": "free",
+    "activation_last_used": "set",
     "read_after_write_delay_ms": 250,
     "bulk_max_items": 50,
 }

@@ -1097,6 +1097,23 @@ def test_a_429_while_nothing_else_gets_answers_uses_up_a_retry():
     assert len(server.requests) == 3 and pacer.progress() == 0
 
 
+def test_a_429_after_others_got_answers_while_it_waited_uses_up_no_retry():
+    """One request on the wire at a time (concurrency 1): the others are answered while this one waits out its
+    Retry-After, not during its own attempt. The integration test of a killed run found a token failed so."""
+    pacer, _clock = paced()
+
+    class OthersAnsweredWhileWaiting(list):
+        def append(self, seconds):
+            super().append(seconds)
+            pacer.answered("directory", throttled=False)
+
+    sleeps = OthersAnsweredWhileWaiting()
+    server = Server(*[reply(429, headers={"Retry-After": "1"})] * 4, reply(201, json={}))
+    transport = paced_transport(server, pacer, sleeps=sleeps, max_retries=1)
+    assert transport.send("POST", URL, json={}).status_code == 201
+    assert len(server.requests) == 5 and sleeps == [1.0] * 4
+
+
 @pytest.mark.parametrize("quota", [METHODS_QUOTA, METHODS_QUOTA_BARE])
 def test_paced_methods_requests_are_paced_at_the_rate_measured_between_two_429s(quota):
     pacer, clock = paced()
