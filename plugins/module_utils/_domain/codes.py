@@ -172,6 +172,14 @@ class CodeSource:
             "run again with a fresh code from the token, or give secret_key to compute codes."
         )
 
+    def sent_lately_elsewhere(self, token: TokenView) -> bool:
+        """Whether another run of this controller sent a code for the token within about a time step, before this
+        run sent one: that run's write may not show in this run's reads yet (Graph's reads lag behind its writes)."""
+        if self.history is None or not token.id or self._last_step is not None:
+            return False
+        recorded = self.history.last_step(token.id)
+        return recorded is not None and recorded >= int(self.clock() // token.time_interval)
+
     def _next_step(self, token: TokenView) -> int:
         interval = token.time_interval
         step = int(self.clock() // interval) + CODE_LEAD_STEPS

@@ -202,8 +202,9 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Tok
 
     A refused code may have been refused because another run (another pipeline, a machine that shares no lock with
     this one) had just made this very write with a code of the same step: the token is read again after a refusal,
-    and when it shows the write done, that is the action's outcome, not a failure. Returns that token (None: this
-    run's write was accepted)."""
+    and when it shows the write done, that is the action's outcome, not a failure. So too before the first code,
+    when another run of this controller sent one for the token a moment ago: this run's read of the token may be
+    from before that write showed. Returns that token (None: this run's write was accepted)."""
 
     def done(now: TokenView) -> bool:
         return took_effect(action, now, run.display_name)
@@ -211,6 +212,11 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Tok
     def reread() -> TokenView:
         return run.api.reread(run.token, run.me)
 
+    if action.kind in CODE_ACTIONS and run.codes.sent_lately_elsewhere(token):
+        latest = run.api.poll(reread, done)  # waits for that write to show, as after a lost answer
+        if done(latest):
+            run.log(f"another run sent a code for {run.token.label} a moment ago; read again, it shows it done")
+            return latest
     attempt = 1
     while True:
         code = run.codes.next_code(token) if action.kind in CODE_ACTIONS else None

@@ -417,6 +417,31 @@ def test_a_step_another_run_sent_within_this_step_makes_the_code_wait_for_the_ne
     assert history.recorded == [(token.id, 2, 30)]
 
 
+@pytest.mark.parametrize(
+    "recorded, now, expected",
+    [
+        (None, 95.0, False),  # no other run sent one
+        (4, 95.0, True),  # sent in step 3 (the code of step 4): its write may not show yet
+        (3, 95.0, True),  # sent in step 2, up to 35 s ago
+        (2, 95.0, False),  # sent in step 1: long enough ago to show
+    ],
+)
+def test_a_code_another_run_sent_lately_is_known(recorded, now, expected):
+    token = make_token()
+    history = History({} if recorded is None else {token.id: recorded})
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: now, history=history)
+    assert codes.sent_lately_elsewhere(token) is expected
+    assert CodeSource(secret_b32=RFC_SHA1_SECRET, clock=lambda: now).sent_lately_elsewhere(token) is False
+
+
+def test_a_code_this_run_sent_is_not_another_runs():
+    token = make_token()
+    time = Waiting(95.0)
+    codes = CodeSource(secret_b32=RFC_SHA1_SECRET, clock=time.clock, sleep=time.sleep, history=History())
+    codes.next_code(token)
+    assert codes.sent_lately_elsewhere(token) is False
+
+
 def test_a_step_another_run_sent_earlier_costs_no_wait():
     token = make_token()
     time = Waiting(95.0)  # step 3

@@ -442,6 +442,51 @@ def test_execute_a_code_refused_because_another_run_just_did_the_write_is_that_r
     ]
 
 
+def test_execute_a_code_another_run_sent_lately_is_judged_from_a_read_first():
+    """Two runs of one controller, one after the other (the lock): the second read the token before the first one's
+    activation showed in reads. The ledger tells it that a code was sent a moment ago: it reads the token again,
+    sees it done and sends nothing (the soak found such an activation sent again)."""
+    api = FakeApi(rereads=[token("assigned", AMY), token("activated", AMY)])
+    history = {DEVICE_ID: STEP_NOW + 1}
+    codes = CodeSource(
+        secret_b32=SECRET, clock=lambda: NOW_SECONDS, history=FakeHistory(history), sleep=lambda seconds: None
+    )
+    result, logs = run(api, token(), Desired(), codes)
+    assert [call[0] for call in api.calls] == ["reread", "reread"]  # until the other run's write showed; no write
+    assert result == token("activated", AMY)
+    assert logs == [f"another run sent a code for token {SERIAL} a moment ago; read again, it shows it done"]
+
+
+def test_execute_a_code_another_run_sent_lately_for_another_write_is_followed_by_this_one():
+    api = FakeApi(rereads=[token()])
+    codes = CodeSource(
+        secret_b32=SECRET,
+        clock=lambda: NOW_SECONDS,
+        history=FakeHistory({DEVICE_ID: STEP_NOW}),
+        sleep=lambda seconds: None,
+    )
+    run(api, token(), Desired(), codes)
+    assert [kind for kind in kinds(api) if kind != ("reread",)] == [("write", ASSIGN_AND_ACTIVATE)]
+    assert kinds(api)[0] == ("reread",)
+
+
+class FakeHistory:
+    """A CodeLedger stand-in: the last step other runs sent, by token id."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def last_step(self, token_id):
+        return self.steps.get(token_id)
+
+    def record(self, token_id, step, interval):
+        self.steps[token_id] = step
+
+
+NOW_SECONDS = 1_800_000_010.0
+STEP_NOW = int(NOW_SECONDS // 30)
+
+
 def test_execute_the_action_another_run_did_says_so_in_the_outcome():
     api = FakeApi(failures={1: refused()}, rereads=[token("activated", AMY)])
     done: list = []
