@@ -192,9 +192,12 @@ class Driver:
         return sum(self.writes[session] for session in run.sessions)
 
     # ------------------------------------------------------------------ runs
-    def env(self, record: Path) -> dict[str, str]:
+    def env(self, record: Path, machine: str) -> dict[str, str]:
+        """The environment of a run; ``machine`` names its controller: runs of one share its run state (the lock and
+        the ledger of codes, ENTRA_RUN_STATE_DIR), runs of two share nothing but the tenant."""
         env = dict(os.environ)
         env.update(
+            ENTRA_RUN_STATE_DIR=str(self.work / "run-state" / machine),
             ANSIBLE_COLLECTIONS_PATH=str(self.work / "collections"),
             ANSIBLE_CALLBACK_PLUGINS=str(SOAK / "callback_plugins"),
             ANSIBLE_CALLBACKS_ENABLED="soak_record",
@@ -209,7 +212,7 @@ class Driver:
         env.setdefault("ANSIBLE_HOME", str(self.work / "ansible-home"))
         return env
 
-    def start(self, label: str, phase: str) -> Run:
+    def start(self, label: str, phase: str, machine: str = "controller") -> Run:
         self.fetch()
         record = self.work / "records" / f"{label}.json"
         record.unlink(missing_ok=True)
@@ -219,7 +222,7 @@ class Driver:
                 [self.ansible_playbook, str(PLAYBOOK), "-e", f"@{self.vars_file}"],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
-                env=self.env(record),
+                env=self.env(record, machine),
                 start_new_session=True,
             )
         run = Run(label, phase, proc, time.time(), time.monotonic(), record, output)

@@ -48,6 +48,12 @@ Done = t.Callable[[Action], None]  # told each write that took effect, as soon a
 # times in all: two lost answers in a row come about once in hundreds of writes on a bad day.
 WRITE_SENDS = 3
 
+# Refusals another run's write can explain (made between this run's read and its write: a token already assigned
+# to the user, 409; a method or token already gone, 404; a token activated or assigned meanwhile, 400): such a
+# refused write is judged from a fresh read, and when that shows it done, another run did it. Never judged from
+# Graph's words. Others (401, 403, 429, 5xx) are failures as they are.
+REFUSALS_ANOTHER_RUN_EXPLAINS = frozenset({400, 404, 409})
+
 # A computed code Graph refuses (its time step was already used, say by a run a moment ago) is followed by the code
 # of a later step, up to this many codes in all; a given code is sent once. Any other refusal is not retried.
 COMPUTED_CODE_ATTEMPTS = 3
@@ -200,9 +206,10 @@ BY_ANOTHER_RUN = "{reason}; done by another run at the same time (the token, rea
 def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> TokenView | None:
     """``api.write`` with a fresh code for a code action; a refused computed code is followed by a later one.
 
-    A refused code may have been refused because another run (another pipeline, a machine that shares no lock with
-    this one) had just made this very write with a code of the same step: the token is read again after a refusal,
-    and when it shows the write done, that is the action's outcome, not a failure. So too before the first code,
+    A refusal may come from another run (another pipeline, a machine that shares no lock with this one) that had just
+    made this very write (with a code of the same step, say): the token is read again after a refusal another run
+    can explain (a refused code, REFUSALS_ANOTHER_RUN_EXPLAINS), and when it shows the write done, that is the
+    action's outcome, not a failure. So too before the first code,
     when another run of this controller sent one for the token a moment ago: this run's read of the token may be
     from before that write showed. Returns that token (None: this run's write was accepted)."""
 
@@ -223,10 +230,11 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Tok
         try:
             run.api.write(action, token, run.user, code, run.display_name, by_serial=run.by_serial, me=run.me)
             return None
-        except CodeRefused as exc:
-            if action.kind not in CODE_ACTIONS:
+        except GraphError as exc:
+            coded = isinstance(exc, CodeRefused) and action.kind in CODE_ACTIONS  # a later code may follow
+            if not coded and exc.status not in REFUSALS_ANOTHER_RUN_EXPLAINS:
                 raise
-            last = not run.codes.computes or attempt >= COMPUTED_CODE_ATTEMPTS
+            last = not coded or not run.codes.computes or attempt >= COMPUTED_CODE_ATTEMPTS
             # Before the last word, wait for another run's write to show (Graph's reads lag behind its writes).
             latest = run.api.poll(reread, done) if last else reread()
             if done(latest):
@@ -329,7 +337,7 @@ def execute_token_plan(
     try:
         for action in plan.actions:
             try:
-                result = _token_write(api, action, current, spec, secret_b32, log)
+                result, by_another_run = _token_write(api, action, current, spec, secret_b32, log)
             except ModuleFailure as exc:
                 if action.kind == CREATE and current is not None:  # a rotation, whose delete is done
                     kept = recreation_spec(current, spec)
@@ -340,8 +348,11 @@ def execute_token_plan(
                         f"hash_function={kept.hash_function!r}, display_name={kept.display_name!r}, to create it"
                     ) from None
                 raise
-            done.append(action)
-            on_done(action)
+            effective = (
+                replace(action, reason=BY_ANOTHER_RUN.format(reason=action.reason)) if by_another_run else action
+            )
+            done.append(effective)
+            on_done(effective)
             if action.kind == CREATE:
                 created = t.cast(TokenView, result)
                 check_assigned(created, action, spec.label)
@@ -366,19 +377,26 @@ def check_assigned(created: TokenView, action: Action, label: str) -> None:
 
 def _token_write(
     api: HardwareOathApi, action: Action, current: TokenView | None, spec: TokenSpec, secret_b32: str | None, log: Log
-) -> TokenView | None:
-    """One inventory write, verified; returns the token a creation made (as answered, or as read)."""
+) -> tuple[TokenView | None, bool]:
+    """One inventory write, verified; returns the token a creation made (as answered, or as read), and whether
+    another run had made the write (Graph refused it, and a fresh read showed it done; see _write_with_codes)."""
     read, done = _token_write_check(api, action, current, spec)
-    written = verified_write(
-        lambda: _send_token_write(api, action, current, spec, secret_b32),
-        reread=lambda: api.poll(read, done),
-        took_effect=done,
-        subject=spec.label,
-        log=log,
-    )
+    try:
+        written = verified_write(
+            lambda: _send_token_write(api, action, current, spec, secret_b32),
+            reread=lambda: api.poll(read, done),
+            took_effect=done,
+            subject=spec.label,
+            log=log,
+        )
+    except GraphError as exc:  # a creation refused as in use: TokenExists, for apply_token or the bulk creations
+        if action.kind == CREATE or exc.status not in REFUSALS_ANOTHER_RUN_EXPLAINS or not done(api.poll(read, done)):
+            raise
+        log(f"{exc.message}; read again, {spec.label} shows it done: another run did it")
+        return None, True
     if action.kind != CREATE:
-        return None
-    return written.answer if written.answer is not None else t.cast(TokenView, written.seen)
+        return None, False
+    return (written.answer if written.answer is not None else t.cast(TokenView, written.seen)), False
 
 
 def _send_token_write(
@@ -413,6 +431,17 @@ def _token_write_check(
             lambda: api.token_by_id(token.id),
             lambda now: all(getattr(now, name) == getattr(spec, name) for name in action.changes),
         )
+    if action.kind == UNASSIGN:  # a token deleted meanwhile is held by nobody
+
+        def held() -> TokenView | None:
+            try:
+                return api.token_by_id(token.id)
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
+                return None
+
+        return held, lambda now: now is None or took_effect(action, now, None)
     return lambda: api.token_by_id(token.id), lambda now: took_effect(action, now, None)
 
 

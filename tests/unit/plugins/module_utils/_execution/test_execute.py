@@ -19,6 +19,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._domain.actions imp
     ACTIVATE,
     ASSIGN,
     ASSIGN_AND_ACTIVATE,
+    DELETE,
     SET_DISPLAY_NAME,
     UNASSIGN,
     Action,
@@ -407,14 +408,45 @@ def test_execute_refused_computed_codes_give_up_after_three_and_say_who_lost_the
     ],
 )
 def test_execute_other_refusals_are_not_retried_and_a_throttled_handover_says_who_lost_the_token(error):
-    api = FakeApi(failures={1: error})
+    api = FakeApi(failures={1: error}, rereads=[token()])  # read again: the token available, not given to Amy
     with pytest.raises(GraphError) as info:
         run(api, token("activated", ADELE), Desired(reassign=True), secret_codes())
     assert len(api.writes) == 2
+    # A refusal another run's write could explain (400, 404, 409) is judged from a read first; the others are not.
+    assert (("reread",) in kinds(api)) is (error.status in (400, 409))
     assert info.value.status == error.status
     assert info.value.changed is True
     assert f"{ADELE.display_name} ({ADELE.id}) no longer holds token {SERIAL}" in info.value.message
     assert info.value.to_result()["changed"] is True
+
+
+@pytest.mark.parametrize(
+    "error, seen",
+    [
+        (refused(404, "itemNotFound", "method not found", of_code=False), token()),  # unassigned by another run
+        (refused(409, "conflict", "already assigned to this user", of_code=False), token("activated", AMY)),
+    ],
+)
+def test_execute_a_refusal_another_run_explains_is_that_runs_success(error, seen):
+    """Two machines hand the token from Adele to Amy at the same time: this one's unassignment finds the method gone
+    (404), or its assignment finds the token assigned to Amy (409). Read again, the token shows the write done."""
+    api = FakeApi(failures={0: error} if error.status == 404 else {1: error}, rereads=[seen])
+    plan = plan_assignment(token("activated", ADELE), AMY, Desired(reassign=True))
+    done: list = []
+    execute_assignment_plan(
+        api,
+        plan,
+        token("activated", ADELE),
+        AMY,
+        CodeSource(verification_code="012345") if error.status == 409 else secret_codes(),
+        None,
+        by_serial=True,
+        me=False,
+        log=lambda message: None,
+        on_done=done.append,
+    )
+    by_another = [a.kind for a in done if a.reason.endswith("showed it done)")]
+    assert by_another == ([UNASSIGN] if error.status == 404 else [ASSIGN_AND_ACTIVATE])
 
 
 def test_execute_a_refused_given_code_is_not_retried():
@@ -805,6 +837,36 @@ def collapsed(calls):
         for n, call in enumerate(calls)
         if n == 0 or call != calls[n - 1] or call[0] not in ("find_token", "token_exists", "token_by_id")
     ]
+
+
+def test_execute_token_plan_an_update_refused_because_another_run_made_it_is_done_by_that_run():
+    """Another machine updated the token and assigned it meanwhile: this update is refused (400, the token is
+    assigned); read again, the token has the declared fields."""
+    refusal = GraphError("Updating token: Graph answered 400 badRequest", status=400, code="badRequest")
+    api = FakeInventoryApi(failures={0: refusal}, reads=[inv("assigned", AMY, display_name=NAME, model="X2")])
+    done: list = []
+    plan = plan_token(inv(), UPDATE_SPEC)
+    execute_token_plan(api, plan, inv(), UPDATE_SPEC, None, lambda message: None, on_done=done.append)
+    assert [a.reason.endswith("showed it done)") for a in done] == [True]
+
+
+def test_execute_token_plan_a_deletion_refused_because_the_token_is_gone_is_done_by_another_run():
+    refusal = GraphError("Deleting token: Graph answered 404 itemNotFound", status=404, code="itemNotFound")
+    api = FakeInventoryApi(failures={0: refusal}, reads=[False])  # token_exists: gone
+    done: list = []
+    spec = TokenSpec(serial_number=SERIAL, state="absent")
+    plan = plan_token(inv(), spec)
+    execute_token_plan(api, plan, inv(), spec, None, lambda message: None, on_done=done.append)
+    assert [(a.kind, a.reason.endswith("showed it done)")) for a in done] == [(DELETE, True)]
+
+
+def test_execute_token_plan_a_refusal_the_read_does_not_explain_stands():
+    refusal = GraphError("Updating token: Graph answered 400 badRequest", status=400, code="badRequest")
+    api = FakeInventoryApi(failures={0: refusal}, reads=[inv()])  # read again: not updated
+    with pytest.raises(GraphError) as info:
+        run_plan(api, inv(), UPDATE_SPEC)
+    assert info.value is refusal
+    assert api.sleeps == [0.5, 1.0, 2.0, 4.0, 2.5]  # waited for another run's write to show, in vain
 
 
 @pytest.mark.parametrize("kind", list(LOST))
