@@ -18,7 +18,8 @@ While it watches, it also watches ansible-playbook: this plugin runs in a worker
 forked, in a session of its own, so a timeout or a cancel that kills ansible-playbook with its process group leaves
 the worker and the module running. When the worker's parent is gone, this plugin creates ``<progress_file>.stop``:
 the module then starts no new work, ends what is under way, and exits (releasing its lock), instead of writing on
-beside the run started next."""
+beside the run started next. Then the worker itself ends: its result has nobody to go to, and a worker that tries
+to send it blocks for good (on a CI runner or an AWX execution node, such workers would pile up)."""
 
 from __future__ import annotations
 
@@ -101,6 +102,14 @@ def watch(
     return t.cast("dict[str, t.Any]", outcome["result"])
 
 
+def leave_if_orphaned(orphaned: t.Callable[[], bool]) -> None:
+    """End this worker process when ansible-playbook is gone, once the module has ended: its result has nobody to go
+    to, and sending it would block for good. Nothing is left to clean up: the module released its lock, and the
+    progress file's private directory is removed."""
+    if orphaned():
+        os._exit(1)  # pylint: disable=protected-access  # the documented way out of a forked process
+
+
 class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = True
@@ -127,6 +136,10 @@ class ActionModule(ActionBase):
             args["progress_file"] = os.path.join(private, "progress.json")
         host = (task_vars or {}).get("inventory_hostname", "localhost")
         parent = os.getppid()  # ansible-playbook
+
+        def orphaned() -> bool:
+            return os.getppid() != parent
+
         try:
             return watch(
                 lambda: self._execute_module(module_args=args, task_vars=task_vars),
@@ -134,8 +147,9 @@ class ActionModule(ActionBase):
                 # On standard error: a stdout callback's output (json, yaml) stays whole; ansible-runner (AWX) reads
                 # both streams and makes the line an event of its own (a "verbose" event under the task).
                 lambda line: display.display(f"progress: [{host}] {line}", stderr=True),
-                orphaned=lambda: os.getppid() != parent,
+                orphaned=orphaned,
             )
         finally:
             if private is not None:
                 shutil.rmtree(private, ignore_errors=True)
+            leave_if_orphaned(orphaned)

@@ -194,6 +194,33 @@ def test_on_the_controller_the_module_writes_to_a_private_file_the_plugin_shows(
     module._remove_tmp_path.assert_called_once()
 
 
+def test_once_the_module_has_ended_a_worker_whose_ansible_playbook_is_gone_ends_itself(monkeypatch):
+    ended: list[int] = []
+    monkeypatch.setattr(plugin.os, "_exit", ended.append)
+    plugin.leave_if_orphaned(lambda: False)
+    assert ended == []
+    plugin.leave_if_orphaned(lambda: True)
+    assert ended == [1]
+
+
+def test_the_worker_ends_after_the_module_and_the_cleanup_when_ansible_playbook_is_gone(tmp_path, monkeypatch):
+    monkeypatch.setattr(plugin.C, "DEFAULT_LOCAL_TMP", str(tmp_path))
+    parents = iter([100] + [1] * 10)  # ansible-playbook's pid when the task starts; then init's: it was killed
+    monkeypatch.setattr(plugin.os, "getppid", lambda: next(parents))
+    ended: list[tuple[int, bool]] = []
+    given: dict = {}
+
+    def execute_module(module_args=None, task_vars=None, **options):
+        given["private"] = os.path.dirname(module_args["progress_file"])
+        return dict(RESULT)
+
+    monkeypatch.setattr(plugin.os, "_exit", lambda status: ended.append((status, os.path.exists(given["private"]))))
+    module = action(tmp_path)
+    module._execute_module = execute_module
+    module.run(task_vars={})
+    assert ended == [(1, False)]  # after the private directory was removed
+
+
 def test_a_progress_file_the_task_gives_is_used_and_kept(tmp_path, monkeypatch):
     path = str(tmp_path / "mine.json")
     module = action(tmp_path, args={"tokens": [], "progress_file": path})
