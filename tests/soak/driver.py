@@ -31,6 +31,7 @@ ROOT = SOAK.parents[1]
 PLAYBOOK = SOAK / "playbooks" / "soak.yml"
 MODULE_SCRIPT = "AnsiballZ_hardware_oath_inventory"
 POLL = 0.1  # seconds between two reads of the simulator's request log while a run is watched
+WORKER_GRACE = 5.0  # seconds a killed run's Ansible worker is given to end once its module has
 
 
 def process_start(pid: int) -> int | None:
@@ -324,8 +325,13 @@ class Driver:
             self.fetch()
             time.sleep(POLL)
         self.fetch()
-        # What a kill of a run's process group leaves: Ansible's worker (a session of its own) outlives its module,
-        # blocked writing its result to the pipe of the ansible-playbook that is gone. Ended here, and counted.
+        # What a kill of a run's process group may leave: Ansible's worker (a session of its own), which outlives its
+        # module, and which the collection's action plugin ends once the module has ended (a moment is given for that).
+        # One still there would stay blocked for good, writing its result to the pipe of the ansible-playbook that is
+        # gone: ended here, and counted (a failure of the phase).
+        grace = time.monotonic() + WORKER_GRACE
+        while any(p.alive() for run in self.runs for p in run.others) and time.monotonic() < grace:
+            time.sleep(POLL)
         behind = [p for run in self.runs for p in run.others if p.alive()]
         for process in behind:
             with contextlib.suppress(ProcessLookupError):

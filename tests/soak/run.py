@@ -319,6 +319,11 @@ class Soak:
                 problems.append(f"{kills} kill(s), {detail['kills_wanted']} wanted: the runs ended first")
         if detail["settle"]["killed"]:
             problems.append(f"modules still running after {self.profile.settle_timeout:g} s were killed")
+        if detail["settle"]["left_behind"]:
+            problems.append(
+                f"the Ansible worker of {len(detail['settle']['left_behind'])} killed run(s) was left behind, blocked: "
+                + ", ".join(detail["settle"]["left_behind"])
+            )
         return {
             "seed": self.seed,
             "phase": phase,
