@@ -45,8 +45,10 @@ Done = t.Callable[[Action], None]  # told each write that took effect, as soon a
 
 
 # A write whose outcome is unknown (see verified_write) is judged from a re-read and sent again, up to this many
-# times in all: two lost answers in a row come about once in hundreds of writes on a bad day.
-WRITE_SENDS = 3
+# times in all (max_retries' default, and one). On the soak's bad day one send in ten has an unknown outcome (503s,
+# connections reset, answers dropped): three in a row came about once in a thousand writes, six come about once in a
+# million.
+WRITE_SENDS = 6
 
 # Refusals another run's write can explain (made between this run's read and its write: a token already assigned
 # to the user, 409; a method or token already gone, 404; a token activated or assigned meanwhile, 400): such a

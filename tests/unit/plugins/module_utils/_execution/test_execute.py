@@ -163,15 +163,14 @@ def test_verified_write_a_second_lost_answer_is_judged_from_a_read_too():
 
 
 def test_verified_write_sends_at_most_write_sends_times():
-    assert WRITE_SENDS == 3
-    script = Script(
-        LOST_ANSWER, WriteOutcomeUnknown("lost again"), WriteOutcomeUnknown("lost a third time"), seen=token()
-    )
+    assert WRITE_SENDS == 6
+    lost = [WriteOutcomeUnknown(f"lost {n}") for n in range(2, 6)]
+    script = Script(LOST_ANSWER, *lost, WriteOutcomeUnknown("lost a sixth time"), seen=token())
     with pytest.raises(WriteOutcomeUnknown) as info:
         verify(script, lambda seen: False, [])
-    assert script.calls == [("write",), ("reread",), *[("write_again", token()), ("reread",)] * 2]
+    assert script.calls == [("write",), ("reread",), *[("write_again", token()), ("reread",)] * 5]
     assert info.value.message == (
-        f"lost a third time. The write was sent 3 times, each time without a sure answer; read again, token {SERIAL} "
+        f"lost a sixth time. The write was sent 6 times, each time without a sure answer; read again, token {SERIAL} "
         "does not show it done. Run the task again later"
     )
 
@@ -593,11 +592,11 @@ def test_execute_second_lost_answer_is_judged_and_sent_a_third_time():
     assert len(api.writes) == 3
 
 
-def test_execute_three_lost_answers_fail_naming_the_token():
-    api = FakeApi(lost={0, 1, 2}, rereads=[token("available")])
-    with pytest.raises(WriteOutcomeUnknown, match=f"sent 3 times.*read again, token {SERIAL} does not show it done"):
+def test_execute_six_lost_answers_fail_naming_the_token():
+    api = FakeApi(lost=set(range(6)), rereads=[token("available")])
+    with pytest.raises(WriteOutcomeUnknown, match=f"sent 6 times.*read again, token {SERIAL} does not show it done"):
         run(api, token(), Desired(), secret_codes())
-    assert len(api.writes) == 3
+    assert len(api.writes) == 6
 
 
 # ---------------------------------------------------------------------------------------------------- took_effect
@@ -936,11 +935,11 @@ def test_execute_token_plan_second_lost_answer_is_judged_too():
     assert [c[0] for c in collapsed(api.calls)] == ["update", "token_by_id", "update", "token_by_id", "update"]
 
 
-def test_execute_token_plan_three_lost_answers_fail():
-    api = FakeInventoryApi(lost={0, 1, 2}, reads=[inv()])
-    with pytest.raises(WriteOutcomeUnknown, match="sent 3 times"):
+def test_execute_token_plan_six_lost_answers_fail():
+    api = FakeInventoryApi(lost=set(range(6)), reads=[inv()])
+    with pytest.raises(WriteOutcomeUnknown, match="sent 6 times"):
         run_plan(api, inv(), UPDATE_SPEC)
-    assert [c[0] for c in collapsed(api.calls)].count("update") == 3
+    assert [c[0] for c in collapsed(api.calls)].count("update") == 6
 
 
 # ------------------------------------------------------------------------------------------------- eventual consistency
