@@ -91,12 +91,16 @@ def state_key(*parts: str | None) -> str:
 class RunLock:
     """The lock of one tenant and application in ``directory``. ``acquire`` waits for it, ``release`` (or the end of
     the process) gives it back. The lock file tells a waiting run who holds it: a process id, a host and when it
-    began (nothing secret)."""
+    began (nothing secret). A run that ends cleanly empties it; one that was stopped midway leaves when it ended
+    (``interrupted``), and one that was killed leaves its holder record: ``cut_short`` tells the next holder when
+    the run before it ended midway, so that it lets that run's last writes show in Graph's reads before it reads."""
 
     def __init__(self, directory: str, key: str, *, clock: t.Callable[[], float] = time.monotonic) -> None:
         self.path = os.path.join(directory, f"lock-{key}")
         self.clock = clock
         self._fd: int | None = None
+        # When the holder before this one ended midway (time.time()), as far as known; None: it ended cleanly.
+        self.cut_short: float | None = None
 
     def holder(self) -> str:
         """Who holds the lock, as its file says (empty when it can't be read)."""
@@ -132,6 +136,7 @@ class RunLock:
                         ) from None
                     waiting(waited, holder)
                     time.sleep(LOCK_POLL_SECONDS)
+            self.cut_short = _cut_short(os.pread(fd, 1024, 0))
             os.ftruncate(fd, 0)
             os.pwrite(
                 fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(), 0
@@ -142,12 +147,27 @@ class RunLock:
         self._fd = fd
         return self.clock() - start
 
-    def release(self) -> None:
+    def release(self, *, interrupted: bool = False) -> None:
+        """Give the lock back; ``interrupted``: this run stopped midway (see ``cut_short``)."""
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
+                if interrupted:
+                    os.pwrite(self._fd, json.dumps({"interrupted": time.time()}).encode(), 0)
             os.close(self._fd)  # closing the last descriptor releases the flock
             self._fd = None
+
+
+def _cut_short(content: bytes) -> float | None:
+    """From what the lock file held when this run took the lock: when the run before ended midway. A holder record
+    is a run that never released the lock (killed): it ended now, at the latest."""
+    try:
+        data = json.loads(content or b"{}")
+        if "interrupted" in data:
+            return min(float(data["interrupted"]), time.time())
+        return time.time() if "pid" in data else None
+    except (ValueError, TypeError):
+        return time.time()  # a record cut off as it was written: its writer ended then
 
 
 class CodeLedger:

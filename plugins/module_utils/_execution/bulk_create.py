@@ -15,21 +15,34 @@ looks like; its answer may list the tokens (as devices, or as methods wrapping t
   taken in one request so far), each half is sent on its own (and when both are taken whole, the refusal was about
   size: later requests are no larger than a half); otherwise each token is created with the documented single POST,
   and succeeds or fails on its own;
-- a lost answer is judged from a listing: only the tokens it does not show are sent again, one by one."""
+- a lost answer is judged from a listing: only the tokens it does not show are sent again, one by one;
+- a token refused as in use (a conflict: another run created it after this one read the inventory) is looked up:
+  once a listing shows it, it is that run's (MadeElsewhere), never created twice."""
 
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
 
 from .._common.errors import ModuleFailure, WriteOutcomeUnknown
 from .._domain.tokens import TokenView
 from .execute import verified_write
-from .hardware_oath_api import BulkRefused, HardwareOathApi
+from .hardware_oath_api import BulkRefused, HardwareOathApi, TokenExists
 from .token_query import TokenQuery, chunks
 
 Log = t.Callable[[str], None]
 Creation = t.Tuple[str, t.Dict[str, t.Any]]  # a serial number and the body that creates it (it holds the secret)
-Created = t.Dict[str, t.Union[TokenView, ModuleFailure]]  # by case-folded serial number
+
+
+@dataclass(frozen=True)
+class MadeElsewhere:
+    """A token of these creations that another run created meanwhile: Graph refused it as in use (a conflict), and a
+    listing shows it. Never created twice."""
+
+    token: TokenView
+
+
+Created = t.Dict[str, t.Union[TokenView, MadeElsewhere, ModuleFailure]]  # by case-folded serial number
 
 
 class BulkCreation:
@@ -62,8 +75,11 @@ class BulkCreation:
             return {serial.casefold(): exc for serial, _body in creations}
         self.largest_taken = max(self.largest_taken, len(creations) - len(refused))
         result = {token.serial_number.casefold(): token for token in made}
+        in_use = [creations[number][0] for number, error in refused.items() if isinstance(error, TokenExists)]
         for number, error in refused.items():
             result[creations[number][0].casefold()] = error
+        if in_use:
+            result.update(self._made_elsewhere(in_use))
         unlisted = [serial for serial, _body in creations if serial.casefold() not in result]
         if unlisted:
             result.update(self._find_unlisted(unlisted))
@@ -111,6 +127,15 @@ class BulkCreation:
             for serial in serials
         }
 
+    def _made_elsewhere(self, serials: list[str]) -> Created:
+        """Tokens Graph refused as in use: another run created them after this one read the inventory. Those a
+        listing shows (once Graph's reads show them) are MadeElsewhere; the others keep their refusal."""
+        try:
+            listed = self._listed_after_all(serials)
+        except ModuleFailure:
+            return {}
+        return {token.serial_number.casefold(): MadeElsewhere(token) for token in listed}
+
     def _after_whole_refusal(self, creations: t.Sequence[Creation]) -> Created:
         self.refused_whole += 1
         if len(creations) > 1 and len(creations) > self.largest_taken:  # may be about its size
@@ -144,6 +169,9 @@ class BulkCreation:
         for serial, body in creations:
             try:
                 result[serial.casefold()] = self._create_one(serial, body)
+            except TokenExists as exc:
+                result[serial.casefold()] = exc
+                result.update(self._made_elsewhere([serial]))
             except ModuleFailure as exc:
                 result[serial.casefold()] = exc
         return result

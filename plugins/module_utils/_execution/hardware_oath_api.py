@@ -627,7 +627,11 @@ class HardwareOathApi:
                         f"Creating token {body['serialNumber']}: Graph refused it in a bulk creation: "
                         f"{detail.get('code')}: {detail.get('message')}"
                     )
-                    refused[number] = self._judge_creation_refusal(refusal, body)
+                    # The item's own code: "conflict" is the serial number in use, as a single creation's 409 says.
+                    if str(detail.get("code")).lower() == "conflict":
+                        refused[number] = refusal.as_kind(TokenExists)
+                    else:
+                        refused[number] = self._judge_creation_refusal(refusal, body)
                 continue
             listed = (answer or {}).get("value") or []
             return [TokenView.from_graph(item) for item in listed if isinstance(item, dict)], refused

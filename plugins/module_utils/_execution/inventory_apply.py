@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .._common.errors import ISSUES, GraphError, ModuleFailure, raised_where
+from .._common.errors import ISSUES, GraphError, ModuleFailure, PlanError, raised_where
 from .._domain.actions import ASSIGN, ASSIGN_AND_ACTIVATE, CREATE, UNASSIGN, Action, outcome_of
 from .._domain.codes import CodeSource, StepHistory, check_secret_for_codes
 from .._domain.tokens import TokenView
 from .._graph.pacer import DEFAULT_QUOTA
 from .._planning.inventory import TokenPlan
 from .._planning.token import create_body
-from .bulk_create import BulkCreation
-from .execute import check_assigned, execute_assignment_plan, execute_token_plan
+from .bulk_create import BulkCreation, Created, MadeElsewhere
+from .execute import BY_ANOTHER_RUN, check_assigned, execute_assignment_plan, execute_token_plan
 from .hardware_oath_api import MAX_BULK_CREATE, HardwareOathApi
 from .progress import Limits, Progress
 from .token_query import TokenQuery, chunks
@@ -154,7 +154,7 @@ def apply_inventory(
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency * TOKENS_PER_PLACE, MAX_WORKERS))) as pool:
         futures: dict[int, Future[None]] = {}
 
-        def submit(outcome: TokenOutcome, created: t.Mapping[str, TokenView | ModuleFailure]) -> Future[None]:
+        def submit(outcome: TokenOutcome, created: Created) -> Future[None]:
             # Outcomes go to the result, not to the log: each AnsibleModule.log masks its message with every no-log
             # value. The tokens it waits for were submitted before it, so they run (or ran) before it waits.
             first = [futures[id(o)] for o in places.waits_for(outcome) if id(o) in futures]
@@ -275,7 +275,7 @@ def _create_body(plan: TokenPlan, secrets: Secrets) -> dict[str, t.Any]:
 def _apply_token(
     api: HardwareOathApi,
     outcome: TokenOutcome,
-    created: t.Mapping[str, TokenView | ModuleFailure],
+    created: Created,
     secrets: Secrets,
     log: Log,
     history: StepHistory | None = None,
@@ -341,12 +341,23 @@ def _short_secret(plan: TokenPlan, secrets: Secrets) -> str | None:
     return None
 
 
-def _created(plan: TokenPlan, created: t.Mapping[str, TokenView | ModuleFailure], outcome: TokenOutcome) -> TokenView:
-    """The token the bulk creation made of this plan's, with its new id (held by the declared user, when one is)."""
+def _created(plan: TokenPlan, created: Created, outcome: TokenOutcome) -> TokenView:
+    """The token the bulk creation made of this plan's, with its new id (held by the declared user, when one is); or
+    the one another run created meanwhile, when it is held as this plan's creation would have left it."""
     made = created[plan.serial_number.casefold()]  # BulkCreation answers for every token it was given
     if isinstance(made, ModuleFailure):
         raise made
     creation = plan.inventory.actions[0]
+    if isinstance(made, MadeElsewhere):
+        if made.token.assigned_to_id != creation.user_id:
+            holder = made.token.assigned_to_name or made.token.assigned_to_id
+            raise PlanError(
+                f"{plan.spec.label} was created by another run after this one read the inventory (its serial number "
+                f"is in use), {f'held by {holder}' if holder else 'held by nobody'}: nothing was written for it. "
+                "Run the task again to converge it."
+            )
+        creation = replace(creation, reason=BY_ANOTHER_RUN.format(reason=creation.reason))
+        made = made.token
     outcome.done.append(creation)
     check_assigned(made, creation, plan.spec.label)
     return made

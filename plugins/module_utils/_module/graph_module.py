@@ -62,6 +62,7 @@ class GraphModule(AnsibleModule):
         self._transport: Transport | None = None
         self._pacer: Pacer | None = None  # set before AnsibleModule's checks, which may fail the task already
         self._parent, self._started = os.getppid(), time.time()  # see stop_requested
+        self._stopped = False  # stop_requested said so once: the run ends midway
         self.code_history: CodeLedger | None = None  # the ledger of the codes sent, while an exclusive run holds it
         spec = graph_argument_spec()
         spec.update(argument_spec)
@@ -250,6 +251,7 @@ class GraphModule(AnsibleModule):
                     f"This run waited {duration_text(waited)} for another run of this tenant and application to "
                     "finish its writes (two runs never write side by side on one controller)."
                 )
+            self._settle_after(lock.cut_short)
             self.code_history = CodeLedger(directory, state_key(*service))
             try:
                 yield
@@ -257,12 +259,27 @@ class GraphModule(AnsibleModule):
                 self.code_history.close()
                 self.code_history = None
         finally:
-            lock.release()
+            lock.release(interrupted=self._stopped)
+
+    def _settle_after(self, cut_short: float | None) -> None:
+        """The run before this one ended midway (killed, or stopped), at ``cut_short``: its last writes may not show in
+        Graph's reads yet, and this run, reading too soon, would plan them again. It waits for them as long as it
+        would for a write of its own to show (``read_after_write_wait``), counted from that end."""
+        if cut_short is None:
+            return
+        pause = cut_short + self.params["read_after_write_wait"] - time.time()
+        if pause > 0:
+            self.log(f"the run before this one ended midway: waiting {pause:.1f} s for its last writes to show")
+            time.sleep(pause)
 
     def stop_requested(self) -> bool:
         """Whether the run should stop starting new work: the process that started the module has ended (a killed
         ansible-playbook's worker, say), or the action plugin, which watches ansible-playbook, asked for it by the
         file ``<progress_file>.stop`` (one older than this run is another run's, and ignored)."""
+        self._stopped = self._stopped or self._stop_asked()
+        return self._stopped
+
+    def _stop_asked(self) -> bool:
         if os.getppid() != self._parent:
             return True
         progress_file = self.params.get("progress_file")

@@ -118,10 +118,25 @@ def test_the_lock_is_free_once_its_holder_is_killed(tmp_path, monkeypatch):
         killer.wait()
         holder.wait()
     assert 0.2 < waited < 10 and time.monotonic() - started < 10
+    assert lock.cut_short is not None and abs(lock.cut_short - time.time()) < 5  # the run before ended midway: now
     with open(lock.path, encoding="utf-8") as file:
         assert json.load(file)["pid"] == os.getpid()  # now this run's
     lock.release()
     assert os.path.getsize(lock.path) == 0
+
+
+def test_the_next_run_learns_whether_the_run_before_ended_midway(tmp_path):
+    first, second = RunLock(str(tmp_path), "k"), RunLock(str(tmp_path), "k")
+    first.acquire(0)
+    assert first.cut_short is None  # a new lock file
+    first.release()
+    second.acquire(0)
+    assert second.cut_short is None  # ended cleanly
+    before = time.time()
+    second.release(interrupted=True)
+    first.acquire(0)
+    assert first.cut_short is not None and before <= first.cut_short <= time.time()  # stopped midway, then
+    first.release()
 
 
 def test_a_free_lock_is_taken_at_once_and_given_back(tmp_path):

@@ -1076,13 +1076,13 @@ def answered(*devices):
     return {"@context": "#$delta", "value": [{"@contentId": str(n), **d} for n, d in enumerate(devices)]}
 
 
-def bulk_refusal(*targets, status=400, code="badRequest"):
+def bulk_refusal(*targets, status=400, code="badRequest", item_code="conflict"):
     return GraphError(
         f"Creating 3 tokens: Graph answered {status} {code}",
         status=status,
         code=code,
         request_id="rid-400",
-        details=[{"code": "conflict", "message": f"Serial number taken ({t})", "target": t} for t in targets],
+        details=[{"code": item_code, "message": f"Refused ({t})", "target": t} for t in targets],
     )
 
 
@@ -1124,9 +1124,7 @@ def test_create_tokens_refused_items_are_left_out_and_the_rest_sent_again():
     made, refusals = HardwareOathApi(client).create_tokens(bodies)
     assert made == [TokenView.from_graph(d) for d in devices]
     assert list(refusals) == [1]
-    assert refusals[1].message == (
-        "Creating token S1: Graph refused it in a bulk creation: conflict: Serial number taken (1)"
-    )
+    assert refusals[1].message == ("Creating token S1: Graph refused it in a bulk creation: conflict: Refused (1)")
     assert (refusals[1].status, refusals[1].request_id) == (400, "rid-400")
     assert [call[3]["json"] for call in client.calls] == [
         delta(("0", bodies[0]), ("1", bodies[1]), ("2", bodies[2])),
@@ -1137,10 +1135,18 @@ def test_create_tokens_refused_items_are_left_out_and_the_rest_sent_again():
 
 
 def test_create_tokens_the_permission_follows_the_items_sent_again():
-    client = FakeClient(bulk_refusal("1"), {"value": []}, GraphError("m", status=403))  # Amy's methods read between
+    client = FakeClient(bulk_refusal("1", item_code="badRequest"), {"value": []}, GraphError("m", status=403))
     with pytest.raises(GraphError) as info:
         HardwareOathApi(client).create_tokens([body("S0"), body("S1", AMY)])
     assert "Policy.ReadWrite.AuthenticationMethod" in info.value.message  # assignTo left with the refused item
+
+
+def test_create_tokens_an_item_refused_as_a_conflict_is_in_use():
+    client = FakeClient(bulk_refusal("1"), answered(device("d0", "S0")))
+    made, refusals = HardwareOathApi(client).create_tokens([body("S0"), body("S1", AMY)])
+    assert [token.serial_number for token in made] == ["S0"]
+    assert isinstance(refusals[1], TokenExists)  # not judged further: the caller looks the token up
+    assert len(client.calls) == 2
 
 
 def test_create_tokens_refusals_over_several_rounds_and_all_refused():

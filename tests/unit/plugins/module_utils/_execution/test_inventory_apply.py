@@ -29,6 +29,7 @@ from ansible_collections.tokenops.entra.plugins.module_utils._execution import i
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.hardware_oath_api import (
     MAX_BULK_CREATE,
     CodeRefused,
+    TokenExists,
 )
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.inventory_apply import Secrets, apply_inventory
 from ansible_collections.tokenops.entra.plugins.module_utils._execution.token_query import TokenQuery
@@ -180,6 +181,31 @@ def test_a_refused_bulk_request_fails_its_tokens_only():
     assert [len(call[1]) for call in sent(api, "create_tokens")] == [100, 50]
     assert {(o.outcome, o.error, o.request_id) for o in outcomes[:100]} == {("failed", denied.message, "rid-403")}
     assert {o.outcome for o in outcomes[100:150]} == {"created"}
+
+
+def test_a_token_refused_as_in_use_in_bulk_is_the_one_another_run_created():
+    """Another controller created T-1 after this run read the inventory: Graph refuses it as a conflict. A listing
+    shows it, held by its declared user: its creation is that run's, never sent again; its activation follows (or,
+    where the other token is held by someone else, it fails asking for a new run, with nothing written)."""
+    conflict = TokenExists(GraphError("Creating token T-1: Graph refused it in a bulk creation: conflict", status=400))
+    taken = TokenExists(GraphError("Creating token T-2: Graph refused it in a bulk creation: conflict", status=400))
+    api = FakeInventoryApi(
+        refuse={("create_tokens", "T-1"): conflict, ("create_tokens", "T-2"): taken},
+        tokens=[listed("T-1", "assigned", AMY), listed("T-2", "assigned", ADELE)],
+    )
+    outcomes = apply(api, [entry(n, f"T-{n}", user=AMY.user_principal_name) for n in range(3)])
+    assert len(sent(api, "create_tokens")) == 1 and sent(api, "create") == []
+    assert summary(outcomes)[0] == ("T-0", "created", [CREATE, ACTIVATE], None)
+    assert summary(outcomes)[1][:3] == ("T-1", "created", [CREATE, ACTIVATE])
+    assert (
+        outcomes[1]
+        .done[0]
+        .reason.endswith("; done by another run at the same time (the token, read again, showed it done)")
+    )
+    assert [call[2] for call in sent(api, ACTIVATE)].count("id-T-1") == 1  # the token the other run created
+    assert summary(outcomes)[2][1] == "failed"
+    assert "was created by another run after this one read the inventory" in outcomes[2].error
+    assert "held by Adele Vance" in outcomes[2].error
 
 
 def test_a_lost_bulk_answer_is_judged_from_a_listing_and_only_the_missing_are_created():

@@ -583,6 +583,25 @@ def test_a_run_that_waits_for_the_lock_says_so_in_its_progress_and_in_a_warning(
     assert len(warnings) == 1 and warnings[0].startswith("This run waited 1 s for another run of this tenant")
 
 
+def test_after_a_run_that_ended_midway_the_next_waits_for_its_last_writes_to_show(writing_module, monkeypatch):
+    """A run stopped midway (its ansible-playbook killed) leaves that in the lock file: the next one, started at once,
+    lets its last writes show in Graph's reads before it reads (else it would plan them again); a run that ended
+    cleanly costs the next nothing."""
+    slept: list[float] = []
+    monkeypatch.setattr(graph_module.time, "sleep", slept.append)
+    first = writing_module(read_after_write_wait=4)
+    monkeypatch.setattr(first, "_stop_asked", lambda: True)
+    with first.exclusive_run():
+        assert first.stop_requested()
+    second = writing_module(read_after_write_wait=4)
+    with second.exclusive_run():
+        pass
+    assert len(slept) == 1 and 3 < slept[0] <= 4
+    with writing_module(read_after_write_wait=4).exclusive_run():
+        pass
+    assert len(slept) == 1  # the second ended cleanly
+
+
 def test_a_run_that_waits_too_long_fails_with_nothing_changed(writing_module, monkeypatch, capsys):
     monkeypatch.setattr(run_state, "LOCK_POLL_SECONDS", 0.05)
     module = writing_module(lock_timeout=0.2)
