@@ -451,8 +451,10 @@ class HardwareOathApi:
         ]
 
     def reread(self, token: TokenView, me: bool = False) -> TokenView:
+        """The token read again after a write. One created a moment ago may not show in reads yet (404): it is
+        waited for (see :meth:`poll`)."""
         if not me:
-            return self.token_by_id(token.id)
+            return self.token_by_id(token.id, wait=True)
         return self.my_token(None, token.id) or unknown_token(token.serial_number, token.id)
 
     # ------------------------------------------------------------------ writes
