@@ -237,11 +237,14 @@ class Driver:
             modules = set(module_processes(run.proc.pid))
             known = {m.pid for m in run.modules + run.others}
             for pid in descendants(run.proc.pid):
-                if pid not in known:
+                if pid in modules and pid not in {m.pid for m in run.modules}:
+                    # New, or first seen before it became the module (a shell's fork, not yet the Python it runs).
+                    run.others = [other for other in run.others if other.pid != pid]
                     process = Process(pid, process_start(pid), run.label)
-                    (run.modules if pid in modules else run.others).append(process)
-                    if pid in modules:
-                        self.modules.append(process)
+                    run.modules.append(process)
+                    self.modules.append(process)
+                elif pid not in known:
+                    run.others.append(Process(pid, process_start(pid), run.label))
         return [m for m in run.modules if m.alive()]
 
     def ended(self, run: Run) -> bool:
