@@ -20,6 +20,7 @@ from typing import Any
 
 import analysis
 import seeds
+from playbook_env import playbook_env
 from simctl import Simulator
 from targets import Runs, fixed_limit
 
@@ -123,20 +124,7 @@ class Bench:
 
     # ------------------------------------------------------------------ one ansible-playbook run
     def env(self, record: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            ANSIBLE_COLLECTIONS_PATH=str(self.work / "collections"),
-            ANSIBLE_CALLBACK_PLUGINS=str(BENCH / "callback_plugins"),
-            ANSIBLE_CALLBACKS_ENABLED="bench_record",
-            BENCH_RECORD=str(record),
-            ANSIBLE_LOCAL_TEMP=str(self.work / "tmp" / "local"),
-            ANSIBLE_REMOTE_TMP=str(self.work / "tmp" / "remote"),
-            ANSIBLE_LOCALHOST_WARNING="false",
-            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_RETRY_FILES_ENABLED="false",
-        )
-        env.setdefault("ANSIBLE_HOME", str(self.work / "ansible-home"))
+        env = playbook_env(self.work, BENCH / "callback_plugins", "bench_record", "BENCH_RECORD", record)
         if self.cprofile:
             (self.work / "profiles").mkdir(exist_ok=True)
             env["BENCH_PROFILE_DIR"] = str(self.work / "profiles")

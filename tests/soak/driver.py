@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from playbook_env import playbook_env
 from scenarios import kill_tree
 from seeds import CLIENT_ID, CLIENT_SECRET
 from simctl import Simulator
@@ -196,21 +197,8 @@ class Driver:
     def env(self, record: Path, machine: str) -> dict[str, str]:
         """The environment of a run; ``machine`` names its controller: runs of one share its run state (the lock and
         the ledger of codes, ENTRA_RUN_STATE_DIR), runs of two share nothing but the tenant."""
-        env = dict(os.environ)
-        env.update(
-            ENTRA_RUN_STATE_DIR=str(self.work / "run-state" / machine),
-            ANSIBLE_COLLECTIONS_PATH=str(self.work / "collections"),
-            ANSIBLE_CALLBACK_PLUGINS=str(SOAK / "callback_plugins"),
-            ANSIBLE_CALLBACKS_ENABLED="soak_record",
-            SOAK_RECORD=str(record),
-            ANSIBLE_LOCAL_TEMP=str(self.work / "tmp" / "local"),
-            ANSIBLE_REMOTE_TMP=str(self.work / "tmp" / "remote"),
-            ANSIBLE_LOCALHOST_WARNING="false",
-            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_RETRY_FILES_ENABLED="false",
-        )
-        env.setdefault("ANSIBLE_HOME", str(self.work / "ansible-home"))
+        env = playbook_env(self.work, SOAK / "callback_plugins", "soak_record", "SOAK_RECORD", record)
+        env["ENTRA_RUN_STATE_DIR"] = str(self.work / "run-state" / machine)
         return env
 
     def start(self, label: str, phase: str, machine: str = "controller") -> Run:
