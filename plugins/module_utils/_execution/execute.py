@@ -211,9 +211,9 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Tok
     A refusal may come from another run (another pipeline, a machine that shares no lock with this one) that had just
     made this very write (with a code of the same step, say): the token is read again after a refusal another run
     can explain (a refused code, REFUSALS_ANOTHER_RUN_EXPLAINS), and when it shows the write done, that is the
-    action's outcome, not a failure. So too before the first code,
-    when another run of this controller sent one for the token a moment ago: this run's read of the token may be
-    from before that write showed. Returns that token (None: this run's write was accepted)."""
+    action's outcome, not a failure. So too before the first code, when another run of this controller sent one for
+    the token a moment ago: this run's read of the token may be from before that write showed. Returns that token
+    (None: this run's write was accepted)."""
 
     def done(now: TokenView) -> bool:
         return took_effect(action, now, run.display_name)
