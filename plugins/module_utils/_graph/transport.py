@@ -66,7 +66,8 @@ class Transport:
     (:meth:`Pacer.acquire`: the shared pause, its lane's pace, and a write token for a write) and holds one of its
     places on the wire while it is sent. A 429 of Graph's write quota pauses everyone, a 429 of another quota paces
     the requests of its lane (:meth:`throttled`); any other Retry-After is waited by its request alone, without a
-    place on the wire. A 429 does not use up a retry while other requests get answered (the task makes progress).
+    place on the wire. A 429, or a failed connection, does not use up a retry while other requests get answered (the
+    task makes progress).
     Without a pacer, requests are sent at once."""
 
     def __init__(
@@ -125,20 +126,23 @@ class Transport:
                     self.pacer.answered(lane, throttled=response.status_code == 429)
             else:
                 response, failure = self._attempt(method, url, safe, headers, kwargs)
-            free = False  # a retry that does not count: a 429 while other requests got answered
+            # A retry that does not count: a 429, or a failed connection, while other requests got answered (the
+            # service is there, and the task makes progress).
+            others_answered = self.pacer is not None and self.pacer.progress() > progress
+            progress = self.pacer.progress() if self.pacer is not None else 0
             if response is not None:
                 if response.status_code in RETRY_STATUSES:
                     self.throttled(response.headers, write=writes > 0 and response.status_code == 429, lane=lane)
                 if not safe and response.status_code in OUTCOME_UNKNOWN_STATUSES:
                     raise self._outcome_unknown(response, f"{method} {_short(url)}", lane)
-                free = response.status_code == 429 and self.pacer is not None and self.pacer.progress() > progress
-                progress = self.pacer.progress() if self.pacer is not None else 0
+                free = response.status_code == 429 and others_answered
                 if not retryable(response.status_code, safe) or (spent >= self.max_retries and not free):
                     return response
                 retry_after = response.headers.get("Retry-After")
-            elif spent >= self.max_retries:
-                raise GraphTransportError(f"{method} {_short(url)}: gave up after {attempt} retries: {failure}")
             else:
+                free = others_answered
+                if spent >= self.max_retries and not free:
+                    raise GraphTransportError(f"{method} {_short(url)}: gave up after {attempt} retries: {failure}")
                 retry_after = None
             spent += 0 if free else 1
             attempt += 1

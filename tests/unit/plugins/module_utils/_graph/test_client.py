@@ -1097,6 +1097,26 @@ def test_a_429_while_nothing_else_gets_answers_uses_up_a_retry():
     assert len(server.requests) == 3 and pacer.progress() == 0
 
 
+def test_a_read_whose_connection_fails_while_others_get_answers_uses_up_no_retry():
+    """The soak: a $batch of 20 reads fails whenever the connection of one of its items is reset (a third of the
+    time at 2 % of requests): the run failed, having given up on one batch while the others were answered."""
+    pacer, _clock = paced()
+
+    class OthersAnsweredWhileWaiting(list):
+        def append(self, seconds):
+            super().append(seconds)
+            pacer.answered("directory", throttled=False)
+
+    sleeps = OthersAnsweredWhileWaiting()
+    server = Server(*[httpx.RemoteProtocolError] * 4, reply(200, json={}))
+    transport = paced_transport(server, pacer, sleeps=sleeps, max_retries=1)
+    assert transport.send("GET", URL).status_code == 200
+    assert len(server.requests) == 5
+    server = Server(httpx.RemoteProtocolError)  # nothing else answered: each retry counts
+    with pytest.raises(GraphTransportError, match="gave up after 1 retries"):
+        paced_transport(server, paced()[0], max_retries=1).send("GET", URL)
+
+
 def test_a_429_after_others_got_answers_while_it_waited_uses_up_no_retry():
     """One request on the wire at a time (concurrency 1): the others are answered while this one waits out its
     Retry-After, not during its own attempt. The integration test of a killed run found a token failed so."""
