@@ -150,7 +150,7 @@ options:
         Requests that change something are retried only when Graph refused them unprocessed (429) or no
         connection was made.
       - A write whose outcome is unknown (its answer lost, or answered 503 or 504) is never retried blindly. The
-        token is read again, and the write is sent again, with a fresh code, only if it did not take effect: up to
+        token is read again, and the write is sent again, with a fresh code, only if it did not take effect, up to
         six sends in all, whatever this option says.
       - A 429, or a failed connection, does not count while other requests of the task get answers (the task makes
         progress, as under a rate limit that lets some through); it is retried after its C(Retry-After) (or a
