@@ -1,10 +1,25 @@
-"""The environment of an ``ansible-playbook`` run of the benchmark or the soak: the collection from the scratch
-directory, one recording callback, and every temporary directory and Ansible's home in the scratch directory."""
+"""The scratch directory of the benchmark or the soak, and the environment of their ``ansible-playbook`` runs: the
+collection from the scratch directory, one recording callback, and every temporary directory and Ansible's home in
+the scratch directory."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+
+def prepare_scratch(work: Path, root: Path, subdirs: tuple[str, ...]) -> None:
+    """``work`` with ``subdirs`` (``vars`` private: the variables hold the app's secret and the tokens' secrets) and
+    the collection at ``root`` linked where ``playbook_env`` points Ansible."""
+    for sub in subdirs:
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    if "vars" in subdirs:
+        os.chmod(work / "vars", 0o700)
+    collections = work / "collections" / "ansible_collections" / "tokenops"
+    collections.mkdir(parents=True, exist_ok=True)
+    link = collections / "entra"
+    if not link.is_symlink():
+        link.symlink_to(root)
 
 
 def playbook_env(work: Path, callbacks: Path, callback: str, record_variable: str, record: Path) -> dict[str, str]:

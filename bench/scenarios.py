@@ -20,7 +20,7 @@ from typing import Any
 
 import analysis
 import seeds
-from playbook_env import playbook_env
+from playbook_env import playbook_env, prepare_scratch
 from simctl import Simulator
 from targets import Runs, fixed_limit
 
@@ -107,14 +107,7 @@ class Bench:
         self.python = python
         self.ansible_playbook = str(Path(python).parent / "ansible-playbook")
         self.work = work
-        for sub in ("vars", "records", "logs", "seeds", "tmp"):
-            (work / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(work / "vars", 0o700)
-        collections = work / "collections" / "ansible_collections" / "tokenops"
-        collections.mkdir(parents=True, exist_ok=True)
-        link = collections / "entra"
-        if not link.is_symlink():
-            link.symlink_to(ROOT)
+        prepare_scratch(work, ROOT, ("vars", "records", "logs", "seeds", "tmp"))
         self.rss_file = work / "rss.jsonl"
         self.wrapper = work / "module-python"
         self.wrapper.write_text(WRAPPER.format(python=python, out=str(self.rss_file)), encoding="utf-8")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playbook_env import playbook_env
+from playbook_env import playbook_env, prepare_scratch
 from scenarios import kill_tree
 from seeds import CLIENT_ID, CLIENT_SECRET
 from simctl import Simulator
@@ -124,14 +124,7 @@ class Driver:
         self.ansible_playbook = str(Path(python).parent / "ansible-playbook")
         self.work = work
         self.sim = sim
-        for sub in ("vars", "records", "logs", "tmp"):
-            (work / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(work / "vars", 0o700)
-        collections = work / "collections" / "ansible_collections" / "tokenops"
-        collections.mkdir(parents=True, exist_ok=True)
-        link = collections / "entra"
-        if not link.is_symlink():
-            link.symlink_to(ROOT)
+        prepare_scratch(work, ROOT, ("vars", "records", "logs", "tmp"))
         self.vars_file = work / "vars" / "soak.json"
         fd = os.open(self.vars_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

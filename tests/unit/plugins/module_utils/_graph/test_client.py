@@ -1097,17 +1097,24 @@ def test_a_429_while_nothing_else_gets_answers_uses_up_a_retry():
     assert len(server.requests) == 3 and pacer.progress() == 0
 
 
+class OthersAnsweredWhileWaiting(list):
+    """The sleeps of a transport (recorded) during which another thread's request is answered by ``pacer``."""
+
+    def __init__(self, pacer):
+        super().__init__()
+        self.pacer = pacer
+
+    def append(self, seconds):
+        super().append(seconds)
+        self.pacer.answered("directory", throttled=False)
+
+
 def test_a_read_whose_connection_fails_while_others_get_answers_uses_up_no_retry():
     """The soak: a $batch of 20 reads fails whenever the connection of one of its items is reset (a third of the
     time at 2 % of requests): the run failed, having given up on one batch while the others were answered."""
     pacer, _clock = paced()
 
-    class OthersAnsweredWhileWaiting(list):
-        def append(self, seconds):
-            super().append(seconds)
-            pacer.answered("directory", throttled=False)
-
-    sleeps = OthersAnsweredWhileWaiting()
+    sleeps = OthersAnsweredWhileWaiting(pacer)
     server = Server(*[httpx.RemoteProtocolError] * 4, reply(200, json={}))
     transport = paced_transport(server, pacer, sleeps=sleeps, max_retries=1)
     assert transport.send("GET", URL).status_code == 200
@@ -1122,12 +1129,7 @@ def test_a_429_after_others_got_answers_while_it_waited_uses_up_no_retry():
     Retry-After, not during its own attempt. The integration test of a killed run found a token failed so."""
     pacer, _clock = paced()
 
-    class OthersAnsweredWhileWaiting(list):
-        def append(self, seconds):
-            super().append(seconds)
-            pacer.answered("directory", throttled=False)
-
-    sleeps = OthersAnsweredWhileWaiting()
+    sleeps = OthersAnsweredWhileWaiting(pacer)
     server = Server(*[reply(429, headers={"Retry-After": "1"})] * 4, reply(201, json={}))
     transport = paced_transport(server, pacer, sleeps=sleeps, max_retries=1)
     assert transport.send("POST", URL, json={}).status_code == 201
