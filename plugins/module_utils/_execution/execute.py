@@ -221,14 +221,16 @@ def _write_with_codes(run: _Assignment, action: Action, token: TokenView) -> Tok
     def reread() -> TokenView:
         return run.api.reread(run.token, run.me)
 
-    if action.kind in CODE_ACTIONS and run.codes.sent_lately_elsewhere(token):
-        latest = reread()  # once, not waiting: most often the other run's write was another (a test, a rename)
-        if done(latest):
-            run.log(f"another run sent a code for {run.token.label} a moment ago; read again, it shows it done")
-            return latest
+    lately = action.kind in CODE_ACTIONS and run.codes.sent_lately_elsewhere(token)
     attempt = 1
     while True:
         code = run.codes.next_code(token) if action.kind in CODE_ACTIONS else None
+        if lately:  # read once, after the code's wait for a step no other run used: that run's write shows by then
+            lately = False
+            latest = reread()
+            if done(latest):
+                run.log(f"another run sent a code for {run.token.label} a moment ago; read again, it shows it done")
+                return latest
         try:
             run.api.write(action, token, run.user, code, run.display_name, by_serial=run.by_serial, me=run.me)
             return None
