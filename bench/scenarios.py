@@ -417,21 +417,26 @@ class Bench:
 
 
 # ---------------------------------------------------------------------- ending a run, the faults, a run's summary
-def kill_tree(pid: int) -> None:
-    """End a run: ``pid`` (ansible-playbook, the leader of its own process group) and every process below it. Its
-    workers call setsid, so the group alone would leave them and the module running."""
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 children.setdefault(parent, []).append(int(entry.name))
-    tree, todo = [], [pid]
+    out, todo = [], list(children.get(pid, []))
     while todo:
         current = todo.pop()
-        tree.append(current)
+        out.append(current)
         todo += children.get(current, [])
-    for member in tree:
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """End a run: ``pid`` (ansible-playbook, the leader of its own process group) and every process below it. Its
+    workers call setsid, so the group alone would leave them and the module running."""
+    for member in [pid, *descendants(pid)]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(member, signal.SIGKILL)
 

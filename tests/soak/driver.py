@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from playbook_env import playbook_env, prepare_scratch
-from scenarios import kill_tree
+from scenarios import descendants, kill_tree
 from seeds import CLIENT_ID, CLIENT_SECRET
 from simctl import Simulator
 
@@ -41,22 +41,6 @@ def process_start(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(parent, []).append(int(entry.name))
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo += children.get(current, [])
-    return out
 
 
 def module_processes(pid: int) -> list[int]:
