@@ -288,6 +288,26 @@ def test_run_report_all_lists_every_token(api):
     assert result["counts"] == counted(created=1, unchanged=1, reassigned=1, unassigned=1)
 
 
+def test_run_report_failed_lists_only_failed_tokens_and_counts_every_one(api):
+    api(*mixed_inventory())
+    tokens = [*mixed(), item("T-4", state="available", manufacturer="Contoso", model="OATH-TOTP")]  # no secret
+    with pytest.raises(Failed) as info:
+        task(tokens, report="failed", diff=True).run(module_under_test.run)
+    result = info.value.args[0]
+    assert [(r["serial_number"], r["outcome"]) for r in result["tokens"]] == [("T-4", "failed")]
+    assert result["failed_tokens"] == ["T-4"]
+    assert result["counts"] == counted(created=1, unchanged=1, reassigned=1, failed=1)
+    assert sorted(result["diff"]["after"]) == ["T-1", "T-3"]  # diff mode still shows every change
+
+
+def test_run_report_failed_of_a_run_without_failure_lists_none(api):
+    api(*mixed_inventory())
+    result = module_under_test.run(task(mixed(), report="failed"))
+    assert result["changed"] is True
+    assert result["tokens"] == []
+    assert result["counts"] == counted(created=1, unchanged=1, reassigned=1)
+
+
 @pytest.mark.parametrize("diff", [False, True])
 def test_run_diff_is_keyed_by_serial_number_only_in_diff_mode(api, diff):
     api(*mixed_inventory())
