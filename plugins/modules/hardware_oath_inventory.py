@@ -503,11 +503,11 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         ]
     changed = any(row["actions"] for row in rows)
     failed = [row for row in rows if row["outcome"] == "failed"]
-    shown_rows = {
-        "all": rows,
-        "changes": [row for row in rows if row["actions"] or row["outcome"] == "failed"],
-        "failed": failed,
-    }[params["report"]]
+    report = params["report"]
+    if report == "changes":
+        shown_rows = [row for row in rows if row["actions"] or row["outcome"] == "failed"]
+    else:
+        shown_rows = rows if report == "all" else failed
     result = module.result(
         changed,
         {row["serial_number"]: row["before"] for row in rows if row["actions"]},
