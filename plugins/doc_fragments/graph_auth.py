@@ -208,6 +208,8 @@ options:
         to finish (see O(run_state_dir)). The lock is released when its holder ends, however it ends. While it waits,
         the progress lines of M(tokenops.entra.hardware_oath_inventory) say so; once it has it, a warning says how long
         it waited. When the time is up, the task fails with nothing changed.
+      - A run that waited for one that wrote then waits until O(read_after_write_wait) seconds have passed since that
+        run ended, so that its reads show the other run's last writes (it would otherwise plan them again).
     type: float
     default: 900
     version_added: 1.1.0

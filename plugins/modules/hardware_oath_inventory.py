@@ -172,7 +172,8 @@ notes:
     (the ledger in O(run_state_dir)); a code refused as already used is followed by a later step's, unless the token,
     read again, shows that another run did the write.
   - Two runs of one tenant and application on one controller never write side by side. A run that writes holds a
-    lock from its first read to its last write, and the second waits for it (O(lock_timeout)). A run whose
+    lock from its first read to its last write, and the second waits for it (O(lock_timeout)), then, if the first
+    wrote, for its last writes to show in Graph's reads (O(read_after_write_wait)). A run whose
     C(ansible-playbook) was killed stops starting new work and exits, releasing the lock.
   - A list of more than 100 tokens is shown in the result's C(invocation) (Ansible's record of the arguments, seen
     with C(-v)) by its length only, so that the result does not repeat the whole inventory.

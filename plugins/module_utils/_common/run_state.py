@@ -91,16 +91,18 @@ def state_key(*parts: str | None) -> str:
 class RunLock:
     """The lock of one tenant and application in ``directory``. ``acquire`` waits for it, ``release`` (or the end of
     the process) gives it back. The lock file tells a waiting run who holds it: a process id, a host and when it
-    began (nothing secret). A run that ends cleanly empties it; one that was stopped midway leaves when it ended
-    (``interrupted``), and one that was killed leaves its holder record: ``cut_short`` tells the next holder when
-    the run before it ended midway, so that it lets that run's last writes show in Graph's reads before it reads."""
+    began (nothing secret). A run that ends cleanly leaves when it ended if it wrote (``wrote``), else nothing; one
+    that was stopped midway leaves when it ended (``interrupted``), and one that was killed leaves its holder record.
+    ``previous_writes_end`` tells the next holder when the run before it wrote last, when those writes may not show
+    in Graph's reads yet, so that it lets them show before it reads."""
 
     def __init__(self, directory: str, key: str, *, clock: t.Callable[[], float] = time.monotonic) -> None:
         self.path = os.path.join(directory, f"lock-{key}")
         self.clock = clock
         self._fd: int | None = None
-        # When the holder before this one ended midway (time.time()), as far as known; None: it ended cleanly.
-        self.cut_short: float | None = None
+        # When the holder before this one ended (time.time()), if its last writes may not show yet: it ended midway,
+        # or this run waited for it and it wrote (two runs started together plan the same writes). None otherwise.
+        self.previous_writes_end: float | None = None
 
     def holder(self) -> str:
         """Who holds the lock, as its file says (empty when it can't be read)."""
@@ -119,12 +121,14 @@ class RunLock:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(self.path, flags, 0o600)
         start = self.clock()
+        held = False  # by another run when this one came
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    held = True
                     waited = self.clock() - start
                     holder = self.holder()
                     if waited >= timeout:
@@ -136,7 +140,7 @@ class RunLock:
                         ) from None
                     waiting(waited, holder)
                     time.sleep(LOCK_POLL_SECONDS)
-            self.cut_short = _cut_short(os.pread(fd, 1024, 0))
+            self.previous_writes_end = _previous_writes_end(os.pread(fd, 1024, 0), waited_for_it=held)
             os.ftruncate(fd, 0)
             os.pwrite(
                 fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(), 0
@@ -147,24 +151,29 @@ class RunLock:
         self._fd = fd
         return self.clock() - start
 
-    def release(self, *, interrupted: bool = False) -> None:
-        """Give the lock back; ``interrupted``: this run stopped midway (see ``cut_short``)."""
+    def release(self, *, interrupted: bool = False, wrote: bool = False) -> None:
+        """Give the lock back; ``interrupted``: this run stopped midway; ``wrote``: it sent a write (see
+        ``previous_writes_end``)."""
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
-                if interrupted:
-                    os.pwrite(self._fd, json.dumps({"interrupted": time.time()}).encode(), 0)
+                if interrupted or wrote:
+                    record = {"interrupted" if interrupted else "wrote": time.time()}
+                    os.pwrite(self._fd, json.dumps(record).encode(), 0)
             os.close(self._fd)  # closing the last descriptor releases the flock
             self._fd = None
 
 
-def _cut_short(content: bytes) -> float | None:
-    """From what the lock file held when this run took the lock: when the run before ended midway. A holder record
-    is a run that never released the lock (killed): it ended now, at the latest."""
+def _previous_writes_end(content: bytes, *, waited_for_it: bool) -> float | None:
+    """From what the lock file held when this run took the lock: when the run before wrote last, if that may not
+    show yet. A run stopped midway left when; a holder record is a run that never released the lock (killed): it
+    ended now, at the latest. A run that ended cleanly counts only when this run waited for it."""
     try:
         data = json.loads(content or b"{}")
         if "interrupted" in data:
             return min(float(data["interrupted"]), time.time())
+        if "wrote" in data:
+            return min(float(data["wrote"]), time.time()) if waited_for_it else None
         return time.time() if "pid" in data else None
     except (ValueError, TypeError):
         return time.time()  # a record cut off as it was written: its writer ended then

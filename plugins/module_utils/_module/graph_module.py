@@ -251,7 +251,7 @@ class GraphModule(AnsibleModule):
                     f"This run waited {duration_text(waited)} for another run of this tenant and application to "
                     "finish its writes (two runs never write side by side on one controller)."
                 )
-            self._settle_after(lock.cut_short)
+            self._settle_after(lock.previous_writes_end)
             self.code_history = CodeLedger(directory, state_key(*service))
             try:
                 yield
@@ -259,17 +259,18 @@ class GraphModule(AnsibleModule):
                 self.code_history.close()
                 self.code_history = None
         finally:
-            lock.release(interrupted=self._stopped)
+            lock.release(interrupted=self._stopped, wrote=bool(self.pacing().get("writes")))
 
-    def _settle_after(self, cut_short: float | None) -> None:
-        """The run before this one ended midway (killed, or stopped), at ``cut_short``: its last writes may not show in
-        Graph's reads yet, and this run, reading too soon, would plan them again. It waits for them as long as it
-        would for a write of its own to show (``read_after_write_wait``), counted from that end."""
-        if cut_short is None:
+    def _settle_after(self, previous_writes_end: float | None) -> None:
+        """The run before this one wrote until ``previous_writes_end`` (it ended midway, killed or stopped, or this run
+        waited for it): its last writes may not show in Graph's reads yet, and this run, reading too soon, would plan
+        them again. It waits for them as long as it would for a write of its own to show
+        (``read_after_write_wait``), counted from that end."""
+        if previous_writes_end is None:
             return
-        pause = cut_short + self.params["read_after_write_wait"] - time.time()
+        pause = previous_writes_end + self.params["read_after_write_wait"] - time.time()
         if pause > 0:
-            self.log(f"the run before this one ended midway: waiting {pause:.1f} s for its last writes to show")
+            self.log(f"the run before this one has just written: waiting {pause:.1f} s for its last writes to show")
             time.sleep(pause)
 
     def stop_requested(self) -> bool:

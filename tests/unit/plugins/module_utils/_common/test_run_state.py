@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -118,7 +119,7 @@ def test_the_lock_is_free_once_its_holder_is_killed(tmp_path, monkeypatch):
         killer.wait()
         holder.wait()
     assert 0.2 < waited < 10 and time.monotonic() - started < 10
-    assert lock.cut_short is not None and abs(lock.cut_short - time.time()) < 5  # the run before ended midway: now
+    assert lock.previous_writes_end is not None and abs(lock.previous_writes_end - time.time()) < 5  # killed: now
     with open(lock.path, encoding="utf-8") as file:
         assert json.load(file)["pid"] == os.getpid()  # now this run's
     lock.release()
@@ -128,15 +129,37 @@ def test_the_lock_is_free_once_its_holder_is_killed(tmp_path, monkeypatch):
 def test_the_next_run_learns_whether_the_run_before_ended_midway(tmp_path):
     first, second = RunLock(str(tmp_path), "k"), RunLock(str(tmp_path), "k")
     first.acquire(0)
-    assert first.cut_short is None  # a new lock file
+    assert first.previous_writes_end is None  # a new lock file
     first.release()
     second.acquire(0)
-    assert second.cut_short is None  # ended cleanly
+    assert second.previous_writes_end is None  # ended cleanly
     before = time.time()
     second.release(interrupted=True)
     first.acquire(0)
-    assert first.cut_short is not None and before <= first.cut_short <= time.time()  # stopped midway, then
-    first.release()
+    assert first.previous_writes_end is not None and before <= first.previous_writes_end <= time.time()  # midway
+    first.release(wrote=True)
+    second.acquire(0)
+    assert second.previous_writes_end is None  # it wrote and ended cleanly before this run came: nothing to wait for
+    second.release()
+
+
+@pytest.mark.parametrize("wrote", [True, False])
+def test_a_run_that_waited_for_one_that_wrote_learns_when_it_ended(tmp_path, monkeypatch, wrote):
+    monkeypatch.setattr(run_state, "LOCK_POLL_SECONDS", 0.05)
+    first, second = RunLock(str(tmp_path), "k"), RunLock(str(tmp_path), "k")
+    first.acquire(0)
+    releaser = threading.Timer(0.3, lambda: first.release(wrote=wrote))
+    releaser.start()
+    before = time.time()
+    try:
+        assert second.acquire(10) > 0.1
+    finally:
+        releaser.join()
+    if wrote:  # both started together: the second would plan the first's writes from a read that predates them
+        assert second.previous_writes_end is not None and before <= second.previous_writes_end <= time.time()
+    else:
+        assert second.previous_writes_end is None
+    second.release()
 
 
 def test_a_free_lock_is_taken_at_once_and_given_back(tmp_path):

@@ -15,6 +15,7 @@ import random
 import stat
 import threading
 import time
+import types
 
 import pytest
 from ansible.module_utils.common.parameters import PASS_VARS, remove_values
@@ -600,6 +601,36 @@ def test_after_a_run_that_ended_midway_the_next_waits_for_its_last_writes_to_sho
     with writing_module(read_after_write_wait=4).exclusive_run():
         pass
     assert len(slept) == 1  # the second ended cleanly
+
+
+@pytest.mark.parametrize("writes, settles", [(3, True), (0, False)])
+def test_a_run_that_waited_for_one_that_wrote_waits_for_its_last_writes_to_show(
+    writing_module, monkeypatch, writes, settles
+):
+    """Two runs started together: the second, once the first is done, would read a tenant that may not show the
+    first's last writes yet, and plan them again. It lets them show first; a first run that wrote nothing costs it
+    nothing."""
+    monkeypatch.setattr(run_state, "LOCK_POLL_SECONDS", 0.05)
+    slept: list[float] = []
+    monkeypatch.setattr(graph_module, "time", types.SimpleNamespace(time=time.time, sleep=slept.append))
+    first = writing_module(read_after_write_wait=4, lock_timeout=10)
+    monkeypatch.setattr(first, "pacing", lambda: {"writes": writes})
+    inside = threading.Event()
+
+    def hold() -> None:
+        with first.exclusive_run():
+            inside.set()
+            time.sleep(0.4)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(5)
+    second = writing_module(read_after_write_wait=4, lock_timeout=10)
+    monkeypatch.setattr(second, "warn", lambda text: None)
+    with second.exclusive_run():
+        pass
+    holder.join()
+    assert [round(pause) for pause in slept] == ([4] if settles else [])
 
 
 def test_a_run_that_waits_too_long_fails_with_nothing_changed(writing_module, monkeypatch, capsys):
