@@ -504,11 +504,12 @@ def run(module: GraphModule) -> dict[str, t.Any]:
         ]
     changed = any(row["actions"] for row in rows)
     failed = [row for row in rows if row["outcome"] == "failed"]
-    report = params["report"]
-    if report == "changes":
-        shown_rows = [row for row in rows if row["actions"] or row["outcome"] == "failed"]
+    if params["report"] == "all":
+        shown_rows = rows
+    elif params["report"] == "failed":
+        shown_rows = failed
     else:
-        shown_rows = rows if report == "all" else failed
+        shown_rows = [row for row in rows if row["actions"] or row["outcome"] == "failed"]
     result = module.result(
         changed,
         {row["serial_number"]: row["before"] for row in rows if row["actions"]},

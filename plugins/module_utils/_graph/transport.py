@@ -128,8 +128,8 @@ class Transport:
                 response, failure = self._attempt(method, url, safe, headers, kwargs)
             # A retry that does not count: a 429, or a failed connection, while other requests got answered (the
             # service is there, and the task makes progress).
-            others_answered = self.pacer is not None and self.pacer.progress() > progress
-            progress = self.pacer.progress() if self.pacer is not None else 0
+            answered = self.pacer.progress() if self.pacer is not None else 0
+            others_answered, progress = answered > progress, answered
             if response is not None:
                 if response.status_code in RETRY_STATUSES:
                     self.throttled(response.headers, write=writes > 0 and response.status_code == 429, lane=lane)
