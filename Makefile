@@ -90,10 +90,12 @@ INTEGRATION_ON_ONE_CORE := awx_credential_injectors@2.21 gitops_example@2.19 har
 	real_service_fidelity@2.19
 # $(call part_targets,PART,CORE): the targets of that part, less those meant for another core.
 part_targets = $(filter-out $(foreach t,$(INTEGRATION_ON_ONE_CORE),$(if $(filter-out $(2),$(lastword $(subst @, ,$(t)))),$(firstword $(subst @, ,$(t))))),$(INTEGRATION_PART_$(1)))
-# The stages of make test, the longest first: make starts them in this order once both venvs are ready.
+# The stages of make test, in the order make starts them once both venvs are ready: the longest first, then those that
+# mostly wait (the short soak and benchmark, the simulator's suite: the other stages use the time), and last the short
+# ones that keep a core busy, so that the stages end together.
 TEST_STAGES := $(foreach p,$(INTEGRATION_PARTS),$(foreach c,$(CORES),integration-$(p)-$(c))) \
-	$(foreach c,$(CORES),sanity-$(c)) molecule release-check soak-short $(foreach c,$(CORES),units-$(c)) lint \
-	simulator-test bench-short conformance-test ee-check
+	$(foreach c,$(CORES),sanity-$(c)) molecule release-check soak-short simulator-test bench-short lint \
+	$(foreach c,$(CORES),units-$(c)) conformance-test ee-check
 STAGES_DIR := $(TMP_DIR)/stages
 
 # Isolation: keep pip, ansible and ansible-test state out of the real home
