@@ -8,8 +8,9 @@
                                                 app, a read-only federated app, an inventory-only app, a
                                                 user-assigned managed identity) and
                                                 the certificate app's PEM (private key + certificate, mode 0600)
-    sim_helper.py codes SECRET [--hash H] [--interval S] [--start T] [--end T] [--margin N]
-                                                the TOTP codes of every time step from START - N steps to END + N
+    sim_helper.py codes SECRET... [--hash H] [--interval S] [--start T] [--end T] [--margin N]
+                                                the TOTP codes of every time step from START - N steps to END + N,
+                                                of each secret
     sim_helper.py wrong SECRET [--hash H] [--interval S]
                                                 a well-formed code that the simulator accepts at no step of its
                                                 drift window (+-2880 steps) around now
@@ -21,6 +22,15 @@
     sim_helper.py wait-step [--interval S] [--left N]
                                                 waits until at least N seconds of the current time step are left,
                                                 so that what follows happens within one step
+    sim_helper.py start DEMO_SEED OUT_DIR SERVE_PY [--lifetime S] [--timeout S]
+                                                builds the integration seed (as seed does), starts the simulator
+                                                (SERVE_PY) in a session of its own, ended by `timeout` after S
+                                                seconds if nobody stops it, its output in OUT_DIR/simulator.log, and
+                                                waits for its ready file OUT_DIR/ready.json: the seed, the PEM and
+                                                the ready file's content, or the error and the simulator's output
+    sim_helper.py stop PID READY_FILE [--timeout S]
+                                                SIGTERM to PID, then waits until the ready file is gone (the
+                                                simulator removes it on a clean exit); exits 1 if it stays
 
 Every command prints JSON on stdout.
 """
@@ -29,10 +39,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime
 import hashlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -164,16 +177,19 @@ def cmd_seed(args: argparse.Namespace) -> dict:
     return {"seed": seed_path, "cert_pem": pem_path}
 
 
-def totp(args: argparse.Namespace) -> pyotp.TOTP:
-    return pyotp.TOTP(args.secret, digits=6, digest=DIGESTS[args.hash], interval=args.interval)
+def totp(args: argparse.Namespace, secret: str | None = None) -> pyotp.TOTP:
+    return pyotp.TOTP(secret or args.secret, digits=6, digest=DIGESTS[args.hash], interval=args.interval)
 
 
 def cmd_codes(args: argparse.Namespace) -> dict:
     now = time.time()
     start = int((args.start or now) // args.interval) - args.margin
     end = int((args.end or now) // args.interval) + args.margin
-    generator = totp(args)
-    return {"steps": [start, end], "codes": sorted({generator.generate_otp(step) for step in range(start, end + 1)})}
+    generators = [totp(args, secret) for secret in args.secret]
+    return {
+        "steps": [start, end],
+        "codes": sorted({generator.generate_otp(step) for generator in generators for step in range(start, end + 1)}),
+    }
 
 
 def cmd_wrong(args: argparse.Namespace) -> dict:
@@ -194,6 +210,46 @@ def cmd_wait_step(args: argparse.Namespace) -> dict:
         time.sleep(left + 0.05)
     now = time.time()
     return {"step": int(now // args.interval), "left": round(args.interval - now % args.interval, 3)}
+
+
+def cmd_start(args: argparse.Namespace) -> dict:
+    result = cmd_seed(args)
+    ready = os.path.join(args.out_dir, "ready.json")
+    log = os.path.join(args.out_dir, "simulator.log")
+    command = [sys.executable, args.serve_py, "--seed", result["seed"], "--port", "0", "--ready-file", ready]
+    with open(log, "wb") as output:
+        launcher = subprocess.Popen(  # pylint: disable=consider-using-with  # it outlives this helper
+            ["timeout", str(args.lifetime), *command],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not ended with this helper's process group
+        )
+    with open(os.path.join(args.out_dir, "launcher.pid"), "w", encoding="ascii") as handle:
+        handle.write(str(launcher.pid))
+    deadline = time.monotonic() + args.timeout
+    while not os.path.exists(ready) and launcher.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        with open(ready, encoding="utf-8") as handle:
+            return {**result, "ready": json.load(handle)}
+    except (OSError, ValueError):
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            output_text = handle.read()
+        exited = launcher.poll()
+        why = f"exited with status {exited}" if exited is not None else f"wrote no ready file in {args.timeout} s"
+        return {**result, "error": f"The simulator did not start ({why}): {output_text}"}
+
+
+def cmd_stop(args: argparse.Namespace) -> dict:
+    with contextlib.suppress(ProcessLookupError):  # gone already: only its ready file is left to wait for
+        os.kill(args.pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while os.path.exists(args.ready_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if os.path.exists(args.ready_file):
+        raise SystemExit(f"The simulator (pid {args.pid}) did not remove {args.ready_file} in {args.timeout} s")
+    return {"stopped": args.pid}
 
 
 def cmd_hex(args: argparse.Namespace) -> dict:
@@ -224,7 +280,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     seed.add_argument("out_dir")
     for name in ("codes", "wrong", "hex"):
         sub = commands.add_parser(name)
-        sub.add_argument("secret")
+        sub.add_argument("secret", nargs="+" if name == "codes" else None)
         sub.add_argument("--hash", default="hmacsha1", choices=sorted(DIGESTS))
         sub.add_argument("--interval", type=int, default=30)
         if name == "codes":
@@ -236,6 +292,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     pfx.add_argument("out")
     pfx.add_argument("--password-stdin", action="store_true")
     pfx.add_argument("--base64", action="store_true")
+    start = commands.add_parser("start")
+    start.add_argument("demo_seed")
+    start.add_argument("out_dir")
+    start.add_argument("serve_py")
+    start.add_argument("--lifetime", type=int, default=900)
+    start.add_argument("--timeout", type=float, default=60.0)
+    stop = commands.add_parser("stop")
+    stop.add_argument("pid", type=int)
+    stop.add_argument("ready_file")
+    stop.add_argument("--timeout", type=float, default=30.0)
     wait = commands.add_parser("wait-step")
     wait.add_argument("--interval", type=int, default=30)
     wait.add_argument("--left", type=float, default=15.0)
@@ -251,6 +317,8 @@ def main() -> int:
         "hex": cmd_hex,
         "pkcs12": cmd_pkcs12,
         "wait-step": cmd_wait_step,
+        "start": cmd_start,
+        "stop": cmd_stop,
     }[args.command]
     print(json.dumps(handler(args)))
     return 0
