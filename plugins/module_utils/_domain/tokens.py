@@ -13,6 +13,8 @@ import typing as t
 from dataclasses import dataclass
 
 STATUSES = ("available", "assigned", "activated", "failedActivation")
+# "Users can have up to five OATH hardware tokens or authenticator applications" (Entra's hardware OATH upload docs).
+MAX_METHODS_PER_USER = 5
 
 
 @dataclass(frozen=True)

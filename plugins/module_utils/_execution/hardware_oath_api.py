@@ -24,10 +24,9 @@ from .._domain.actions import (
     UNASSIGN,
     Action,
 )
-from .._domain.tokens import TokenView, UserView
+from .._domain.tokens import MAX_METHODS_PER_USER, TokenView, UserView
 from .._graph.client import MAX_BATCH, GraphClient
 from .._graph.odata import segment
-from .._planning.inventory import MAX_METHODS_PER_USER
 from .permissions import call, with_permission_hint
 from .token_query import MAX_FILTER_EXPRESSIONS, Lookup, TokenQuery, chunks, filter_in, unique, users_filter
 

@@ -23,15 +23,13 @@ from .._domain.actions import (
     Plan,
     outcome_of,
 )
-from .._domain.tokens import TokenView, UserView
+from .._domain.tokens import MAX_METHODS_PER_USER, TokenView, UserView
 from .assignment import Desired, plan_assignment
 from .token import TokenSpec, created_view, plan_token, token_result
 
 STATES = ("activated", "assigned", "available", "absent")
 HOLDING_STATES = ("activated", "assigned")
 PRUNE_ACTIONS = ("unassign", "delete")
-# "Users can have up to five OATH hardware tokens or authenticator applications" (Entra's hardware OATH upload docs).
-MAX_METHODS_PER_USER = 5
 
 
 @dataclass(frozen=True)
